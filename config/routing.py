@@ -1,0 +1,3 @@
+"""Websocket routes; each app adds its own consumers here."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,68 @@
+"""The two shapes of settings: production passes check --deploy; the embedded default needs no server."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_production_settings_pass_check_deploy_without_warnings():
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env={
+            "DJANGO_DEBUG": "0",
+            "DJANGO_SECRET_KEY": "x7Gq2-very-long-and-random-production-secret-key-3Jk9mPq0zRt5uWv8yB1c",
+            "FIELD_ENCRYPTION_KEY": "lJeH8y1aqlogdtbMrJmuqB441M_wtq0ZgG0nBFzT0DY=",
+            "DJANGO_ALLOWED_HOSTS": "arbsim.example.com",
+            "DATABASE_URL": "postgres://arbsim@127.0.0.1:1/arbsim",
+            "REDIS_URL": "redis://127.0.0.1:1/0",
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.slow
+def test_a_missing_secret_key_is_a_clear_error(tmp_path):
+    result = _manage(
+        "check",
+        env={
+            "DJANGO_SECRET_KEY": "",
+            "FIELD_ENCRYPTION_KEY": "k",
+            "SQLITE_PATH": str(tmp_path / "x.sqlite3"),
+        },
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY is not set" in result.stderr
+
+
+@pytest.mark.slow
+def test_embedded_default_is_sqlite_in_wal_mode_with_in_process_tasks(tmp_path):
+    code = (
+        "from django.conf import settings; from django.db import connection;"
+        "c = connection.cursor(); c.execute('PRAGMA journal_mode'); print(c.fetchone()[0]);"
+        "print(settings.CHANNEL_LAYERS['default']['BACKEND']); print(settings.CELERY_TASK_ALWAYS_EAGER)"
+    )
+    result = _manage("shell", "-c", code, env={"SQLITE_PATH": str(tmp_path / "embedded.sqlite3")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[-3:] == ["wal", "channels.layers.InMemoryChannelLayer", "True"]
