@@ -1,0 +1,385 @@
+"""Cross-venue edge detection ("Time Alignment Approx"): pure, no Django, no I/O, clock injected.
+
+A pair is one yes/no question listed on both venues. For each of its two directions we buy the
+YES outcome on one venue and the NO outcome on the other; the pair pays $1 whichever way the
+question resolves, so the gross edge per contract is `$1 - ask_yes - ask_no`.
+
+Fees are charged per *order* on its total, with the venue's rounding (Kalshi: ceil to the cent
+per order), so the fee of N contracts is not N times the fee of one. Two numbers follow:
+
+- `net_edge_cents`: the edge of a 1-contract order at the best levels, fees of that 1-contract
+  order included (a Kalshi contract at $0.50 pays ceil($0.0175) = $0.02). This is "the net edge at
+  >= 1 contract" that spans and user thresholds compare against.
+- `size` / `avg_net_edge_cents`: we walk both ask ladders together, taking at each step the
+  *level pair* chunk `min(remaining size at YES level i, remaining size at NO level j)`. The
+  **marginal edge** of a chunk is the extra profit of the hedged position when that chunk is
+  added, with each leg's fee recomputed on the leg's whole order (all its fills so far) with
+  `FeeSchedule.fills_fee_usd`:
+
+      marginal = profit(fills + chunk) - profit(fills),
+      profit(fills) = size x $1 - sum(price x size) - fee_yes(fills_yes) - fee_no(fills_no)
+
+  We keep adding chunks while the marginal edge is > 0 and stop at the first chunk that is not
+  (later chunks are at worse prices, so they cannot do better, up to a cent of rounding). Chunks
+  are whole level pairs: a chunk is taken entirely or not at all.
+
+For the chosen size we report `cost_usd` = sum(price x size) over both legs, **fees excluded**,
+`fees_usd` = the two legs' order fees, and `avg_net_edge_cents` = (size x $1 - cost - fees) / size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book
+from exchanges.fees import FeeSchedule
+
+KALSHI_YES_POLY_NO = "kalshi_yes_poly_no"
+POLY_YES_KALSHI_NO = "poly_yes_kalshi_no"
+DIRECTIONS = (KALSHI_YES_POLY_NO, POLY_YES_KALSHI_NO)
+
+# Rejection reasons (also the names of the Detector's counters).
+MISSING = "missing"
+STALE = "stale"
+SKEWED = "skewed"
+CROSSED = "crossed"
+NO_ASKS = "no_asks"
+REASONS = (MISSING, STALE, SKEWED, CROSSED, NO_ASKS)
+
+CENTS_QUANTUM = Decimal("0.0001")
+HUNDRED = Decimal(100)
+ONE = Decimal(1)
+ZERO = Decimal(0)
+
+BookKey = tuple[str, str, str]  # (venue, instrument_id, side)
+Fill = tuple[Decimal, Decimal]  # (price, size)
+
+
+@dataclass(frozen=True, slots=True)
+class PairSpec:
+    opportunity_key: str
+    kalshi_ticker: str
+    poly_yes_token: str
+    poly_no_token: str
+    kalshi_fees: FeeSchedule
+    poly_fees: FeeSchedule
+    max_skew_ms: int = 2000  # the two legs' books must be this close in time
+    max_age_ms: int = 10000  # a book older than this (vs the injected now) is stale
+
+    def leg_keys(self, direction: str) -> tuple[BookKey, BookKey]:
+        """The (YES leg, NO leg) books a direction buys from."""
+        if direction == KALSHI_YES_POLY_NO:
+            return (KALSHI, self.kalshi_ticker, YES), (POLYMARKET, self.poly_no_token, NO)
+        if direction == POLY_YES_KALSHI_NO:
+            return (POLYMARKET, self.poly_yes_token, YES), (KALSHI, self.kalshi_ticker, NO)
+        raise ValueError(f"unknown direction {direction!r}")
+
+    def fees_for(self, venue: str) -> FeeSchedule:
+        return self.kalshi_fees if venue == KALSHI else self.poly_fees
+
+    def instruments(self) -> tuple[tuple[str, str], ...]:
+        return (
+            (KALSHI, self.kalshi_ticker),
+            (POLYMARKET, self.poly_yes_token),
+            (POLYMARKET, self.poly_no_token),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LegQuote:
+    venue: str
+    instrument_id: str
+    side: str
+    limit_price: Decimal  # the worst level used (the best ask when nothing is taken)
+    fills: tuple[Fill, ...]  # (price, size), best first
+    fee_usd: Decimal
+    fee_schedule: FeeSchedule = field(compare=False, repr=False)
+
+    @property
+    def size(self) -> Decimal:
+        return sum((size for _, size in self.fills), ZERO)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionQuote:
+    direction: str
+    net_edge_cents: Decimal  # at 1 contract, best levels, fees of a 1-contract order
+    size: Decimal  # the size taken while the marginal edge stays positive (0: none)
+    avg_net_edge_cents: Decimal  # over `size`; equals net_edge_cents when size is 0
+    cost_usd: Decimal  # sum(price x size) of both legs, fees excluded
+    fees_usd: Decimal
+    legs: tuple[LegQuote, LegQuote]  # (YES leg, NO leg)
+    books_used: tuple[Book, Book] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    opportunity_key: str
+    ok: bool  # at least one direction could be quoted
+    reason: str  # "" when ok, else the first direction's rejection reason
+    best: DirectionQuote | None  # the direction with the higher net_edge_cents
+    directions: dict[str, DirectionQuote]  # only the directions that could be quoted
+    rejected: dict[str, str] = field(default_factory=dict)  # direction -> reason
+    at_ms: int = 0  # the injected now the evaluation was made at
+
+
+_one_contract_fee_cache: dict[tuple[FeeSchedule, Decimal], Decimal] = {}
+
+
+def _one_contract_fee(schedule: FeeSchedule, price: Decimal) -> Decimal:
+    # The hot path: most updates only need the 1-contract edge at the top of the book.
+    key = (schedule, price)
+    fee = _one_contract_fee_cache.get(key)
+    if fee is None:
+        if len(_one_contract_fee_cache) > 100_000:
+            _one_contract_fee_cache.clear()
+        fee = _one_contract_fee_cache[key] = schedule.fee_usd(ONE, price)
+    return fee
+
+
+def _take(ladder: Iterable[Fill], size: Decimal) -> list[Fill]:
+    """The fills of buying `size` from (price, size) levels, best first (less if too shallow)."""
+    fills: list[Fill] = []
+    for price, available in ladder:
+        if size <= 0:
+            break
+        taken = available if available < size else size
+        fills.append((price, taken))
+        size -= taken
+    return fills
+
+
+def _pairs(book: Book) -> list[Fill]:
+    return [(level.price, level.size) for level in book.asks]
+
+
+def _cents(usd: Decimal) -> Decimal:
+    return (usd * HUNDRED).quantize(CENTS_QUANTUM)
+
+
+def _edge_at_one_contract(
+    book_yes: Book, fee_yes: FeeSchedule, book_no: Book, fee_no: FeeSchedule
+) -> Decimal:
+    top_yes, top_no = book_yes.asks[0], book_no.asks[0]
+    if top_yes.size >= ONE and top_no.size >= ONE:
+        fees = _one_contract_fee(fee_yes, top_yes.price) + _one_contract_fee(fee_no, top_no.price)
+        return _cents(ONE - top_yes.price - top_no.price - fees)
+    # A best level thinner than one contract: the 1-contract order walks into the next level.
+    ladder_yes, ladder_no = _pairs(book_yes), _pairs(book_no)
+    fills_yes, fills_no = _take(ladder_yes, ONE), _take(ladder_no, ONE)
+    size = min(sum(s for _, s in fills_yes), sum(s for _, s in fills_no))
+    fills_yes, fills_no = _take(ladder_yes, size), _take(ladder_no, size)
+    cost = sum(p * s for p, s in fills_yes) + sum(p * s for p, s in fills_no)
+    fees = fee_yes.fills_fee_usd(fills_yes) + fee_no.fills_fee_usd(fills_no)
+    return _cents((size - cost - fees) / size)
+
+
+def _append_fill(fills: list[Fill], price: Decimal, size: Decimal) -> list[Fill]:
+    if fills and fills[-1][0] == price:
+        return [*fills[:-1], (price, fills[-1][1] + size)]
+    return [*fills, (price, size)]
+
+
+def quote_direction(
+    direction: str, book_yes: Book, fee_yes: FeeSchedule, book_no: Book, fee_no: FeeSchedule
+) -> DirectionQuote:
+    """Walk both ask ladders together while the marginal edge stays positive (module docstring)."""
+    net_edge_cents = _edge_at_one_contract(book_yes, fee_yes, book_no, fee_no)
+    asks_yes, asks_no = book_yes.asks, book_no.asks
+    fills_yes: list[Fill] = []
+    fills_no: list[Fill] = []
+    size = cost = fees_yes = fees_no = profit = ZERO
+    i = j = 0
+    left_yes, left_no = asks_yes[0].size, asks_no[0].size
+    while i < len(asks_yes) and j < len(asks_no):
+        price_yes, price_no = asks_yes[i].price, asks_no[j].price
+        if price_yes + price_no >= ONE:
+            break  # no gross edge left; fees are never negative
+        chunk = left_yes if left_yes < left_no else left_no
+        next_yes = _append_fill(fills_yes, price_yes, chunk)
+        next_no = _append_fill(fills_no, price_no, chunk)
+        next_fee_yes = fee_yes.fills_fee_usd(next_yes)
+        next_fee_no = fee_no.fills_fee_usd(next_no)
+        next_cost = cost + chunk * (price_yes + price_no)
+        next_profit = size + chunk - next_cost - next_fee_yes - next_fee_no
+        if next_profit <= profit:
+            break
+        fills_yes, fills_no, fees_yes, fees_no = next_yes, next_no, next_fee_yes, next_fee_no
+        size, cost, profit = size + chunk, next_cost, next_profit
+        left_yes -= chunk
+        left_no -= chunk
+        if left_yes <= 0:
+            i += 1
+            left_yes = asks_yes[i].size if i < len(asks_yes) else ZERO
+        if left_no <= 0:
+            j += 1
+            left_no = asks_no[j].size if j < len(asks_no) else ZERO
+    return _assemble(
+        direction,
+        net_edge_cents,
+        size,
+        cost,
+        book_yes,
+        fee_yes,
+        fills_yes,
+        fees_yes,
+        book_no,
+        fee_no,
+        fills_no,
+        fees_no,
+    )
+
+
+def _leg(book: Book, schedule: FeeSchedule, fills: list[Fill], fee_usd: Decimal) -> LegQuote:
+    limit_price = fills[-1][0] if fills else book.asks[0].price
+    return LegQuote(book.venue, book.instrument_id, book.side, limit_price, tuple(fills), fee_usd, schedule)
+
+
+def _assemble(
+    direction: str,
+    net_edge_cents: Decimal,
+    size: Decimal,
+    cost: Decimal,
+    book_yes: Book,
+    fee_yes: FeeSchedule,
+    fills_yes: list[Fill],
+    fees_yes: Decimal,
+    book_no: Book,
+    fee_no: FeeSchedule,
+    fills_no: list[Fill],
+    fees_no: Decimal,
+) -> DirectionQuote:
+    fees = fees_yes + fees_no
+    avg = _cents((size - cost - fees) / size) if size > 0 else net_edge_cents
+    return DirectionQuote(
+        direction=direction,
+        net_edge_cents=net_edge_cents,
+        size=size,
+        avg_net_edge_cents=avg,
+        cost_usd=cost,
+        fees_usd=fees,
+        legs=(_leg(book_yes, fee_yes, fills_yes, fees_yes), _leg(book_no, fee_no, fills_no, fees_no)),
+        books_used=(book_yes, book_no),
+    )
+
+
+def quote_at_size(quote: DirectionQuote, size: Decimal) -> DirectionQuote:
+    """The same direction cut down to `size` (<= quote.size): fills are a prefix, fees recomputed."""
+    if size > quote.size:
+        raise ValueError("cannot quote more than the detector found")
+    book_yes, book_no = quote.books_used
+    leg_yes, leg_no = quote.legs
+    fills_yes, fills_no = _take(leg_yes.fills, size), _take(leg_no.fills, size)
+    fees_yes = leg_yes.fee_schedule.fills_fee_usd(fills_yes) if fills_yes else ZERO
+    fees_no = leg_no.fee_schedule.fills_fee_usd(fills_no) if fills_no else ZERO
+    cost = sum((p * s for p, s in fills_yes), ZERO) + sum((p * s for p, s in fills_no), ZERO)
+    return _assemble(
+        quote.direction,
+        quote.net_edge_cents,
+        size,
+        cost,
+        book_yes,
+        leg_yes.fee_schedule,
+        fills_yes,
+        fees_yes,
+        book_no,
+        leg_no.fee_schedule,
+        fills_no,
+        fees_no,
+    )
+
+
+def _rejection(book_yes: Book | None, book_no: Book | None, pair: PairSpec, now_ms: int) -> str:
+    if book_yes is None or book_no is None:
+        return MISSING
+    ts_yes, ts_no = book_yes.ts_ms, book_no.ts_ms
+    if now_ms - ts_yes > pair.max_age_ms or now_ms - ts_no > pair.max_age_ms:
+        return STALE
+    if abs(ts_yes - ts_no) > pair.max_skew_ms:
+        return SKEWED
+    if book_yes.is_crossed() or book_no.is_crossed():
+        return CROSSED
+    if not book_yes.asks or not book_no.asks:
+        return NO_ASKS
+    return ""
+
+
+def evaluate(pair: PairSpec, books: Mapping[BookKey, Book], now_ms: int) -> Evaluation:
+    """Quote both directions of `pair` from the latest books; rejections are reasons, not errors.
+
+    A direction is checked in this order: a book missing, stale (now - ts > max_age_ms), skewed
+    (the two legs' timestamps further apart than max_skew_ms), crossed, without asks.
+    """
+    quotes: dict[str, DirectionQuote] = {}
+    rejected: dict[str, str] = {}
+    for direction in DIRECTIONS:
+        key_yes, key_no = pair.leg_keys(direction)
+        book_yes, book_no = books.get(key_yes), books.get(key_no)
+        reason = _rejection(book_yes, book_no, pair, now_ms)
+        if reason:
+            rejected[direction] = reason
+            continue
+        quotes[direction] = quote_direction(
+            direction, book_yes, pair.fees_for(key_yes[0]), book_no, pair.fees_for(key_no[0])
+        )
+    best = max(quotes.values(), key=lambda q: (q.net_edge_cents, q.avg_net_edge_cents), default=None)
+    reason = "" if quotes else rejected[DIRECTIONS[0]]
+    return Evaluation(pair.opportunity_key, bool(quotes), reason, best, quotes, rejected, now_ms)
+
+
+class Detector:
+    """Holds the latest book per (venue, instrument, side) and re-evaluates the pairs a book touches.
+
+    Counters: `updates` (books received), `evaluations` (pair evaluations), and one counter per
+    rejection reason, counted per rejected *direction*.
+    """
+
+    def __init__(self, pairs: Iterable[PairSpec] = ()) -> None:
+        self.books: dict[BookKey, Book] = {}
+        self.pairs: dict[str, PairSpec] = {}
+        self._pairs_by_instrument: dict[tuple[str, str], list[PairSpec]] = {}
+        self.counters: dict[str, int] = {"updates": 0, "evaluations": 0, **dict.fromkeys(REASONS, 0)}
+        for pair in pairs:
+            self.add_pair(pair)
+
+    def add_pair(self, pair: PairSpec) -> None:
+        if pair.opportunity_key in self.pairs:
+            self.remove_pair(pair.opportunity_key)
+        self.pairs[pair.opportunity_key] = pair
+        for instrument in pair.instruments():
+            self._pairs_by_instrument.setdefault(instrument, []).append(pair)
+
+    def remove_pair(self, opportunity_key: str) -> None:
+        pair = self.pairs.pop(opportunity_key)
+        for instrument in pair.instruments():
+            remaining = [p for p in self._pairs_by_instrument.get(instrument, []) if p is not pair]
+            if remaining:
+                self._pairs_by_instrument[instrument] = remaining
+            else:
+                self._pairs_by_instrument.pop(instrument, None)
+
+    def on_book(self, book: Book, now_ms: int) -> list[Evaluation]:
+        return self.on_books((book,), now_ms)
+
+    def on_books(self, books: Iterable[Book], now_ms: int) -> list[Evaluation]:
+        """Store several books (a Kalshi update yields YES and NO), then evaluate each touched pair once."""
+        touched: dict[str, PairSpec] = {}
+        for book in books:
+            self.counters["updates"] += 1
+            self.books[(book.venue, book.instrument_id, book.side)] = book
+            for pair in self._pairs_by_instrument.get((book.venue, book.instrument_id), ()):
+                touched[pair.opportunity_key] = pair
+        return [self._evaluate(pair, now_ms) for pair in touched.values()]
+
+    def evaluate_key(self, opportunity_key: str, now_ms: int) -> Evaluation:
+        """Re-evaluate one pair without a new book (e.g. to notice that an open span went stale)."""
+        return self._evaluate(self.pairs[opportunity_key], now_ms)
+
+    def _evaluate(self, pair: PairSpec, now_ms: int) -> Evaluation:
+        evaluation = evaluate(pair, self.books, now_ms)
+        self.counters["evaluations"] += 1
+        for reason in evaluation.rejected.values():
+            self.counters[reason] += 1
+        return evaluation

@@ -1,0 +1,259 @@
+"""The recording format, its writer and reader, and a replayer with injected time (pure apart from
+the file itself).
+
+A recording is gzip-compressed JSON lines. The first line is a header::
+
+    {"format": "arbsim-recording", "version": 1, "pairs": [<pair>...], "source": "..."}
+
+where each pair is `pair_to_json(PairSpec)`. Every following line is one book update as the
+venue sent it (raw ladders, strings, so nothing is lost to normalisation)::
+
+    {"t": 1767225600123, "venue": "kalshi", "id": "KXFEDDECISION-26DEC-C25",
+     "yes": [["0.4200", "13.00"], ...], "no": [["0.5500", "20.00"], ...]}
+    {"t": 1767225600150, "venue": "polymarket", "id": "<token id>", "vts": 1767225600101,
+     "bids": [{"price": "0.48", "size": "120"}], "asks": [{"price": "0.52", "size": "75"}]}
+
+`t` is when we received the update (ms); `vts`, optional, is the venue's own timestamp. Kalshi
+lines carry the market's YES and NO *bids* (the venue lists bids only); Polymarket lines carry
+one token's bids and asks in whatever order the venue served them.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, kalshi_books, polymarket_book
+from exchanges.fees import FeeSchedule
+from ingest.detector import PairSpec
+
+FORMAT = "arbsim-recording"
+VERSION = 1
+
+
+class RecordingError(ValueError):
+    """The file is not a recording this code can read."""
+
+
+def pair_to_json(pair: PairSpec) -> dict[str, Any]:
+    return {
+        "opportunity_key": pair.opportunity_key,
+        "kalshi_ticker": pair.kalshi_ticker,
+        "poly_yes_token": pair.poly_yes_token,
+        "poly_no_token": pair.poly_no_token,
+        "kalshi_fee_rate": str(pair.kalshi_fees.rate),
+        "poly_fee_rate": str(pair.poly_fees.rate),
+        "max_skew_ms": pair.max_skew_ms,
+        "max_age_ms": pair.max_age_ms,
+    }
+
+
+def pair_from_json(data: dict[str, Any]) -> PairSpec:
+    return PairSpec(
+        opportunity_key=data["opportunity_key"],
+        kalshi_ticker=data["kalshi_ticker"],
+        poly_yes_token=data["poly_yes_token"],
+        poly_no_token=data["poly_no_token"],
+        kalshi_fees=FeeSchedule(KALSHI, Decimal(data["kalshi_fee_rate"])),
+        poly_fees=FeeSchedule(POLYMARKET, Decimal(data["poly_fee_rate"])),
+        max_skew_ms=int(data.get("max_skew_ms", 2000)),
+        max_age_ms=int(data.get("max_age_ms", 10000)),
+    )
+
+
+def token_sides(pairs: Iterable[PairSpec]) -> dict[str, str]:
+    """Polymarket token id -> the outcome it sells ("yes"/"no"): what `to_book` needs."""
+    sides: dict[str, str] = {}
+    for pair in pairs:
+        sides[pair.poly_yes_token] = YES
+        sides[pair.poly_no_token] = NO
+    return sides
+
+
+def kalshi_update(
+    t_ms: int,
+    ticker: str,
+    yes_bids: Sequence[tuple[Decimal | str, Decimal | str]],
+    no_bids: Sequence[tuple[Decimal | str, Decimal | str]],
+) -> dict[str, Any]:
+    return {
+        "t": t_ms,
+        "venue": KALSHI,
+        "id": ticker,
+        "yes": [[str(p), str(s)] for p, s in yes_bids],
+        "no": [[str(p), str(s)] for p, s in no_bids],
+    }
+
+
+def polymarket_update(
+    t_ms: int,
+    token_id: str,
+    bids: Sequence[tuple[Decimal | str, Decimal | str]],
+    asks: Sequence[tuple[Decimal | str, Decimal | str]],
+    *,
+    venue_ts_ms: int | None = None,
+) -> dict[str, Any]:
+    update: dict[str, Any] = {"t": t_ms, "venue": POLYMARKET, "id": token_id}
+    if venue_ts_ms is not None:
+        update["vts"] = venue_ts_ms
+    update["bids"] = [{"price": str(p), "size": str(s)} for p, s in bids]
+    update["asks"] = [{"price": str(p), "size": str(s)} for p, s in asks]
+    return update
+
+
+def to_book(update: dict[str, Any], pair_sides: dict[str, str]) -> tuple[Book, ...]:
+    """Normalise one recorded update: a Kalshi line gives (YES book, NO book), a Polymarket line one book.
+
+    `pair_sides` maps Polymarket token ids to their outcome (see `token_sides`); an unknown token
+    gives no book.
+    """
+    venue = update["venue"]
+    received, venue_ts = update["t"], update.get("vts")
+    if venue == KALSHI:
+        books = kalshi_books(
+            update["id"],
+            [(Decimal(p), Decimal(s)) for p, s in update["yes"]],
+            [(Decimal(p), Decimal(s)) for p, s in update["no"]],
+            venue_ts_ms=venue_ts,
+            received_ts_ms=received,
+        )
+        return books[YES], books[NO]
+    if venue == POLYMARKET:
+        side = pair_sides.get(update["id"])
+        if side is None:
+            return ()
+        return (
+            polymarket_book(
+                update["id"],
+                side,
+                [(Decimal(lv["price"]), Decimal(lv["size"])) for lv in update["bids"]],
+                [(Decimal(lv["price"]), Decimal(lv["size"])) for lv in update["asks"]],
+                venue_ts_ms=venue_ts,
+                received_ts_ms=received,
+            ),
+        )
+    raise RecordingError(f"unknown venue {venue!r}")
+
+
+class RecordingWriter:
+    """Writes a new recording: the header on open, then one `append` per update.
+
+    `flush()` does a zlib sync flush, so what was written before a crash stays readable.
+    """
+
+    def __init__(self, path: str | Path, *, pairs: Iterable[PairSpec], source: str) -> None:
+        self.path = Path(path)
+        self._file = gzip.open(self.path, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
+        self.count = 0
+        header = {
+            "format": FORMAT,
+            "version": VERSION,
+            "pairs": [pair_to_json(p) for p in pairs],
+            "source": source,
+        }
+        self._write(header)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        self._file.write(json.dumps(line, separators=(",", ":")))
+        self._file.write("\n")
+
+    def append(self, update: dict[str, Any]) -> None:
+        self._write(update)
+        self.count += 1
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> RecordingWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        first = file.readline()
+    try:
+        header = json.loads(first)
+    except json.JSONDecodeError as error:
+        raise RecordingError(f"{path}: the first line is not JSON") from error
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise RecordingError(f"{path}: not an {FORMAT} file")
+    if header.get("version") != VERSION:
+        raise RecordingError(f"{path}: version {header.get('version')!r}, this code reads {VERSION}")
+    return header
+
+
+def _updates(path: Path) -> Iterator[dict[str, Any]]:
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        file.readline()
+        try:
+            for line in file:
+                if not line.endswith("\n"):
+                    return  # a recorder that died mid-line: keep what is whole
+                yield json.loads(line)
+        except EOFError:
+            return  # a gzip stream cut short by a crash: everything before is still good
+
+
+def read_recording(path: str | Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """The header (checked now) and a lazy iterator over the updates, in file order."""
+    path = Path(path)
+    return _read_header(path), _updates(path)
+
+
+def pairs_of(header: dict[str, Any]) -> list[PairSpec]:
+    return [pair_from_json(p) for p in header["pairs"]]
+
+
+class Replayer:
+    """Yields updates with their recorded spacing, through an injected clock and sleep.
+
+    `speed` 1 is real time, N is N times faster, 0 or None as fast as possible. Time is kept
+    against the first update, so sleeping late does not accumulate drift. The clock is in
+    seconds (defaults: `time.monotonic`, `time.sleep`); consumers should use each update's `t`
+    as their `now_ms`, not the wall clock, so a fast replay judges staleness as live did.
+    """
+
+    def __init__(
+        self,
+        updates: Iterable[dict[str, Any]],
+        *,
+        speed: float | None = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if speed is not None and speed < 0:
+            raise ValueError("speed must be >= 0")
+        self.updates = updates
+        self.speed = speed or 0.0
+        self.clock = clock
+        self.sleep = sleep
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if not self.speed:
+            yield from self.updates
+            return
+        first_t_ms: int | None = None
+        started_s = 0.0
+        for update in self.updates:
+            if first_t_ms is None:
+                first_t_ms, started_s = update["t"], self.clock()
+            due_s = started_s + (update["t"] - first_t_ms) / 1000.0 / self.speed
+            wait_s = due_s - self.clock()
+            if wait_s > 0:
+                self.sleep(wait_s)
+            yield update
