@@ -1,0 +1,74 @@
+"""The simulator's pure core: checks, fill model, liquidity ledger, timing, the decision.
+
+No Django, no I/O: the exchange is a callback, the clock and the random generator are
+arguments. Import from here; the modules are the rooms behind it.
+"""
+
+from simulator.core.checks import CHECK_NAMES, NOT_RUN_DETAIL
+from simulator.core.decide import FeeSchedules, SimConfig, decide, decide_span, estimated_cost_usd
+from simulator.core.fills import FillConfig
+from simulator.core.liquidity import LiquidityLedger
+from simulator.core.timing import (
+    EXECUTED,
+    QUEUED,
+    SETTLED,
+    LatencyModel,
+    SettlementDelayModel,
+    Timing,
+    TimingConfig,
+    draw_timing,
+    trade_status,
+)
+from simulator.core.types import (
+    ELIGIBLE,
+    SKIPPED,
+    TRADED,
+    Check,
+    Decision,
+    ExchangeValidation,
+    Fill,
+    Intent,
+    IntentLeg,
+    Keys,
+    LegFill,
+    LegValidation,
+    RunLimits,
+    RunState,
+    TradeDraft,
+)
+
+__all__ = [
+    "CHECK_NAMES",
+    "ELIGIBLE",
+    "EXECUTED",
+    "NOT_RUN_DETAIL",
+    "QUEUED",
+    "SETTLED",
+    "SKIPPED",
+    "TRADED",
+    "Check",
+    "Decision",
+    "ExchangeValidation",
+    "FeeSchedules",
+    "Fill",
+    "FillConfig",
+    "Intent",
+    "IntentLeg",
+    "Keys",
+    "LatencyModel",
+    "LegFill",
+    "LegValidation",
+    "LiquidityLedger",
+    "RunLimits",
+    "RunState",
+    "SettlementDelayModel",
+    "SimConfig",
+    "Timing",
+    "TimingConfig",
+    "TradeDraft",
+    "decide",
+    "decide_span",
+    "draw_timing",
+    "estimated_cost_usd",
+    "trade_status",
+]
