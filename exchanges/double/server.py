@@ -1,0 +1,272 @@
+"""The exchange double's HTTP server: one loopback port, both venues.
+
+Kalshi lives under /trade-api/v2, Polymarket at the root. Built on the stdlib
+`ThreadingHTTPServer` because it keeps header names with underscores (Polymarket's POLY_*),
+which Django's runserver, nginx and gunicorn drop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from urllib.parse import parse_qsl, urlsplit
+
+from . import kalshi_api, polymarket_api
+from .faults import NOT_JSON_BODY, Fault, FaultBook, drop_fields
+from .kalshi_api import Reply
+from .state import ExchangeState, Scenario
+
+logger = logging.getLogger("exchanges.double")
+
+KALSHI = "kalshi"
+POLYMARKET = "polymarket"
+
+
+def venue_of(path: str) -> str:
+    prefix = kalshi_api.PREFIX
+    return KALSHI if path == prefix or path.startswith(prefix + "/") else POLYMARKET
+
+
+def _venue_error(venue: str, status: int, message: str) -> Reply:
+    return (kalshi_api.error if venue == KALSHI else polymarket_api.error)(status, message)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as both clients expect
+    server_version = "ExchangeDouble/1"
+    timeout = 60  # an idle keep-alive connection is closed after this many seconds
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.double._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.double._track(self.connection, add=False)
+
+    def do_GET(self) -> None:
+        self.server.double._serve(self, "GET")
+
+    def do_POST(self) -> None:
+        self.server.double._serve(self, "POST")
+
+    def do_DELETE(self) -> None:
+        self.server.double._serve(self, "DELETE")
+
+    def do_PUT(self) -> None:
+        self.server.double._serve(self, "PUT")
+
+    def log_message(self, format: str, *args: object) -> None:
+        # The request line and status only; headers (keys, signatures) are never logged.
+        logger.debug("exchange_double %s %s", self.address_string(), format % args)
+
+    def send(self, reply: Reply, raw: bytes | None = None) -> None:
+        data = raw if raw is not None else json.dumps(reply.body, separators=(",", ":")).encode()
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() closes connections itself instead of waiting on them
+    double: ExchangeDouble
+
+
+class ExchangeDouble:
+    """A loopback Kalshi + Polymarket for the unmodified official clients.
+
+    >>> with ExchangeDouble(Scenario.demo()) as double:
+    ...     double.kalshi_host, double.polymarket_host
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = ExchangeState(scenario if scenario is not None else Scenario(), clock=clock)
+        self._host = host
+        self._port = port
+        self._faults = FaultBook()
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._counts_lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> ExchangeDouble:
+        """Bind and serve in a background thread; returns self."""
+        if self._httpd is not None:
+            raise RuntimeError("the exchange double is already running")
+        self._stopping.clear()
+        httpd = _Server((self._host, self._port), _Handler)
+        httpd.double = self
+        self._httpd = httpd
+        self._port = httpd.server_address[1]
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="exchange-double", daemon=True
+        )
+        self._thread.start()
+        logger.info("exchange_double started kalshi=%s polymarket=%s", self.kalshi_host, self.polymarket_host)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop every open connection, held ones included; returns promptly."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()  # wakes handlers sleeping in a latency/timeout fault
+        httpd.shutdown()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):  # already closed by the peer
+                conn.shutdown(socket.SHUT_RDWR)
+        httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        logger.info("exchange_double stopped")
+
+    def serve_forever(self) -> None:
+        """Start, then block until interrupted (Ctrl-C) and stop."""
+        self.start()
+        try:
+            while not self._stopping.wait(0.5):
+                pass
+        finally:
+            self.stop()
+
+    def __enter__(self) -> ExchangeDouble:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- addresses ----------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    @property
+    def kalshi_host(self) -> str:
+        return self.base_url + kalshi_api.PREFIX
+
+    @property
+    def polymarket_host(self) -> str:
+        return self.base_url
+
+    # --- faults and counters ------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> Fault:
+        return self._faults.add(fault)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def faults(self) -> list[Fault]:
+        """The faults still in force."""
+        return self._faults.active()
+
+    @property
+    def call_counts(self) -> Counter[tuple[str, str]]:
+        """Requests received, keyed by (venue, path without query); a copy."""
+        with self._counts_lock:
+            return Counter(self._counts)
+
+    def reset_call_counts(self) -> None:
+        with self._counts_lock:
+            self._counts.clear()
+
+    # --- request handling ---------------------------------------------------------------------
+
+    def _track(self, conn: socket.socket, *, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    def _serve(self, handler: _Handler, method: str) -> None:
+        split = urlsplit(handler.path)
+        path = split.path or "/"
+        query = dict(parse_qsl(split.query))
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = handler.rfile.read(length) if length > 0 else b""
+        venue = venue_of(path)
+        with self._counts_lock:
+            self._counts[(venue, path)] += 1
+
+        plan = self._faults.plan(venue, path)
+        if plan.latency_s and self._stopping.wait(plan.latency_s):
+            handler.close_connection = True
+            return
+        fault = plan.fault
+        if fault is not None and fault.kind == "timeout":
+            # Say nothing until the client gives up (or we stop), then hang up.
+            self._stopping.wait(fault.hold_s)
+            handler.close_connection = True
+            return
+        if fault is not None and fault.kind != "malformed":
+            handler.send(self._fault_reply(venue, fault))
+            return
+
+        try:
+            if venue == KALSHI:
+                reply = kalshi_api.handle(self.state, method, path, query, handler.headers)
+            else:
+                reply = polymarket_api.handle(self.state, method, path, query, handler.headers, body)
+        except Exception:
+            logger.exception("exchange_double handler failed venue=%s path=%s", venue, path)
+            reply = _venue_error(venue, 500, "internal error in the exchange double")
+
+        if fault is not None:  # malformed: a 200 the client cannot use
+            if fault.malformed == "not_json":
+                handler.send(Reply(200, None), raw=NOT_JSON_BODY.encode())
+                return
+            reply = Reply(200, drop_fields(reply.body, fault.drop_fields))
+        handler.send(reply)
+
+    @staticmethod
+    def _fault_reply(venue: str, fault: Fault) -> Reply:
+        if fault.kind == "rate_limit":
+            reply = _venue_error(venue, 429, "Too many requests")
+            reply.headers["Retry-After"] = str(fault.retry_after_s)
+            return reply
+        if fault.kind == "bad_signature":
+            message = "invalid signature" if venue == KALSHI else "Unauthorized/Invalid api key"
+            return _venue_error(venue, 401, message)
+        return _venue_error(venue, fault.status, f"injected fault: HTTP {fault.status}")

@@ -1,0 +1,386 @@
+"""The exchange double's scenario (what the venues look like) and its live, thread-safe state.
+
+A `Scenario` is plain data, loadable from a JSON/YAML dict so a command can read it from a file.
+`ExchangeState` wraps one and is what the HTTP handlers read and what tests (or a replay) mutate
+while the server runs; every read returns a copy taken under the lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# The Market.status enum the official Kalshi client enforces; "open" is only a list *filter*.
+KALSHI_STATUSES = frozenset(
+    {"initialized", "inactive", "active", "closed", "determined", "disputed", "amended", "finalized"}
+)
+KALSHI_RESULTS = frozenset({"yes", "no", "scalar", ""})
+
+# Kalshi ladder level: [price_dollars, count_fp]; Polymarket level: {"price": ..., "size": ...}.
+KalshiLadder = list[list[str]]
+PolymarketLadder = list[dict[str, str]]
+
+
+def _iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _in_days(days: float) -> str:
+    return _iso(datetime.now(UTC) + timedelta(days=days))
+
+
+def kalshi_ladder(levels: Iterable[Sequence[Any]]) -> KalshiLadder:
+    """Normalise [[price, count], ...] to Kalshi's wire strings ("0.4200", "13.00")."""
+    return [[f"{Decimal(str(p)):.4f}", f"{Decimal(str(c)):.2f}"] for p, c in levels]
+
+
+def polymarket_ladder(levels: Iterable[Mapping[str, Any] | Sequence[Any]]) -> PolymarketLadder:
+    """Normalise levels given as {"price","size"} dicts or [price, size] pairs to string dicts."""
+    out = []
+    for level in levels:
+        price, size = (level["price"], level["size"]) if isinstance(level, Mapping) else level
+        out.append({"price": str(price), "size": str(size)})
+    return out
+
+
+@dataclass
+class KalshiMarket:
+    ticker: str
+    event_ticker: str = ""
+    title: str = ""
+    yes_sub_title: str = "Yes"
+    no_sub_title: str = "No"
+    status: str = "active"
+    result: str = ""
+    open_time: str = field(default_factory=lambda: _in_days(-7))
+    close_time: str = field(default_factory=lambda: _in_days(7))
+    yes_bids: KalshiLadder = field(default_factory=list)  # [price_dollars, count_fp], any order
+    no_bids: KalshiLadder = field(default_factory=list)
+    last_price_dollars: str = "0.0000"
+    volume_fp: str = "0.00"
+
+    def __post_init__(self) -> None:
+        self.event_ticker = self.event_ticker or self.ticker.rsplit("-", 1)[0]
+        self.yes_bids = kalshi_ladder(self.yes_bids)
+        self.no_bids = kalshi_ladder(self.no_bids)
+        _check_kalshi_status(self.status, self.result)
+
+
+@dataclass
+class KalshiAccount:
+    public_key_pem: str
+    balance_cents: int = 100_000
+
+
+@dataclass
+class PolymarketBook:
+    token_id: str
+    market: str = ""  # the condition id, "0x..."
+    bids: PolymarketLadder = field(default_factory=list)
+    asks: PolymarketLadder = field(default_factory=list)
+    tick_size: str = "0.01"
+    neg_risk: bool = False
+    base_fee: int = 0  # bps, as /fee-rate reports it
+    last_trade_price: str = "0.50"
+    min_order_size: str = "5"
+    timestamp_ms: int = 0  # 0 = stamped when loaded
+    closed: bool = False  # a closed market has no book: every token endpoint answers 404
+
+    def __post_init__(self) -> None:
+        self.bids = polymarket_ladder(self.bids)
+        self.asks = polymarket_ladder(self.asks)
+
+
+@dataclass
+class Scenario:
+    kalshi_markets: dict[str, KalshiMarket] = field(default_factory=dict)
+    kalshi_accounts: dict[str, KalshiAccount] = field(default_factory=dict)  # api_key_id -> account
+    polymarket_books: dict[str, PolymarketBook] = field(default_factory=dict)  # token_id -> book
+    polymarket_accounts: dict[str, int] = field(default_factory=dict)  # address -> base units (6 dp)
+    # Balance (6-decimal base units) of an address that authenticates but is not listed above.
+    default_balance: int = 1_000_000_000
+    auth_window_s: float = 5.0  # freshness window for signed timestamps, both venues
+    exchange_active: bool = True
+    trading_active: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Scenario:
+        """Build from the file layout: {"kalshi": {"markets", "accounts"}, "polymarket": {"books",
+        "accounts"}, plus top-level knobs}. Keys of each mapping are tickers/key ids/token ids."""
+        kalshi = data.get("kalshi", {})
+        poly = data.get("polymarket", {})
+        knobs = {f.name for f in fields(cls)} - {
+            "kalshi_markets",
+            "kalshi_accounts",
+            "polymarket_books",
+            "polymarket_accounts",
+        }
+        accounts = {}
+        for key_id, acct in kalshi.get("accounts", {}).items():
+            acct = dict(acct)
+            if "public_key_path" in acct:
+                acct["public_key_pem"] = Path(acct.pop("public_key_path")).read_text()
+            accounts[key_id] = KalshiAccount(**acct)
+        return cls(
+            kalshi_markets={t: KalshiMarket(ticker=t, **m) for t, m in kalshi.get("markets", {}).items()},
+            kalshi_accounts=accounts,
+            polymarket_books={t: PolymarketBook(token_id=t, **b) for t, b in poly.get("books", {}).items()},
+            polymarket_accounts={a.lower(): int(v) for a, v in poly.get("accounts", {}).items()},
+            **{k: v for k, v in data.items() if k in knobs},
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Scenario:
+        """Read a scenario file: JSON, or YAML when the name ends in .yaml/.yml."""
+        text = Path(path).read_text()
+        if str(path).endswith((".yaml", ".yml")):
+            return cls.from_dict(yaml.safe_load(text) or {})
+        return cls.from_dict(json.loads(text))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The inverse of `from_dict` (round-trips)."""
+
+        def strip(obj: Any, key: str) -> dict[str, Any]:
+            d = asdict(obj)
+            d.pop(key)
+            return d
+
+        knobs = {k: v for k, v in asdict(self).items() if not k.startswith(("kalshi_", "polymarket_"))}
+        return {
+            "kalshi": {
+                "markets": {t: strip(m, "ticker") for t, m in self.kalshi_markets.items()},
+                "accounts": {k: asdict(a) for k, a in self.kalshi_accounts.items()},
+            },
+            "polymarket": {
+                "books": {t: strip(b, "token_id") for t, b in self.polymarket_books.items()},
+                "accounts": dict(self.polymarket_accounts),
+            },
+            **knobs,
+        }
+
+    @classmethod
+    def demo(cls) -> Scenario:
+        """Three paired markets: each Kalshi ticker has a Polymarket YES and NO token.
+
+        The first pair crosses (Kalshi YES ask 0.45 + Polymarket NO ask 0.50 < $1 before fees);
+        the others are fairly priced. No Kalshi account is registered: use
+        `ExchangeState.register_kalshi_key` with your own public key.
+        """
+        pairs = [
+            # ticker, condition, yes token, no token, title, kalshi yes/no bids, poly yes/no asks
+            (
+                "FED-25DEC-T4.00",
+                "0x" + "a1" * 32,
+                "71321045679252212594626385532706912750332728571942532289631379312455583992563",
+                "52114319501245915516055106046884209969926127482827954674443846427813813222426",
+                "Fed funds upper bound above 4.00% after December meeting?",
+                [["0.40", "100"], ["0.42", "13"]],
+                [["0.53", "40"], ["0.55", "20"]],
+                ("0.52", "0.50"),
+            ),
+            (
+                "BTC-25DEC31-B100K",
+                "0x" + "b2" * 32,
+                "21742633143463906290569050155826241533067272736897614950488156847949938836455",
+                "48331043336612883890938759509493159234755048973500640148014422747788308965732",
+                "Bitcoin above $100,000 on December 31?",
+                [["0.61", "50"], ["0.62", "25"]],
+                [["0.36", "30"], ["0.37", "60"]],
+                ("0.64", "0.39"),
+            ),
+            (
+                "NYC-RAIN-25NOV30",
+                "0x" + "c3" * 32,
+                "91094360697357622623953793720402150934374522251651348543981406747516093190659",
+                "88027839609243624193415670613052740301400209226036826001633327427047765436702",
+                "Measurable rain in Central Park on November 30?",
+                [["0.28", "200"], ["0.30", "75"]],
+                [["0.68", "90"], ["0.69", "40"]],
+                ("0.32", "0.71"),
+            ),
+        ]
+        scenario = cls()
+        for ticker, condition, yes_token, no_token, title, yes_bids, no_bids, poly_asks in pairs:
+            scenario.kalshi_markets[ticker] = KalshiMarket(
+                ticker=ticker, title=title, yes_bids=yes_bids, no_bids=no_bids
+            )
+            for token, best_ask in zip((yes_token, no_token), poly_asks, strict=True):
+                ask = Decimal(best_ask)
+                scenario.polymarket_books[token] = PolymarketBook(
+                    token_id=token,
+                    market=condition,
+                    bids=[[str(ask - Decimal("0.03")), "150"], [str(ask - Decimal("0.02")), "80"]],
+                    asks=[[str(ask + Decimal("0.01")), "120"], [str(ask), "60"]],
+                    last_trade_price=str(ask - Decimal("0.01")),
+                )
+        return scenario
+
+
+def _check_kalshi_status(status: str, result: str) -> None:
+    if status not in KALSHI_STATUSES:
+        raise ValueError(f"Kalshi market status must be one of {sorted(KALSHI_STATUSES)}, not {status!r}")
+    if result not in KALSHI_RESULTS:
+        raise ValueError(f"Kalshi market result must be one of {sorted(KALSHI_RESULTS)}, not {result!r}")
+
+
+@dataclass(frozen=True)
+class PolymarketCreds:
+    address: str  # lower-case
+    api_key: str
+    secret: str
+    passphrase: str
+
+
+class ExchangeState:
+    """The double's mutable world. Every method is safe to call from any thread."""
+
+    def __init__(self, scenario: Scenario | None = None, *, clock: Callable[[], float] = time.time):
+        self._lock = threading.RLock()
+        self._clock = clock
+        self._scenario = copy.deepcopy(scenario) if scenario is not None else Scenario()
+        self._updated_ms: dict[str, int] = {}  # ticker -> last change, for Market.updated_time
+        self._polymarket_creds: dict[str, PolymarketCreds] = {}  # api_key -> creds
+        now_ms = self.now_ms()
+        for book in self._scenario.polymarket_books.values():
+            book.timestamp_ms = book.timestamp_ms or now_ms
+
+    def now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    @property
+    def auth_window_s(self) -> float:
+        return self._scenario.auth_window_s
+
+    def snapshot(self) -> Scenario:
+        """A deep copy of the whole scenario as it is now (e.g. to save to a file)."""
+        with self._lock:
+            return copy.deepcopy(self._scenario)
+
+    # --- Kalshi -------------------------------------------------------------------------------
+
+    def kalshi_market(self, ticker: str) -> KalshiMarket | None:
+        with self._lock:
+            market = self._scenario.kalshi_markets.get(ticker)
+            return copy.deepcopy(market) if market else None
+
+    def kalshi_updated_ms(self, ticker: str) -> int | None:
+        with self._lock:
+            return self._updated_ms.get(ticker)
+
+    def exchange_flags(self) -> tuple[bool, bool]:
+        with self._lock:
+            return self._scenario.exchange_active, self._scenario.trading_active
+
+    def set_exchange_flags(self, *, exchange_active: bool = True, trading_active: bool = True) -> None:
+        with self._lock:
+            self._scenario.exchange_active = exchange_active
+            self._scenario.trading_active = trading_active
+
+    def add_kalshi_market(self, market: KalshiMarket) -> None:
+        with self._lock:
+            self._scenario.kalshi_markets[market.ticker] = copy.deepcopy(market)
+            self._updated_ms[market.ticker] = self.now_ms()
+
+    def set_kalshi_book(
+        self, ticker: str, yes_bids: Iterable[Sequence[Any]], no_bids: Iterable[Sequence[Any]]
+    ) -> None:
+        with self._lock:
+            market = self._kalshi(ticker)
+            market.yes_bids, market.no_bids = kalshi_ladder(yes_bids), kalshi_ladder(no_bids)
+
+    def set_kalshi_status(self, ticker: str, status: str, result: str = "") -> None:
+        _check_kalshi_status(status, result)
+        with self._lock:
+            market = self._kalshi(ticker)
+            market.status, market.result = status, result
+            self._updated_ms[ticker] = self.now_ms()
+
+    def kalshi_account(self, api_key_id: str) -> KalshiAccount | None:
+        with self._lock:
+            account = self._scenario.kalshi_accounts.get(api_key_id)
+            return copy.deepcopy(account) if account else None
+
+    def register_kalshi_key(
+        self, api_key_id: str, public_key_pem: str, balance_cents: int | None = None
+    ) -> None:
+        """Register (or replace) an API key; keeps the existing balance unless one is given."""
+        with self._lock:
+            old = self._scenario.kalshi_accounts.get(api_key_id)
+            if balance_cents is None:
+                balance_cents = old.balance_cents if old else KalshiAccount("").balance_cents
+            self._scenario.kalshi_accounts[api_key_id] = KalshiAccount(public_key_pem, balance_cents)
+
+    def set_kalshi_balance(self, api_key_id: str, cents: int) -> None:
+        with self._lock:
+            account = self._scenario.kalshi_accounts.get(api_key_id)
+            if account is None:
+                raise KeyError(f"unknown Kalshi api key id {api_key_id!r}; register_kalshi_key first")
+            account.balance_cents = int(cents)
+
+    def _kalshi(self, ticker: str) -> KalshiMarket:
+        try:
+            return self._scenario.kalshi_markets[ticker]
+        except KeyError:
+            raise KeyError(f"unknown Kalshi ticker {ticker!r}") from None
+
+    # --- Polymarket ---------------------------------------------------------------------------
+
+    def polymarket_book(self, token_id: str) -> PolymarketBook | None:
+        """The token's book, or None if it is unknown or its market is closed."""
+        with self._lock:
+            book = self._scenario.polymarket_books.get(token_id)
+            return copy.deepcopy(book) if book and not book.closed else None
+
+    def add_polymarket_book(self, book: PolymarketBook) -> None:
+        with self._lock:
+            book = copy.deepcopy(book)
+            book.timestamp_ms = book.timestamp_ms or self.now_ms()
+            self._scenario.polymarket_books[book.token_id] = book
+
+    def set_polymarket_book(
+        self,
+        token_id: str,
+        bids: Iterable[Mapping[str, Any] | Sequence[Any]],
+        asks: Iterable[Mapping[str, Any] | Sequence[Any]],
+        timestamp_ms: int | None = None,
+    ) -> None:
+        with self._lock:
+            book = self._polymarket(token_id)
+            book.bids, book.asks = polymarket_ladder(bids), polymarket_ladder(asks)
+            book.timestamp_ms = timestamp_ms if timestamp_ms is not None else self.now_ms()
+
+    def set_polymarket_closed(self, token_id: str, closed: bool = True) -> None:
+        with self._lock:
+            self._polymarket(token_id).closed = closed
+
+    def polymarket_balance(self, address: str) -> int:
+        with self._lock:
+            return self._scenario.polymarket_accounts.get(address.lower(), self._scenario.default_balance)
+
+    def set_polymarket_balance(self, address: str, base_units: int) -> None:
+        with self._lock:
+            self._scenario.polymarket_accounts[address.lower()] = int(base_units)
+
+    def save_polymarket_creds(self, creds: PolymarketCreds) -> None:
+        with self._lock:
+            self._polymarket_creds[creds.api_key] = creds
+
+    def polymarket_creds(self, api_key: str) -> PolymarketCreds | None:
+        with self._lock:
+            return self._polymarket_creds.get(api_key)
+
+    def _polymarket(self, token_id: str) -> PolymarketBook:
+        try:
+            return self._scenario.polymarket_books[token_id]
+        except KeyError:
+            raise KeyError(f"unknown Polymarket token id {token_id!r}") from None
