@@ -21,6 +21,7 @@ one token's bids and asks in whatever order the venue served them.
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -149,7 +150,10 @@ class RecordingWriter:
 
     def __init__(self, path: str | Path, *, pairs: Iterable[PairSpec], source: str) -> None:
         self.path = Path(path)
-        self._file = gzip.open(self.path, "wt", encoding="utf-8", compresslevel=6)  # noqa: SIM115
+        # mtime 0 and no file name in the gzip header: the same updates give the same bytes.
+        self._raw = open(self.path, "wb")  # noqa: SIM115
+        self._gzip = gzip.GzipFile(filename="", mode="wb", fileobj=self._raw, compresslevel=6, mtime=0)
+        self._file = io.TextIOWrapper(self._gzip, encoding="utf-8", newline="\n")
         self.count = 0
         header = {
             "format": FORMAT,
@@ -172,7 +176,8 @@ class RecordingWriter:
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            self._file.close()  # closes the GzipFile, which leaves the file it was given open
+        self._raw.close()
 
     def __enter__(self) -> RecordingWriter:
         return self
