@@ -1,0 +1,233 @@
+"""The fill model by hand: every expected number is worked out in the comments."""
+
+import random
+from decimal import Decimal
+
+import pytest
+
+from exchanges.books import KALSHI, NO, POLYMARKET, YES
+from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
+from simulator.core.fills import (
+    FillConfig,
+    LegBook,
+    depth_at_limit,
+    fill_hedged_pair,
+    fill_leg,
+    fill_pair,
+    fill_pct,
+    partial_size,
+    requested_size,
+    take,
+)
+from simulator.core.types import Fill, IntentLeg
+from tests.simulator import TICKER, TOKEN, FixedDrawRandom, levels, make_intent, make_limits
+
+D = Decimal
+KALSHI_FEES = kalshi_taker_schedule(TICKER)
+FREE = polymarket_taker_schedule()
+
+
+def kalshi_leg(limit: str = "0.45", *asks: tuple[str, str]) -> LegBook:
+    ladder = levels(*asks)
+    return LegBook(IntentLeg(KALSHI, TICKER, YES, D(limit), D(100)), ladder, ladder, KALSHI_FEES)
+
+
+def polymarket_leg(limit: str = "0.50", *asks: tuple[str, str], fee_rate: str = "0") -> LegBook:
+    ladder = levels(*asks)
+    schedule = polymarket_taker_schedule(D(fee_rate))
+    return LegBook(IntentLeg(POLYMARKET, TOKEN, NO, D(limit), D(100)), ladder, ladder, schedule)
+
+
+def hedged(
+    kalshi: LegBook, polymarket: LegBook, *, requested: str = "10", edge: str = "10", minimum: str = "1"
+):
+    return fill_hedged_pair(
+        leg_books=[kalshi, polymarket],
+        requested=D(requested),
+        intent_edge_cents=D(edge),
+        min_net_edge_cents=D(minimum),
+        rng=random.Random(7),
+        config=FillConfig(),
+    )
+
+
+def test_requested_size_is_capped_so_no_leg_exceeds_max_leg_usd():
+    # $4 buys floor(4 / 0.45) = 8 at Kalshi and floor(4 / 0.50) = 8 at Polymarket.
+    assert requested_size(make_intent(size="20"), make_limits(max_leg="4")) == 8
+    # $4.60 / 0.50 = 9.2 -> 9 whole contracts; 4.60 / 0.45 = 10.2 would allow 10.
+    assert requested_size(make_intent(size="20"), make_limits(max_leg="4.60")) == 9
+    assert requested_size(make_intent(size="5"), make_limits(max_leg="100")) == 5
+
+
+def test_take_walks_levels_best_first_and_stops_at_the_limit():
+    ladder = levels(("0.46", "10"), ("0.45", "4"), ("0.47", "50"))  # unsorted on purpose
+    assert take(ladder, D("0.46"), D("9")) == (Fill(D("0.45"), D("4")), Fill(D("0.46"), D("5")))
+    # 0.47 is over the limit: only 4 + 10 = 14 are reachable.
+    assert depth_at_limit(ladder, D("0.46")) == 14
+    with pytest.raises(ValueError, match="only 14 of 15"):
+        take(ladder, D("0.46"), D("15"))
+
+
+def test_thin_book_fills_only_what_is_there():
+    # Kalshi shows 3 contracts at 0.45 for a 10-contract intent: both legs get 3.
+    outcome = hedged(kalshi_leg("0.45", ("0.45", "3")), polymarket_leg("0.50", ("0.50", "10")))
+    pair = outcome.pair
+    assert outcome.depth_size == 3 and not outcome.partial
+    assert pair.matched_size == 3
+    assert [leg.fills for leg in pair.legs] == [(Fill(D("0.45"), D("3")),), (Fill(D("0.50"), D("3")),)]
+    # Kalshi fee: 0.07 x 3 x 0.45 x 0.55 = 0.051975 -> $0.06. Cost 1.35 + 1.50 + 0.06 = 2.91.
+    assert pair.fees_usd == D("0.06")
+    assert pair.cost_usd == D("2.91")
+    assert pair.expected_pnl_usd == D("0.09")
+    assert fill_pct(pair.matched_size, outcome.requested_size) == D("0.3000")
+
+
+def test_depth_above_the_limit_is_never_taken():
+    # 0.45 x 4 is under the limit; 0.47 x 100 is not: 4 contracts.
+    outcome = hedged(
+        kalshi_leg("0.46", ("0.45", "4"), ("0.47", "100")), polymarket_leg("0.50", ("0.50", "10"))
+    )
+    assert outcome.pair.matched_size == 4
+    assert outcome.pair.legs[0].fills == (Fill(D("0.45"), D("4")),)
+
+
+def test_two_levels_fill_at_each_level_price_and_average():
+    # 4 @ 0.45 then 6 @ 0.46: notional 1.80 + 2.76 = 4.56, average 0.456.
+    outcome = hedged(
+        kalshi_leg("0.46", ("0.45", "4"), ("0.46", "10")), polymarket_leg("0.50", ("0.50", "10"))
+    )
+    kalshi = outcome.pair.legs[0]
+    assert kalshi.fills == (Fill(D("0.45"), D("4")), Fill(D("0.46"), D("6")))
+    assert kalshi.avg_fill_price == D("0.4560")
+    # Fee: 0.07 x (4 x 0.45 x 0.55 + 6 x 0.46 x 0.54) = 0.07 x (0.99 + 1.4904) = 0.173628 -> $0.18.
+    assert kalshi.fee_usd == D("0.18")
+    # Cost 4.56 + 5.00 + 0.18 = 9.74; P&L 10 - 9.74 = 0.26.
+    assert outcome.pair.cost_usd == D("9.74")
+    assert outcome.pair.expected_pnl_usd == D("0.26")
+
+
+def test_hedging_trims_the_deeper_leg_to_the_shallower_one():
+    # Polymarket has 2 + 4 = 6 under its limit; Kalshi has 10: both legs get 6.
+    outcome = hedged(
+        kalshi_leg("0.45", ("0.44", "5"), ("0.45", "5")),
+        polymarket_leg("0.50", ("0.49", "2"), ("0.50", "4"), ("0.51", "40")),
+    )
+    pair = outcome.pair
+    assert pair.matched_size == 6
+    assert pair.legs[0].fills == (Fill(D("0.44"), D("5")), Fill(D("0.45"), D("1")))
+    assert pair.legs[1].fills == (Fill(D("0.49"), D("2")), Fill(D("0.50"), D("4")))
+    assert all(leg.size == 6 for leg in pair.legs)
+
+
+def test_kalshi_fee_is_rounded_once_per_order_not_per_fill():
+    # 2 @ 0.40 and 2 @ 0.50 in one order. Per fill it would be ceil(0.0336) + ceil(0.035) = 0.04 + 0.04.
+    # Per order: 0.07 x (2 x 0.40 x 0.60 + 2 x 0.50 x 0.50) = 0.07 x 0.98 = 0.0686 -> $0.07.
+    kalshi = fill_leg(kalshi_leg("0.50", ("0.40", "2"), ("0.50", "2")), D("4"))
+    assert kalshi.fee_usd == D("0.07")
+
+
+def test_polymarket_fee_rate_applies_on_fee_enabled_markets():
+    # 100 @ 0.50 with feeRate 0.03: 100 x 0.03 x 0.25 = $0.75 (exchange-apis.md section 3).
+    leg = fill_leg(polymarket_leg("0.50", ("0.50", "200"), fee_rate="0.03"), D("100"))
+    assert leg.fee_usd == D("0.7500")
+    assert fill_leg(polymarket_leg("0.50", ("0.50", "200")), D("100")).fee_usd == 0
+
+
+def test_fractional_level_sizes_still_give_whole_contracts():
+    # Polymarket shares: 2.5 + 3.75 = 6.25 reachable -> 6 whole contracts, the last level partly.
+    outcome = hedged(
+        kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.50", ("0.49", "2.5"), ("0.50", "3.75"))
+    )
+    assert outcome.pair.matched_size == 6
+    assert outcome.pair.legs[1].fills == (Fill(D("0.49"), D("2.5")), Fill(D("0.50"), D("3.5")))
+    # Notional 6 x 0.45 + 2.5 x 0.49 + 3.5 x 0.50 = 2.70 + 1.225 + 1.75 = 5.675; Kalshi fee
+    # 0.07 x 6 x 0.2475 = 0.10395 -> 0.11; cost 5.785.
+    assert outcome.pair.cost_usd == D("5.7850")
+
+
+def test_a_marginal_edge_gets_a_partial_fill_from_the_seeded_draw():
+    # Edge 3.5c with a 3c minimum is inside the 1c band. Draw 5000/10000: u = 0.3 + 0.7 x 0.5 = 0.65,
+    # floor(10 x 0.65) = 6.
+    rng = FixedDrawRandom(5000)
+    outcome = fill_hedged_pair(
+        leg_books=[kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.50", ("0.50", "10"))],
+        requested=D("10"),
+        intent_edge_cents=D("3.5"),
+        min_net_edge_cents=D("3"),
+        rng=rng,
+        config=FillConfig(),
+    )
+    assert outcome.partial and outcome.target_size == 6
+    # 6 contracts: Kalshi fee 0.07 x 6 x 0.2475 = 0.10395 -> 0.11; cost 2.70 + 3.00 + 0.11 = 5.81;
+    # edge 0.19 / 6 = 3.16c >= 3c, so 6 stands.
+    assert outcome.pair.matched_size == 6
+    assert outcome.pair.net_edge_cents == D("3.1666")
+
+
+def test_a_comfortable_edge_is_not_partially_filled_and_draws_nothing():
+    rng = FixedDrawRandom()
+    outcome = fill_hedged_pair(
+        leg_books=[kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.50", ("0.50", "10"))],
+        requested=D("10"),
+        intent_edge_cents=D("3.2"),
+        min_net_edge_cents=D("2.2"),  # exactly the band's width above: not marginal
+        rng=rng,
+        config=FillConfig(),
+    )
+    assert not outcome.partial and outcome.pair.matched_size == 10
+    assert rng.randrange_calls == 0
+
+
+@pytest.mark.parametrize(
+    ("depth", "step", "expected"), [("10", 0, 3), ("10", 10_000, 10), ("1", 0, 1), ("3", 0, 1)]
+)
+def test_partial_size_is_floor_of_depth_times_u_and_at_least_one(depth, step, expected):
+    # u = 0.3 at step 0 and 1.0 at step 10000; floor(1 x 0.3) = 0 becomes 1, floor(3 x 0.3) = 0 too.
+    assert partial_size(D(depth), FixedDrawRandom(step), FillConfig()) == expected
+
+
+def test_size_is_reduced_until_the_real_fills_meet_the_minimum():
+    # Kalshi 10 @ 0.45; Polymarket 4 @ 0.50 then 6 @ 0.55. Minimum 2c.
+    # 10: 4.50 + 2.00 + 3.30 + fee ceil(0.17325)=0.18 -> 9.98, edge 0.2c: too thin.
+    # 6:  2.70 + 2.00 + 1.10 + fee ceil(0.10395)=0.11 -> 5.91, edge 1.5c: too thin.
+    # 5:  2.25 + 2.00 + 0.55 + fee ceil(0.086625)=0.09 -> 4.89, edge 2.2c: kept.
+    outcome = hedged(
+        kalshi_leg("0.45", ("0.45", "10")),
+        polymarket_leg("0.55", ("0.50", "4"), ("0.55", "6")),
+        edge="3.5",
+        minimum="2",
+    )
+    assert outcome.at_target.matched_size == 10
+    assert outcome.at_target.net_edge_cents == D("0.2")
+    assert outcome.pair.matched_size == 5
+    assert outcome.pair.cost_usd == D("4.89")
+    assert outcome.pair.net_edge_cents == D("2.2")
+
+
+def test_no_size_meets_the_minimum_gives_no_pair():
+    # 0.45 + 0.52 = 0.97 leaves 3c before fees; Kalshi's fee at any size takes >= 1.73c, and at
+    # 1 contract ceil(0.017325) = 0.02 leaves 1c. Nothing reaches 3c.
+    outcome = hedged(kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.52", ("0.52", "10")), minimum="3")
+    assert outcome.pair is None
+    # At the full 10: 10 - 4.50 - 5.20 - 0.18 = 0.12 -> 1.2c.
+    assert outcome.at_target.net_edge_cents == D("1.2")
+
+
+def test_fill_pct_is_rounded_down_to_four_places():
+    assert fill_pct(D(1), D(3)) == D("0.3333")
+    assert fill_pct(D(2), D(3)) == D("0.6666")
+    assert fill_pct(D(5), D(5)) == D("1.0000")
+
+
+def test_pair_cost_is_notional_plus_fees():
+    pair = fill_pair([kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.50", ("0.50", "10"))], D("10"))
+    # 4.50 + 5.00 + 0.18 (ceil of 0.17325) = 9.68: the default scenario's 3.20c edge.
+    assert (pair.cost_usd, pair.fees_usd, pair.expected_pnl_usd) == (D("9.68"), D("0.18"), D("0.32"))
+    assert pair.net_edge_cents == D("3.2")
+
+
+def test_fill_config_rejects_a_bad_range_and_round_trips_json():
+    with pytest.raises(ValueError):
+        FillConfig(partial_fill_min=D("0.8"), partial_fill_max=D("0.5"))
+    config = FillConfig(marginal_band_cents=D("0.5"), partial_fill_min=D("0.2"))
+    assert FillConfig.from_json(config.as_json()) == config
