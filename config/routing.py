@@ -1,3 +1,5 @@
-"""Websocket routes; each app adds its own consumers here."""
+"""Websocket routes; each app adds its own consumers in its routing module."""
 
-websocket_urlpatterns: list = []
+from simulator.routing import websocket_urlpatterns as simulator_routes
+
+websocket_urlpatterns = [*simulator_routes]

@@ -130,6 +130,12 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Per-run decisions have their own queue so a burst of intents never waits behind ingest ticks.
+CELERY_TASK_ROUTES = {"simulator.tasks.*": {"queue": "simulator"}}
+CELERY_BEAT_SCHEDULE = {
+    "expire-runs": {"task": "simulator.tasks.expire_runs", "schedule": 30.0},
+    "ingest-live-tick": {"task": "ingest.tasks.live_tick", "schedule": env.float("INGEST_TICK_S", default=1.0)},
+}
 
 # --- Auth ---------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

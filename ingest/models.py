@@ -1,0 +1,103 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+from exchanges.fees import KALSHI_TAKER_RATE
+
+OPPORTUNITY_KEY_RULE = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", "letters, digits and _ . : - only, at most 64 characters"
+)
+DIRECTION_CHOICES = [
+    ("kalshi_yes_poly_no", "YES on Kalshi + NO on Polymarket"),
+    ("poly_yes_kalshi_no", "YES on Polymarket + NO on Kalshi"),
+]
+
+
+class MarketPair(models.Model):
+    """One question listed on both venues: the opportunity key the simulator watches."""
+
+    opportunity_key = models.CharField(max_length=64, unique=True, validators=[OPPORTUNITY_KEY_RULE])
+    title = models.CharField(max_length=300, blank=True)
+    kalshi_ticker = models.CharField(max_length=120)
+    kalshi_title = models.CharField(max_length=300, blank=True)
+    kalshi_close_time = models.DateTimeField(null=True, blank=True)
+    poly_condition_id = models.CharField(max_length=120, blank=True)
+    poly_yes_token = models.CharField(max_length=120)
+    poly_no_token = models.CharField(max_length=120)
+    poly_title = models.CharField(max_length=300, blank=True)
+    poly_close_time = models.DateTimeField(null=True, blank=True)
+    alignment_tolerance_s = models.PositiveIntegerField(
+        default=86400, help_text="How far apart the two venues' close times may be and still pair."
+    )
+    kalshi_fee_rate = models.DecimalField(max_digits=6, decimal_places=4, default=KALSHI_TAKER_RATE)
+    poly_fee_rate = models.DecimalField(max_digits=6, decimal_places=4, default=Decimal("0"))
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "market_pairs"
+        ordering = ["opportunity_key"]
+
+    def __str__(self) -> str:
+        return self.opportunity_key
+
+
+class SuccessSpan(models.Model):
+    """A stretch of time in which a pair's net edge stayed at or above the span threshold."""
+
+    span_key = models.CharField(max_length=200, unique=True)
+    pair = models.ForeignKey(MarketPair, on_delete=models.PROTECT, related_name="spans")
+    opportunity_key = models.CharField(max_length=64)
+    direction = models.CharField(max_length=32, choices=DIRECTION_CHOICES)
+    threshold_cents = models.DecimalField(max_digits=10, decimal_places=4)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    peak_edge_cents = models.DecimalField(max_digits=10, decimal_places=4)
+    mean_edge_cents = models.DecimalField(max_digits=10, decimal_places=4)
+    last_edge_cents = models.DecimalField(max_digits=10, decimal_places=4)
+    max_size = models.DecimalField(max_digits=14, decimal_places=2)
+    close_reason = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        db_table = "success_spans"
+        indexes = [
+            models.Index(fields=["started_at"], name="span_started"),
+            models.Index(fields=["opportunity_key", "started_at"], name="span_key_started"),
+        ]
+
+    def __str__(self) -> str:
+        return self.span_key
+
+    @property
+    def is_open(self) -> bool:
+        return self.ended_at is None
+
+
+class ExecutionIntent(models.Model):
+    """What ingest asks one user's simulator runs to try: persisted before anything consumes it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="intents")
+    pair = models.ForeignKey(MarketPair, on_delete=models.PROTECT, related_name="intents")
+    opportunity_key = models.CharField(max_length=64)
+    direction = models.CharField(max_length=32, choices=DIRECTION_CHOICES)
+    span = models.ForeignKey(
+        SuccessSpan, null=True, blank=True, on_delete=models.SET_NULL, related_name="intents"
+    )
+    net_edge_cents = models.DecimalField(max_digits=10, decimal_places=4)
+    size = models.DecimalField(max_digits=14, decimal_places=2)
+    fees_usd = models.DecimalField(max_digits=18, decimal_places=4)
+    cost_usd = models.DecimalField(max_digits=18, decimal_places=4)
+    legs = models.JSONField()
+    books = models.JSONField()
+    signal_at = models.DateTimeField(help_text="When the books behind it were seen (the ingest clock).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "execution_intents"
+        indexes = [models.Index(fields=["user", "signal_at"], name="intent_user_signal")]
+
+    def __str__(self) -> str:
+        return f"intent {self.pk} {self.opportunity_key} {self.direction}"

@@ -1,0 +1,142 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+MONEY = {"max_digits": 18, "decimal_places": 4}
+SIZE = {"max_digits": 14, "decimal_places": 2}
+CENTS = {"max_digits": 10, "decimal_places": 4}
+
+
+class SimulatorRun(models.Model):
+    RUNNING, STOPPED, EXPIRED, FAILED = "running", "stopped", "expired", "failed"
+    STATUS_CHOICES = [(s, s) for s in (RUNNING, STOPPED, EXPIRED, FAILED)]
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="simulator_runs"
+    )
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=RUNNING)
+    label = models.CharField(max_length=120, blank=True)
+    notes = models.TextField(max_length=2000, blank=True)
+    opportunity_keys = models.JSONField(default=list, blank=True, help_text="Empty: every opportunity key.")
+    starting_usd = models.DecimalField(**MONEY)
+    balance_usd = models.DecimalField(**MONEY)
+    pnl_usd = models.DecimalField(
+        **MONEY, default=0, help_text="Realised: payouts of resolved pairs - their cost."
+    )
+    expected_pnl_usd = models.DecimalField(**MONEY, default=0)
+    trade_count = models.PositiveIntegerField(default=0)
+    decision_count = models.PositiveIntegerField(default=0)
+    # The user's thresholds when the run started: later profile edits do not move a running run.
+    min_net_edge_cents = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    max_leg_usd = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
+    daily_cap_usd = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    duration_minutes = models.PositiveIntegerField(default=0, help_text="0: until stopped (at most 7 days).")
+    started_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=200, blank=True)
+    seed = models.BigIntegerField()
+    sim_config = models.JSONField(default=dict, blank=True)
+    liquidity_state = models.JSONField(default=dict, blank=True)
+    traded_day = models.DateField(null=True, blank=True)
+    traded_today_usd = models.DecimalField(**MONEY, default=0)
+
+    class Meta:
+        db_table = "simulator_runs"
+        indexes = [
+            models.Index(fields=["user", "status"], name="run_user_status"),
+            models.Index(fields=["user", "-started_at"], name="run_user_started"),
+            models.Index(fields=["status", "ends_at"], name="run_status_ends"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.label or 'unlabelled'}, {self.status})"
+
+    def watches(self, opportunity_key: str) -> bool:
+        return not self.opportunity_keys or opportunity_key in self.opportunity_keys
+
+
+class Decision(models.Model):
+    INTENT, SUCCESS_SPAN = "intent", "success_span"
+    SOURCE_CHOICES = [(INTENT, INTENT), (SUCCESS_SPAN, SUCCESS_SPAN)]
+    TRADED, ELIGIBLE, SKIPPED = "traded", "eligible", "skipped"
+    OUTCOME_CHOICES = [(o, o) for o in (TRADED, ELIGIBLE, SKIPPED)]
+
+    run = models.ForeignKey(SimulatorRun, on_delete=models.CASCADE, related_name="decisions")
+    intent = models.ForeignKey(
+        "ingest.ExecutionIntent", null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    span = models.ForeignKey(
+        "ingest.SuccessSpan", null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    decision_source = models.CharField(max_length=16, choices=SOURCE_CHOICES)
+    outcome = models.CharField(max_length=16, choices=OUTCOME_CHOICES)
+    reason = models.CharField(max_length=300, blank=True)
+    reason_code = models.CharField(max_length=40, blank=True, help_text="The failing check's name.")
+    checks = models.JSONField(default=list)
+    edge_cents = models.DecimalField(**CENTS, null=True, blank=True)
+    opportunity_key = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        db_table = "simulator_decisions"
+        constraints = [
+            # Exactly-once: a redelivered task finds the row and stops.
+            models.UniqueConstraint(
+                fields=["run", "intent"],
+                condition=Q(intent__isnull=False),
+                name="one_decision_per_run_intent",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "span"], condition=Q(span__isnull=False), name="one_decision_per_run_span"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision_source="intent", intent__isnull=False, span__isnull=True)
+                | Q(decision_source="success_span", span__isnull=False, intent__isnull=True),
+                name="decision_has_exactly_its_source",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["run", "created_at"], name="decision_run_created"),
+            models.Index(fields=["decision_source", "created_at"], name="decision_source_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"decision {self.pk} {self.outcome}"
+
+
+class SimulatorTrade(models.Model):
+    run = models.ForeignKey(SimulatorRun, on_delete=models.CASCADE, related_name="trades")
+    intent = models.ForeignKey("ingest.ExecutionIntent", on_delete=models.PROTECT, related_name="trades")
+    decision = models.OneToOneField(Decision, on_delete=models.CASCADE, related_name="trade")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="simulator_trades"
+    )
+    opportunity_key = models.CharField(max_length=64)
+    direction = models.CharField(max_length=32)
+    net_edge_cents = models.DecimalField(**CENTS)
+    requested_size = models.DecimalField(**SIZE)
+    matched_size = models.DecimalField(**SIZE)
+    fill_pct = models.DecimalField(max_digits=5, decimal_places=4)
+    cost_usd = models.DecimalField(**MONEY)
+    fees_usd = models.DecimalField(**MONEY)
+    expected_pnl_usd = models.DecimalField(**MONEY)
+    legs = models.JSONField()
+    checks = models.JSONField()
+    validation = models.JSONField()
+    decided_at = models.DateTimeField()
+    executed_at = models.DateTimeField()
+    settled_at = models.DateTimeField()
+    settlement_delay_s = models.DecimalField(max_digits=10, decimal_places=3)
+
+    class Meta:
+        db_table = "simulator_trades"
+        constraints = [models.UniqueConstraint(fields=["run", "intent"], name="one_trade_per_run_intent")]
+        indexes = [
+            models.Index(fields=["run", "-decided_at"], name="trade_run_decided"),
+            models.Index(fields=["user", "-decided_at"], name="trade_user_decided"),
+            models.Index(fields=["opportunity_key", "executed_at"], name="trade_key_executed"),
+        ]
+
+    def __str__(self) -> str:
+        return f"trade {self.pk} {self.opportunity_key} x{self.matched_size}"

@@ -1,0 +1,3 @@
+"""The /simulator/ page (filled in by the page work)."""
+
+urlpatterns: list = []
