@@ -28,7 +28,7 @@ SHORT_TIMEOUT_S = 0.3
 
 @pytest.fixture(scope="module")
 def double():
-    private_pem, public_pem = kalshi_key_pair()
+    _, public_pem = kalshi_key_pair()
     with ExchangeDouble(Scenario.demo()) as running:
         running.state.register_kalshi_key(KEY_ID, public_pem, balance_cents=123_456)
         yield running
@@ -64,7 +64,9 @@ def test_credentials_choose_prod_demo_or_an_explicit_host(rsa_private_pem):
 def test_credentials_read_the_key_from_a_path(tmp_path, rsa_private_pem):
     key_file = tmp_path / "kalshi.pem"
     key_file.write_text(rsa_private_pem)
-    credentials = kalshi_credentials_from_secret({"api_key": "id", "extra": {"private_key_path": str(key_file)}})
+    credentials = kalshi_credentials_from_secret(
+        {"api_key": "id", "extra": {"private_key_path": str(key_file)}}
+    )
     assert credentials.private_key_pem == rsa_private_pem
     assert rsa_private_pem not in repr(credentials)
 
@@ -133,7 +135,9 @@ def test_market_status_of_an_active_market(adapter):
         ("inactive", "", False, False),
     ],
 )
-def test_market_status_follows_the_venue_lifecycle(adapter, double, venue_status, result_word, tradeable, resolved):
+def test_market_status_follows_the_venue_lifecycle(
+    adapter, double, venue_status, result_word, tradeable, resolved
+):
     ticker = f"LIFE-{venue_status.upper()}"
     double.state.add_kalshi_market(KalshiMarket(ticker=ticker, status=venue_status, result=result_word))
     status = adapter.market_status(ticker).value
@@ -188,7 +192,11 @@ def test_an_unusable_private_key_is_rejected_without_a_request(double):
         (Fault(venue="kalshi", kind="bad_signature"), "rejected", 401),
         (Fault(venue="kalshi", kind="malformed", malformed="not_json"), "malformed", None),
         (Fault(venue="kalshi", kind="malformed", malformed="missing_fields"), "malformed", None),
-        (Fault(venue="kalshi", kind="malformed", malformed="missing_fields", drop_fields=("no_dollars",)), "malformed", None),
+        (
+            Fault(venue="kalshi", kind="malformed", malformed="missing_fields", drop_fields=("no_dollars",)),
+            "malformed",
+            None,
+        ),
     ],
     ids=lambda v: getattr(v, "kind", None) and f"{v.kind}-{v.status}-{v.malformed}-{'+'.join(v.drop_fields)}",
 )
@@ -228,7 +236,8 @@ def test_a_closed_port_is_unreachable():
     with ExchangeDouble(Scenario()) as gone:
         host = gone.kalshi_host
     adapter = KalshiAdapter(
-        KalshiCredentials(api_key_id=KEY_ID, private_key_pem=private_pem, host=host), timeout_s=SHORT_TIMEOUT_S
+        KalshiCredentials(api_key_id=KEY_ID, private_key_pem=private_pem, host=host),
+        timeout_s=SHORT_TIMEOUT_S,
     )
     result = adapter.exchange_status()
     assert result.kind == "unreachable"
