@@ -10,7 +10,7 @@ import random
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, Level
+from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, Level, sorted_levels
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from simulator.core import (
     ExchangeValidation,
@@ -34,7 +34,9 @@ def levels(*pairs: tuple[str, str]) -> tuple[Level, ...]:
 
 
 def book(venue: str, instrument_id: str, side: str, *asks: tuple[str, str], ts_ms: int = BOOK_TS_MS) -> Book:
-    return Book(venue=venue, instrument_id=instrument_id, side=side, asks=levels(*asks), received_ts_ms=ts_ms)
+    """A book of asks, sorted best first as every `Book` is (`sorted_levels` also merges equal prices)."""
+    ladder = sorted_levels(((D(price), D(size)) for price, size in asks), best_first_ascending=True)
+    return Book(venue=venue, instrument_id=instrument_id, side=side, asks=ladder, received_ts_ms=ts_ms)
 
 
 def kalshi_book(*asks: tuple[str, str], ts_ms: int = BOOK_TS_MS) -> Book:
