@@ -154,8 +154,9 @@ class ExchangeDouble:
         logger.info("exchange_double stopped")
 
     def serve_forever(self) -> None:
-        """Start, then block until interrupted (Ctrl-C) and stop."""
-        self.start()
+        """Start (unless already running), block until Ctrl-C or `stop()`, then stop."""
+        if self._httpd is None:
+            self.start()
         try:
             while not self._stopping.wait(0.5):
                 pass

@@ -1,0 +1,63 @@
+"""Run the exchange double (loopback Kalshi + Polymarket) in the foreground until Ctrl-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from exchanges.double import ExchangeDouble, Scenario
+
+
+class Command(BaseCommand):
+    help = "Serve the exchange double for the official Kalshi and Polymarket clients until Ctrl-C."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+        parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
+        parser.add_argument(
+            "--scenario",
+            type=Path,
+            help="scenario file (.json, .yaml or .yml); default: the built-in demo of three paired markets",
+        )
+        parser.add_argument(
+            "--kalshi-key",
+            action="append",
+            default=[],
+            metavar="KEY_ID=PUBLIC_PEM_PATH",
+            help="register a Kalshi API key id with its RSA public key (repeatable)",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        scenario_path = options["scenario"]
+        try:
+            scenario = Scenario.load(scenario_path) if scenario_path else Scenario.demo()
+        except (OSError, ValueError, TypeError) as exc:
+            raise CommandError(f"cannot load scenario {scenario_path}: {exc}") from exc
+        double = ExchangeDouble(scenario, host=options["host"], port=options["port"])
+        for spec in options["kalshi_key"]:
+            key_id, sep, pem_path = spec.partition("=")
+            if not (key_id and sep and pem_path):
+                raise CommandError(f"--kalshi-key wants KEY_ID=PUBLIC_PEM_PATH, got {spec!r}")
+            try:
+                double.state.register_kalshi_key(key_id, Path(pem_path).read_text())
+            except OSError as exc:
+                raise CommandError(f"cannot read Kalshi public key {pem_path}: {exc}") from exc
+        try:
+            double.start()
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from exc
+        self.stdout.write(f"Kalshi host:     {double.kalshi_host}")
+        self.stdout.write(f"Polymarket host: {double.polymarket_host}")
+        self.stdout.write(
+            f"{len(scenario.kalshi_markets)} Kalshi markets, {len(scenario.polymarket_books)} Polymarket "
+            "books. Ctrl-C to stop."
+        )
+        self.stdout.flush()
+        try:
+            double.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            double.stop()
+        self.stdout.write("Exchange double stopped.")
