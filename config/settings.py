@@ -134,7 +134,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {"simulator.tasks.*": {"queue": "simulator"}}
 CELERY_BEAT_SCHEDULE = {
     "expire-runs": {"task": "simulator.tasks.expire_runs", "schedule": 30.0},
-    "ingest-live-tick": {"task": "ingest.tasks.live_tick", "schedule": env.float("INGEST_TICK_S", default=1.0)},
+    "ingest-live-tick": {
+        "task": "ingest.tasks.live_tick",
+        "schedule": env.float("INGEST_TICK_S", default=1.0),
+    },
 }
 
 # --- Auth ---------------------------------------------------------------------------------
@@ -209,12 +212,15 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 
-# --- Logging: key=value lines ----------------------------------------------------------------
+# --- Logging: key=value lines; the redaction filter masks key material in every record -------
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "exchanges.redaction.SecretRedactionFilter"}},
     "formatters": {"kv": {"format": "ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "kv"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["redact_secrets"]}
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
