@@ -3,6 +3,7 @@
 import time
 
 import pytest
+import yaml
 from py_clob_client.client import ClobClient
 from py_clob_client.clob_types import ApiCreds, AssetType, BalanceAllowanceParams
 from py_clob_client.exceptions import PolyApiException
@@ -11,6 +12,7 @@ from py_clob_client.utilities import generate_orderbook_summary_hash
 from exchanges.double import ExchangeDouble, PolymarketBook, Scenario
 from exchanges.testing import (
     OTHER_POLYMARKET_PRIVATE_KEY,
+    make_kalshi_client,
     make_polymarket_client,
     polymarket_address,
     polymarket_private_key,
@@ -224,3 +226,20 @@ def test_stale_l1_timestamp_is_unauthorized():
 
     assert excinfo.value.status_code == 401
     assert "window" in excinfo.value.error_msg["error"]
+
+
+def test_scenario_saved_to_yaml_serves_the_same_markets_on_both_venues(tmp_path):
+    demo = Scenario.demo()
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(demo.to_dict()))
+
+    with ExchangeDouble(Scenario.load(path)) as double:
+        kalshi = make_kalshi_client(double.kalshi_host)
+        polymarket = make_polymarket_client(double.polymarket_host)
+        for ticker, market in demo.kalshi_markets.items():
+            served = kalshi.get_market_orderbook(ticker).orderbook_fp
+            assert served.yes_dollars == sorted(market.yes_bids)
+        for token_id, book in demo.polymarket_books.items():
+            served = polymarket.get_order_book(token_id)
+            assert served.market == book.market
+            assert {level.price for level in served.asks} == {level["price"] for level in book.asks}
