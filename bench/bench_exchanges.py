@@ -1,0 +1,133 @@
+"""Validation calls per second and latency through each official client, against the double.
+
+Not a test: prints a table. Each row is a bounded loop (N calls or a time cap, whichever comes
+first) on loopback against the exchange double:
+
+- raw GET (http.client, one keep-alive connection): the floor for that endpoint on this machine,
+- the adapter over the official client (Kalshi orderbook signs RSA-PSS on every call; Polymarket
+  book is unauthenticated), which is what a validation pays.
+
+Run: .venv/bin/python bench/bench_exchanges.py [--calls 2000] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from exchanges.double import ExchangeDouble, Scenario
+from exchanges.double import server as double_server
+from exchanges.kalshi import KalshiAdapter, KalshiCredentials
+from exchanges.polymarket import PolymarketAdapter, PolymarketCredentials
+from exchanges.testing import kalshi_key_pair, polymarket_private_key
+
+KEY_ID = "bench-key"
+
+
+def measure(call: Callable[[], bool], *, max_calls: int, max_seconds: float) -> dict[str, float]:
+    latencies_ms: list[float] = []
+    failures = 0
+    started = time.perf_counter()
+    deadline = started + max_seconds
+    while len(latencies_ms) < max_calls and time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        ok = call()
+        latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+        failures += not ok
+    elapsed_s = time.perf_counter() - started
+    ordered = sorted(latencies_ms)
+    return {
+        "calls": len(ordered),
+        "failures": failures,
+        "per_s": len(ordered) / elapsed_s,
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))],
+    }
+
+
+def raw_get(base_url: str, path: str) -> Callable[[], bool]:
+    split = urlsplit(base_url)
+    connection = http.client.HTTPConnection(split.hostname, split.port, timeout=5)
+
+    def call() -> bool:
+        connection.request("GET", path, headers={"Accept": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status == 200
+
+    return call
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--as-is",
+        action="store_true",
+        help="leave Nagle's algorithm on in the double's handler (measures the ~40 ms delayed-ACK stall)",
+    )
+    args = parser.parse_args()
+    if not args.as_is:
+        # The double's handler sends the headers and the body in two writes; with Nagle on, the
+        # body waits for the client's delayed ACK (~40 ms on Linux) and every loop below would
+        # measure that kernel timer instead of the clients. socketserver's own switch turns it off.
+        double_server._Handler.disable_nagle_algorithm = True
+
+    scenario = Scenario.demo()
+    ticker = next(iter(scenario.kalshi_markets))
+    token = next(iter(scenario.polymarket_books))
+    private_pem, public_pem = kalshi_key_pair()
+    rows: list[tuple[str, dict[str, float]]] = []
+    with ExchangeDouble(scenario) as double:
+        double.state.register_kalshi_key(KEY_ID, public_pem)
+        kalshi = KalshiAdapter(
+            KalshiCredentials(api_key_id=KEY_ID, private_key_pem=private_pem, host=double.kalshi_host)
+        )
+        poly = PolymarketAdapter(
+            PolymarketCredentials(private_key=polymarket_private_key(), host=double.polymarket_host)
+        )
+        loops = [
+            (
+                "raw GET kalshi orderbook (unsigned)",
+                raw_get(double.base_url, f"/trade-api/v2/markets/{ticker}/orderbook"),
+            ),
+            ("KalshiAdapter.orderbook (signed)", lambda: kalshi.orderbook(ticker).ok),
+            ("raw GET polymarket /book", raw_get(double.base_url, f"/book?token_id={token}")),
+            ("PolymarketAdapter.orderbook", lambda: poly.orderbook(token, "yes").ok),
+        ]
+        for name, call in loops:
+            call()  # warm up: connection, key load, imports
+            rows.append((name, measure(call, max_calls=args.calls, max_seconds=args.seconds)))
+
+    print(
+        f"\nexchange validation calls against the double on loopback ({args.calls} calls or {args.seconds:g} s each)\n"
+    )
+    print(f"{'loop':<40} {'calls':>6} {'fail':>5} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, r in rows:
+        print(
+            f"{name:<40} {r['calls']:>6} {r['failures']:>5} {r['per_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}"
+        )
+    by_name = dict(rows)
+    print()
+    for venue, raw_name, client_name in (
+        ("kalshi", loops[0][0], loops[1][0]),
+        ("polymarket", loops[2][0], loops[3][0]),
+    ):
+        raw, client = by_name[raw_name], by_name[client_name]
+        print(
+            f"{venue:<11} official client / raw floor: p50 x{client['p50_ms'] / raw['p50_ms']:.1f}, "
+            f"throughput x{raw['per_s'] / client['per_s']:.1f} slower"
+        )
+
+
+if __name__ == "__main__":
+    main()
