@@ -2,10 +2,11 @@
 
 import threading
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from kalshi_python_sync.exceptions import ApiException
 
 from exchanges.books import NO, YES, Level
 from exchanges.double import ExchangeDouble, Fault, KalshiMarket, Scenario
@@ -17,6 +18,7 @@ from exchanges.kalshi import (
     kalshi_credentials_from_secret,
 )
 from exchanges.ratelimit import KALSHI_READ, BucketSpec, LocalRateLimiter
+from exchanges.results import CallResult, kind_for_status, retry_after_seconds, timed_call
 from exchanges.testing import kalshi_key_pair, new_kalshi_key_pair
 
 D = Decimal
@@ -301,3 +303,66 @@ def test_a_waiting_limiter_lets_every_call_through_at_the_rate(adapter, double):
     assert all(r.ok for r in results)
     assert double.call_counts[("kalshi", BOOK_PATH)] == 6
     assert slept == pytest.approx([0.05, 0.05, 0.05])  # beyond the burst, one slot per 1/20 s
+
+
+# --- typed results from raw exceptions (exchanges.results) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (None, "unreachable"),
+        (0, "unreachable"),
+        (503, "unreachable"),
+        (429, "rate_limited"),
+        (401, "rejected"),
+        (404, "rejected"),
+        (422, "rejected"),
+        (201, "malformed"),
+        (302, "malformed"),
+    ],
+)
+def test_http_status_maps_to_a_kind(status, kind):
+    assert kind_for_status(status) == kind
+
+
+def test_retry_after_accepts_seconds_and_http_dates():
+    now = datetime(2025, 11, 24, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_seconds({"Retry-After": "2"}) == 2.0
+    assert retry_after_seconds({"retry-after": "Mon, 24 Nov 2025 12:00:03 GMT"}, now=now) == 3.0
+    assert retry_after_seconds({"Retry-After": "soon"}) is None
+    assert retry_after_seconds({}) is None
+
+
+def test_a_429_exception_carries_its_retry_after_into_the_result():
+    exc = ApiException(status=429, reason="Too Many Requests")
+    exc.headers = {"Retry-After": "3"}
+    result = CallResult.from_exception(exc, venue="kalshi", call="orderbook", latency_ms=1.5)
+    assert (result.kind, result.retry_after_s, result.http_status, result.latency_ms) == (
+        "rate_limited",
+        3.0,
+        429,
+        1.5,
+    )
+
+
+def test_an_unexpected_exception_is_malformed_and_named():
+    result = timed_call(lambda: (_ for _ in ()).throw(LookupError("odd")), venue="kalshi", call="orderbook")
+    assert result.kind == "malformed" and "LookupError" in result.detail
+
+
+def test_a_connect_error_is_unreachable_and_a_key_error_is_malformed():
+    refused = CallResult.from_exception(ConnectionRefusedError("refused"), venue="kalshi", call="balance")
+    missing = CallResult.from_exception(KeyError("orderbook_fp"), venue="kalshi", call="orderbook")
+    assert (refused.kind, missing.kind) == ("unreachable", "malformed")
+
+
+def test_the_detail_never_carries_a_registered_secret(polymarket_private_key):
+    exc = ApiException(status=400, reason="Bad Request", body=f"echo {polymarket_private_key}")
+    result = CallResult.from_exception(exc, venue="kalshi", call="orderbook")
+    assert polymarket_private_key not in result.detail and "400" in result.detail
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind"):
+        CallResult(kind="meh", venue="kalshi", call="orderbook")
