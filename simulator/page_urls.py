@@ -1,3 +1,7 @@
-"""The /simulator/ page (filled in by the page work)."""
+"""The /simulator/ page."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from simulator import views
+
+urlpatterns = [path("", views.simulator_page, name="simulator-page")]

@@ -1,0 +1,271 @@
+// The /simulator/ page: talks to the JSON API and the /ws/simulator/ socket. No framework.
+(() => {
+  "use strict";
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const csrf = () => (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
+  const esc = (v) => String(v ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  const usd = (v) => (v === null || v === undefined ? "–" : `$${Number(v).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 4 })}`);
+  const signed = (v) => `<span class="${Number(v) >= 0 ? "pos" : "neg"}">${usd(v)}</span>`;
+  const time = (iso) => (iso ? new Date(iso).toISOString().replace("T", " ").slice(0, 19) : "–");
+  const results = (body) => (Array.isArray(body) ? body : body.results || []);
+
+  async function api(path, options = {}) {
+    const init = { credentials: "same-origin", headers: { Accept: "application/json" }, ...options };
+    if (options.body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.headers["X-CSRFToken"] = csrf();
+      init.body = JSON.stringify(options.body);
+    }
+    const response = await fetch(path, init);
+    let body = null;
+    try { body = await response.json(); } catch { body = null; }
+    if (!response.ok) { const err = new Error(`HTTP ${response.status}`); err.status = response.status; err.body = body; throw err; }
+    return body;
+  }
+
+  // --- Trade status is derived from the clock, so it moves without a reload ----------------
+  function tradeStatus(trade, now = Date.now()) {
+    if (now < Date.parse(trade.executed_at)) return "queued";
+    if (now < Date.parse(trade.settled_at)) return "executed";
+    return "settled";
+  }
+
+  // --- Trades table --------------------------------------------------------------------------
+  const trades = new Map();
+  function renderTradeRow(trade, fresh = false) {
+    const tbody = $("#trades tbody");
+    tbody.querySelector("tr.empty")?.remove();
+    let row = tbody.querySelector(`tr[data-trade-id="${trade.id}"]`);
+    const isNew = !row;
+    if (isNew) { row = document.createElement("tr"); row.dataset.tradeId = trade.id; row.className = "clickable"; }
+    const status = tradeStatus(trade);
+    row.innerHTML = `<td>${esc(trade.id)}</td><td>${time(trade.decided_at)}</td><td>${esc(trade.opportunity_key)}</td>
+      <td><span class="status ${status}" data-status>${status}</span></td><td>${esc(trade.matched_size)}/${esc(trade.requested_size)}</td>
+      <td>${Math.round(Number(trade.fill_pct) * 100)}%</td><td>${usd(trade.cost_usd)}</td><td>${signed(trade.expected_pnl_usd)}</td>
+      <td><button class="link-dark" data-detail="${esc(trade.id)}">details</button></td>`;
+    if (isNew) {
+      // Newest first: insert by id so a late frame does not reorder the table.
+      const after = [...tbody.rows].find((r) => Number(r.dataset.tradeId) < Number(trade.id));
+      tbody.insertBefore(row, after || null);
+      if (fresh) row.classList.add("fresh");
+    }
+    trades.set(String(trade.id), trade);
+  }
+  function tickStatuses() {
+    for (const row of $("#trades tbody").rows) {
+      const trade = trades.get(row.dataset.tradeId);
+      if (!trade) continue;
+      const badge = row.querySelector("[data-status]");
+      const status = tradeStatus(trade);
+      if (badge.textContent !== status) { badge.textContent = status; badge.className = `status ${status}`; }
+    }
+  }
+
+  // --- Trade detail modal --------------------------------------------------------------------
+  async function openTrade(id) {
+    const modal = $("#trade-modal");
+    $("#trade-detail").innerHTML = "<p class='empty'>Loading…</p>";
+    if (!modal.open) modal.showModal();
+    try {
+      const t = await api(`/simulator/trades/${encodeURIComponent(id)}`);
+      const legs = (t.legs || []).map((leg) => `
+        <h4>${esc(leg.venue)} · ${esc(leg.side).toUpperCase()} · <code>${esc(leg.instrument_id)}</code></h4>
+        <div class="kv"><div><small>limit</small>${esc(leg.limit_price)}</div><div><small>avg fill</small>${esc(leg.avg_fill_price)}</div><div><small>fee</small>${usd(leg.fee_usd)}</div></div>
+        <table><thead><tr><th>book (asks seen)</th><th>size</th><th>filled</th></tr></thead><tbody>
+        ${(leg.book || []).map((lvl) => {
+          const hit = (leg.fills || []).find((f) => f.price === lvl.price);
+          return `<tr><td>${esc(lvl.price)}</td><td>${esc(lvl.size)}</td><td>${hit ? esc(hit.size) : ""}</td></tr>`;
+        }).join("")}</tbody></table>`).join("");
+      const checks = (t.checks || []).map((c) => `<tr><td>${c.ok ? "✔" : "✘"}</td><td><code>${esc(c.name)}</code></td><td>${esc(c.detail)}</td></tr>`).join("");
+      const validation = t.validation ? `<pre>${esc(JSON.stringify(t.validation, null, 2))}</pre>` : "<p class='empty'>none</p>";
+      $("#trade-detail").innerHTML = `
+        <h3>Trade ${esc(t.id)} · ${esc(t.opportunity_key)} · <span class="status ${tradeStatus(t)}">${tradeStatus(t)}</span></h3>
+        <div class="kv">
+          <div><small>requested</small>${esc(t.requested_size)}</div><div><small>matched</small>${esc(t.matched_size)} (${Math.round(Number(t.fill_pct) * 100)}%)</div>
+          <div><small>cost</small>${usd(t.cost_usd)}</div><div><small>fees</small>${usd(t.fees_usd)}</div><div><small>expected P&amp;L</small>${signed(t.expected_pnl_usd)}</div>
+          <div><small>decided</small>${time(t.decided_at)}</div><div><small>executed</small>${time(t.executed_at)}</div><div><small>settled</small>${time(t.settled_at)}</div>
+          <div><small>settlement delay</small>${esc(t.settlement_delay_s)} s</div><div><small>run / intent</small>${esc(t.run_id)} / ${esc(t.intent_id)}</div>
+        </div>
+        <h4>Legs</h4>${legs}
+        <h4>Checks</h4><table><tbody>${checks}</tbody></table>
+        <h4>Exchange validation</h4>${validation}`;
+    } catch (err) {
+      $("#trade-detail").innerHTML = `<p class="error">Could not load trade ${esc(id)} (${esc(err.message)}).</p>`;
+    }
+  }
+
+  // --- Running runs --------------------------------------------------------------------------
+  function timeLeft(run) {
+    if (!run.ends_at) return "until stopped";
+    const ms = Date.parse(run.ends_at) - Date.now();
+    if (ms <= 0) return "ending";
+    const h = Math.floor(ms / 3600000), m = Math.floor((ms % 3600000) / 60000);
+    return h >= 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${h} h ${m} min`;
+  }
+  function renderRunning(runs) {
+    const box = $("#running-runs");
+    if (!runs.length) { box.innerHTML = `<p class="empty">No run is running. Start one with the form.</p>`; return; }
+    box.innerHTML = runs.map((run) => `
+      <div class="run-card" data-run-id="${esc(run.id)}">
+        <h3>#${esc(run.id)} ${esc(run.label || "unlabelled")}</h3>
+        <dl><dt>balance</dt><dd data-field="balance">${usd(run.balance_usd)}</dd>
+            <dt>P&amp;L (exp.)</dt><dd>${signed(run.expected_pnl_usd)}</dd>
+            <dt>trades</dt><dd data-field="trades">${esc(run.trade_count)}</dd>
+            <dt>decisions</dt><dd>${esc(run.decision_count)}</dd>
+            <dt>watching</dt><dd>${run.opportunity_keys && run.opportunity_keys.length ? esc(run.opportunity_keys.join(", ")) : "all keys"}</dd>
+            <dt>time left</dt><dd>${timeLeft(run)}</dd></dl>
+        <button class="danger" data-stop="${esc(run.id)}">Stop</button>
+      </div>`).join("");
+  }
+
+  // --- History and equity curve --------------------------------------------------------------
+  function renderHistory(runs) {
+    const tbody = $("#history tbody");
+    if (!runs.length) { tbody.innerHTML = `<tr class="empty"><td colspan="7">No runs yet.</td></tr>`; return; }
+    tbody.innerHTML = runs.map((run) => `
+      <tr class="clickable" data-run-id="${esc(run.id)}" title="${esc(run.notes || "")}">
+        <td>${esc(run.id)}</td><td>${esc(run.label || "–")}</td><td>${esc(run.status)}</td><td>${time(run.started_at)}</td>
+        <td>${esc(run.trade_count)}</td><td>${usd(run.balance_usd)}</td><td>${signed(run.expected_pnl_usd)}</td></tr>`).join("");
+  }
+  let equityPlot = null;
+  async function showEquity(runId) {
+    const box = $("#equity-chart");
+    try {
+      const body = await api(`/simulator/runs/${encodeURIComponent(runId)}/equity`);
+      const points = results(body.points ? body.points : body);
+      $("#equity-title").innerHTML = `<h3>Run ${esc(runId)}: balance and expected P&amp;L</h3>`;
+      if (equityPlot) { equityPlot.destroy(); equityPlot = null; }
+      if (!points.length) { box.innerHTML = `<p class="empty">No trades in this run yet.</p>`; return; }
+      box.innerHTML = "";
+      const xs = points.map((p) => Date.parse(p.at || p.decided_at || p.time) / 1000);
+      const balance = points.map((p) => Number(p.balance_usd));
+      const pnl = points.map((p) => Number(p.expected_pnl_usd ?? p.pnl_usd));
+      equityPlot = new uPlot({
+        width: Math.max(280, box.clientWidth || 500), height: 220,
+        series: [{}, { label: "balance $", stroke: "#2563eb" }, { label: "exp. P&L $", stroke: "#137333", scale: "pnl" }],
+        axes: [{}, {}, { side: 1, scale: "pnl", grid: { show: false } }],
+      }, [xs, balance, pnl], box);
+    } catch (err) {
+      box.innerHTML = `<p class="error">Could not load the equity curve (${esc(err.message)}).</p>`;
+    }
+  }
+
+  // --- Report --------------------------------------------------------------------------------
+  let reportPlot = null;
+  async function loadReport() {
+    try {
+      const r = await api("/simulator/report?hours=24&max_gap_s=120&min_edge_cents=3");
+      const latency = r.latency_s || {};
+      $("#report-summary").innerHTML = `<div class="kv">
+        <div><small>spans</small>${esc(r.spans)}</div><div><small>captured</small>${esc(r.captured)}</div><div><small>missed</small>${esc(r.missed)}</div>
+        <div><small>capture rate</small>${r.capture_rate === null ? "–" : `${Math.round(Number(r.capture_rate) * 100)}%`}</div>
+        <div><small>latency p50 / p95</small>${latency.p50 ?? "–"} / ${latency.p95 ?? "–"} s</div>
+        <div><small>edge captured / available</small>${usd(r.edge_captured_usd)} / ${usd(r.edge_available_usd)}</div></div>
+        ${Object.keys(r.missed_reasons || {}).length ? `<p><small>missed because: ${Object.entries(r.missed_reasons).map(([k, n]) => `${esc(k)} ${esc(n)}`).join(", ")}</small></p>` : ""}`;
+      const rows = r.by_opportunity_key || [];
+      const box = $("#report-chart");
+      if (reportPlot) { reportPlot.destroy(); reportPlot = null; }
+      if (!rows.length) { box.innerHTML = `<p class="empty">No success spans in the last 24 h.</p>`; return; }
+      box.innerHTML = "";
+      const bars = uPlot.paths.bars({ size: [0.6, 60] });
+      reportPlot = new uPlot({
+        width: Math.max(280, box.clientWidth || 500), height: 200, scales: { x: { time: false } },
+        axes: [{ values: (u, ticks) => ticks.map((i) => rows[i]?.opportunity_key ?? "") }, {}],
+        series: [{}, { label: "captured", fill: "#86efac", stroke: "#137333", paths: bars }, { label: "missed", fill: "#fca5a5", stroke: "#b42318", paths: bars }],
+      }, [rows.map((_, i) => i), rows.map((k) => Number(k.captured)), rows.map((k) => Number(k.missed))], box);
+    } catch (err) {
+      $("#report-summary").innerHTML = `<p class="error">Could not load the report (${esc(err.message)}).</p>`;
+    }
+  }
+
+  // --- Status refresh ------------------------------------------------------------------------
+  async function refresh() {
+    try {
+      const [status, history] = await Promise.all([api("/simulator/status"), api("/simulator/runs")]);
+      renderRunning(status.runs || []);
+      for (const trade of [...(status.recent_trades || [])].reverse()) renderTradeRow(trade);
+      renderHistory(results(history));
+    } catch (err) {
+      if (err.status === 401 || err.status === 403) window.location = "/accounts/login/?next=/simulator/";
+    }
+  }
+  let refreshTimer = null;
+  const refreshSoon = () => { clearTimeout(refreshTimer); refreshTimer = setTimeout(refresh, 250); };
+
+  // --- Websocket with reconnect --------------------------------------------------------------
+  let socketDelay = 500;
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss" : "ws";
+    const socket = new WebSocket(`${proto}://${location.host}/ws/simulator/`);
+    const state = $("#socket-state");
+    socket.onopen = () => { socketDelay = 500; state.textContent = "● live"; state.className = "ok"; refresh(); };
+    socket.onmessage = (message) => {
+      let frame; try { frame = JSON.parse(message.data); } catch { return; }
+      if (frame.event === "simulator:trade" && frame.data) { renderTradeRow(frame.data, true); refreshSoon(); }
+      if (frame.event === "simulator:run") refreshSoon();
+    };
+    socket.onclose = () => {
+      state.textContent = "○ reconnecting"; state.className = "warn";
+      setTimeout(connect, socketDelay); socketDelay = Math.min(socketDelay * 2, 10000);
+    };
+  }
+
+  // --- Start form ----------------------------------------------------------------------------
+  async function loadPairs() {
+    try {
+      const pairs = results(await api("/simulator/pairs"));
+      $("#pair-select").innerHTML = pairs.map((p) => {
+        const key = p.opportunity_key || p;
+        return `<option value="${esc(key)}">${esc(key)}${p.title ? ` · ${esc(p.title)}` : ""}</option>`;
+      }).join("");
+    } catch { /* the empty-state notice already says when there are no pairs */ }
+  }
+  async function startRun(event) {
+    event.preventDefault();
+    const form = event.target;
+    form.querySelectorAll("[data-error-for]").forEach((el) => { el.textContent = ""; });
+    $("#start-warnings").innerHTML = "";
+    const data = new FormData(form);
+    const body = {
+      starting_usd: data.get("starting_usd"),
+      opportunity_keys: data.getAll("opportunity_keys"),
+      duration_minutes: data.get("duration_minutes") === "" ? null : data.get("duration_minutes"),
+      label: data.get("label"), notes: data.get("notes"),
+    };
+    $("#start-button").disabled = true;
+    try {
+      const run = await api("/simulator/start", { method: "POST", body });
+      $("#start-warnings").innerHTML = (run.warnings || []).map((w) => `<li>${esc(w)}</li>`).join("");
+      await refresh();
+    } catch (err) {
+      const errors = err.body || { detail: [`Could not start the run (${err.message}).`] };
+      for (const [field, messages] of Object.entries(errors)) {
+        const target = form.querySelector(`[data-error-for="${field}"]`) || form.querySelector('[data-error-for="detail"]');
+        target.textContent = `${field === "detail" ? "" : `${field}: `}${[].concat(messages).join(" ")}`;
+      }
+    } finally {
+      $("#start-button").disabled = false;
+    }
+  }
+  async function stopRun(runId) {
+    try { await api("/simulator/stop", { method: "POST", body: { run_id: Number(runId) } }); }
+    catch (err) { alert(`Could not stop run ${runId}: ${JSON.stringify(err.body || err.message)}`); }
+    refresh();
+  }
+
+  document.addEventListener("click", (event) => {
+    const detail = event.target.closest("[data-detail]");
+    if (detail) { openTrade(detail.dataset.detail); return; }
+    const stop = event.target.closest("[data-stop]");
+    if (stop) { stopRun(stop.dataset.stop); return; }
+    const tradeRow = event.target.closest("#trades tr[data-trade-id]");
+    if (tradeRow) { openTrade(tradeRow.dataset.tradeId); return; }
+    const runRow = event.target.closest("#history tr[data-run-id]");
+    if (runRow) showEquity(runRow.dataset.runId);
+  });
+  $("#start-form").addEventListener("submit", startRun);
+  setInterval(tickStatuses, 1000);
+  setInterval(refresh, 15000);
+  setInterval(loadReport, 60000);
+  loadPairs(); refresh(); loadReport(); connect();
+})();
