@@ -1,0 +1,292 @@
+"""Writes of simulator runs: start, stop, expire, and handing intents and span starts to the
+per-run workers. Each validates fully before it writes; each writes in one transaction and
+broadcasts after commit."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import UserProfile
+from accounts.secret_rules import EXCHANGES
+from accounts.selectors import exchanges_with_secrets
+from config.errors import ConflictError, NotFoundError
+from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
+from simulator import selectors
+from simulator.broadcast import broadcast_run
+from simulator.core import SimConfig
+from simulator.models import SimulatorRun
+
+logger = logging.getLogger(__name__)
+
+MAX_STARTING_USD = Decimal("10000000")
+MAX_LABEL_CHARS = 120
+MAX_NOTES_CHARS = 2000
+THRESHOLD_FIELDS = ("min_net_edge_cents", "max_leg_usd", "daily_cap_usd")
+EXPIRED_REASON = "reached its end time"
+
+
+def max_duration_minutes() -> int:
+    return settings.SIMULATOR_MAX_DURATION_MINUTES
+
+
+def max_running_per_user() -> int:
+    return settings.SIMULATOR_MAX_RUNNING_PER_USER
+
+
+def _clean_starting_usd(raw: Any) -> Decimal:
+    if raw is None or raw == "" or isinstance(raw, bool):
+        raise ValueError("is required: a positive amount in USD")
+    try:
+        value = Decimal(str(raw).strip())
+    except (InvalidOperation, ValueError):
+        raise ValueError("must be a decimal number") from None
+    if not value.is_finite():
+        raise ValueError("must be a finite decimal number")
+    if value <= 0:
+        raise ValueError("must be greater than 0")
+    if value > MAX_STARTING_USD:
+        raise ValueError(f"must be at most {MAX_STARTING_USD}")
+    if value.as_tuple().exponent < -4:  # type: ignore[operator]
+        raise ValueError("must have at most 4 decimal places")
+    return value
+
+
+def _clean_duration_minutes(raw: Any) -> int:
+    if raw is None or raw == "":
+        return 0
+    if isinstance(raw, bool):
+        raise ValueError("must be a whole number of minutes")
+    if isinstance(raw, str):
+        raw = raw.strip()
+        if not raw.lstrip("-").isdigit():
+            raise ValueError("must be a whole number of minutes")
+        raw = int(raw)
+    if isinstance(raw, float | Decimal):
+        if raw != int(raw):
+            raise ValueError("must be a whole number of minutes")
+        raw = int(raw)
+    if not isinstance(raw, int):
+        raise ValueError("must be a whole number of minutes")
+    if raw < 0:
+        raise ValueError("must be 0 (until stopped) or more")
+    limit = max_duration_minutes()
+    if raw > limit:
+        raise ValueError(f"must be at most {limit} minutes ({limit // 1440} days)")
+    return raw
+
+
+def _clean_opportunity_keys(raw: Any) -> list[str]:
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, str) or not isinstance(raw, list | tuple):
+        raise ValueError("must be a list of opportunity keys")
+    keys: list[str] = []
+    for key in raw:
+        if not isinstance(key, str) or not key.strip():
+            raise ValueError("each opportunity key must be a non-empty string")
+        if key.strip() not in keys:
+            keys.append(key.strip())
+    known = set(MarketPair.objects.filter(opportunity_key__in=keys).values_list("opportunity_key", flat=True))
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ValueError(f"unknown opportunity key{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+    return keys
+
+
+def _clean_text(raw: Any, limit: int) -> str:
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise ValueError("must be text")
+    if len(raw) > limit:
+        raise ValueError(f"must be at most {limit} characters (got {len(raw)})")
+    return raw.strip()
+
+
+def clean_start_input(
+    *, starting_usd: Any, opportunity_keys: Any, duration_minutes: Any, label: Any, notes: Any
+) -> dict[str, Any]:
+    """Every field checked; raises ValidationError({field: [message]}) listing all bad fields."""
+    cleaners = {
+        "starting_usd": lambda: _clean_starting_usd(starting_usd),
+        "opportunity_keys": lambda: _clean_opportunity_keys(opportunity_keys),
+        "duration_minutes": lambda: _clean_duration_minutes(duration_minutes),
+        "label": lambda: _clean_text(label, MAX_LABEL_CHARS),
+        "notes": lambda: _clean_text(notes, MAX_NOTES_CHARS),
+    }
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, list[str]] = {}
+    for name, clean in cleaners.items():
+        try:
+            cleaned[name] = clean()
+        except ValueError as error:
+            errors[name] = [str(error)]
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def start_warnings(*, profile: UserProfile, user_id: int) -> list[str]:
+    """What will make the run's checks skip every trade: unset thresholds, missing keys."""
+    warnings = [
+        f"{name} is not set on your profile: the checks will skip trades"
+        for name in profile.missing_thresholds()
+    ]
+    saved = exchanges_with_secrets(user_id=user_id)
+    warnings += [
+        f"no {exchange} keys saved on your profile: the checks will skip trades"
+        for exchange in EXCHANGES
+        if exchange not in saved
+    ]
+    return warnings
+
+
+def start_run(
+    *,
+    user,
+    starting_usd: Any,
+    opportunity_keys: list[str] | None = None,
+    duration_minutes: int | None = None,
+    label: str = "",
+    notes: str = "",
+    now: datetime | None = None,
+) -> tuple[SimulatorRun, list[str]]:
+    """Start a run with `starting_usd` of fake money; returns it and warnings a user should read.
+
+    Raises ValidationError naming the bad field, or ConflictError (409) when the user already has
+    the maximum of running runs. The count is taken under a row lock on the user's profile, so
+    concurrent starts queue one behind the other and cannot pass the limit together."""
+    cleaned = clean_start_input(
+        starting_usd=starting_usd,
+        opportunity_keys=opportunity_keys,
+        duration_minutes=duration_minutes,
+        label=label,
+        notes=notes,
+    )
+    now = now or timezone.now()
+    UserProfile.objects.get_or_create(user=user)
+    with transaction.atomic():
+        profile = UserProfile.objects.select_for_update().get(user=user)
+        limit = max_running_per_user()
+        if selectors.running_runs(user_id=user.pk).count() >= limit:
+            raise ConflictError(f"you already have {limit} running simulator runs; stop one first")
+        minutes = cleaned["duration_minutes"]
+        run = SimulatorRun.objects.create(
+            user=user,
+            status=SimulatorRun.RUNNING,
+            label=cleaned["label"],
+            notes=cleaned["notes"],
+            opportunity_keys=cleaned["opportunity_keys"],
+            starting_usd=cleaned["starting_usd"],
+            balance_usd=cleaned["starting_usd"],
+            min_net_edge_cents=profile.min_net_edge_cents,
+            max_leg_usd=profile.max_leg_usd,
+            daily_cap_usd=profile.daily_cap_usd,
+            duration_minutes=minutes,
+            started_at=now,
+            ends_at=now + timedelta(minutes=minutes or max_duration_minutes()),
+            seed=secrets.randbits(63),
+            sim_config=SimConfig().as_json(),
+            traded_day=now.date(),
+        )
+        warnings = start_warnings(profile=profile, user_id=user.pk)
+        transaction.on_commit(partial(broadcast_run, run))
+    logger.info("event=run_started run_id=%s user_id=%s keys=%s", run.pk, user.pk, len(run.opportunity_keys))
+    return run, warnings
+
+
+def _end_run(run: SimulatorRun, *, status: str, reason: str, now: datetime) -> None:
+    run.status = status
+    run.stopped_at = now
+    run.stop_reason = reason[:200]
+    run.save(update_fields=["status", "stopped_at", "stop_reason"])
+    transaction.on_commit(partial(broadcast_run, run))
+
+
+def stop_run(
+    *, user, run_id: int | None = None, reason: str = "stopped by user", now: datetime | None = None
+) -> SimulatorRun:
+    """Stop one of the user's runs (no id: the latest running one).
+
+    NotFoundError (404) for an unknown id or another user's run; ConflictError (409) when the
+    run has already ended."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        runs = SimulatorRun.objects.select_for_update()
+        if run_id is None:
+            latest = selectors.latest_running_run(user_id=user.pk)
+            if latest is None:
+                raise NotFoundError("you have no running simulator run")
+            run = runs.get(pk=latest.pk)
+        else:
+            run = runs.filter(pk=run_id, user=user).first()
+            if run is None:
+                raise NotFoundError(f"run {run_id} not found")
+        if run.status != SimulatorRun.RUNNING:
+            raise ConflictError(f"run {run.pk} is already {run.status}")
+        _end_run(run, status=SimulatorRun.STOPPED, reason=reason, now=now)
+    logger.info("event=run_stopped run_id=%s user_id=%s", run.pk, user.pk)
+    return run
+
+
+def expire_run_if_due(run: SimulatorRun, *, now: datetime) -> bool:
+    """Inside a transaction holding the run's row lock: end it if its time is up."""
+    if run.status == SimulatorRun.RUNNING and run.ends_at <= now:
+        _end_run(run, status=SimulatorRun.EXPIRED, reason=EXPIRED_REASON, now=now)
+        return True
+    return False
+
+
+def expire_runs(*, now: datetime | None = None) -> int:
+    """Running runs past `ends_at` become expired; returns how many."""
+    now = now or timezone.now()
+    expired = 0
+    due = list(
+        SimulatorRun.objects.filter(status=SimulatorRun.RUNNING, ends_at__lte=now).values_list(
+            "pk", flat=True
+        )
+    )
+    for run_id in due:
+        with transaction.atomic():
+            run = SimulatorRun.objects.select_for_update().get(pk=run_id)
+            expired += expire_run_if_due(run, now=now)
+    if expired:
+        logger.info("event=runs_expired count=%s", expired)
+    return expired
+
+
+def _enqueue(task, *args: int) -> None:
+    task.delay(*args)
+
+
+def dispatch_intent(intent: ExecutionIntent) -> int:
+    """One decision task per running run of the intent's user watching its key, sent when the
+    current transaction commits (the worker must see the intent row). Returns the count."""
+    from simulator.tasks import decide_intent_task
+
+    runs = selectors.running_runs_watching(intent.opportunity_key, user_id=intent.user_id)
+    for run in runs:
+        transaction.on_commit(partial(_enqueue, decide_intent_task, run.pk, intent.pk))
+    return len(runs)
+
+
+def dispatch_span(span: SuccessSpan) -> int:
+    """One span-start decision per running run watching the span's key, for every user (a span
+    is market data, not per user). The engine builds the intent it judges (see
+    `simulator.engine.span_intent`). Sent on commit; returns the count."""
+    from simulator.tasks import decide_span_task
+
+    runs = selectors.running_runs_watching(span.opportunity_key)
+    for run in runs:
+        transaction.on_commit(partial(_enqueue, decide_span_task, run.pk, span.pk))
+    return len(runs)
