@@ -13,13 +13,20 @@ from decimal import Decimal
 from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, Level, sorted_levels
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from simulator.core import (
+    Decision,
     ExchangeValidation,
     Intent,
     IntentLeg,
     Keys,
+    LatencyModel,
     LegValidation,
+    LiquidityLedger,
     RunLimits,
     RunState,
+    SettlementDelayModel,
+    SimConfig,
+    TimingConfig,
+    decide,
 )
 
 D = Decimal
@@ -122,6 +129,46 @@ def make_fee_schedules(polymarket_rate: str = "0", ticker: str = TICKER, token: 
         (KALSHI, ticker): kalshi_taker_schedule(ticker),
         (POLYMARKET, token): polymarket_taker_schedule(D(polymarket_rate)),
     }
+
+
+# Fixed timing: Kalshi 120 ms / 1 s, Polymarket 250 ms / 5 s.
+FIXED_TIMING = TimingConfig(
+    latency={
+        KALSHI: LatencyModel(median_ms=120, sigma=0.0),
+        POLYMARKET: LatencyModel(median_ms=250, sigma=0.0),
+    },
+    settlement={
+        KALSHI: SettlementDelayModel(min_s=D(1), max_s=D(1)),
+        POLYMARKET: SettlementDelayModel(min_s=D(5), max_s=D(5)),
+    },
+)
+
+
+def run_decide(
+    intent=None,
+    limits=None,
+    state=None,
+    keys=ALL_KEYS,
+    validation=None,
+    *,
+    seed=1,
+    ledger=None,
+    config=None,
+    fee_schedules=None,
+) -> Decision:
+    validation = validation if validation is not None else make_validation()
+    return decide(
+        intent if intent is not None else make_intent(),
+        limits if limits is not None else make_limits(),
+        state if state is not None else make_state(),
+        keys,
+        lambda: validation,
+        fee_schedules if fee_schedules is not None else make_fee_schedules(),
+        random.Random(seed),
+        NOW,
+        ledger if ledger is not None else LiquidityLedger(),
+        config if config is not None else SimConfig(timing=FIXED_TIMING),
+    )
 
 
 class FixedDrawRandom(random.Random):

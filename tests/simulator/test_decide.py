@@ -4,32 +4,28 @@ import json
 import random
 from dataclasses import replace
 from datetime import timedelta
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 
 import pytest
-from hypothesis import event, given, settings
-from hypothesis import strategies as st
 
-from exchanges.books import KALSHI, NO, POLYMARKET, YES, Level
+from exchanges.books import KALSHI, POLYMARKET, YES, Level
 from simulator.core import (
     CHECK_NAMES,
     NOT_RUN_DETAIL,
     Decision,
     ExchangeValidation,
+    Fill,
     FillConfig,
-    IntentLeg,
     Keys,
-    LatencyModel,
     LegValidation,
     LiquidityLedger,
-    SettlementDelayModel,
     SimConfig,
-    TimingConfig,
     decide,
     decide_span,
 )
 from tests.simulator import (
     ALL_KEYS,
+    FIXED_TIMING,
     NOW,
     TICKER,
     TOKEN,
@@ -41,47 +37,10 @@ from tests.simulator import (
     make_state,
     make_validation,
     polymarket_book,
+    run_decide,
 )
 
 D = Decimal
-# Fixed timing: Kalshi 120 ms / 1 s, Polymarket 250 ms / 5 s.
-FIXED_TIMING = TimingConfig(
-    latency={
-        KALSHI: LatencyModel(median_ms=120, sigma=0.0),
-        POLYMARKET: LatencyModel(median_ms=250, sigma=0.0),
-    },
-    settlement={
-        KALSHI: SettlementDelayModel(min_s=D(1), max_s=D(1)),
-        POLYMARKET: SettlementDelayModel(min_s=D(5), max_s=D(5)),
-    },
-)
-
-
-def run_decide(
-    intent=None,
-    limits=None,
-    state=None,
-    keys=ALL_KEYS,
-    validation=None,
-    *,
-    seed=1,
-    ledger=None,
-    config=None,
-    fee_schedules=None,
-) -> Decision:
-    validation = validation if validation is not None else make_validation()
-    return decide(
-        intent if intent is not None else make_intent(),
-        limits if limits is not None else make_limits(),
-        state if state is not None else make_state(),
-        keys,
-        lambda: validation,
-        fee_schedules if fee_schedules is not None else make_fee_schedules(),
-        random.Random(seed),
-        NOW,
-        ledger if ledger is not None else LiquidityLedger(),
-        config if config is not None else SimConfig(timing=FIXED_TIMING),
-    )
 
 
 def assert_skipped_at(decision: Decision, name: str) -> None:
@@ -306,7 +265,7 @@ def test_a_second_intent_on_the_same_snapshot_fills_the_next_level():
     )
     third = run_decide(validation=fresh, ledger=ledger)
     # A newer Polymarket snapshot? No: same timestamp, so Kalshi is still reduced to 0.45 x 16.
-    assert third.trade.legs[0].fills == (first.trade.legs[0].fills[0].__class__(D("0.45"), D("10")),)
+    assert third.trade.legs[0].fills == (Fill(D("0.45"), D("10")),)
     assert third.trade.legs[0].book_available == (Level(D("0.45"), D("16")),)
     assert third.trade.legs[0].book == (Level(D("0.44"), D("6")), Level(D("0.45"), D("20")))
 
@@ -389,81 +348,3 @@ def test_sim_config_round_trips_json():
     config = SimConfig(fills=FillConfig(marginal_band_cents=D("0.5")), timing=FIXED_TIMING)
     assert SimConfig.from_json(json.loads(json.dumps(config.as_json()))) == config
     assert SimConfig.from_json({}) == SimConfig()
-
-
-prices = st.integers(min_value=5, max_value=70).map(lambda cents: D(cents) / 100)
-# The limit sits a few cents around the best ask, as ingest sets it.
-limit_offsets = st.integers(min_value=-2, max_value=10).map(lambda cents: D(cents) / 100)
-sizes = st.one_of(
-    st.integers(min_value=1, max_value=40).map(D), st.integers(1, 4000).map(lambda n: D(n) / 100)
-)
-ladders = st.lists(st.tuples(prices, sizes), min_size=1, max_size=6, unique_by=lambda level: level[0])
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    kalshi_asks=ladders,
-    polymarket_asks=ladders,
-    kalshi_offset=limit_offsets,
-    polymarket_offset=limit_offsets,
-    size=st.integers(min_value=1, max_value=60),
-    min_edge=st.sampled_from(["0", "0.5", "1", "3"]),
-    intent_edge=st.sampled_from(["3", "3.5", "20"]),
-    polymarket_rate=st.sampled_from(["0", "0.03"]),
-    max_leg=st.sampled_from(["5", "100"]),
-    seed=st.integers(min_value=0, max_value=2**32),
-)
-def test_fills_never_beat_the_book_and_the_arithmetic_holds(
-    kalshi_asks,
-    polymarket_asks,
-    kalshi_offset,
-    polymarket_offset,
-    size,
-    min_edge,
-    intent_edge,
-    polymarket_rate,
-    max_leg,
-    seed,
-):
-    kalshi = kalshi_book(*((str(p), str(s)) for p, s in kalshi_asks))
-    polymarket = polymarket_book(*((str(p), str(s)) for p, s in polymarket_asks))
-    kalshi_limit = max(kalshi.best_ask.price + kalshi_offset, D("0.01"))
-    polymarket_limit = max(polymarket.best_ask.price + polymarket_offset, D("0.01"))
-    legs = (
-        IntentLeg(KALSHI, TICKER, YES, kalshi_limit, D(size)),
-        IntentLeg(POLYMARKET, TOKEN, NO, polymarket_limit, D(size)),
-    )
-    schedules = make_fee_schedules(polymarket_rate)
-    decision = run_decide(
-        make_intent(legs=legs, size=str(size), net_edge_cents=intent_edge),
-        make_limits(min_edge=min_edge, max_leg=max_leg),
-        validation=make_validation(kalshi, polymarket),
-        fee_schedules=schedules,
-        seed=seed,
-    )
-    assert tuple(check.name for check in decision.checks) == CHECK_NAMES
-    event(decision.reason.split(":")[0] or decision.outcome)
-    if decision.outcome != "traded":
-        assert decision.reason.split(":")[0] in {"net_edge", "exchange_validation", "has_orders"}
-        return
-    trade = decision.trade
-    assert 1 <= trade.matched_size <= trade.requested_size <= size
-    notional = D(0)
-    for leg, book in zip(trade.legs, (kalshi, polymarket), strict=True):
-        assert sum(fill.size for fill in leg.fills) == trade.matched_size
-        book_sizes = {level.price: level.size for level in book.asks}
-        for fill in leg.fills:
-            assert book.best_ask.price <= fill.price <= leg.limit_price
-            assert fill.size <= book_sizes[fill.price]
-        assert leg.limit_price * trade.requested_size <= D(max_leg)
-        assert leg.fee_usd == schedules[(leg.venue, leg.instrument_id)].fills_fee_usd(
-            [(fill.price, fill.size) for fill in leg.fills]
-        )
-        notional += sum(fill.price * fill.size for fill in leg.fills)
-    assert trade.fees_usd == sum(leg.fee_usd for leg in trade.legs)
-    assert trade.cost_usd == notional.quantize(D("0.0001"), rounding=ROUND_CEILING) + trade.fees_usd
-    assert trade.expected_pnl_usd == trade.matched_size - trade.cost_usd
-    assert trade.expected_pnl_usd * 100 >= D(min_edge) * trade.matched_size
-    assert trade.fill_pct == (trade.matched_size / trade.requested_size).quantize(
-        D("0.0001"), rounding="ROUND_DOWN"
-    )

@@ -1,12 +1,15 @@
-"""The fill model by hand: every expected number is worked out in the comments."""
+"""The fill model: hand-computed cases (the arithmetic in the comments), then properties."""
 
 import random
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
+from simulator.core import CHECK_NAMES
 from simulator.core.fills import (
     FillConfig,
     LegBook,
@@ -20,11 +23,22 @@ from simulator.core.fills import (
     take,
 )
 from simulator.core.types import Fill, IntentLeg
-from tests.simulator import TICKER, TOKEN, FixedDrawRandom, levels, make_intent, make_limits
+from tests.simulator import (
+    TICKER,
+    TOKEN,
+    FixedDrawRandom,
+    kalshi_book,
+    levels,
+    make_fee_schedules,
+    make_intent,
+    make_limits,
+    make_validation,
+    polymarket_book,
+    run_decide,
+)
 
 D = Decimal
 KALSHI_FEES = kalshi_taker_schedule(TICKER)
-FREE = polymarket_taker_schedule()
 
 
 def kalshi_leg(limit: str = "0.45", *asks: tuple[str, str]) -> LegBook:
@@ -231,3 +245,103 @@ def test_fill_config_rejects_a_bad_range_and_round_trips_json():
         FillConfig(partial_fill_min=D("0.8"), partial_fill_max=D("0.5"))
     config = FillConfig(marginal_band_cents=D("0.5"), partial_fill_min=D("0.2"))
     assert FillConfig.from_json(config.as_json()) == config
+
+
+prices = st.integers(min_value=5, max_value=70).map(lambda cents: D(cents) / 100)
+# The limit sits a few cents around the best ask, as ingest sets it.
+limit_offsets = st.integers(min_value=-2, max_value=10).map(lambda cents: D(cents) / 100)
+sizes = st.one_of(
+    st.integers(min_value=1, max_value=40).map(D), st.integers(1, 4000).map(lambda n: D(n) / 100)
+)
+ladders = st.lists(st.tuples(prices, sizes), min_size=1, max_size=6, unique_by=lambda level: level[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    kalshi_asks=ladders,
+    polymarket_asks=ladders,
+    kalshi_offset=limit_offsets,
+    polymarket_offset=limit_offsets,
+    size=st.integers(min_value=1, max_value=60),
+    min_edge=st.sampled_from(["0", "0.5", "1", "3"]),
+    intent_edge=st.sampled_from(["3", "3.5", "20"]),
+    polymarket_rate=st.sampled_from(["0", "0.03"]),
+    max_leg=st.sampled_from(["5", "100"]),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_fills_never_beat_the_book_and_the_arithmetic_holds(
+    kalshi_asks,
+    polymarket_asks,
+    kalshi_offset,
+    polymarket_offset,
+    size,
+    min_edge,
+    intent_edge,
+    polymarket_rate,
+    max_leg,
+    seed,
+):
+    kalshi = kalshi_book(*((str(p), str(s)) for p, s in kalshi_asks))
+    polymarket = polymarket_book(*((str(p), str(s)) for p, s in polymarket_asks))
+    kalshi_limit = max(kalshi.best_ask.price + kalshi_offset, D("0.01"))
+    polymarket_limit = max(polymarket.best_ask.price + polymarket_offset, D("0.01"))
+    legs = (
+        IntentLeg(KALSHI, TICKER, YES, kalshi_limit, D(size)),
+        IntentLeg(POLYMARKET, TOKEN, NO, polymarket_limit, D(size)),
+    )
+    schedules = make_fee_schedules(polymarket_rate)
+    decision = run_decide(
+        make_intent(legs=legs, size=str(size), net_edge_cents=intent_edge),
+        make_limits(min_edge=min_edge, max_leg=max_leg),
+        validation=make_validation(kalshi, polymarket),
+        fee_schedules=schedules,
+        seed=seed,
+    )
+    assert tuple(check.name for check in decision.checks) == CHECK_NAMES
+    event(decision.reason.split(":")[0] or decision.outcome)
+    if decision.outcome != "traded":
+        assert decision.reason.split(":")[0] in {"net_edge", "exchange_validation", "has_orders"}
+        return
+    trade = decision.trade
+    assert 1 <= trade.matched_size <= trade.requested_size <= size
+    notional = D(0)
+    for leg, book in zip(trade.legs, (kalshi, polymarket), strict=True):
+        assert sum(fill.size for fill in leg.fills) == trade.matched_size
+        book_sizes = {level.price: level.size for level in book.asks}
+        for fill in leg.fills:
+            assert book.best_ask.price <= fill.price <= leg.limit_price
+            assert fill.size <= book_sizes[fill.price]
+        assert leg.limit_price * trade.requested_size <= D(max_leg)
+        assert leg.fee_usd == schedules[(leg.venue, leg.instrument_id)].fills_fee_usd(
+            [(fill.price, fill.size) for fill in leg.fills]
+        )
+        notional += sum(fill.price * fill.size for fill in leg.fills)
+    assert trade.fees_usd == sum(leg.fee_usd for leg in trade.legs)
+    assert trade.cost_usd == notional.quantize(D("0.0001"), rounding=ROUND_CEILING) + trade.fees_usd
+    assert trade.expected_pnl_usd == trade.matched_size - trade.cost_usd
+    assert trade.expected_pnl_usd * 100 >= D(min_edge) * trade.matched_size
+    assert trade.fill_pct == (trade.matched_size / trade.requested_size).quantize(
+        D("0.0001"), rounding=ROUND_DOWN
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    kalshi_asks=ladders,
+    polymarket_asks=ladders,
+    requested=st.integers(min_value=1, max_value=40),
+    min_edge=st.sampled_from(["0", "1", "2", "3"]),
+)
+def test_the_size_kept_is_the_largest_that_meets_the_minimum(
+    kalshi_asks, polymarket_asks, requested, min_edge
+):
+    kalshi = kalshi_leg("0.99", *((str(p), str(s)) for p, s in kalshi_asks))
+    polymarket = polymarket_leg("0.99", *((str(p), str(s)) for p, s in polymarket_asks))
+    if min(depth_at_limit(lb.available, D("0.99")) for lb in (kalshi, polymarket)) < 1:
+        return
+    outcome = hedged(kalshi, polymarket, requested=str(requested), edge="50", minimum=min_edge)
+    kept = outcome.pair.matched_size if outcome.pair is not None else D(0)
+    for size in range(int(kept) + 1, int(outcome.target_size) + 1):
+        assert not fill_pair([kalshi, polymarket], D(size)).meets(D(min_edge))
+    if outcome.pair is not None:
+        assert outcome.pair.meets(D(min_edge))
