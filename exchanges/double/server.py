@@ -42,6 +42,9 @@ def _venue_error(venue: str, status: int, message: str) -> Reply:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as both clients expect
     server_version = "ExchangeDouble/1"
+    # Headers and body go out as two writes; with Nagle on, the client's delayed ACK adds ~40 ms
+    # to every keep-alive call (measured: 45 ms -> 0.5 ms per call).
+    disable_nagle_algorithm = True
     timeout = 60  # an idle keep-alive connection is closed after this many seconds
     server: _Server
 
