@@ -1,5 +1,6 @@
 """The unmodified kalshi_python_sync client against the exchange double, over real loopback HTTP."""
 
+import threading
 import time
 from decimal import Decimal
 
@@ -191,3 +192,41 @@ def test_calls_are_counted_per_path_without_query(double, client):
 
     after = double.call_counts[("kalshi", f"/trade-api/v2/markets/{TICKER}/orderbook")]
     assert after - before == 2
+
+
+def test_concurrent_readers_never_see_half_of_a_book_update(double):
+    # Each update sets both ladders at once; a reader must see one whole book or the other.
+    book_a = ([["0.40", "10"]], [["0.55", "10"]])
+    book_b = ([["0.60", "20"]], [["0.35", "20"]])
+    wire = {
+        (("0.4000", "10.00"), ("0.5500", "10.00")),
+        (("0.6000", "20.00"), ("0.3500", "20.00")),
+    }
+    double.state.add_kalshi_market(KalshiMarket(ticker="KXTEST-RACE", yes_bids=book_a[0], no_bids=book_a[1]))
+    done = threading.Event()
+    seen: list[tuple] = []
+
+    def write() -> None:
+        flip = False
+        while not done.is_set():
+            double.state.set_kalshi_book("KXTEST-RACE", *(book_b if flip else book_a))
+            flip = not flip
+
+    def read() -> None:
+        client = make_kalshi_client(double.kalshi_host)
+        for _ in range(25):
+            book = client.get_market_orderbook("KXTEST-RACE").orderbook_fp
+            seen.append((tuple(book.yes_dollars[0]), tuple(book.no_dollars[0])))
+
+    writer = threading.Thread(target=write)
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    writer.start()
+    for reader in readers:
+        reader.start()
+    for reader in readers:
+        reader.join()
+    done.set()
+    writer.join()
+
+    assert len(seen) == 100
+    assert set(seen) <= wire
