@@ -228,9 +228,13 @@ class ExchangeDouble:
         split = urlsplit(handler.path)
         path = split.path or "/"
         query = dict(parse_qsl(split.query))
-        length = int(handler.headers.get("Content-Length") or 0)
-        body = handler.rfile.read(length) if length > 0 else b""
         venue = venue_of(path)
+        length_text = handler.headers.get("Content-Length") or "0"
+        if not length_text.isdigit():
+            handler.close_connection = True
+            handler.send(_venue_error(venue, 400, "bad Content-Length"))
+            return
+        body = handler.rfile.read(int(length_text)) if int(length_text) > 0 else b""
         with self._counts_lock:
             self._counts[(venue, path)] += 1
 
