@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
@@ -197,7 +197,7 @@ def start_run(
             ends_at=now + timedelta(minutes=minutes or max_duration_minutes()),
             seed=secrets.randbits(63),
             sim_config=SimConfig().as_json(),
-            traded_day=now.date(),
+            traded_day=now.astimezone(UTC).date(),
         )
         warnings = start_warnings(profile=profile, user_id=user.pk)
         transaction.on_commit(partial(broadcast_run, run))

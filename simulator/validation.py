@@ -1,0 +1,218 @@
+"""Exchange validation for the engine: read-only calls through the venue adapters, built from
+the user's decrypted secrets (they never leave this module: not logged, not in any result).
+
+Per leg: market status and the order book; per venue: the balance. Each answer becomes a core
+`LegValidation` with the venue's words, the typed kind (ok, unreachable, rate_limited, rejected,
+malformed, closed) and the call latency. Answers are shared for a short TTL per (venue,
+instrument, credential) through `BookCache`, calls go through one process-wide rate limiter
+(Redis-backed when REDIS_URL is set, so every worker shares the venue budget), and each call is
+bounded by a timeout. The two venues are asked concurrently.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from accounts.selectors import decrypted_secret
+from exchanges.books import KALSHI, POLYMARKET, Book
+from exchanges.kalshi import KalshiAdapter, kalshi_credentials_from_secret
+from exchanges.polymarket import PolymarketAdapter, polymarket_credentials_from_secret
+from exchanges.ratelimit import BookCache, LocalRateLimiter, RedisRateLimiter
+from exchanges.results import REJECTED, CallResult
+from simulator.core import ExchangeValidation, IntentLeg, LegValidation
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 3.0
+DEFAULT_CACHE_TTL_S = 0.25
+CLOSED = "closed"
+
+Validator = Callable[[int, Sequence[IntentLeg], datetime], ExchangeValidation]
+
+
+def _ms(*results: CallResult[Any]) -> int:
+    return round(sum(result.latency_ms for result in results))
+
+
+class ExchangeValidator:
+    """Validates the legs of one intent for one user. Thread-safe; one per process is enough."""
+
+    def __init__(
+        self,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        cache: BookCache | None = None,
+        rate_limiter: Any = None,
+        load_secret: Callable[..., dict | None] = decrypted_secret,
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.cache = cache if cache is not None else BookCache(ttl_s=DEFAULT_CACHE_TTL_S)
+        self.rate_limiter = rate_limiter
+        self._load_secret = load_secret
+        self._adapters: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sim-validate")
+
+    # --- adapters, one per (venue, credential), reused across users' decisions -------------------
+
+    def _adapter(self, venue: str, secret: dict) -> Any:
+        """The venue adapter for these credentials; raises ValueError naming a missing field."""
+        if venue == KALSHI:
+            credentials: Any = kalshi_credentials_from_secret(secret)
+        else:
+            credentials = polymarket_credentials_from_secret(secret)
+        key = (venue, credentials.fingerprint)
+        with self._lock:
+            adapter = self._adapters.get(key)
+            if adapter is None:
+                cls = KalshiAdapter if venue == KALSHI else PolymarketAdapter
+                adapter = cls(credentials, timeout_s=self.timeout_s, rate_limiter=self.rate_limiter)
+                self._adapters[key] = adapter
+            return adapter
+
+    def _cached[T](self, adapter: Any, what: str, fetch: Callable[[], CallResult[T]]) -> CallResult[T]:
+        return self.cache.get_or_fetch(adapter.venue, what, adapter.fingerprint, fetch)
+
+    # --- one venue: its legs and its balance -------------------------------------------------------
+
+    def _leg(self, adapter: Any, leg: IntentLeg) -> LegValidation:
+        status = self._cached(
+            adapter, f"status:{leg.instrument_id}", lambda: adapter.market_status(leg.instrument_id)
+        )
+        if not status.ok:
+            return self._failed(leg, status.kind, status.detail, _ms(status))
+        market = status.value
+        if not market.tradeable:
+            detail = f"market is {market.venue_status}" + (
+                f" (result {market.result})" if market.result else ""
+            )
+            return self._failed(leg, CLOSED, detail, _ms(status))
+        book_result = self._book(adapter, leg)
+        if not book_result.ok:
+            return self._failed(leg, book_result.kind, book_result.detail, _ms(status, book_result))
+        return LegValidation(
+            venue=leg.venue,
+            instrument_id=leg.instrument_id,
+            side=leg.side,
+            ok=True,
+            kind="ok",
+            detail=f"market {market.venue_status}",
+            tradeable=True,
+            book=book_result.value,
+            latency_ms=_ms(status, book_result),
+        )
+
+    def _book(self, adapter: Any, leg: IntentLeg) -> CallResult[Book]:
+        if adapter.venue == KALSHI:
+            both = self._cached(
+                adapter, f"book:{leg.instrument_id}", lambda: adapter.orderbook(leg.instrument_id)
+            )
+            if not both.ok:
+                return both  # type: ignore[return-value]
+            return CallResult.success(
+                both.value[leg.side], venue=KALSHI, call="orderbook", latency_ms=both.latency_ms
+            )
+        return self._cached(
+            adapter,
+            f"book:{leg.instrument_id}:{leg.side}",
+            lambda: adapter.orderbook(leg.instrument_id, leg.side),
+        )
+
+    @staticmethod
+    def _failed(leg: IntentLeg, kind: str, detail: str, latency_ms: int | None) -> LegValidation:
+        return LegValidation(
+            venue=leg.venue,
+            instrument_id=leg.instrument_id,
+            side=leg.side,
+            ok=False,
+            kind=kind,
+            detail=detail,
+            tradeable=False,
+            book=None,
+            latency_ms=latency_ms,
+        )
+
+    def _venue(
+        self, user_id: int, venue: str, legs: Sequence[IntentLeg]
+    ) -> tuple[list[LegValidation], Decimal | None, str]:
+        """-> (leg validations, balance or None, why the balance is unknown)."""
+        secret = self._load_secret(user_id=user_id, exchange=venue)
+        if secret is None:
+            detail = f"no {venue} keys saved on your profile"
+            return [self._failed(leg, REJECTED, detail, None) for leg in legs], None, detail
+        try:
+            adapter = self._adapter(venue, secret)
+        except ValueError as error:  # the message names the missing field, never its value
+            detail = f"{venue} keys unusable: {error}"
+            return [self._failed(leg, REJECTED, detail, None) for leg in legs], None, detail
+        results = [self._leg(adapter, leg) for leg in legs]
+        balance = self._cached(adapter, "balance", adapter.balance_usd)
+        if not balance.ok:
+            return results, None, f"{venue} balance: {balance.kind.replace('_', ' ')}: {balance.detail}"
+        return results, balance.value, ""
+
+    # --- the whole intent --------------------------------------------------------------------------
+
+    def validate(
+        self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
+    ) -> ExchangeValidation:
+        venues = sorted({leg.venue for leg in legs if leg.venue in (KALSHI, POLYMARKET)})
+        futures = {
+            venue: self._pool.submit(self._venue, user_id, venue, [leg for leg in legs if leg.venue == venue])
+            for venue in venues
+        }
+        by_leg: dict[tuple[str, str, str], LegValidation] = {}
+        balances: dict[str, Decimal | None] = {}
+        problems: list[str] = []
+        for venue, future in futures.items():
+            results, balance, problem = future.result()
+            balances[venue] = balance
+            if problem:
+                problems.append(problem)
+            for result in results:
+                by_leg[(result.venue, result.instrument_id, result.side)] = result
+        ordered = tuple(
+            by_leg[key]
+            for key in dict.fromkeys((leg.venue, leg.instrument_id, leg.side) for leg in legs)
+            if key in by_leg
+        )
+        ok = bool(ordered) and all(leg.ok for leg in ordered) and not problems
+        validation = ExchangeValidation(
+            ok=ok, legs=ordered, balances_usd=balances, detail="; ".join(problems)
+        )
+        if not ok:
+            kinds = ",".join(sorted({leg.kind for leg in ordered if not leg.ok})) or "balance"
+            logger.info("event=exchange_validation_failed user_id=%s kinds=%s", user_id, kinds)
+        return validation
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+@functools.cache
+def default_validator() -> ExchangeValidator:
+    """The process-wide validator: shared cache, shared limiter (Redis when configured)."""
+    redis_url = getattr(settings, "REDIS_URL", "")
+    limiter = RedisRateLimiter(redis_url) if redis_url else LocalRateLimiter()
+    return ExchangeValidator(
+        timeout_s=_setting("SIMULATOR_VALIDATION_TIMEOUT_S", DEFAULT_TIMEOUT_S),
+        cache=BookCache(ttl_s=_setting("SIMULATOR_BOOK_CACHE_TTL_S", DEFAULT_CACHE_TTL_S)),
+        rate_limiter=limiter,
+    )
+
+
+def validate_intent(
+    user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
+) -> ExchangeValidation:
+    """Validate one intent's legs for one user through the process-wide validator."""
+    return default_validator().validate(user_id, legs, now)
