@@ -60,6 +60,9 @@ class SuccessSpan(models.Model):
     last_edge_cents = models.DecimalField(max_digits=10, decimal_places=4)
     max_size = models.DecimalField(max_digits=14, decimal_places=2)
     close_reason = models.CharField(max_length=40, blank=True)
+    # While open: the span tracker's state (ingest.spans export_open), so a restart resumes the
+    # span (peak, time-weighted mean) instead of opening a new one.
+    tracker_state = models.JSONField(default=dict, blank=True)
 
     class Meta:
         db_table = "success_spans"

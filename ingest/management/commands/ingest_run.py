@@ -1,0 +1,126 @@
+"""The ingest loop in one process: a recording replayed (as if live) or the live venues polled."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ingest.pairs import active_specs
+from ingest.recording import RecordingError
+from ingest.services import IngestPipeline, LoopProgress, run_source
+from ingest.sources import BookSource, LiveSource, ReplaySource
+
+from ._live_options import add_live_arguments, hosts_from_options
+
+
+def _speed(text: str) -> float | None:
+    if text == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise CommandError(f"--speed: expected a number or 'max', got {text!r}") from None
+    if value <= 0:
+        raise CommandError("--speed must be > 0 (or 'max')")
+    return value
+
+
+class Command(BaseCommand):
+    help = (
+        "Run ingest: books -> success spans -> execution intents, persisted and dispatched. "
+        "--replay FILE [--speed N|max] or --live. Ctrl-C stops cleanly (open spans resume on restart)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        mode = parser.add_mutually_exclusive_group(required=True)
+        mode.add_argument("--replay", type=Path, metavar="FILE", help="a recording (.jsonl.gz)")
+        mode.add_argument("--live", action="store_true", help="poll the venues (or --double-url)")
+        parser.add_argument("--speed", default="1", help="replay speed: 1 = as recorded, N = N x, max")
+        parser.add_argument("--threshold-cents", default="1", help="success-span threshold (net edge, cents)")
+        parser.add_argument(
+            "--max-skew-ms", type=int, default=2000, help="max time between the two legs' books"
+        )
+        parser.add_argument(
+            "--cooldown-s", type=float, default=10.0, help="per user and pair, between intents"
+        )
+        parser.add_argument("--stats-every-s", type=float, default=5.0, help="progress line period")
+        parser.add_argument("--duration-s", type=float, help="live: stop after this many seconds")
+        parser.add_argument(
+            "--keep-open",
+            action="store_true",
+            help="replay: leave spans open at the end (default: close them)",
+        )
+        add_live_arguments(parser)
+
+    def handle(self, *args: object, **options: object) -> None:
+        try:
+            threshold = Decimal(options["threshold_cents"])
+        except InvalidOperation:
+            raise CommandError("--threshold-cents: not a number") from None
+        source = self._source(options)
+        pipeline = IngestPipeline(
+            source.pairs, threshold_cents=threshold, cooldown_ms=int(options["cooldown_s"] * 1000)
+        )
+        pipeline.restore()
+        mode = f"replay {options['replay']} speed {options['speed']}" if options["replay"] else "live"
+        self.stdout.write(f"ingest {mode}: {len(source.pairs)} pairs, threshold {threshold}c")
+        started = time.monotonic()
+        duration_s = options["duration_s"]
+
+        def on_update(_update: object) -> None:
+            if duration_s is not None and time.monotonic() - started >= duration_s:
+                source.stop()
+
+        interrupted = False
+        try:
+            final = run_source(
+                source,
+                pipeline,
+                on_progress=self._print_progress,
+                progress_every_s=options["stats_every_s"],
+                on_update=on_update,
+            )
+        except KeyboardInterrupt:
+            interrupted = True
+            source.stop()
+            final = None
+        if options["replay"] and not interrupted and not options["keep_open"]:
+            pipeline.finish(reason="end_of_replay")
+        stats = pipeline.stats
+        elapsed = final.elapsed_s if final else time.monotonic() - started
+        self.stdout.write(
+            f"{'interrupted' if interrupted else 'done'}: {stats.updates} updates in {elapsed:.1f} s, "
+            f"spans opened {stats.spans_opened}, closed {stats.spans_closed}, "
+            f"open {len(pipeline.spans.open_keys())}, intents {stats.intents}"
+        )
+
+    def _source(self, options: dict) -> BookSource:
+        if options["replay"]:
+            try:
+                source = ReplaySource(options["replay"], speed=_speed(options["speed"]))
+            except (OSError, RecordingError) as exc:
+                raise CommandError(f"--replay: {exc}") from exc
+            source.pairs = [dataclasses.replace(p, max_skew_ms=options["max_skew_ms"]) for p in source.pairs]
+            if options["pairs"]:
+                source.pairs = [p for p in source.pairs if p.opportunity_key in options["pairs"]]
+            return source
+        specs = active_specs(keys=options["pairs"] or None, max_skew_ms=options["max_skew_ms"])
+        if not specs:
+            raise CommandError("no active market pairs: import some with pairs_import")
+        return LiveSource(
+            specs, hosts=hosts_from_options(options), poll_interval_s=options["poll_interval_s"]
+        )
+
+    def _print_progress(self, progress: LoopProgress) -> None:
+        data_at = datetime.fromtimestamp(progress.data_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        self.stdout.write(
+            f"{progress.elapsed_s:7.1f}s  {progress.updates_per_s:8.0f} updates/s  "
+            f"pairs fresh {progress.pairs_fresh}/{progress.pairs}  spans open {progress.spans_open} "
+            f"(opened {progress.spans_opened})  intents {progress.intents}  at {data_at}Z"
+        )
+        self.stdout.flush()

@@ -1,0 +1,22 @@
+"""Celery tasks of ingest: a few lines each, the work is in ingest.services.
+
+`live_tick` is scheduled by beat every INGEST_TICK_S seconds (config/settings.py). It polls only
+when INGEST_LIVE is enabled in the environment, so a deployment that replays (or a developer
+machine) does not reach the venues by accident. Its state (books, open spans, backoff) lives in
+the worker process between ticks: run it on one worker (e.g. a queue of its own, concurrency 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from ingest import services
+
+
+@shared_task(name="ingest.tasks.live_tick", ignore_result=True)
+def live_tick() -> dict[str, Any]:
+    if not services.live_enabled():
+        return {"skipped": "INGEST_LIVE is not enabled"}
+    return services.live_tick()
