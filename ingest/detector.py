@@ -87,7 +87,9 @@ class PairSpec:
         )
 
 
-@dataclass(frozen=True, slots=True)
+# The detector's outputs are plain (not frozen) dataclasses: a frozen one costs about 1 us more to
+# build, several times per book update. Treat them as read-only all the same.
+@dataclass(slots=True)
 class LegQuote:
     venue: str
     instrument_id: str
@@ -102,7 +104,7 @@ class LegQuote:
         return sum((size for _, size in self.fills), ZERO)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DirectionQuote:
     direction: str
     net_edge_cents: Decimal  # at 1 contract, best levels, fees of a 1-contract order
@@ -114,7 +116,7 @@ class DirectionQuote:
     books_used: tuple[Book, Book] = field(compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Evaluation:
     opportunity_key: str
     ok: bool  # at least one direction could be quoted
@@ -125,17 +127,21 @@ class Evaluation:
     at_ms: int = 0  # the injected now the evaluation was made at
 
 
-_one_contract_fee_cache: dict[tuple[FeeSchedule, Decimal], Decimal] = {}
+FeeTable = dict[Decimal, Decimal]  # price -> fee of a 1-contract order, for one FeeSchedule
+_fee_tables: dict[FeeSchedule, FeeTable] = {}
 
 
-def _one_contract_fee(schedule: FeeSchedule, price: Decimal) -> Decimal:
+def _fee_table(schedule: FeeSchedule) -> FeeTable:
+    return _fee_tables.setdefault(schedule, {})
+
+
+def _one_contract_fee(table: FeeTable, schedule: FeeSchedule, price: Decimal) -> Decimal:
     # The hot path: most updates only need the 1-contract edge at the top of the book.
-    key = (schedule, price)
-    fee = _one_contract_fee_cache.get(key)
+    fee = table.get(price)
     if fee is None:
-        if len(_one_contract_fee_cache) > 100_000:
-            _one_contract_fee_cache.clear()
-        fee = _one_contract_fee_cache[key] = schedule.fee_usd(ONE, price)
+        if len(table) > 10_000:
+            table.clear()
+        fee = table[price] = schedule.fee_usd(ONE, price)
     return fee
 
 
@@ -160,11 +166,18 @@ def _cents(usd: Decimal) -> Decimal:
 
 
 def _edge_at_one_contract(
-    book_yes: Book, fee_yes: FeeSchedule, book_no: Book, fee_no: FeeSchedule
+    book_yes: Book,
+    fee_yes: FeeSchedule,
+    table_yes: FeeTable,
+    book_no: Book,
+    fee_no: FeeSchedule,
+    table_no: FeeTable,
 ) -> Decimal:
     top_yes, top_no = book_yes.asks[0], book_no.asks[0]
     if top_yes.size >= ONE and top_no.size >= ONE:
-        fees = _one_contract_fee(fee_yes, top_yes.price) + _one_contract_fee(fee_no, top_no.price)
+        fees = _one_contract_fee(table_yes, fee_yes, top_yes.price) + _one_contract_fee(
+            table_no, fee_no, top_no.price
+        )
         return _cents(ONE - top_yes.price - top_no.price - fees)
     # A best level thinner than one contract: the 1-contract order walks into the next level.
     ladder_yes, ladder_no = _pairs(book_yes), _pairs(book_no)
@@ -186,8 +199,32 @@ def quote_direction(
     direction: str, book_yes: Book, fee_yes: FeeSchedule, book_no: Book, fee_no: FeeSchedule
 ) -> DirectionQuote:
     """Walk both ask ladders together while the marginal edge stays positive (module docstring)."""
-    net_edge_cents = _edge_at_one_contract(book_yes, fee_yes, book_no, fee_no)
+    return _quote(direction, book_yes, fee_yes, _fee_table(fee_yes), book_no, fee_no, _fee_table(fee_no))
+
+
+def _quote(
+    direction: str,
+    book_yes: Book,
+    fee_yes: FeeSchedule,
+    table_yes: FeeTable,
+    book_no: Book,
+    fee_no: FeeSchedule,
+    table_no: FeeTable,
+) -> DirectionQuote:
+    net_edge_cents = _edge_at_one_contract(book_yes, fee_yes, table_yes, book_no, fee_no, table_no)
     asks_yes, asks_no = book_yes.asks, book_no.asks
+    if asks_yes[0].price + asks_no[0].price >= ONE:
+        # The common case: no gross edge at the top, so nothing to walk.
+        return DirectionQuote(
+            direction,
+            net_edge_cents,
+            ZERO,
+            net_edge_cents,
+            ZERO,
+            ZERO,
+            (_leg(book_yes, fee_yes, [], ZERO), _leg(book_no, fee_no, [], ZERO)),
+            (book_yes, book_no),
+        )
     fills_yes: list[Fill] = []
     fills_no: list[Fill] = []
     size = cost = fees_yes = fees_no = profit = ZERO
@@ -306,27 +343,62 @@ def _rejection(book_yes: Book | None, book_no: Book | None, pair: PairSpec, now_
     return ""
 
 
+# (direction, YES-leg book key, its fees, its fee table, NO-leg book key, its fees, its fee table)
+PreparedDirection = tuple[str, BookKey, FeeSchedule, FeeTable, BookKey, FeeSchedule, FeeTable]
+
+
+def _prepare(pair: PairSpec) -> tuple[PreparedDirection, ...]:
+    prepared = []
+    for direction in DIRECTIONS:
+        key_yes, key_no = pair.leg_keys(direction)
+        fees_yes, fees_no = pair.fees_for(key_yes[0]), pair.fees_for(key_no[0])
+        prepared.append(
+            (direction, key_yes, fees_yes, _fee_table(fees_yes), key_no, fees_no, _fee_table(fees_no))
+        )
+    return tuple(prepared)
+
+
 def evaluate(pair: PairSpec, books: Mapping[BookKey, Book], now_ms: int) -> Evaluation:
     """Quote both directions of `pair` from the latest books; rejections are reasons, not errors.
 
     A direction is checked in this order: a book missing, stale (now - ts > max_age_ms), skewed
     (the two legs' timestamps further apart than max_skew_ms), crossed, without asks.
     """
+    return _evaluate_prepared(pair, _prepare(pair), books, now_ms)
+
+
+def _evaluate_prepared(
+    pair: PairSpec,
+    prepared: tuple[PreparedDirection, ...],
+    books: Mapping[BookKey, Book],
+    now_ms: int,
+    previous: dict[str, DirectionQuote] | None = None,
+) -> Evaluation:
+    """`previous`: the last quotes of this pair; a direction whose two books are the very same
+    objects is not re-quoted (a quote depends only on its books; freshness is re-checked)."""
     quotes: dict[str, DirectionQuote] = {}
     rejected: dict[str, str] = {}
-    for direction in DIRECTIONS:
-        key_yes, key_no = pair.leg_keys(direction)
+    best: DirectionQuote | None = None
+    for direction, key_yes, fees_yes, table_yes, key_no, fees_no, table_no in prepared:
         book_yes, book_no = books.get(key_yes), books.get(key_no)
         reason = _rejection(book_yes, book_no, pair, now_ms)
         if reason:
             rejected[direction] = reason
             continue
-        quotes[direction] = quote_direction(
-            direction, book_yes, pair.fees_for(key_yes[0]), book_no, pair.fees_for(key_no[0])
+        quote = previous.get(direction) if previous else None
+        if quote is None or quote.books_used[0] is not book_yes or quote.books_used[1] is not book_no:
+            quote = _quote(direction, book_yes, fees_yes, table_yes, book_no, fees_no, table_no)
+        quotes[direction] = quote
+        if best is None or (quote.net_edge_cents, quote.avg_net_edge_cents) > (
+            best.net_edge_cents,
+            best.avg_net_edge_cents,
+        ):
+            best = quote
+    if best is None:
+        return Evaluation(
+            pair.opportunity_key, False, rejected[DIRECTIONS[0]], None, quotes, rejected, now_ms
         )
-    best = max(quotes.values(), key=lambda q: (q.net_edge_cents, q.avg_net_edge_cents), default=None)
-    reason = "" if quotes else rejected[DIRECTIONS[0]]
-    return Evaluation(pair.opportunity_key, bool(quotes), reason, best, quotes, rejected, now_ms)
+    return Evaluation(pair.opportunity_key, True, "", best, quotes, rejected, now_ms)
 
 
 class Detector:
@@ -339,6 +411,8 @@ class Detector:
     def __init__(self, pairs: Iterable[PairSpec] = ()) -> None:
         self.books: dict[BookKey, Book] = {}
         self.pairs: dict[str, PairSpec] = {}
+        self._prepared: dict[str, tuple[PreparedDirection, ...]] = {}
+        self._last_quotes: dict[str, dict[str, DirectionQuote]] = {}
         self._pairs_by_instrument: dict[tuple[str, str], list[PairSpec]] = {}
         self.counters: dict[str, int] = {"updates": 0, "evaluations": 0, **dict.fromkeys(REASONS, 0)}
         for pair in pairs:
@@ -348,11 +422,14 @@ class Detector:
         if pair.opportunity_key in self.pairs:
             self.remove_pair(pair.opportunity_key)
         self.pairs[pair.opportunity_key] = pair
+        self._prepared[pair.opportunity_key] = _prepare(pair)
         for instrument in pair.instruments():
             self._pairs_by_instrument.setdefault(instrument, []).append(pair)
 
     def remove_pair(self, opportunity_key: str) -> None:
         pair = self.pairs.pop(opportunity_key)
+        del self._prepared[opportunity_key]
+        self._last_quotes.pop(opportunity_key, None)
         for instrument in pair.instruments():
             remaining = [p for p in self._pairs_by_instrument.get(instrument, []) if p is not pair]
             if remaining:
@@ -378,7 +455,11 @@ class Detector:
         return self._evaluate(self.pairs[opportunity_key], now_ms)
 
     def _evaluate(self, pair: PairSpec, now_ms: int) -> Evaluation:
-        evaluation = evaluate(pair, self.books, now_ms)
+        key = pair.opportunity_key
+        evaluation = _evaluate_prepared(
+            pair, self._prepared[key], self.books, now_ms, self._last_quotes.get(key)
+        )
+        self._last_quotes[key] = evaluation.directions
         self.counters["evaluations"] += 1
         for reason in evaluation.rejected.values():
             self.counters[reason] += 1

@@ -30,7 +30,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, kalshi_books, polymarket_book
+from exchanges.books import (
+    KALSHI,
+    NO,
+    ONE_DOLLAR,
+    POLYMARKET,
+    YES,
+    Book,
+    Level,
+    kalshi_books,
+    polymarket_book,
+)
 from exchanges.fees import FeeSchedule
 from ingest.detector import PairSpec
 
@@ -108,15 +118,156 @@ def polymarket_update(
     return update
 
 
+# Normalisation is the replay's hot path. Prices and sizes repeat, so their parsed forms (and the
+# Level objects, which are immutable) are cached by the venue's own strings; the caches are
+# bounded by clearing them when they grow past a limit.
+_CACHE_LIMIT = 200_000
+_decimals: dict[str, Decimal] = {}
+# price string -> size string -> (Level(price, size), Level(1 - price, size)); the second is the
+# Kalshi ask that a bid on the other side makes.
+_levels: dict[str, dict[str, tuple[Level, Level]]] = {}
+
+
+def _decimal(text: str) -> Decimal:
+    value = _decimals.get(text)
+    if value is None:
+        if len(_decimals) > _CACHE_LIMIT:
+            _decimals.clear()
+        value = _decimals[text] = Decimal(text)
+    return value
+
+
+def _new_levels(price: str, size: str) -> tuple[Level, Level] | None:
+    amount = _decimal(size)
+    if amount <= 0:
+        return None
+    if len(_levels) > _CACHE_LIMIT // 100:
+        _levels.clear()
+    by_size = _levels.setdefault(price, {})
+    if len(by_size) > _CACHE_LIMIT // 100:
+        by_size.clear()
+    value = _decimal(price)
+    levels = by_size[size] = (Level(value, amount), Level(ONE_DOLLAR - value, amount))
+    return levels
+
+
+def _is_monotonic(levels: list[Level]) -> bool | None:
+    """True if prices strictly ascend, False if they strictly descend, None otherwise."""
+    if len(levels) < 2:
+        return True
+    ascending = levels[0].price < levels[1].price
+    previous = levels[0].price
+    for level in levels[1:]:
+        if (previous < level.price) is not ascending or previous == level.price:
+            return None
+        previous = level.price
+    return ascending
+
+
+def _polymarket_order(raw: list[dict[str, str]]) -> tuple[list[Level], bool] | None:
+    """The levels in the venue's order and whether prices ascend; None for the general path."""
+    levels: list[Level] = []
+    for item in raw:
+        price, size = item["price"], item["size"]
+        by_size = _levels.get(price)
+        pair = by_size.get(size) if by_size is not None else None
+        if pair is None:
+            pair = _new_levels(price, size)
+            if pair is None:
+                return None
+        levels.append(pair[0])
+    ascending = _is_monotonic(levels)
+    return None if ascending is None else (levels, ascending)
+
+
+def _kalshi_order(raw: list[list[str]]) -> tuple[list[Level], list[Level], bool] | None:
+    """The levels and their complements in the venue's order, and whether prices ascend.
+
+    None when the ladder needs the general path (`sorted_levels`): an empty level, a repeated
+    price, or prices out of order.
+    """
+    plain: list[Level] = []
+    complements: list[Level] = []
+    for price, size in raw:
+        by_size = _levels.get(price)
+        pair = by_size.get(size) if by_size is not None else None
+        if pair is None:
+            pair = _new_levels(price, size)
+            if pair is None:
+                return None
+        plain.append(pair[0])
+        complements.append(pair[1])
+    ascending = _is_monotonic(plain)
+    return None if ascending is None else (plain, complements, ascending)
+
+
+def _descending(levels: list[Level], ascending: bool) -> tuple[Level, ...]:
+    return tuple(reversed(levels)) if ascending else tuple(levels)
+
+
+def _ascending(levels: list[Level], ascending: bool) -> tuple[Level, ...]:
+    return tuple(levels) if ascending else tuple(reversed(levels))
+
+
+def _kalshi_fast(update: dict[str, Any]) -> tuple[Book, Book] | None:
+    yes = _kalshi_order(update["yes"])
+    no = _kalshi_order(update["no"])
+    if yes is None or no is None:
+        return None
+    yes_bids, no_asks, yes_ascending = yes
+    no_bids, yes_asks, no_ascending = no
+    # Complements run the other way: bids ascending in the raw list give asks descending.
+    common = {
+        "venue": KALSHI,
+        "instrument_id": update["id"],
+        "venue_ts_ms": update.get("vts"),
+        "received_ts_ms": update["t"],
+    }
+    return (
+        Book(
+            side=YES,
+            bids=_descending(yes_bids, yes_ascending),
+            asks=_descending(yes_asks, no_ascending),
+            **common,
+        ),
+        Book(
+            side=NO,
+            bids=_descending(no_bids, no_ascending),
+            asks=_descending(no_asks, yes_ascending),
+            **common,
+        ),
+    )
+
+
+def _polymarket_fast(update: dict[str, Any], side: str) -> Book | None:
+    bids = _polymarket_order(update["bids"])
+    asks = _polymarket_order(update["asks"])
+    if bids is None or asks is None:
+        return None
+    return Book(
+        venue=POLYMARKET,
+        instrument_id=update["id"],
+        side=side,
+        bids=_descending(*bids),
+        asks=_ascending(*asks),
+        venue_ts_ms=update.get("vts"),
+        received_ts_ms=update["t"],
+    )
+
+
 def to_book(update: dict[str, Any], pair_sides: dict[str, str]) -> tuple[Book, ...]:
     """Normalise one recorded update: a Kalshi line gives (YES book, NO book), a Polymarket line one book.
 
     `pair_sides` maps Polymarket token ids to their outcome (see `token_sides`); an unknown token
-    gives no book.
+    gives no book. The result equals `kalshi_books` / `polymarket_book` on the parsed ladders; a
+    fast path builds it directly when the venue's ladders are already cleanly sorted.
     """
     venue = update["venue"]
     received, venue_ts = update["t"], update.get("vts")
     if venue == KALSHI:
+        fast = _kalshi_fast(update)
+        if fast is not None:
+            return fast
         books = kalshi_books(
             update["id"],
             [(Decimal(p), Decimal(s)) for p, s in update["yes"]],
@@ -129,6 +280,9 @@ def to_book(update: dict[str, Any], pair_sides: dict[str, str]) -> tuple[Book, .
         side = pair_sides.get(update["id"])
         if side is None:
             return ()
+        book = _polymarket_fast(update, side)
+        if book is not None:
+            return (book,)
         return (
             polymarket_book(
                 update["id"],
