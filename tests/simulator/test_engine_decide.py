@@ -1,0 +1,289 @@
+"""The engine deciding one (run, intent): each check alone, the trade's arithmetic, the run's
+money, determinism and exactly-once."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+
+from accounts.models import UserSecret
+from simulator.core import CHECK_NAMES, NOT_RUN_DETAIL, ExchangeValidation, LegValidation
+from simulator.engine import decide_intent
+from simulator.models import Decision, SimulatorTrade
+from simulator.services import start_run, stop_run
+from tests.simulator.conftest import BookValidator
+from tests.simulator.factories import NOW, ExecutionIntentFactory, intent_legs, set_thresholds
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+
+
+def start(user, usd="1000", **kwargs):
+    run, _ = start_run(user=user, starting_usd=usd, now=NOW, **kwargs)
+    return run
+
+
+def assert_skipped_at(decision: Decision, name: str, detail_has: str = "") -> None:
+    assert decision.outcome == "skipped"
+    assert decision.reason_code == name
+    assert [check["name"] for check in decision.checks] == list(CHECK_NAMES)
+    failed_at = CHECK_NAMES.index(name)
+    assert all(check["ok"] for check in decision.checks[:failed_at])
+    assert decision.reason == f"{name}: {decision.checks[failed_at]['detail']}"
+    assert detail_has in decision.reason
+    assert all(check["detail"] == NOT_RUN_DETAIL for check in decision.checks[failed_at + 1 :])
+    assert not SimulatorTrade.objects.filter(decision=decision).exists()
+
+
+def test_all_checks_passing_gives_a_trade_with_the_contract_arithmetic(trading_user, pair, book_validator):
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert decision.outcome == "traded" and decision.reason == "" and decision.reason_code == ""
+    trade = decision.trade
+    assert (trade.requested_size, trade.matched_size, trade.fill_pct) == (10, 10, D("1"))
+    assert (trade.cost_usd, trade.fees_usd, trade.expected_pnl_usd) == (D("9.68"), D("0.18"), D("0.32"))
+    assert [check["name"] for check in trade.checks] == list(CHECK_NAMES)
+    assert all(check["ok"] for check in trade.checks)
+    notional = D(0)
+    for leg in trade.legs:
+        best_ask = D(leg["book"][0]["price"])
+        assert sum(D(fill["size"]) for fill in leg["fills"]) == trade.matched_size
+        for fill in leg["fills"]:
+            assert best_ask <= D(fill["price"]) <= D(leg["limit_price"])
+            notional += D(fill["price"]) * D(fill["size"])
+        assert set(leg) >= {
+            "venue",
+            "instrument_id",
+            "side",
+            "limit_price",
+            "avg_fill_price",
+            "fee_usd",
+            "fills",
+            "book",
+        }
+    assert trade.cost_usd == notional + sum(D(leg["fee_usd"]) for leg in trade.legs)
+    assert trade.decided_at == NOW <= trade.executed_at <= trade.settled_at
+    assert trade.validation["ok"] is True
+    run.refresh_from_db()
+    assert run.balance_usd == D("1000") - trade.cost_usd
+    assert (run.trade_count, run.decision_count) == (1, 1)
+    assert run.expected_pnl_usd == D("0.32") and run.traded_today_usd == D("9.68")
+    assert run.liquidity_state["books"]
+
+
+def test_the_trade_is_broadcast_after_commit(
+    trading_user, pair, book_validator, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr("simulator.engine.broadcast_trade", lambda trade: sent.append(("trade", trade.pk)))
+    monkeypatch.setattr("simulator.engine.broadcast_run", lambda run: sent.append(("run", run.pk)))
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    with django_capture_on_commit_callbacks(execute=True):
+        decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert sent == [("trade", decision.trade.pk), ("run", run.pk)]
+
+
+def test_a_broken_channel_layer_does_not_lose_the_trade(
+    trading_user, pair, book_validator, monkeypatch, django_capture_on_commit_callbacks
+):
+    def explode():
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr("simulator.broadcast.get_channel_layer", explode)
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    with django_capture_on_commit_callbacks(execute=True):
+        decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert SimulatorTrade.objects.filter(pk=decision.trade.pk).exists()
+
+
+def test_has_orders_failing_alone(trading_user, pair, book_validator):
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair, legs=[])
+    assert_skipped_at(
+        decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator),
+        "has_orders",
+        "no orders",
+    )
+    assert book_validator.calls == 0
+
+
+def test_net_edge_failing_alone(trading_user, pair, book_validator):
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair, net_edge_cents=D("0.5"))
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert_skipped_at(decision, "net_edge", "net edge 0.50c < your minimum 1.00c")
+    assert book_validator.calls == 0
+
+
+def test_instrument_ids_failing_alone(trading_user, pair, book_validator):
+    run = start(trading_user)
+    legs = intent_legs(pair)
+    legs[1]["instrument_id"] = ""
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair, legs=legs)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert_skipped_at(decision, "instrument_ids", "polymarket token id missing")
+
+
+def test_exchange_keys_failing_alone(trading_user, pair, book_validator):
+    UserSecret.objects.filter(user=trading_user, exchange="polymarket").delete()
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert_skipped_at(decision, "exchange_keys", "no polymarket keys saved on your profile")
+    assert book_validator.calls == 0
+
+
+def test_exchange_validation_failing_alone(trading_user, pair):
+    def closed_market(user_id, legs, now):
+        return ExchangeValidation(
+            ok=False,
+            legs=tuple(
+                LegValidation(
+                    leg.venue, leg.instrument_id, leg.side, False, "closed", "market is closed", False, None
+                )
+                for leg in legs
+            ),
+            balances_usd={"kalshi": D(500), "polymarket": D(500)},
+        )
+
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=closed_market)
+    assert_skipped_at(decision, "exchange_validation", "closed: market is closed")
+
+
+def test_balance_failing_alone(trading_user, pair, book_validator):
+    run = start(trading_user, usd="5")
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert_skipped_at(decision, "balance", "cost $9.68 > run balance $5.00")
+    run.refresh_from_db()
+    assert (run.balance_usd, run.decision_count, run.trade_count) == (D("5"), 1, 0)
+
+
+def test_daily_cap_failing_alone(trading_user, pair, book_validator):
+    set_thresholds(trading_user, daily_cap="5")
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert_skipped_at(decision, "daily_cap", "> your daily cap $5.00")
+
+
+def test_an_unset_threshold_says_so(trading_user, pair, book_validator):
+    set_thresholds(trading_user, min_edge=None)
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert_skipped_at(
+        decision, "net_edge", "min_net_edge_cents was not set on your profile when this run started"
+    )
+
+
+def test_the_daily_cap_starts_again_at_utc_midnight(trading_user, pair, book_validator):
+    set_thresholds(trading_user, daily_cap="15")
+    run = start(trading_user)
+    first, second, third = (ExecutionIntentFactory(user=trading_user, pair=pair) for _ in range(3))
+    late = NOW.replace(hour=23, minute=59)
+    assert (
+        decide_intent(run_id=run.pk, intent_id=first.pk, now=late, validator=BookValidator()).outcome
+        == "traded"
+    )
+    assert_skipped_at(
+        decide_intent(
+            run_id=run.pk, intent_id=second.pk, now=late + timedelta(seconds=1), validator=BookValidator()
+        ),
+        "daily_cap",
+    )
+    next_day = late + timedelta(minutes=2)
+    assert (
+        decide_intent(run_id=run.pk, intent_id=third.pk, now=next_day, validator=BookValidator()).outcome
+        == "traded"
+    )
+    run.refresh_from_db()
+    assert run.traded_day == next_day.date() and run.traded_today_usd == D("9.68")
+
+
+def test_an_intent_decided_twice_makes_one_decision(trading_user, pair, book_validator):
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    first = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    again = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    assert again.pk == first.pk
+    assert Decision.objects.filter(run=run).count() == 1
+    assert SimulatorTrade.objects.filter(run=run).count() == 1
+    run.refresh_from_db()
+    assert (run.trade_count, run.decision_count, run.balance_usd) == (1, 1, D("990.32"))
+    assert book_validator.calls == 1
+
+
+def test_a_stopped_run_decides_nothing(trading_user, pair, book_validator):
+    run = start(trading_user)
+    stop_run(user=trading_user, run_id=run.pk)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    assert decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator) is None
+    assert not Decision.objects.exists()
+
+
+def test_a_run_past_its_end_expires_instead_of_deciding(trading_user, pair, book_validator):
+    run = start(trading_user, duration_minutes=10)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    assert (
+        decide_intent(
+            run_id=run.pk, intent_id=intent.pk, now=NOW + timedelta(minutes=10), validator=book_validator
+        )
+        is None
+    )
+    run.refresh_from_db()
+    assert (run.status, run.stop_reason) == ("expired", "reached its end time")
+
+
+def test_another_users_intent_is_not_decided_by_this_run(trading_user, other_user, pair, book_validator):
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=other_user, pair=pair)
+    assert decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator) is None
+
+
+def trade_fingerprint(run_seed: int, intents_in_order, user, pair) -> list[tuple]:
+    run = start(user, usd="100000")
+    run.seed = run_seed
+    run.save(update_fields=["seed"])
+    deep = BookValidator(asks=[("0.44", "3"), ("0.45", "4"), ("0.46", "50")])
+    out = {}
+    for second, intent in enumerate(intents_in_order):
+        at = NOW + timedelta(seconds=second)
+        decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=at, validator=deep)
+        trade = decision.trade
+        out[intent.pk] = (
+            trade.matched_size,
+            trade.cost_usd,
+            trade.executed_at - at,
+            trade.settled_at - at,
+            str(trade.legs),
+        )
+    return [out[intent.pk] for intent in sorted(intents_in_order, key=lambda i: i.pk)]
+
+
+def test_same_seed_and_inputs_give_identical_trades(trading_user, pair):
+    set_thresholds(trading_user, min_edge="1", max_leg="1000", daily_cap="100000")
+    intents = [
+        ExecutionIntentFactory(user=trading_user, pair=pair, net_edge_cents=D("1.5"), size=D("7"))
+        for _ in range(4)
+    ]
+    first = trade_fingerprint(12345, intents, trading_user, pair)
+    again = trade_fingerprint(12345, intents, trading_user, pair)
+    assert first == again
+    assert len({fingerprint[2] for fingerprint in first}) > 1  # timing is drawn per intent
+
+
+def test_each_intent_draws_the_same_trade_whatever_the_order(trading_user, pair):
+    set_thresholds(trading_user, min_edge="1", max_leg="1000", daily_cap="100000")
+    intents = [
+        ExecutionIntentFactory(user=trading_user, pair=pair, net_edge_cents=D("1.5"), size=D("7"))
+        for _ in range(3)
+    ]
+    forwards = trade_fingerprint(777, intents, trading_user, pair)
+    backwards = trade_fingerprint(777, list(reversed(intents)), trading_user, pair)
+    assert forwards == backwards
