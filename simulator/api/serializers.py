@@ -1,0 +1,291 @@
+"""Input serializers (type checks and bounds, each error naming its field) and, for the OpenAPI
+schema only, output serializers describing what `simulator.presenters` returns.
+
+Output is never produced through these classes: the presenters are the one source of the JSON
+contract, and the schema tests check that both agree.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from rest_framework import serializers
+
+from ingest.models import OPPORTUNITY_KEY_RULE
+
+REPORT_DEFAULTS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
+
+
+class OpportunityKeyField(serializers.CharField):
+    def __init__(self, **kwargs):
+        super().__init__(max_length=64, validators=[OPPORTUNITY_KEY_RULE], **kwargs)
+
+
+class StartInputSerializer(serializers.Serializer):
+    starting_usd = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=4,
+        min_value=Decimal("0.01"),
+        max_value=Decimal("100000000"),
+        help_text="Fake dollars the run starts with.",
+    )
+    opportunity_key = OpportunityKeyField(required=False, help_text="One key to watch.")
+    opportunity_keys = serializers.ListField(
+        child=OpportunityKeyField(),
+        required=False,
+        max_length=200,
+        help_text="Keys to watch; empty or omitted (with no opportunity_key) means every key.",
+    )
+    duration_minutes = serializers.IntegerField(
+        required=False,
+        default=0,
+        min_value=0,
+        max_value=settings.SIMULATOR_MAX_DURATION_MINUTES,
+        help_text="0: until stopped (the run still stops after 7 days).",
+    )
+    label = serializers.CharField(required=False, default="", allow_blank=True, max_length=120)
+    notes = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+
+    def validate(self, attrs):
+        keys = list(attrs.pop("opportunity_keys", []))
+        single = attrs.pop("opportunity_key", None)
+        if single:
+            keys.insert(0, single)
+        attrs["opportunity_keys"] = list(dict.fromkeys(keys))  # merged, order kept, no repeats
+        return attrs
+
+
+class StopInputSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=2**63 - 1,
+        help_text="The run to stop; omitted: your most recently started running run.",
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class ReportParamsSerializer(serializers.Serializer):
+    hours = serializers.IntegerField(
+        required=False, default=REPORT_DEFAULTS["hours"], min_value=1, max_value=168
+    )
+    max_gap_s = serializers.IntegerField(
+        required=False,
+        default=REPORT_DEFAULTS["max_gap_s"],
+        min_value=0,
+        max_value=86400,
+        help_text="How long after a span ends a trade still counts as catching it.",
+    )
+    min_edge_cents = serializers.DecimalField(
+        required=False,
+        default=REPORT_DEFAULTS["min_edge_cents"],
+        max_digits=8,
+        decimal_places=4,
+        min_value=Decimal("0"),
+        max_value=Decimal("100"),
+        help_text="Only spans whose peak net edge reached this many cents.",
+    )
+
+
+# --- Output shapes (schema only) -----------------------------------------------------------------
+
+_money = {"help_text": "Decimal as a string."}
+
+
+class DecimalString(serializers.CharField):
+    """A Decimal rendered as a string (the contract), e.g. "12.3400"."""
+
+
+class CheckOut(serializers.Serializer):
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class LevelOut(serializers.Serializer):
+    price = DecimalString()
+    size = DecimalString()
+
+
+class TradeLegOut(serializers.Serializer):
+    venue = serializers.CharField()
+    instrument_id = serializers.CharField()
+    side = serializers.CharField()
+    limit_price = DecimalString()
+    avg_fill_price = DecimalString()
+    fee_usd = DecimalString()
+    fills = LevelOut(many=True)
+    book = LevelOut(many=True)
+
+
+class RunOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["running", "stopped", "expired", "failed"])
+    label = serializers.CharField()
+    notes = serializers.CharField()
+    opportunity_keys = serializers.ListField(child=serializers.CharField())
+    starting_usd = DecimalString(**_money)
+    balance_usd = DecimalString(**_money)
+    pnl_usd = DecimalString(**_money)
+    expected_pnl_usd = DecimalString(**_money)
+    trade_count = serializers.IntegerField()
+    decision_count = serializers.IntegerField()
+    min_net_edge_cents = DecimalString(allow_null=True)
+    max_leg_usd = DecimalString(allow_null=True)
+    daily_cap_usd = DecimalString(allow_null=True)
+    duration_minutes = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+    stopped_at = serializers.DateTimeField(allow_null=True)
+    stop_reason = serializers.CharField()
+
+
+class StartedRunOut(RunOut):
+    warnings = serializers.ListField(child=serializers.CharField())
+
+
+class TradeOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    run_id = serializers.IntegerField()
+    intent_id = serializers.IntegerField()
+    decision_id = serializers.IntegerField()
+    opportunity_key = serializers.CharField()
+    direction = serializers.CharField()
+    status = serializers.ChoiceField(choices=["queued", "executed", "settled"])
+    net_edge_cents = DecimalString()
+    requested_size = DecimalString()
+    matched_size = DecimalString()
+    fill_pct = DecimalString()
+    cost_usd = DecimalString()
+    fees_usd = DecimalString()
+    expected_pnl_usd = DecimalString()
+    decided_at = serializers.DateTimeField()
+    executed_at = serializers.DateTimeField()
+    settled_at = serializers.DateTimeField()
+    settlement_delay_s = DecimalString()
+    legs = TradeLegOut(many=True)
+    checks = CheckOut(many=True)
+    validation = serializers.DictField()
+
+
+class DecisionOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    run_id = serializers.IntegerField()
+    intent_id = serializers.IntegerField(allow_null=True)
+    span_id = serializers.IntegerField(allow_null=True)
+    decision_source = serializers.ChoiceField(choices=["intent", "success_span"])
+    outcome = serializers.ChoiceField(choices=["traded", "eligible", "skipped"])
+    reason = serializers.CharField()
+    reason_code = serializers.CharField()
+    opportunity_key = serializers.CharField()
+    edge_cents = DecimalString(allow_null=True)
+    checks = CheckOut(many=True)
+    trade_id = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class IntentLegOut(serializers.Serializer):
+    venue = serializers.CharField()
+    instrument_id = serializers.CharField()
+    side = serializers.CharField()
+    limit_price = DecimalString()
+    size = DecimalString()
+
+
+class IntentOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    opportunity_key = serializers.CharField()
+    direction = serializers.CharField()
+    net_edge_cents = DecimalString()
+    size = DecimalString()
+    fees_usd = DecimalString()
+    cost_usd = DecimalString()
+    legs = IntentLegOut(many=True)
+    books = serializers.ListField(child=serializers.DictField())
+    span_id = serializers.IntegerField(allow_null=True)
+    signal_at = serializers.DateTimeField()
+    created_at = serializers.DateTimeField()
+    trades = TradeOut(many=True)
+    decisions = DecisionOut(many=True)
+
+
+class StatusOut(serializers.Serializer):
+    runs = RunOut(many=True)
+    recent_trades = TradeOut(many=True)
+
+
+class ActiveOut(serializers.Serializer):
+    active = serializers.BooleanField()
+    count = serializers.IntegerField()
+    max_running = serializers.IntegerField()
+    runs = RunOut(many=True)
+
+
+class PairOut(serializers.Serializer):
+    opportunity_key = serializers.CharField()
+    title = serializers.CharField()
+    kalshi_ticker = serializers.CharField()
+    kalshi_close_time = serializers.DateTimeField(allow_null=True)
+    poly_close_time = serializers.DateTimeField(allow_null=True)
+    active = serializers.BooleanField()
+
+
+class EquityPointOut(serializers.Serializer):
+    trade_id = serializers.IntegerField()
+    at = serializers.DateTimeField()
+    balance_usd = DecimalString()
+    expected_pnl_usd = DecimalString()
+
+
+class EquityOut(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    starting_usd = DecimalString()
+    points = EquityPointOut(many=True)
+
+
+class LatencyOut(serializers.Serializer):
+    p50 = serializers.FloatField(allow_null=True)
+    p95 = serializers.FloatField(allow_null=True)
+
+
+class ReportKeyOut(serializers.Serializer):
+    opportunity_key = serializers.CharField()
+    spans = serializers.IntegerField()
+    captured = serializers.IntegerField()
+    missed = serializers.IntegerField()
+    trades = serializers.IntegerField()
+    edge_available_usd = DecimalString()
+    edge_captured_usd = DecimalString()
+
+
+class ReportRunOut(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    label = serializers.CharField()
+    status = serializers.CharField()
+    trades = serializers.IntegerField()
+    trades_in_spans = serializers.IntegerField()
+    edge_captured_usd = DecimalString()
+    expected_pnl_usd = DecimalString()
+    span_decisions = serializers.IntegerField()
+    span_skips = serializers.IntegerField()
+
+
+class ReportOut(serializers.Serializer):
+    hours = serializers.IntegerField()
+    max_gap_s = serializers.IntegerField()
+    min_edge_cents = DecimalString()
+    window_start = serializers.DateTimeField()
+    window_end = serializers.DateTimeField()
+    spans = serializers.IntegerField()
+    captured = serializers.IntegerField()
+    missed = serializers.IntegerField()
+    capture_rate = serializers.FloatField(allow_null=True)
+    latency_s = LatencyOut()
+    edge_available_usd = DecimalString()
+    edge_captured_usd = DecimalString()
+    missed_reasons = serializers.DictField(child=serializers.IntegerField())
+    trades_outside_spans = serializers.IntegerField()
+    by_opportunity_key = ReportKeyOut(many=True)
+    by_run = ReportRunOut(many=True)

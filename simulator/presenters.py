@@ -1,0 +1,157 @@
+"""The JSON contract (design.md): one function per shape, shared by the API, the websocket
+broadcast, the page and the commands, so every surface says the same thing.
+
+Decimals are strings (plain notation, never exponent form), times ISO 8601 UTC with a `Z`,
+a trade's `status` is derived from the clock, never read from a column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
+
+from simulator.core.timing import trade_status
+
+
+def decimal_str(value: Decimal | int | None) -> str | None:
+    if value is None:
+        return None
+    return format(Decimal(value), "f")
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_json(run) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "status": run.status,
+        "label": run.label,
+        "notes": run.notes,
+        "opportunity_keys": list(run.opportunity_keys or []),
+        "starting_usd": decimal_str(run.starting_usd),
+        "balance_usd": decimal_str(run.balance_usd),
+        "pnl_usd": decimal_str(run.pnl_usd),
+        "expected_pnl_usd": decimal_str(run.expected_pnl_usd),
+        "trade_count": run.trade_count,
+        "decision_count": run.decision_count,
+        "min_net_edge_cents": decimal_str(run.min_net_edge_cents),
+        "max_leg_usd": decimal_str(run.max_leg_usd),
+        "daily_cap_usd": decimal_str(run.daily_cap_usd),
+        "duration_minutes": run.duration_minutes,
+        "started_at": iso_utc(run.started_at),
+        "ends_at": iso_utc(run.ends_at),
+        "stopped_at": iso_utc(run.stopped_at),
+        "stop_reason": run.stop_reason,
+    }
+
+
+def trade_json(trade, now: datetime | None = None) -> dict[str, Any]:
+    now = now or timezone.now()
+    return {
+        "id": trade.pk,
+        "run_id": trade.run_id,
+        "intent_id": trade.intent_id,
+        "decision_id": trade.decision_id,
+        "opportunity_key": trade.opportunity_key,
+        "direction": trade.direction,
+        "status": trade_status(now, trade.executed_at, trade.settled_at),
+        "net_edge_cents": decimal_str(trade.net_edge_cents),
+        "requested_size": decimal_str(trade.requested_size),
+        "matched_size": decimal_str(trade.matched_size),
+        "fill_pct": decimal_str(trade.fill_pct),
+        "cost_usd": decimal_str(trade.cost_usd),
+        "fees_usd": decimal_str(trade.fees_usd),
+        "expected_pnl_usd": decimal_str(trade.expected_pnl_usd),
+        "decided_at": iso_utc(trade.decided_at),
+        "executed_at": iso_utc(trade.executed_at),
+        "settled_at": iso_utc(trade.settled_at),
+        "settlement_delay_s": decimal_str(trade.settlement_delay_s),
+        "legs": trade.legs or [],
+        "checks": trade.checks or [],
+        "validation": trade.validation or {},
+    }
+
+
+def _trade_id_of(decision) -> int | None:
+    # Querysets select_related("trade") so this is a cache read; a decision without a trade
+    # caches None and raises DoesNotExist on access.
+    try:
+        return decision.trade.pk
+    except ObjectDoesNotExist:
+        return None
+
+
+def decision_json(decision) -> dict[str, Any]:
+    return {
+        "id": decision.pk,
+        "run_id": decision.run_id,
+        "intent_id": decision.intent_id,
+        "span_id": decision.span_id,
+        "decision_source": decision.decision_source,
+        "outcome": decision.outcome,
+        "reason": decision.reason,
+        "reason_code": decision.reason_code,
+        "opportunity_key": decision.opportunity_key,
+        "edge_cents": decimal_str(decision.edge_cents),
+        "checks": decision.checks or [],
+        "trade_id": _trade_id_of(decision),
+        "created_at": iso_utc(decision.created_at),
+    }
+
+
+def intent_json(
+    intent,
+    *,
+    trades: Iterable | None = None,
+    decisions: Iterable | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The intent as ingest emitted it, with (when given) the trades and decisions it led to."""
+    now = now or timezone.now()
+    return {
+        "id": intent.pk,
+        "opportunity_key": intent.opportunity_key,
+        "direction": intent.direction,
+        "net_edge_cents": decimal_str(intent.net_edge_cents),
+        "size": decimal_str(intent.size),
+        "fees_usd": decimal_str(intent.fees_usd),
+        "cost_usd": decimal_str(intent.cost_usd),
+        "legs": intent.legs or [],
+        "books": intent.books or [],
+        "span_id": intent.span_id,
+        "signal_at": iso_utc(intent.signal_at),
+        "created_at": iso_utc(intent.created_at),
+        "trades": [trade_json(trade, now) for trade in trades or ()],
+        "decisions": [decision_json(decision) for decision in decisions or ()],
+    }
+
+
+def pair_json(pair) -> dict[str, Any]:
+    return {
+        "opportunity_key": pair.opportunity_key,
+        "title": pair.title,
+        "kalshi_ticker": pair.kalshi_ticker,
+        "kalshi_close_time": iso_utc(pair.kalshi_close_time),
+        "poly_close_time": iso_utc(pair.poly_close_time),
+        "active": pair.active,
+    }
+
+
+def equity_point_json(
+    *, trade_id: int, at: datetime, balance_usd: Decimal, expected_pnl_usd: Decimal
+) -> dict[str, Any]:
+    return {
+        "trade_id": trade_id,
+        "at": iso_utc(at),
+        "balance_usd": decimal_str(balance_usd),
+        "expected_pnl_usd": decimal_str(expected_pnl_usd),
+    }

@@ -1,0 +1,282 @@
+"""The capture report: did the user's runs trade the success spans that ingest saw?
+
+A span counts when it started inside the window, its peak edge reached `min_edge_cents`, and
+its opportunity key is one the user's runs watched (every key when a run watched all, or when
+the user had no run in the window). It is *captured* when one of the user's trades on the same
+key executed between the span's start and its end + `max_gap_s` (an open span ends "now").
+
+Everything is counted in the database (Exists / Subquery / aggregates over the
+span_key_started and trade_key_executed indexes); only the latencies of captured spans come
+back as rows, to take percentiles. The query count does not depend on the number of rows.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import (
+    Case,
+    Count,
+    DateTimeField,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce
+
+from ingest.models import SuccessSpan
+from simulator.models import Decision, SimulatorRun, SimulatorTrade
+from simulator.presenters import decimal_str, iso_utc
+
+NO_DECISION = "no decision"
+USD = Decimal("0.0001")
+CENT_IN_USD = Value(Decimal("0.01"), output_field=DecimalField(max_digits=3, decimal_places=2))
+_USD_SUM = DecimalField(max_digits=24, decimal_places=4)
+ZERO_USD = Value(Decimal("0"), output_field=_USD_SUM)
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float | None:
+    """Nearest-rank percentile of an ascending list (None when empty)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _watched_keys(user, window_start: datetime, now: datetime) -> list[str] | None:
+    """Keys the user's runs in the window watched; None means every key."""
+    keys_per_run = list(
+        SimulatorRun.objects.filter(user=user, started_at__lte=now)
+        .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gte=window_start))
+        .values_list("opportunity_keys", flat=True)
+    )
+    if not keys_per_run or any(not keys for keys in keys_per_run):
+        return None
+    return sorted({key for keys in keys_per_run for key in keys})
+
+
+def _capture_until(ended_at, *, now: datetime, max_gap_s: int) -> ExpressionWrapper:
+    """A span's end (now while it is open) + max_gap_s: the last moment a trade still catches it."""
+    return ExpressionWrapper(
+        Coalesce(ended_at, Value(now, output_field=DateTimeField())) + timedelta(seconds=max_gap_s),
+        output_field=DateTimeField(),
+    )
+
+
+def _window_spans(user, *, window_start, now, min_edge_cents) -> QuerySet[SuccessSpan]:
+    """The spans the report judges."""
+    spans = SuccessSpan.objects.filter(
+        started_at__gte=window_start, started_at__lte=now, peak_edge_cents__gte=min_edge_cents
+    )
+    keys = _watched_keys(user, window_start, now)
+    return spans if keys is None else spans.filter(opportunity_key__in=keys)
+
+
+def _catching_trades(user, *, now: datetime, max_gap_s: int) -> QuerySet[SimulatorTrade]:
+    """The user's trades that catch the outer span: same key, executed in [start, capture_until].
+
+    The bound is written out, not read from an annotation: Django drops an outer annotation
+    that only an aggregate's FILTER refers to, and the query would compare against a literal.
+    """
+    return SimulatorTrade.objects.filter(
+        user=user,
+        opportunity_key=OuterRef("opportunity_key"),
+        executed_at__gte=OuterRef("started_at"),
+        executed_at__lte=_capture_until(OuterRef("ended_at"), now=now, max_gap_s=max_gap_s),
+    )
+
+
+def _edge_usd() -> ExpressionWrapper:
+    return ExpressionWrapper(F("peak_edge_cents") * F("max_size") * CENT_IN_USD, output_field=_USD_SUM)
+
+
+def _usd(value: Decimal | None) -> str:
+    return decimal_str((value or Decimal(0)).quantize(USD))
+
+
+def build_report(
+    *, user, hours: int, max_gap_s: int, min_edge_cents: Decimal, now: datetime
+) -> dict[str, Any]:
+    window_start = now - timedelta(hours=hours)
+    window_spans = _window_spans(user, window_start=window_start, now=now, min_edge_cents=min_edge_cents)
+    catching = _catching_trades(user, now=now, max_gap_s=max_gap_s)
+    caught = Exists(catching)
+    totals = window_spans.aggregate(
+        spans=Count("pk"),
+        captured=Count("pk", filter=Q(caught)),
+        edge_available_usd=Coalesce(Sum(_edge_usd()), ZERO_USD),
+    )
+    missed = totals["spans"] - totals["captured"]
+
+    first_trade_at = Subquery(catching.order_by("executed_at").values("executed_at")[:1])
+    latencies = sorted(
+        (first_at - started_at).total_seconds()
+        for started_at, first_at in window_spans.filter(caught)
+        .annotate(first_trade_at=first_trade_at)
+        .values_list("started_at", "first_trade_at")
+    )
+    # What the span's first decision said; a blank reason_code (eligible, not skipped) reports the outcome.
+    first_decision_reason = Subquery(
+        Decision.objects.filter(span=OuterRef("pk"), run__user=user, decision_source=Decision.SUCCESS_SPAN)
+        .order_by("created_at", "id")
+        .annotate(label=Case(When(reason_code="", then=F("outcome")), default=F("reason_code")))
+        .values("label")[:1]
+    )
+    missed_reasons = {
+        (row["miss_reason"] or NO_DECISION): row["n"]
+        for row in window_spans.filter(~caught)
+        .annotate(miss_reason=first_decision_reason)
+        .values("miss_reason")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "miss_reason")
+    }
+
+    in_spans = Exists(
+        window_spans.annotate(
+            capture_until=_capture_until(F("ended_at"), now=now, max_gap_s=max_gap_s)
+        ).filter(
+            opportunity_key=OuterRef("opportunity_key"),
+            started_at__lte=OuterRef("executed_at"),
+            capture_until__gte=OuterRef("executed_at"),
+        )
+    )
+    trades = SimulatorTrade.objects.filter(user=user, executed_at__gte=window_start, executed_at__lte=now)
+    trade_totals = trades.aggregate(
+        outside=Count("pk", filter=~Q(in_spans)),
+        edge_captured_usd=Coalesce(Sum("expected_pnl_usd", filter=Q(in_spans)), ZERO_USD),
+    )
+
+    return {
+        "hours": hours,
+        "max_gap_s": max_gap_s,
+        "min_edge_cents": decimal_str(min_edge_cents),
+        "window_start": iso_utc(window_start),
+        "window_end": iso_utc(now),
+        "spans": totals["spans"],
+        "captured": totals["captured"],
+        "missed": missed,
+        "capture_rate": round(totals["captured"] / totals["spans"], 4) if totals["spans"] else None,
+        "latency_s": {
+            "p50": _seconds(percentile(latencies, 0.50)),
+            "p95": _seconds(percentile(latencies, 0.95)),
+        },
+        "edge_available_usd": _usd(totals["edge_available_usd"]),
+        "edge_captured_usd": _usd(trade_totals["edge_captured_usd"]),
+        "missed_reasons": missed_reasons,
+        "trades_outside_spans": trade_totals["outside"],
+        "by_opportunity_key": _by_key(window_spans, caught, trades, in_spans),
+        "by_run": _by_run(user, trades, in_spans, window_start=window_start, now=now),
+    }
+
+
+def _seconds(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+def _by_key(spans: QuerySet, caught: Exists, trades: QuerySet, in_spans: Exists) -> list[dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for row in (
+        spans.order_by()
+        .values("opportunity_key")
+        .annotate(
+            n_spans=Count("pk"),
+            n_captured=Count("pk", filter=Q(caught)),
+            available=Coalesce(Sum(_edge_usd()), ZERO_USD),
+        )
+    ):
+        rows[row["opportunity_key"]] = {
+            "opportunity_key": row["opportunity_key"],
+            "spans": row["n_spans"],
+            "captured": row["n_captured"],
+            "missed": row["n_spans"] - row["n_captured"],
+            "trades": 0,
+            "edge_available_usd": _usd(row["available"]),
+            "edge_captured_usd": _usd(None),
+        }
+    for row in (
+        trades.order_by()
+        .values("opportunity_key")
+        .annotate(
+            n_trades=Count("pk"),
+            captured_usd=Coalesce(Sum("expected_pnl_usd", filter=Q(in_spans)), ZERO_USD),
+        )
+    ):
+        entry = rows.setdefault(
+            row["opportunity_key"],
+            {
+                "opportunity_key": row["opportunity_key"],
+                "spans": 0,
+                "captured": 0,
+                "missed": 0,
+                "edge_available_usd": _usd(None),
+            },
+        )
+        entry["trades"] = row["n_trades"]
+        entry["edge_captured_usd"] = _usd(row["captured_usd"])
+    return [rows[key] for key in sorted(rows)]
+
+
+def _by_run(
+    user, trades: QuerySet, in_spans: Exists, *, window_start: datetime, now: datetime
+) -> list[dict[str, Any]]:
+    runs = list(
+        SimulatorRun.objects.filter(user=user, started_at__lte=now)
+        .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gte=window_start))
+        .order_by("-started_at", "-id")
+        .values("id", "label", "status")
+    )
+    trade_rows = {
+        row["run_id"]: row
+        for row in trades.order_by()
+        .values("run_id")
+        .annotate(
+            n=Count("pk"),
+            n_in_spans=Count("pk", filter=Q(in_spans)),
+            captured_usd=Coalesce(Sum("expected_pnl_usd", filter=Q(in_spans)), ZERO_USD),
+            pnl=Coalesce(Sum("expected_pnl_usd"), ZERO_USD),
+        )
+    }
+    decision_rows = {
+        row["run_id"]: row
+        for row in Decision.objects.filter(
+            run__user=user,
+            decision_source=Decision.SUCCESS_SPAN,
+            created_at__gte=window_start,
+            created_at__lte=now,
+        )
+        .order_by()
+        .values("run_id")
+        .annotate(
+            n=Count("pk"),
+            skips=Count("pk", filter=Q(outcome=Decision.SKIPPED)),
+        )
+    }
+    result = []
+    for run in runs:
+        traded = trade_rows.get(run["id"], {})
+        decided = decision_rows.get(run["id"], {})
+        result.append(
+            {
+                "run_id": run["id"],
+                "label": run["label"],
+                "status": run["status"],
+                "trades": traded.get("n", 0),
+                "trades_in_spans": traded.get("n_in_spans", 0),
+                "edge_captured_usd": _usd(traded.get("captured_usd")),
+                "expected_pnl_usd": _usd(traded.get("pnl")),
+                "span_decisions": decided.get("n", 0),
+                "span_skips": decided.get("skips", 0),
+            }
+        )
+    return result
