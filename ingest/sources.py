@@ -253,12 +253,15 @@ class LiveSource:
         self.rounds += 1
         return updates
 
+    def _more_rounds(self) -> bool:
+        return not self._stopped and (self.max_rounds is None or self.rounds < self.max_rounds)
+
     def __iter__(self) -> Iterator[BookUpdate]:
-        while not self._stopped and (self.max_rounds is None or self.rounds < self.max_rounds):
+        while self._more_rounds():
             started_s = self._clock()
             yield from self.poll_once()
             wait_s = self.poll_interval_s - (self._clock() - started_s)
-            if wait_s > 0 and not self._stopped:
+            if wait_s > 0 and self._more_rounds():
                 self._sleep(wait_s)
 
     def stop(self) -> None:
