@@ -10,9 +10,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ingest.models import OPPORTUNITY_KEY_RULE
+from simulator.services import MAX_STARTING_USD
 
 REPORT_DEFAULTS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
 
@@ -24,10 +26,10 @@ class OpportunityKeyField(serializers.CharField):
 
 class StartInputSerializer(serializers.Serializer):
     starting_usd = serializers.DecimalField(
-        max_digits=18,
+        max_digits=None,
         decimal_places=4,
-        min_value=Decimal("0.01"),
-        max_value=Decimal("100000000"),
+        min_value=Decimal("0.0001"),
+        max_value=MAX_STARTING_USD,
         help_text="Fake dollars the run starts with.",
     )
     opportunity_key = OpportunityKeyField(required=False, help_text="One key to watch.")
@@ -94,8 +96,15 @@ class ReportParamsSerializer(serializers.Serializer):
 _money = {"help_text": "Decimal as a string."}
 
 
+@extend_schema_field({"type": "string", "format": "decimal", "example": "12.3400"})
 class DecimalString(serializers.CharField):
     """A Decimal rendered as a string (the contract), e.g. "12.3400"."""
+
+
+def one_of(*values: str, **kwargs) -> serializers.CharField:
+    """A string out of `values`, as an inline enum (named enum components collide on `status`)."""
+    field_class = type("OneOfField", (serializers.CharField,), {})
+    return extend_schema_field({"type": "string", "enum": list(values)})(field_class)(**kwargs)
 
 
 class CheckOut(serializers.Serializer):
@@ -122,7 +131,7 @@ class TradeLegOut(serializers.Serializer):
 
 class RunOut(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["running", "stopped", "expired", "failed"])
+    status = one_of("running", "stopped", "expired", "failed")
     label = serializers.CharField()
     notes = serializers.CharField()
     opportunity_keys = serializers.ListField(child=serializers.CharField())
@@ -153,7 +162,7 @@ class TradeOut(serializers.Serializer):
     decision_id = serializers.IntegerField()
     opportunity_key = serializers.CharField()
     direction = serializers.CharField()
-    status = serializers.ChoiceField(choices=["queued", "executed", "settled"])
+    status = one_of("queued", "executed", "settled")
     net_edge_cents = DecimalString()
     requested_size = DecimalString()
     matched_size = DecimalString()
@@ -175,8 +184,8 @@ class DecisionOut(serializers.Serializer):
     run_id = serializers.IntegerField()
     intent_id = serializers.IntegerField(allow_null=True)
     span_id = serializers.IntegerField(allow_null=True)
-    decision_source = serializers.ChoiceField(choices=["intent", "success_span"])
-    outcome = serializers.ChoiceField(choices=["traded", "eligible", "skipped"])
+    decision_source = one_of("intent", "success_span")
+    outcome = one_of("traded", "eligible", "skipped")
     reason = serializers.CharField()
     reason_code = serializers.CharField()
     opportunity_key = serializers.CharField()

@@ -1,3 +1,20 @@
-"""The simulator's HTTP API at the exact paths of the design (filled in by the API work)."""
+"""The simulator's HTTP API at the exact paths of the design."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from simulator.api import views
+
+urlpatterns = [
+    path("simulator/start", views.StartApi.as_view(), name="simulator-start"),
+    path("simulator/stop", views.StopApi.as_view(), name="simulator-stop"),
+    path("simulator/status", views.StatusApi.as_view(), name="simulator-status"),
+    path("simulator/active", views.ActiveApi.as_view(), name="simulator-active"),
+    path("simulator/runs", views.RunListApi.as_view(), name="simulator-runs"),
+    path("simulator/runs/<int:run_id>", views.RunDetailApi.as_view(), name="simulator-run"),
+    path("simulator/runs/<int:run_id>/trades", views.RunTradesApi.as_view(), name="simulator-run-trades"),
+    path("simulator/runs/<int:run_id>/equity", views.RunEquityApi.as_view(), name="simulator-run-equity"),
+    path("simulator/trades/<int:trade_id>", views.TradeDetailApi.as_view(), name="simulator-trade"),
+    path("simulator/report", views.ReportApi.as_view(), name="simulator-report"),
+    path("simulator/pairs", views.PairListApi.as_view(), name="simulator-pairs"),
+    path("execution/intents/<int:intent_id>", views.IntentDetailApi.as_view(), name="execution-intent"),
+]

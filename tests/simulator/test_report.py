@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from simulator.models import Decision
 from simulator.report import NO_DECISION, build_report, percentile
-from tests.simulator.surface_fixtures import *  # noqa: F403
+from tests.simulator.surface_fixtures import NOW, make_decision, make_run, make_span, make_trade
 
 pytestmark = pytest.mark.django_db
 
@@ -32,11 +32,21 @@ def scene(user, other_user):
     - a trade on FED at -10m, in no span -> outside spans
     - another user's trade inside C: does not capture it for us
     """
-    run = make_run(user, label="fed only", opportunity_keys=["FED-CUT-MAR"], started_at=NOW - timedelta(hours=3))
-    a = make_span(started_at=NOW - timedelta(minutes=60), peak_edge_cents=Decimal("5"), max_size=Decimal("100"))
-    b = make_span(started_at=NOW - timedelta(minutes=50), peak_edge_cents=Decimal("4"), max_size=Decimal("50"))
-    c = make_span(started_at=NOW - timedelta(minutes=40), peak_edge_cents=Decimal("3"), max_size=Decimal("10"))
-    d = make_span(started_at=NOW - timedelta(minutes=30), peak_edge_cents=Decimal("6"), max_size=Decimal("20"))
+    run = make_run(
+        user, label="fed only", opportunity_keys=["FED-CUT-MAR"], started_at=NOW - timedelta(hours=3)
+    )
+    a = make_span(
+        started_at=NOW - timedelta(minutes=60), peak_edge_cents=Decimal("5"), max_size=Decimal("100")
+    )
+    b = make_span(
+        started_at=NOW - timedelta(minutes=50), peak_edge_cents=Decimal("4"), max_size=Decimal("50")
+    )
+    c = make_span(
+        started_at=NOW - timedelta(minutes=40), peak_edge_cents=Decimal("3"), max_size=Decimal("10")
+    )
+    d = make_span(
+        started_at=NOW - timedelta(minutes=30), peak_edge_cents=Decimal("6"), max_size=Decimal("20")
+    )
     make_span(started_at=NOW - timedelta(minutes=20), peak_edge_cents=Decimal("2"))
     make_span("CPI-HOT", started_at=NOW - timedelta(minutes=20))
     make_trade(run, executed_at=a.started_at + timedelta(seconds=10), expected_pnl_usd=Decimal("0.45"))

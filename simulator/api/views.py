@@ -1,0 +1,207 @@
+"""The simulator's HTTP API: thin views (parse with a serializer, call one service or read one
+queryset scoped to the user, answer with the presenters' JSON). Another user's id is a 404."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.response import Response
+
+from ingest.models import ExecutionIntent, MarketPair
+from simulator import presenters, selectors, services
+from simulator.api import serializers as s
+from simulator.models import Decision, SimulatorRun, SimulatorTrade
+from simulator.report import build_report
+
+RECENT_TRADES = 20
+
+
+def _trades_of(user):
+    return SimulatorTrade.objects.filter(user=user).order_by("-decided_at", "-id")
+
+
+def _own_run(request, run_id: int) -> SimulatorRun:
+    run = SimulatorRun.objects.filter(pk=run_id, user=request.user).first()
+    if run is None:
+        raise NotFound(f"run {run_id} not found among your simulator runs")
+    return run
+
+
+class StartApi(GenericAPIView):
+    serializer_class = s.StartInputSerializer
+
+    @extend_schema(request=s.StartInputSerializer, responses={201: s.StartedRunOut})
+    def post(self, request):
+        """Start a run with fake money. Warnings say what will make its checks skip trades."""
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        run, warnings = services.start_run(user=request.user, **body.validated_data)
+        return Response({**presenters.run_json(run), "warnings": warnings}, status=status.HTTP_201_CREATED)
+
+
+class StopApi(GenericAPIView):
+    serializer_class = s.StopInputSerializer
+
+    @extend_schema(request=s.StopInputSerializer, responses=s.RunOut)
+    def post(self, request):
+        """Stop a run (no run_id: your most recently started running run)."""
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        reason = body.validated_data["reason"] or "stopped by user"
+        run = services.stop_run(user=request.user, run_id=body.validated_data.get("run_id"), reason=reason)
+        return Response(presenters.run_json(run))
+
+
+class StatusApi(GenericAPIView):
+    @extend_schema(responses=s.StatusOut)
+    def get(self, request):
+        """Your running runs and your latest trades."""
+        runs = selectors.running_runs(user_id=request.user.pk).order_by("-started_at", "-id")
+        now = timezone.now()
+        return Response(
+            {
+                "runs": [presenters.run_json(run) for run in runs],
+                "recent_trades": [
+                    presenters.trade_json(trade, now) for trade in _trades_of(request.user)[:RECENT_TRADES]
+                ],
+            }
+        )
+
+
+class ActiveApi(GenericAPIView):
+    @extend_schema(responses=s.ActiveOut)
+    def get(self, request):
+        """Whether you have a running run, and which."""
+        runs = [
+            presenters.run_json(run)
+            for run in selectors.running_runs(user_id=request.user.pk).order_by("-started_at", "-id")
+        ]
+        return Response(
+            {
+                "active": bool(runs),
+                "count": len(runs),
+                "max_running": settings.SIMULATOR_MAX_RUNNING_PER_USER,
+                "runs": runs,
+            }
+        )
+
+
+class _PresentedListApi(ListAPIView):
+    """A paginated list whose rows come from a presenter (the schema from `serializer_class`)."""
+
+    def present(self, row) -> dict:
+        raise NotImplementedError
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([self.present(row) for row in page])
+
+
+class RunListApi(_PresentedListApi):
+    """Your runs, newest first."""
+
+    serializer_class = s.RunOut
+
+    def get_queryset(self):
+        return selectors.user_runs(user_id=self.request.user.pk)
+
+    def present(self, row) -> dict:
+        return presenters.run_json(row)
+
+
+class RunDetailApi(GenericAPIView):
+    @extend_schema(responses=s.RunOut)
+    def get(self, request, run_id: int):
+        return Response(presenters.run_json(_own_run(request, run_id)))
+
+
+class RunTradesApi(_PresentedListApi):
+    """One run's trades, newest first."""
+
+    serializer_class = s.TradeOut
+
+    def get_queryset(self):
+        run = _own_run(self.request, self.kwargs["run_id"])
+        self.now = timezone.now()
+        return SimulatorTrade.objects.filter(run=run).order_by("-decided_at", "-id")
+
+    def present(self, row) -> dict:
+        return presenters.trade_json(row, self.now)
+
+
+class RunEquityApi(GenericAPIView):
+    @extend_schema(responses=s.EquityOut)
+    def get(self, request, run_id: int):
+        """Balance and expected P&L after each trade, in decision order (the equity curve)."""
+        run = _own_run(request, run_id)
+        balance, pnl = run.starting_usd, Decimal(0)
+        points = []
+        rows = (
+            SimulatorTrade.objects.filter(run=run)
+            .order_by("decided_at", "id")
+            .values_list("id", "decided_at", "cost_usd", "expected_pnl_usd")
+        )
+        for trade_id, decided_at, cost_usd, expected_pnl_usd in rows:
+            balance -= cost_usd
+            pnl += expected_pnl_usd
+            points.append(
+                presenters.equity_point_json(
+                    trade_id=trade_id, at=decided_at, balance_usd=balance, expected_pnl_usd=pnl
+                )
+            )
+        return Response(
+            {"run_id": run.pk, "starting_usd": presenters.decimal_str(run.starting_usd), "points": points}
+        )
+
+
+class TradeDetailApi(GenericAPIView):
+    @extend_schema(responses=s.TradeOut)
+    def get(self, request, trade_id: int):
+        """One trade with everything: legs (fills and the book they came from), checks, validation."""
+        trade = SimulatorTrade.objects.filter(pk=trade_id, user=request.user).first()
+        if trade is None:
+            raise NotFound(f"trade {trade_id} not found among your simulator trades")
+        return Response(presenters.trade_json(trade))
+
+
+class IntentDetailApi(GenericAPIView):
+    @extend_schema(responses=s.IntentOut)
+    def get(self, request, intent_id: int):
+        """An execution intent, with the trades and decisions your runs made on it."""
+        intent = ExecutionIntent.objects.filter(pk=intent_id, user=request.user).first()
+        if intent is None:
+            raise NotFound(f"intent {intent_id} not found among your execution intents")
+        trades = SimulatorTrade.objects.filter(intent=intent, user=request.user).order_by("id")
+        decisions = (
+            Decision.objects.filter(intent=intent, run__user=request.user)
+            .select_related("trade")
+            .order_by("id")
+        )
+        return Response(presenters.intent_json(intent, trades=trades, decisions=decisions))
+
+
+class ReportApi(GenericAPIView):
+    @extend_schema(parameters=[s.ReportParamsSerializer], responses=s.ReportOut)
+    def get(self, request):
+        """How many success spans your runs caught in the last `hours`, and why the others were missed."""
+        params = s.ReportParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        return Response(build_report(user=request.user, now=timezone.now(), **params.validated_data))
+
+
+class PairListApi(_PresentedListApi):
+    """The opportunity keys the simulator knows (active pairs), for the start form."""
+
+    serializer_class = s.PairOut
+
+    def get_queryset(self):
+        return MarketPair.objects.filter(active=True).order_by("opportunity_key")
+
+    def present(self, row) -> dict:
+        return presenters.pair_json(row)
