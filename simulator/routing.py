@@ -1,3 +1,7 @@
-"""Websocket routes of the simulator (filled in by the websocket work)."""
+"""Websocket routes of the simulator."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from simulator.consumers import SimulatorConsumer
+
+websocket_urlpatterns = [path("ws/simulator/", SimulatorConsumer.as_asgi())]

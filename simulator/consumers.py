@@ -1,0 +1,56 @@
+"""The simulator's websocket: `/ws/simulator/` pushes the user's own trade and run events.
+
+The socket joins the group `simulator.user.<id>` that `simulator.broadcast` sends to after each
+commit; a frame is `{"event": "simulator:trade" | "simulator:run", "data": <contract JSON>}`.
+Anonymous sockets are closed with 4401 (the page then knows to log in rather than retry).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from simulator.broadcast import user_group
+
+logger = logging.getLogger(__name__)
+CLOSE_UNAUTHENTICATED = 4401
+
+
+class SimulatorConsumer(AsyncJsonWebsocketConsumer):
+    group_name: str | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.group_name = user_group(user.pk)
+        await self.channel_layer.group_add(self.group_name, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if self.group_name is not None:
+            await self.channel_layer.group_discard(self.group_name, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
+        # The base class would raise on a frame that is not JSON and drop the socket; a client
+        # sending garbage gets an error frame and keeps its live feed.
+        try:
+            content = json.loads(text_data) if text_data is not None else None
+        except ValueError:
+            content = None
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"event": "pong"})
+            return
+        await self.send_json(
+            {"event": "error", "data": {"detail": 'unknown frame: send {"type": "ping"} or nothing'}}
+        )
+
+    async def simulator_event(self, message: dict[str, Any]) -> None:
+        await self.send_json({"event": message["event"], "data": message["data"]})

@@ -1,0 +1,214 @@
+"""The live feed: /ws/simulator/ through the project's ASGI stack and the configured channel
+layer (channels-redis under ./dev test), and once through a real daphne on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+from django.test import Client
+
+from config.asgi import application
+from simulator.broadcast import broadcast_run, broadcast_trade
+from simulator.consumers import CLOSE_UNAUTHENTICATED
+from tests.simulator.surface_fixtures import make_run, make_trade
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def _our_host() -> str:
+    """A host the origin validator accepts (it read ALLOWED_HOSTS when config.asgi was imported)."""
+    hosts = [
+        host
+        for host in settings.ALLOWED_HOSTS
+        if host not in ("*", "testserver") and not host.startswith(".")
+    ]
+    return hosts[0] if hosts else "localhost"
+
+
+def communicator(cookie: str | None = None, origin: bytes | None = None) -> WebsocketCommunicator:
+    host = _our_host().encode()
+    headers = [(b"origin", origin or b"http://" + host), (b"host", host)]
+    if cookie:
+        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+    return WebsocketCommunicator(application, "/ws/simulator/", headers=headers)
+
+
+def test_anonymous_socket_is_closed_with_4401():
+    async def scenario():
+        socket_ = communicator()
+        connected, code = await socket_.connect()
+        assert (connected, code) == (False, CLOSE_UNAUTHENTICATED)
+
+    asyncio.run(scenario())
+
+
+def test_socket_from_another_site_is_refused(user):
+    cookie = session_cookie(user)
+
+    async def scenario():
+        socket_ = communicator(cookie, origin=b"https://evil.example")
+        connected, _ = await socket_.connect()
+        assert not connected
+
+    asyncio.run(scenario())
+
+
+def test_user_receives_own_trades_and_runs_but_not_another_users(user, other_user):
+    cookie = session_cookie(user)
+    run = make_run(user)
+    mine = make_trade(run)
+    theirs = make_trade(make_run(other_user))
+
+    async def scenario():
+        socket_ = communicator(cookie)
+        connected, _ = await socket_.connect()
+        assert connected
+        assert await sync_to_async(broadcast_trade)(theirs)
+        assert await sync_to_async(broadcast_trade)(mine)
+        frame = await socket_.receive_json_from(timeout=5)
+        assert frame["event"] == "simulator:trade"
+        assert frame["data"]["id"] == mine.pk
+        assert frame["data"]["status"] in {"queued", "executed", "settled"}
+        assert frame["data"]["legs"][0]["fills"]
+        assert await sync_to_async(broadcast_run)(run)
+        frame = await socket_.receive_json_from(timeout=5)
+        assert (frame["event"], frame["data"]["id"]) == ("simulator:run", run.pk)
+        assert await socket_.receive_nothing(timeout=0.2)
+        await socket_.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_ping_gets_pong_and_garbage_keeps_the_socket_open(user):
+    cookie = session_cookie(user)
+    trade = make_trade(make_run(user))
+
+    async def scenario():
+        socket_ = communicator(cookie)
+        assert (await socket_.connect())[0]
+        await socket_.send_to(text_data="not json {")
+        assert (await socket_.receive_json_from(timeout=5))["event"] == "error"
+        await socket_.send_json_to([1, 2, 3])
+        assert (await socket_.receive_json_from(timeout=5))["event"] == "error"
+        await socket_.send_to(bytes_data=b"\x00\x01")
+        assert (await socket_.receive_json_from(timeout=5))["event"] == "error"
+        await socket_.send_json_to({"type": "ping"})
+        assert await socket_.receive_json_from(timeout=5) == {"event": "pong"}
+        assert await sync_to_async(broadcast_trade)(trade)
+        assert (await socket_.receive_json_from(timeout=5))["data"]["id"] == trade.pk
+        await socket_.disconnect()
+
+    asyncio.run(scenario())
+
+
+# --- end to end: a real daphne process, a raw RFC 6455 client ---------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _read_frame(conn: socket.socket) -> tuple[int, bytes]:
+    def exactly(n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = conn.recv(n - len(data))
+            if not chunk:
+                raise ConnectionError("socket closed mid-frame")
+            data += chunk
+        return data
+
+    first, second = exactly(2)
+    length = second & 0x7F
+    if length == 126:
+        (length,) = struct.unpack("!H", exactly(2))
+    elif length == 127:
+        (length,) = struct.unpack("!Q", exactly(8))
+    return first & 0x0F, exactly(length)
+
+
+def _send_text(conn: socket.socket, text: str) -> None:
+    payload = text.encode()
+    mask = os.urandom(4)
+    header = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else None
+    assert header is not None, "short frames only"
+    conn.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+@pytest.mark.slow
+@pytest.mark.postgres_only
+def test_trade_reaches_a_browser_socket_through_daphne(user):
+    if not os.environ.get("REDIS_URL") or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+        pytest.skip("needs PostgreSQL and Redis (./dev test)")
+    cookie = session_cookie(user)
+    trade = make_trade(make_run(user))
+    port = _free_port()
+    db = settings.DATABASES["default"]
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        conn = None
+        deadline = time.monotonic() + 30
+        while conn is None:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.1)
+        with conn:
+            key = base64.b64encode(os.urandom(16)).decode()
+            conn.sendall(
+                (
+                    "GET /ws/simulator/ HTTP/1.1\r\n"
+                    f"Host: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                    f"Cookie: {settings.SESSION_COOKIE_NAME}={cookie}\r\n\r\n"
+                ).encode()
+            )
+            response = b""
+            while b"\r\n\r\n" not in response:
+                response += conn.recv(1024)
+            assert response.startswith(b"HTTP/1.1 101"), response
+            _send_text(conn, '{"type": "ping"}')
+            assert json.loads(_read_frame(conn)[1]) == {"event": "pong"}
+            assert broadcast_trade(trade)
+            opcode, payload = _read_frame(conn)
+            frame = json.loads(payload)
+            assert (opcode, frame["event"], frame["data"]["id"]) == (1, "simulator:trade", trade.pk)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
