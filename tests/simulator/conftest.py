@@ -19,8 +19,11 @@ class BookValidator:
     """A stand-in for exchange validation: serves the books it is given (asks at each leg's
     limit by default) and counts calls. Engine tests that are not about the exchange use it."""
 
-    def __init__(self, *, asks: Sequence[tuple[str, str]] | None = None, balance: str = "500") -> None:
+    def __init__(
+        self, *, asks: Sequence[tuple[str, str]] | None = None, depth: str | None = None, balance: str = "500"
+    ) -> None:
         self.asks = asks
+        self.depth = depth
         self.balances = {KALSHI: D(balance), POLYMARKET: D(balance)}
         self.calls = 0
 
@@ -28,7 +31,9 @@ class BookValidator:
         self.calls += 1
         validated = []
         for leg in legs:
-            ladder = self.asks if self.asks is not None else [(str(leg.limit_price), str(leg.size))]
+            ladder = (
+                self.asks if self.asks is not None else [(str(leg.limit_price), self.depth or str(leg.size))]
+            )
             book = Book(
                 venue=leg.venue,
                 instrument_id=leg.instrument_id,
@@ -62,3 +67,20 @@ def trading_user(db):
 @pytest.fixture
 def sim_now() -> datetime:
     return NOW
+
+
+ON_POSTGRES = "postgresql" in __import__("django.conf").conf.settings.DATABASES["default"]["ENGINE"]
+needs_postgres = pytest.mark.skipif(
+    not ON_POSTGRES, reason="needs PostgreSQL (row locks, concurrent transactions)"
+)
+
+
+@pytest.fixture
+def eager_tasks():
+    """Run dispatched tasks in-process even when REDIS_URL points Celery at a broker."""
+    from config.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before

@@ -76,7 +76,7 @@ def test_a_span_start_is_decided_once(trading_user, pair):
 
 
 def test_dispatch_span_reaches_every_users_running_runs_watching_the_key(
-    pair, django_capture_on_commit_callbacks
+    pair, eager_tasks, django_capture_on_commit_callbacks
 ):
     other_pair = MarketPairFactory()
     alice, bob = trader(), trader()
@@ -93,7 +93,7 @@ def test_dispatch_span_reaches_every_users_running_runs_watching_the_key(
 
 
 def test_dispatch_intent_reaches_only_the_users_runs_watching_the_key(
-    pair, monkeypatch, django_capture_on_commit_callbacks
+    pair, monkeypatch, eager_tasks, django_capture_on_commit_callbacks
 ):
     from tests.simulator.conftest import BookValidator
 
