@@ -142,10 +142,9 @@ class ExchangeValidator:
         )
 
     def _venue(
-        self, user_id: int, venue: str, legs: Sequence[IntentLeg]
+        self, venue: str, secret: dict | None, legs: Sequence[IntentLeg]
     ) -> tuple[list[LegValidation], Decimal | None, str]:
         """-> (leg validations, balance or None, why the balance is unknown)."""
-        secret = self._load_secret(user_id=user_id, exchange=venue)
         if secret is None:
             detail = f"no {venue} keys saved on your profile"
             return [self._failed(leg, REJECTED, detail, None) for leg in legs], None, detail
@@ -167,7 +166,14 @@ class ExchangeValidator:
     ) -> ExchangeValidation:
         venues = sorted({leg.venue for leg in legs if leg.venue in (KALSHI, POLYMARKET)})
         futures = {
-            venue: self._pool.submit(self._venue, user_id, venue, [leg for leg in legs if leg.venue == venue])
+            # Secrets are read here, on the caller's database connection: the pool threads only
+            # talk HTTP (no connection of their own, nothing outside the caller's transaction).
+            venue: self._pool.submit(
+                self._venue,
+                venue,
+                self._load_secret(user_id=user_id, exchange=venue),
+                [leg for leg in legs if leg.venue == venue],
+            )
             for venue in venues
         }
         by_leg: dict[tuple[str, str, str], LegValidation] = {}

@@ -1,0 +1,141 @@
+"""Exchange validation through the real adapters and official clients, against the exchange
+double on loopback: every fault is a skipped decision with its reason, never a crash."""
+
+from decimal import Decimal
+
+import pytest
+
+from exchanges.double import ExchangeDouble, Fault, Scenario
+from exchanges.ratelimit import BookCache, LocalRateLimiter
+from exchanges.testing import kalshi_key_pair
+from simulator.engine import decide_intent
+from simulator.services import start_run
+from simulator.validation import ExchangeValidator
+from tests.accounts.factories import UserFactory
+from tests.simulator.factories import (
+    KALSHI_KEY_ID,
+    NOW,
+    ExecutionIntentFactory,
+    MarketPairFactory,
+    give_keys,
+    set_thresholds,
+)
+
+pytestmark = pytest.mark.django_db
+D = Decimal
+TICKER = "FED-25DEC-T4.00"
+YES_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+TIMEOUT_S = 0.5
+
+
+@pytest.fixture(scope="module")
+def double():
+    _, public_pem = kalshi_key_pair()
+    with ExchangeDouble(Scenario.demo()) as running:
+        running.state.register_kalshi_key(KALSHI_KEY_ID, public_pem, balance_cents=50_000)
+        yield running
+
+
+@pytest.fixture(autouse=True)
+def clean_double(double):
+    double.clear_faults()
+    double.reset_call_counts()
+    double.state.set_kalshi_status(TICKER, "active")
+    double.state.set_kalshi_balance(KALSHI_KEY_ID, 50_000)
+    yield
+    double.clear_faults()
+
+
+@pytest.fixture
+def validator():
+    """Fresh per test: no answer cached from another test."""
+    return ExchangeValidator(timeout_s=TIMEOUT_S, cache=BookCache(ttl_s=0), rate_limiter=LocalRateLimiter())
+
+
+@pytest.fixture
+def scene(double):
+    """A user whose secrets point at the double, a running run, and an intent on the crossed pair:
+    YES on Kalshi at <= 0.45 (asks 0.45 x 20) + NO on Polymarket at <= 0.50 (asks 0.50 x 60)."""
+    user = UserFactory()
+    set_thresholds(user)
+    give_keys(user, kalshi_host=double.kalshi_host, polymarket_host=double.polymarket_host)
+    pair = MarketPairFactory(
+        opportunity_key="FED-DEC", kalshi_ticker=TICKER, poly_yes_token=YES_TOKEN, poly_no_token=NO_TOKEN
+    )
+    run, _ = start_run(user=user, starting_usd="1000", now=NOW)
+    intent = ExecutionIntentFactory(user=user, pair=pair)
+    return run, intent
+
+
+def decide(scene, validator):
+    run, intent = scene
+    return decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=validator.validate)
+
+
+def test_a_healthy_exchange_validates_and_the_trade_fills_from_its_books(scene, validator):
+    decision = decide(scene, validator)
+    assert decision.outcome == "traded", decision.reason
+    trade = decision.trade
+    assert (trade.matched_size, trade.cost_usd) == (D("10"), D("9.68"))
+    validation = trade.validation
+    assert validation["ok"] is True
+    assert {leg["kind"] for leg in validation["legs"]} == {"ok"}
+    assert all(leg["latency_ms"] is not None for leg in validation["legs"])
+    assert {venue: D(usd) for venue, usd in validation["balances_usd"].items()} == {
+        "kalshi": 500,
+        "polymarket": 1000,
+    }
+    kalshi_leg = next(leg for leg in trade.legs if leg["venue"] == "kalshi")
+    assert (D(kalshi_leg["book"][0]["price"]), D(kalshi_leg["book"][0]["size"])) == (D("0.45"), 20)
+
+
+def assert_skipped(decision, *words: str) -> None:
+    assert decision.outcome == "skipped"
+    assert decision.reason_code == "exchange_validation", decision.reason
+    for word in words:
+        assert word in decision.reason, decision.reason
+
+
+def test_a_closed_market_skips_the_trade(scene, validator, double):
+    double.state.set_kalshi_status(TICKER, "closed")
+    assert_skipped(decide(scene, validator), f"kalshi {TICKER} yes: closed: market is closed")
+
+
+def test_a_low_venue_balance_skips_the_trade(scene, validator, double):
+    double.state.set_kalshi_balance(KALSHI_KEY_ID, 100)
+    assert_skipped(decide(scene, validator), "kalshi balance $1.00 < leg cost $4.68")
+
+
+def test_a_rate_limited_venue_skips_the_trade(scene, validator, double):
+    double.add_fault(Fault(venue="kalshi", kind="rate_limit", retry_after_s=3))
+    assert_skipped(decide(scene, validator), "rate limited")
+
+
+def test_a_venue_that_times_out_skips_the_trade_within_the_bound(scene, validator, double):
+    import time
+
+    double.add_fault(Fault(venue="polymarket", kind="timeout", hold_s=5))
+    started = time.monotonic()
+    decision = decide(scene, validator)
+    assert time.monotonic() - started < 4 * TIMEOUT_S + 1
+    assert_skipped(decision, "polymarket", "unreachable")
+
+
+def test_a_server_error_and_a_malformed_body_skip_the_trade(scene, validator, double):
+    double.add_fault(Fault(venue="kalshi", kind="status", status=503, path_prefix="/trade-api/v2/markets"))
+    assert_skipped(decide(scene, validator), "unreachable")
+
+
+def test_answers_are_shared_within_the_cache_ttl(double, scene):
+    run, intent = scene
+    cached = ExchangeValidator(
+        timeout_s=TIMEOUT_S, cache=BookCache(ttl_s=60), rate_limiter=LocalRateLimiter()
+    )
+    legs = [leg for leg in __import__("simulator.engine", fromlist=["core_intent"]).core_intent(intent).legs]
+    first = cached.validate(run.user_id, legs, NOW)
+    calls = sum(double.call_counts.values())
+    second = cached.validate(run.user_id, legs, NOW)
+    assert first.ok and second.ok
+    assert sum(double.call_counts.values()) == calls
+    assert cached.cache.hits >= 5
