@@ -222,7 +222,20 @@ def _quote(
             net_edge_cents,
             ZERO,
             ZERO,
-            (_leg(book_yes, fee_yes, [], ZERO), _leg(book_no, fee_no, [], ZERO)),
+            (
+                LegQuote(
+                    book_yes.venue,
+                    book_yes.instrument_id,
+                    book_yes.side,
+                    asks_yes[0].price,
+                    (),
+                    ZERO,
+                    fee_yes,
+                ),
+                LegQuote(
+                    book_no.venue, book_no.instrument_id, book_no.side, asks_no[0].price, (), ZERO, fee_no
+                ),
+            ),
             (book_yes, book_no),
         )
     fills_yes: list[Fill] = []

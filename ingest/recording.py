@@ -201,14 +201,6 @@ def _kalshi_order(raw: list[list[str]]) -> tuple[list[Level], list[Level], bool]
     return None if ascending is None else (plain, complements, ascending)
 
 
-def _descending(levels: list[Level], ascending: bool) -> tuple[Level, ...]:
-    return tuple(reversed(levels)) if ascending else tuple(levels)
-
-
-def _ascending(levels: list[Level], ascending: bool) -> tuple[Level, ...]:
-    return tuple(levels) if ascending else tuple(reversed(levels))
-
-
 def _kalshi_fast(update: dict[str, Any]) -> tuple[Book, Book] | None:
     yes = _kalshi_order(update["yes"])
     no = _kalshi_order(update["no"])
@@ -216,26 +208,18 @@ def _kalshi_fast(update: dict[str, Any]) -> tuple[Book, Book] | None:
         return None
     yes_bids, no_asks, yes_ascending = yes
     no_bids, yes_asks, no_ascending = no
-    # Complements run the other way: bids ascending in the raw list give asks descending.
-    common = {
-        "venue": KALSHI,
-        "instrument_id": update["id"],
-        "venue_ts_ms": update.get("vts"),
-        "received_ts_ms": update["t"],
-    }
+    # Best first: bids descending, asks ascending. A complement runs opposite to its bids, so
+    # bids ascending in the raw list give both the bids and their complement asks reversed.
+    if yes_ascending:
+        yes_bids.reverse()
+        no_asks.reverse()
+    if no_ascending:
+        no_bids.reverse()
+        yes_asks.reverse()
+    ticker, venue_ts, received = update["id"], update.get("vts"), update["t"]
     return (
-        Book(
-            side=YES,
-            bids=_descending(yes_bids, yes_ascending),
-            asks=_descending(yes_asks, no_ascending),
-            **common,
-        ),
-        Book(
-            side=NO,
-            bids=_descending(no_bids, no_ascending),
-            asks=_descending(no_asks, yes_ascending),
-            **common,
-        ),
+        Book(KALSHI, ticker, YES, tuple(yes_bids), tuple(yes_asks), venue_ts, received),
+        Book(KALSHI, ticker, NO, tuple(no_bids), tuple(no_asks), venue_ts, received),
     )
 
 
@@ -244,14 +228,20 @@ def _polymarket_fast(update: dict[str, Any], side: str) -> Book | None:
     asks = _polymarket_order(update["asks"])
     if bids is None or asks is None:
         return None
+    bid_levels, bids_ascending = bids
+    ask_levels, asks_ascending = asks
+    if bids_ascending:
+        bid_levels.reverse()
+    if not asks_ascending:
+        ask_levels.reverse()
     return Book(
-        venue=POLYMARKET,
-        instrument_id=update["id"],
-        side=side,
-        bids=_descending(*bids),
-        asks=_ascending(*asks),
-        venue_ts_ms=update.get("vts"),
-        received_ts_ms=update["t"],
+        POLYMARKET,
+        update["id"],
+        side,
+        tuple(bid_levels),
+        tuple(ask_levels),
+        update.get("vts"),
+        update["t"],
     )
 
 

@@ -68,6 +68,33 @@ def test_a_recording_read_back_gives_the_same_books(tmp_path):
     assert to_book(polymarket_update(5, "unknown-token", [], []), sides) == ()
 
 
+def test_ladders_with_repeated_prices_empty_levels_or_any_order_normalise_like_the_shared_functions():
+    messy_yes = [["0.4200", "5.00"], ["0.4000", "100.00"], ["0.4200", "8.00"], ["0.3900", "0.00"]]
+    line = kalshi_update(7, FED.kalshi_ticker, messy_yes, [["0.5500", "20.00"], ["0.5600", "1.50"]])
+    expected = kalshi_books(
+        FED.kalshi_ticker,
+        [(D(p), D(s)) for p, s in messy_yes],
+        [(D("0.55"), D(20)), (D("0.56"), D("1.5"))],
+        received_ts_ms=7,
+    )
+    assert to_book(line, token_sides(PAIRS)) == (expected[YES], expected[NO])
+    assert expected[YES].bids[0].size == D(13)  # 5 + 8 at 0.42, merged
+
+    # Already best first (not the venue's usual order) is fine too.
+    best_first = polymarket_update(
+        9, FED.poly_no_token, [("0.49", "1"), ("0.48", "2")], [("0.52", "3"), ("0.53", "4")]
+    )
+    [book] = to_book(best_first, token_sides(PAIRS))
+    assert book == polymarket_book(
+        FED.poly_no_token,
+        NO,
+        [(D("0.49"), D(1)), (D("0.48"), D(2))],
+        [(D("0.52"), D(3)), (D("0.53"), D(4))],
+        received_ts_ms=9,
+    )
+    assert [lv.price for lv in book.asks] == [D("0.52"), D("0.53")]
+
+
 def test_a_flushed_recording_is_readable_while_still_being_written(tmp_path):
     path = tmp_path / "live.jsonl.gz"
     writer = RecordingWriter(path, pairs=PAIRS, source="live")
