@@ -182,3 +182,12 @@ def test_a_book_only_re_evaluates_the_pairs_that_use_it():
     assert detector.on_book(polymarket_book("999", YES, [], [(D("0.5"), D(1))]), now_ms=0) == []
     detector.remove_pair("FED-DEC-CUT")
     assert detector.on_books(kalshi.values(), now_ms=0) == []
+
+
+def test_a_best_level_thinner_than_one_contract_prices_the_one_contract_edge_across_levels():
+    # Kalshi YES asks 0.45 x 0.5 then 0.46 x 10 (fractional contracts exist on Kalshi).
+    books = books_of([("0.30", "10")], [("0.55", "0.5"), ("0.54", "10")], [("0.90", "10")], [("0.50", "10")])
+    quote = evaluate(pair(), books, now_ms=0).directions[KALSHI_YES_POLY_NO]
+    # 1 contract: 0.5 @ 0.45 + 0.5 @ 0.46 = 0.455; Polymarket 0.50; Kalshi fee on the one order
+    # 0.07 x (0.5 x 0.2475 + 0.5 x 0.2484) = 0.0173565 -> $0.02. 100 - 45.5 - 50 - 2 = 2.5c.
+    assert quote.net_edge_cents == D("2.5000")
