@@ -188,16 +188,33 @@ class IngestPipeline:
             if self.detector.pairs.get(pair.opportunity_key) != pair:
                 self.detector.add_pair(pair)
         self._pair_ids = ensure_market_pairs(specs=wanted.values())
-        removed = [k for k in self.spans.open_keys() if k not in wanted]
-        if removed:
-            open_spans = self.spans.export_open()
-            closed = self.spans.close_all(self.now_ms, "pair_removed")
-            self.spans.restore([s for s in open_spans if s["key"] not in removed])
-            self._persist([c for c in closed if c.key in removed], [])
+        self._close_open_spans(lambda state: state["key"] not in wanted, self.now_ms, "pair_removed")
+
+    def _close_open_spans(self, which: Callable[[dict[str, Any]], bool], at_ms: int, reason: str) -> None:
+        open_spans = self.spans.export_open()
+        if not any(which(state) for state in open_spans):
+            return
+        closed = self.spans.close_all(at_ms, reason)
+        self.spans.restore([state for state in open_spans if not which(state)])
+        doomed = {f"{s['key']}:{s['direction']}:{s['start_ms']}" for s in open_spans if which(s)}
+        self._persist([c for c in closed if c.span_key in doomed], [])
+
+    def _leave_other_timelines(self, now_ms: int) -> None:
+        """The first update is older than what was restored: this is another timeline (a
+        recording replayed again, or one older than a live run). Spans and cooldowns from the
+        restored "future" must not shape it: they would hold back intents until its data caught
+        up. Such spans close where they stood."""
+        self._close_open_spans(lambda state: int(state["last_ms"]) > now_ms, 0, "superseded")
+        cooldowns = self.intents.export_cooldowns()
+        if any(ms > now_ms for ms in cooldowns.values()):
+            self.intents = IntentEmitter(self.intents.cooldown_ms)
+            self.intents.restore_cooldowns({k: ms for k, ms in cooldowns.items() if ms <= now_ms})
 
     # --- feeding -------------------------------------------------------------------------------
 
     def on_update(self, update: BookUpdate) -> list[Evaluation]:
+        if self.stats.updates == 0:
+            self._leave_other_timelines(update.now_ms)
         self.now_ms = max(self.now_ms, update.now_ms)
         self.stats.updates += 1
         evaluations = self.detector.on_books(update.books, update.now_ms)

@@ -201,3 +201,30 @@ def test_thresholds_come_from_the_users_running_runs_by_default():
     intent = ExecutionIntent.objects.get()
     assert intent.user_id == run.user_id
     assert intent.size == D(10)  # $5 per leg at 0.50
+
+
+def test_replaying_the_same_data_again_is_not_held_back_by_the_first_replays_cooldowns():
+    pair = pair_spec()
+    user = RunningRunFactory().user
+    users = [UserThreshold(user.pk, D(1), D(10))]
+    script = [(0, 3), (20_000, 3), (40_000, 3)]
+    first, _, _ = make_pipeline(pair, users)
+    feed(first, pair, script)
+    first.finish()
+
+    second, _, _ = make_pipeline(pair, users)
+    feed(second, pair, script)
+    assert ExecutionIntent.objects.count() == 6  # three per replay, not three then none
+
+
+def test_a_span_left_open_later_than_the_new_data_is_closed_as_superseded():
+    pair = pair_spec()
+    first, _, _ = make_pipeline(pair)
+    feed(first, pair, [(60_000, 3), (61_000, 4)])  # stopped without finish(): stays open
+
+    second, _, _ = make_pipeline(pair)
+    feed(second, pair, [(0, 3)])
+
+    left_open = SuccessSpan.objects.get(started_at=datetime_of_ms(T0 + 60_000))
+    assert (left_open.close_reason, left_open.ended_at) == ("superseded", datetime_of_ms(T0 + 61_000))
+    assert SuccessSpan.objects.get(started_at=datetime_of_ms(T0)).is_open
