@@ -222,7 +222,12 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": "kv", "filters": ["redact_secrets"]}
     },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One line per HTTP request to a venue is noise; the adapters log what matters.
+        "httpx": {"level": "WARNING"},
+        "kombu.connection": {"level": "ERROR"},
+    },
 }
 
 # --- The simulator ------------------------------------------------------------------------

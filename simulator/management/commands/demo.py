@@ -1,25 +1,153 @@
-"""The one-command demo: a demo user, then daphne on 127.0.0.1:8000."""
+"""The one-command demo, everything in one process on the embedded default.
 
+Threads: the exchange double (loopback, fixed port), the ingest loop replaying the bundled
+recording as if live (its books mirrored into the double, so exchange validation sees what
+ingest saw), and daphne in the foreground. Tasks run in-process, so each intent is decided on
+the ingest thread. Ctrl-C stops all three.
+"""
+
+from __future__ import annotations
+
+import logging
 import secrets
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
-from django.db import transaction
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import close_old_connections, transaction
 
 from accounts import services as account_services
+from exchanges.double import ExchangeDouble, Scenario
+from exchanges.testing import polymarket_address
+from ingest.pairs import import_pairs_file
+from ingest.recording import Replayer, pairs_of, read_recording
+from ingest.services import IngestPipeline, mirror_to_double, run_source
+from ingest.sources import updates_to_book_updates
+from simulator import selectors, services
+
+logger = logging.getLogger(__name__)
 
 DEMO_USERNAME = "demo"
+DEMO_KALSHI_KEY_ID = "demo-kalshi-key"
+BUNDLED_RECORDING = Path(settings.BASE_DIR) / "ingest" / "data" / "demo_recording.jsonl.gz"
+BUNDLED_PAIRS = Path(settings.BASE_DIR) / "ingest" / "fixtures" / "demo_pairs.yaml"
+
+
+def _demo_keys(var_dir: Path) -> tuple[str, str, str]:
+    """(kalshi private PEM, kalshi public PEM, polymarket hex key), kept in var/ across runs."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    pem_file, poly_file = var_dir / "demo_kalshi_key.pem", var_dir / "demo_polymarket_key.hex"
+    if not pem_file.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        pem_file.write_bytes(pem)
+        pem_file.chmod(0o600)
+    if not poly_file.exists():
+        poly_file.write_text("0x" + secrets.token_hex(32))
+        poly_file.chmod(0o600)
+    private_pem = pem_file.read_text()
+    public = serialization.load_pem_private_key(private_pem.encode(), password=None).public_key()
+    public_pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+    return private_pem, public_pem, poly_file.read_text().strip()
+
+
+def as_if_live(path: Path, *, speed: float, stop: threading.Event) -> Iterator[dict[str, Any]]:
+    """The recording's updates re-stamped onto the wall clock, `speed` times compressed, looping.
+
+    Re-stamping keeps spans, intents and the 24 h report in "now" rather than the day the
+    recording was made; compressing lets a one-hour recording show its spans in minutes.
+    """
+    while not stop.is_set():
+        _header, updates = read_recording(path)
+        start_ms, first_t = int(time.time() * 1000), None
+        for update in updates:
+            if stop.is_set():
+                return
+            first_t = update["t"] if first_t is None else first_t
+            shifted = dict(update)
+            for stamp in ("t", "vts"):
+                if stamp in shifted:
+                    shifted[stamp] = start_ms + int((shifted[stamp] - first_t) / speed)
+            yield shifted
 
 
 class Command(BaseCommand):
-    help = "Run the demo: create the demo user (password printed) and serve on 127.0.0.1:8000."
+    help = (
+        "Run the demo: demo user and secrets, market pairs, the exchange double, ingest replaying "
+        "the bundled recording as if live, a simulator run, and daphne. Ctrl-C stops everything."
+    )
 
-    def add_arguments(self, parser):
-        parser.add_argument("--port", type=int, default=8000)
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--double-port", type=int, default=8765)
+        parser.add_argument("--recording", type=Path, default=BUNDLED_RECORDING)
+        parser.add_argument("--pairs", type=Path, default=BUNDLED_PAIRS)
+        parser.add_argument(
+            "--speed", type=float, default=10.0, help="time compression of the replay (default 10x)"
+        )
+        parser.add_argument("--no-serve", action="store_true", help="run double and ingest only")
 
-    def handle(self, *args, host: str, port: int, **options):
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["speed"] <= 0:
+            raise CommandError("--speed must be > 0")
+        if not options["recording"].is_file():
+            raise CommandError(f"--recording: no such file {options['recording']}")
+        call_command("migrate", interactive=False, verbosity=0)
+        import_pairs_file(path=options["pairs"])
+
+        var_dir = Path(settings.BASE_DIR) / "var"
+        var_dir.mkdir(exist_ok=True)
+        kalshi_pem, kalshi_public_pem, poly_key = _demo_keys(var_dir)
+        double = ExchangeDouble(Scenario(), host="127.0.0.1", port=options["double_port"]).start()
+        double.state.register_kalshi_key(DEMO_KALSHI_KEY_ID, kalshi_public_pem, balance_cents=2_500_000)
+        double.state.set_polymarket_balance(polymarket_address(poly_key), 25_000 * 10**6)
+        password = self._demo_user(kalshi_pem, poly_key, double)
+
+        stop = threading.Event()
+        ingest = threading.Thread(
+            target=self._ingest, args=(options, double, stop), name="demo-ingest", daemon=True
+        )
+        url = f"http://{options['host']}:{options['port']}/simulator/"
+        self.stdout.write(
+            f"exchange double on {double.base_url}  (kalshi {double.kalshi_host}, polymarket {double.polymarket_host})"
+        )
+        try:
+            ingest.start()
+            self.stdout.write(self.style.SUCCESS(f"Open {url}  and log in as  {DEMO_USERNAME} / {password}"))
+            self.stdout.flush()
+            if options["no_serve"]:
+                while ingest.is_alive():
+                    ingest.join(0.5)
+            else:
+                call_command("collectstatic", interactive=False, verbosity=0)
+                from daphne.cli import CommandLineInterface
+
+                CommandLineInterface().run(
+                    ["-b", options["host"], "-p", str(options["port"]), "config.asgi:application"]
+                )
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+            ingest.join(timeout=10)
+            double.stop()
+            self.stdout.write("demo stopped: daphne, ingest and the exchange double are down")
+
+    def _demo_user(self, kalshi_pem: str, poly_key: str, double: ExchangeDouble) -> str:
         password = secrets.token_urlsafe(9)
         with transaction.atomic():
             user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
@@ -28,9 +156,44 @@ class Command(BaseCommand):
             account_services.update_profile(
                 user=user, min_net_edge_cents="1.00", max_leg_usd="250.00", daily_cap_usd="5000.00"
             )
-        url = f"http://{host}:{port}/simulator/"
-        self.stdout.write(self.style.SUCCESS(f"Open {url}  and log in as  {DEMO_USERNAME} / {password}"))
-        call_command("collectstatic", interactive=False, verbosity=0)
-        from daphne.cli import CommandLineInterface
+            account_services.set_secret(
+                user=user,
+                exchange="kalshi",
+                api_key=DEMO_KALSHI_KEY_ID,
+                extra={"private_key": kalshi_pem, "host": double.kalshi_host},
+            )
+            account_services.set_secret(
+                user=user,
+                exchange="polymarket",
+                extra={"private_key": poly_key, "host": double.polymarket_host},
+            )
+        if not selectors.latest_running_run(user_id=user.pk):
+            services.start_run(
+                user=user, starting_usd=Decimal("10000"), label="demo", notes="started by manage.py demo"
+            )
+        return password
 
-        CommandLineInterface().run(["-b", host, "-p", str(port), "config.asgi:application"])
+    def _ingest(self, options: dict[str, Any], double: ExchangeDouble, stop: threading.Event) -> None:
+        try:
+            header, _ = read_recording(options["recording"])
+            pairs = pairs_of(header)
+            pipeline = IngestPipeline(pairs, threshold_cents=Decimal("1"), cooldown_ms=5_000)
+            pipeline.restore()
+            paced = Replayer(as_if_live(options["recording"], speed=options["speed"], stop=stop), speed=1.0)
+            run_source(
+                updates_to_book_updates(paced, pairs),
+                pipeline,
+                on_update=lambda update: mirror_to_double(double.state, update),
+                on_progress=lambda p: logger.info(
+                    "event=ingest_progress updates=%s updates_per_s=%.0f spans_open=%s intents=%s",
+                    p.updates,
+                    p.updates_per_s,
+                    p.spans_open,
+                    p.intents,
+                ),
+                progress_every_s=30.0,
+            )
+        except Exception:
+            logger.exception("event=demo_ingest_failed")
+        finally:
+            close_old_connections()
