@@ -3,14 +3,42 @@ already committed, and the page catches up from the API on its next poll."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 logger = logging.getLogger(__name__)
 _warned_fallback: set[str] = set()
+SEND_TIMEOUT_S = 2.0
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    """One long-lived event loop per process for network channel layers. `async_to_sync` would
+    run each send in a fresh loop, and channels-redis keeps its connections per loop: every
+    event would open a new Redis connection (~15 ms). Created lazily, so a forked worker
+    starts its own."""
+    global _loop
+    with _loop_lock:
+        if _loop is None or _loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="sim-broadcast", daemon=True).start()
+            _loop = loop
+        return _loop
+
+
+def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+    if isinstance(layer, InMemoryChannelLayer):
+        # Its queues belong to the consumers' loop: send from the caller, as channels expects.
+        async_to_sync(layer.group_send)(group, message)
+        return
+    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _sender_loop())
+    future.result(timeout=SEND_TIMEOUT_S)
 
 
 def user_group(user_id: int) -> str:
@@ -40,7 +68,7 @@ def _send(user_id: int, event: str, kind: str, obj: Any) -> bool:
         if layer is None:
             return False
         message = {"type": "simulator.event", "event": event, "data": _payload(kind, obj)}
-        async_to_sync(layer.group_send)(user_group(user_id), message)
+        _group_send(layer, user_group(user_id), message)
         return True
     except Exception:
         # Never lose a committed trade to a channel-layer outage (Redis down, payload bug...).
