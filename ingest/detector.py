@@ -213,31 +213,11 @@ def _quote(
 ) -> DirectionQuote:
     net_edge_cents = _edge_at_one_contract(book_yes, fee_yes, table_yes, book_no, fee_no, table_no)
     asks_yes, asks_no = book_yes.asks, book_no.asks
+    books = (book_yes, book_no)
     if asks_yes[0].price + asks_no[0].price >= ONE:
         # The common case: no gross edge at the top, so nothing to walk.
-        return DirectionQuote(
-            direction,
-            net_edge_cents,
-            ZERO,
-            net_edge_cents,
-            ZERO,
-            ZERO,
-            (
-                LegQuote(
-                    book_yes.venue,
-                    book_yes.instrument_id,
-                    book_yes.side,
-                    asks_yes[0].price,
-                    (),
-                    ZERO,
-                    fee_yes,
-                ),
-                LegQuote(
-                    book_no.venue, book_no.instrument_id, book_no.side, asks_no[0].price, (), ZERO, fee_no
-                ),
-            ),
-            (book_yes, book_no),
-        )
+        legs = (_leg(book_yes, fee_yes, [], ZERO), _leg(book_no, fee_no, [], ZERO))
+        return _assemble(direction, net_edge_cents, ZERO, ZERO, legs, books)
     fills_yes: list[Fill] = []
     fills_no: list[Fill] = []
     size = cost = fees_yes = fees_no = profit = ZERO
@@ -266,20 +246,8 @@ def _quote(
         if left_no <= 0:
             j += 1
             left_no = asks_no[j].size if j < len(asks_no) else ZERO
-    return _assemble(
-        direction,
-        net_edge_cents,
-        size,
-        cost,
-        book_yes,
-        fee_yes,
-        fills_yes,
-        fees_yes,
-        book_no,
-        fee_no,
-        fills_no,
-        fees_no,
-    )
+    legs = (_leg(book_yes, fee_yes, fills_yes, fees_yes), _leg(book_no, fee_no, fills_no, fees_no))
+    return _assemble(direction, net_edge_cents, size, cost, legs, books)
 
 
 def _leg(book: Book, schedule: FeeSchedule, fills: list[Fill], fee_usd: Decimal) -> LegQuote:
@@ -292,27 +260,12 @@ def _assemble(
     net_edge_cents: Decimal,
     size: Decimal,
     cost: Decimal,
-    book_yes: Book,
-    fee_yes: FeeSchedule,
-    fills_yes: list[Fill],
-    fees_yes: Decimal,
-    book_no: Book,
-    fee_no: FeeSchedule,
-    fills_no: list[Fill],
-    fees_no: Decimal,
+    legs: tuple[LegQuote, LegQuote],
+    books: tuple[Book, Book],
 ) -> DirectionQuote:
-    fees = fees_yes + fees_no
+    fees = legs[0].fee_usd + legs[1].fee_usd
     avg = _cents((size - cost - fees) / size) if size > 0 else net_edge_cents
-    return DirectionQuote(
-        direction=direction,
-        net_edge_cents=net_edge_cents,
-        size=size,
-        avg_net_edge_cents=avg,
-        cost_usd=cost,
-        fees_usd=fees,
-        legs=(_leg(book_yes, fee_yes, fills_yes, fees_yes), _leg(book_no, fee_no, fills_no, fees_no)),
-        books_used=(book_yes, book_no),
-    )
+    return DirectionQuote(direction, net_edge_cents, size, avg, cost, fees, legs, books)
 
 
 def quote_at_size(quote: DirectionQuote, size: Decimal) -> DirectionQuote:
@@ -325,20 +278,11 @@ def quote_at_size(quote: DirectionQuote, size: Decimal) -> DirectionQuote:
     fees_yes = leg_yes.fee_schedule.fills_fee_usd(fills_yes) if fills_yes else ZERO
     fees_no = leg_no.fee_schedule.fills_fee_usd(fills_no) if fills_no else ZERO
     cost = sum((p * s for p, s in fills_yes), ZERO) + sum((p * s for p, s in fills_no), ZERO)
-    return _assemble(
-        quote.direction,
-        quote.net_edge_cents,
-        size,
-        cost,
-        book_yes,
-        leg_yes.fee_schedule,
-        fills_yes,
-        fees_yes,
-        book_no,
-        leg_no.fee_schedule,
-        fills_no,
-        fees_no,
+    legs = (
+        _leg(book_yes, leg_yes.fee_schedule, fills_yes, fees_yes),
+        _leg(book_no, leg_no.fee_schedule, fills_no, fees_no),
     )
+    return _assemble(quote.direction, quote.net_edge_cents, size, cost, legs, quote.books_used)
 
 
 def _rejection(book_yes: Book | None, book_no: Book | None, pair: PairSpec, now_ms: int) -> str:
