@@ -152,9 +152,10 @@
 
   // --- Report --------------------------------------------------------------------------------
   let reportPlot = null;
+  const reportMinEdge = () => $("#report-min-edge")?.value || "1";
   async function loadReport() {
     try {
-      const r = await api("/simulator/report?hours=24&max_gap_s=120&min_edge_cents=3");
+      const r = await api(`/simulator/report?hours=24&max_gap_s=120&min_edge_cents=${encodeURIComponent(reportMinEdge())}`);
       const latency = r.latency_s || {};
       $("#report-summary").innerHTML = `<div class="kv">
         <div><small>spans</small>${esc(r.spans)}</div><div><small>captured</small>${esc(r.captured)}</div><div><small>missed</small>${esc(r.missed)}</div>
@@ -267,5 +268,6 @@
   setInterval(tickStatuses, 1000);
   setInterval(refresh, 15000);
   setInterval(loadReport, 60000);
+  $("#report-min-edge").addEventListener("change", loadReport);
   loadPairs(); refresh(); loadReport(); connect();
 })();
