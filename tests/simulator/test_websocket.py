@@ -29,6 +29,13 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def close_thread_connections(monkeypatch):
+    """The consumer reads the session in a worker thread; with persistent connections that
+    thread's connection would outlive the test and block the test database's teardown."""
+    monkeypatch.setitem(settings.DATABASES["default"], "CONN_MAX_AGE", 0)
+
+
 def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)
@@ -170,6 +177,7 @@ def test_trade_reaches_a_browser_socket_through_daphne(user):
         **os.environ,
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1",
+        "DB_CONN_MAX_AGE": "0",  # no connection left open to block the test database's teardown
     }
     server = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
