@@ -30,10 +30,12 @@ from decimal import ROUND_DOWN, Decimal
 from functools import partial
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
 from exchanges.books import KALSHI
+from exchanges.ratelimit import RedisRateLimiter
 from ingest.detector import Detector, Evaluation, PairSpec
 from ingest.intents import IntentDraft, IntentEmitter, UserThreshold
 from ingest.models import ExecutionIntent, SuccessSpan
@@ -444,7 +446,10 @@ class LiveIngest:
         }
         self.pipeline = IngestPipeline(specs, **options)
         self.pipeline.restore()
-        self.source = LiveSource(specs, hosts=hosts, poll_interval_s=0)
+        # With Redis, every process polling the venues shares one set of buckets (the limits are
+        # the venue's, not per process).
+        rate_limiter = RedisRateLimiter(settings.REDIS_URL) if settings.REDIS_URL else None
+        self.source = LiveSource(specs, hosts=hosts, poll_interval_s=0, rate_limiter=rate_limiter)
 
     def tick(self) -> dict[str, Any]:
         specs = active_specs(max_skew_ms=self.max_skew_ms)
