@@ -130,8 +130,12 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With acks_late, a task whose worker died is redelivered once this many seconds have passed
+# without an ack (Redis's default is an hour). Keep it above the longest decision.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=60)}
 # Per-run decisions have their own queue so a burst of intents never waits behind ingest ticks.
-CELERY_TASK_ROUTES = {"simulator.tasks.*": {"queue": "simulator"}}
+# The ingest tick keeps its detector state in the worker process: run its queue with concurrency 1.
+CELERY_TASK_ROUTES = {"simulator.tasks.*": {"queue": "simulator"}, "ingest.tasks.*": {"queue": "ingest"}}
 CELERY_BEAT_SCHEDULE = {
     "expire-runs": {"task": "simulator.tasks.expire_runs", "schedule": 30.0},
     "ingest-live-tick": {
@@ -170,6 +174,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Runs and trades both have a `status`; name their enums apart.
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": ["running", "stopped", "expired", "failed"],
+        "TradeStatusEnum": ["queued", "executed", "settled"],
+    },
 }
 
 # --- Secrets at rest ----------------------------------------------------------------------
@@ -233,3 +242,5 @@ LOGGING = {
 # --- The simulator ------------------------------------------------------------------------
 SIMULATOR_MAX_RUNNING_PER_USER = 5
 SIMULATOR_MAX_DURATION_MINUTES = 7 * 24 * 60
+SIMULATOR_VALIDATION_TIMEOUT_S = env.float("SIMULATOR_VALIDATION_TIMEOUT_S", default=3.0)
+SIMULATOR_BOOK_CACHE_TTL_S = env.float("SIMULATOR_BOOK_CACHE_TTL_S", default=0.25)
