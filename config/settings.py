@@ -182,7 +182,12 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Secrets at rest ----------------------------------------------------------------------
-FIELD_ENCRYPTION_KEY = env.str("FIELD_ENCRYPTION_KEY", default="")
+# A comma-separated list, newest first: the library's MultiFernet encrypts with the first key and
+# decrypts with any, so a key is rotated by prepending the new one, running
+# `manage.py rotate_secrets_key`, then dropping the old one (docs/reliability.md).
+FIELD_ENCRYPTION_KEY = [
+    key.strip() for key in env.str("FIELD_ENCRYPTION_KEY", default="").split(",") if key.strip()
+]
 if not FIELD_ENCRYPTION_KEY:
     raise ImproperlyConfigured(
         "FIELD_ENCRYPTION_KEY is not set: run `./dev setup` (writes var/.env) or export a Fernet key."
