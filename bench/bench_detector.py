@@ -60,7 +60,7 @@ def _updates_for(pair_count: int, count: int) -> tuple[list, list[dict]]:
     return pairs, list(islice(iter_updates(pairs, hours=1.0, seed=1), count))
 
 
-def bench_pairs(pair_count: int, count: int, profile: bool) -> float:
+def bench_pairs(pair_count: int, count: int, profile: bool) -> dict[str, Timing | int]:
     pairs, updates = _updates_for(pair_count, count)
     sides = token_sides(pairs)
     lines = [json.dumps(u) for u in updates]
@@ -94,10 +94,12 @@ def bench_pairs(pair_count: int, count: int, profile: bool) -> float:
         profiler = cProfile.Profile()
         profiler.runcall(normalise_and_detect)
         pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
-    return n / both.cpu_s
+    return {"updates": n, "both": both, "reference": reference}
 
 
-def bench_day_replay(hours: float, profile: bool) -> float:
+def bench_day_replay(hours: float, profile: bool) -> tuple[float, float]:
+    """CPU seconds for a day (extrapolated from `hours`): the full replay, and reading the same
+    file alone (gunzip + json, the floor of any replay)."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "day.jsonl.gz"
         started = time.perf_counter()
@@ -123,12 +125,54 @@ def bench_day_replay(hours: float, profile: bool) -> float:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
             spans = 0
         timing = _timed(replay)
+
+        def read_only() -> None:
+            for _ in read_recording(path)[1]:
+                pass
+
+        read = _timed(read_only)
     print(
         f"replayed {hours:g} h as fast as possible (read + gunzip + json + to_book + detector + spans):"
         f" {timing.wall_s:.1f} s wall, {timing.cpu_s:.1f} s cpu"
         f" ({hours * 3600 / timing.cpu_s:,.0f}x real time by cpu, {spans} span events)"
     )
-    return timing.cpu_s * 24 / hours
+    return timing.cpu_s * 24 / hours, read.cpu_s * 24 / hours
+
+
+def run(updates: int = 100_000, hours: float = 24.0) -> list[dict]:
+    """Figure rows for `python -m bench` (bench/common.py): CPU time, the figure that other
+    processes on a shared machine do not inflate."""
+    from bench.common import figure
+
+    rows = []
+    for pair_count in (10, 100, 1000):
+        result = bench_pairs(pair_count, updates, profile=False)
+        n = result["updates"]
+        rows.append(
+            figure(
+                "detector",
+                f"to_book + detector, {pair_count} pairs, updates/s (cpu)",
+                n / result["both"].cpu_s,
+                "/s",
+                "json.loads of the same updates, updates/s (cpu)",
+                n / result["reference"].cpu_s,
+                f"target >= {TARGET_UPDATES_PER_S:,}/s" if pair_count == 100 else "",
+            )
+        )
+    day_s, read_s = bench_day_replay(hours, profile=False)
+    rows.append(
+        figure(
+            "detector",
+            "24 h synthetic recording replayed (read + detector + spans), cpu",
+            day_s,
+            "s",
+            "reading the same file alone (gunzip + json), cpu",
+            read_s,
+            f"target < {TARGET_DAY_REPLAY_S:.0f} s"
+            + (f"; extrapolated from {hours:g} h" if hours != 24 else ""),
+        )
+    )
+    return rows
 
 
 def main() -> None:
@@ -138,8 +182,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print cProfile's top functions")
     args = parser.parse_args()
 
-    rates = {n: bench_pairs(n, args.updates, args.profile) for n in (10, 100, 1000)}
-    day_s = bench_day_replay(args.hours, args.profile)
+    pairs = {n: bench_pairs(n, args.updates, args.profile) for n in (10, 100, 1000)}
+    rates = {n: result["updates"] / result["both"].cpu_s for n, result in pairs.items()}
+    day_s, _ = bench_day_replay(args.hours, args.profile)
     met = {True: "met", False: "NOT met"}
     print(
         f"target >= {TARGET_UPDATES_PER_S:,}/s at 100 pairs: {rates[100]:,.0f}/s by cpu"

@@ -34,6 +34,11 @@ from exchanges.polymarket import PolymarketAdapter, PolymarketCredentials
 from exchanges.testing import kalshi_key_pair, polymarket_private_key
 
 KEY_ID = "bench-key"
+RAW_KALSHI = "raw GET kalshi orderbook (unsigned)"
+RAW_KALSHI_SIGNED = "raw GET kalshi + 1 RSA-PSS signature"
+KALSHI_CLIENT = "KalshiAdapter.orderbook (signed)"
+RAW_POLYMARKET = "raw GET polymarket /book"
+POLYMARKET_CLIENT = "PolymarketAdapter.orderbook"
 
 
 def measure(call: Callable[[], bool], *, max_calls: int, max_seconds: float) -> dict[str, float]:
@@ -87,12 +92,8 @@ def raw_signed_get(base_url: str, path: str, private_pem: str) -> Callable[[], b
     return call
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--seconds", type=float, default=5.0)
-    args = parser.parse_args()
-
+def measure_loops(calls: int, seconds: float) -> list[tuple[str, dict[str, float]]]:
+    """Each loop against the double: the raw floors and the adapters over the official clients."""
     scenario = Scenario.demo()
     ticker = next(iter(scenario.kalshi_markets))
     token = next(iter(scenario.polymarket_books))
@@ -107,22 +108,64 @@ def main() -> None:
             PolymarketCredentials(private_key=polymarket_private_key(), host=double.polymarket_host)
         )
         loops = [
+            (RAW_KALSHI, raw_get(double.base_url, f"/trade-api/v2/markets/{ticker}/orderbook")),
             (
-                "raw GET kalshi orderbook (unsigned)",
-                raw_get(double.base_url, f"/trade-api/v2/markets/{ticker}/orderbook"),
-            ),
-            (
-                "raw GET kalshi + 1 RSA-PSS signature",
+                RAW_KALSHI_SIGNED,
                 raw_signed_get(double.base_url, f"/trade-api/v2/markets/{ticker}/orderbook", private_pem),
             ),
-            ("KalshiAdapter.orderbook (signed)", lambda: kalshi.orderbook(ticker).ok),
-            ("raw GET polymarket /book", raw_get(double.base_url, f"/book?token_id={token}")),
-            ("PolymarketAdapter.orderbook", lambda: poly.orderbook(token, "yes").ok),
+            (KALSHI_CLIENT, lambda: kalshi.orderbook(ticker).ok),
+            (RAW_POLYMARKET, raw_get(double.base_url, f"/book?token_id={token}")),
+            (POLYMARKET_CLIENT, lambda: poly.orderbook(token, "yes").ok),
         ]
         for name, call in loops:
             call()  # warm up: connection, key load, imports
-            rows.append((name, measure(call, max_calls=args.calls, max_seconds=args.seconds)))
+            rows.append((name, measure(call, max_calls=calls, max_seconds=seconds)))
+    return rows
 
+
+# Each measured loop and the floor it is compared with.
+COMPARISONS = (
+    (RAW_KALSHI_SIGNED, RAW_KALSHI),
+    (KALSHI_CLIENT, RAW_KALSHI),
+    (POLYMARKET_CLIENT, RAW_POLYMARKET),
+)
+
+
+def run(calls: int = 2000, seconds: float = 5.0) -> list[dict]:
+    """Figure rows for `python -m bench` (bench/common.py)."""
+    from bench.common import figure
+
+    by_name = dict(measure_loops(calls, seconds))
+    rows = []
+    for name, floor in COMPARISONS:
+        measured, reference = by_name[name], by_name[floor]
+        note = f"{measured['calls']} calls, {measured['failures']} failed"
+        rows.append(
+            figure(
+                "exchanges",
+                f"{name}, calls/s",
+                measured["per_s"],
+                "/s",
+                f"{floor}, calls/s",
+                reference["per_s"],
+                note,
+            )
+        )
+        rows.append(
+            figure(
+                "exchanges", f"{name}, p50", measured["p50_ms"], "ms", f"{floor}, p50", reference["p50_ms"]
+            )
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+
+    rows = measure_loops(args.calls, args.seconds)
     print(
         f"\nexchange validation calls against the double on loopback ({args.calls} calls or {args.seconds:g} s each)\n"
     )
@@ -134,9 +177,9 @@ def main() -> None:
     by_name = dict(rows)
     print()
     for venue, raw_name, client_name in (
-        ("kalshi", loops[0][0], loops[2][0]),
-        ("kalshi", loops[1][0], loops[2][0]),
-        ("polymarket", loops[3][0], loops[4][0]),
+        ("kalshi", RAW_KALSHI, KALSHI_CLIENT),
+        ("kalshi", RAW_KALSHI_SIGNED, KALSHI_CLIENT),
+        ("polymarket", RAW_POLYMARKET, POLYMARKET_CLIENT),
     ):
         raw, client = by_name[raw_name], by_name[client_name]
         print(

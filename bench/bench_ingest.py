@@ -20,6 +20,7 @@ The recording is generated once and cached under var/bench/.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import sys
@@ -174,6 +175,82 @@ def bench_pipeline(path: Path, use_tracemalloc: bool) -> dict:
     }
 
 
+def measure(*, hours: float, pairs: int, seed: int, users: int, use_tracemalloc: bool) -> dict:
+    """The three stages on the same recording, in a throwaway database."""
+    path, count, size_mb = recording(hours, pairs, seed)
+    print(f"recording: {path.name}: {count:,} updates, {size_mb:.1f} MiB, SYNTHETIC (ingest.synthetic)")
+
+    with contextlib.suppress(RuntimeError):  # already set up by another bench in this process
+        setup_test_environment()
+    db = settings.DATABASES["default"]
+    tmp = None
+    if db["ENGINE"].endswith("sqlite3"):
+        tmp = tempfile.TemporaryDirectory()
+        db.setdefault("TEST", {})["NAME"] = str(Path(tmp.name) / "bench.sqlite3")
+    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    try:
+        make_users(users)
+        thresholds = running_user_thresholds()
+
+        read_s = bench_read(path)
+        core_s, core_spans, core_intents = bench_pure_core(path, thresholds)
+        result = bench_pipeline(path, use_tracemalloc)
+    finally:
+        connection.creation.destroy_test_db(old_name, verbosity=0)
+        if tmp is not None:
+            tmp.cleanup()
+    return {
+        **result,
+        "updates": count,
+        "read_s": read_s,
+        "core_s": core_s,
+        "core_spans": core_spans,
+        "core_intents": core_intents,
+        "users": users,
+        "engine": connection.vendor,
+    }
+
+
+def run(hours: float = 24.0, pairs: int = 3, seed: int = 7, users: int = 5) -> list[dict]:
+    """Figure rows for `python -m bench` (bench/common.py)."""
+    from bench.common import figure
+
+    result = measure(hours=hours, pairs=pairs, seed=seed, users=users, use_tracemalloc=False)
+    data_s = result["data_s"]
+    read = "read + normalise the same recording, x real time"
+    stats = result["stats"]
+    first, last = result["by_hour"][0], result["by_hour"][-1]
+    return [
+        figure(
+            "ingest",
+            f"full pipeline, {result['engine']} persistence, x real time",
+            data_s / result["elapsed_s"],
+            "x",
+            read,
+            data_s / result["read_s"],
+            f"{hours:g} h synthetic, {result['updates']:,} updates: {stats.spans_opened} spans, {stats.intents} intents"
+            f" for {users} users in {result['elapsed_s']:.1f} s",
+        ),
+        figure(
+            "ingest",
+            "pure core (detector + spans + intents), x real time",
+            data_s / result["core_s"],
+            "x",
+            read,
+            data_s / result["read_s"],
+        ),
+        figure(
+            "ingest",
+            f"RSS at data hour {last[0]}",
+            last[1],
+            "MiB",
+            f"RSS at data hour {first[0]}",
+            first[1],
+            f"peak {peak_rss_mb():.0f} MiB (the whole bench process)",
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=24.0)
@@ -183,34 +260,15 @@ def main() -> None:
     parser.add_argument("--tracemalloc", action="store_true", help="also trace the Python heap (slower)")
     args = parser.parse_args()
 
-    path, count, size_mb = recording(args.hours, args.pairs, args.seed)
-    print(f"recording: {path.name}: {count:,} updates, {size_mb:.1f} MiB, SYNTHETIC (ingest.synthetic)")
-
-    setup_test_environment()
-    db = settings.DATABASES["default"]
-    tmp = None
-    if db["ENGINE"].endswith("sqlite3"):
-        tmp = tempfile.TemporaryDirectory()
-        db.setdefault("TEST", {})["NAME"] = str(Path(tmp.name) / "bench.sqlite3")
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
-        make_users(args.users)
-        users = running_user_thresholds()
-
-        read_s = bench_read(path)
-        core_s, core_spans, core_intents = bench_pure_core(path, users)
-        result = bench_pipeline(path, args.tracemalloc)
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
-        if tmp is not None:
-            tmp.cleanup()
-
-    data_s = result["data_s"]
-    engine = connection.vendor
+    result = measure(
+        hours=args.hours, pairs=args.pairs, seed=args.seed, users=args.users, use_tracemalloc=args.tracemalloc
+    )
+    count, data_s, engine = result["updates"], result["data_s"], result["engine"]
+    core_spans, core_intents = result["core_spans"], result["core_intents"]
     print(f"\n{'stage':<44} {'wall s':>8} {'x real time':>12} {'updates/s':>11}")
     for name, seconds in (
-        ("read + normalise (reference)", read_s),
-        ("pure core: detector+spans+intents (reference)", core_s),
+        ("read + normalise (reference)", result["read_s"]),
+        ("pure core: detector+spans+intents (reference)", result["core_s"]),
         (f"full pipeline, {engine} persistence", result["elapsed_s"]),
     ):
         print(f"{name:<44} {seconds:>8.1f} {data_s / seconds:>12,.0f} {count / seconds:>11,.0f}")
