@@ -187,7 +187,9 @@ def measure(*, hours: float, pairs: int, seed: int, users: int, use_tracemalloc:
     if db["ENGINE"].endswith("sqlite3"):
         tmp = tempfile.TemporaryDirectory()
         db.setdefault("TEST", {})["NAME"] = str(Path(tmp.name) / "bench.sqlite3")
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    # create_test_db returns the test database's name: keep ours to switch back to it.
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         make_users(users)
         thresholds = running_user_thresholds()

@@ -278,7 +278,9 @@ def run() -> list[dict[str, Any]]:
     database = settings.DATABASES["default"]
     database.setdefault("TEST", {})["NAME"] = DATABASE_NAME
     started = time.perf_counter()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
+    # create_test_db returns the test database's name: keep ours to switch back to it.
+    old_name = connection.settings_dict["NAME"]
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
         now = timezone.now().replace(microsecond=0)
         user = seed(now)
@@ -302,6 +304,8 @@ def run() -> list[dict[str, Any]]:
             f" idx: {', '.join(query['indexes']) or '-'}\n        {query['sql'][:160]}"
         )
     seq_scans = sorted({table for query in explained for table in query["seq_scans"]})
+    if not explained:
+        raise RuntimeError("no query captured while building the report")
     slowest = max(explained, key=lambda query: query["ms"])
     return [
         figure(
