@@ -1,204 +1,65 @@
 """The engine: one (run, intent) or (run, span start) decided exactly once.
 
 Order of work for an intent, and why:
-1. A decision row for (run, intent) already there: return it (a redelivered task stops here).
+1. One query reads the run and whether (run, intent) is decided already: if so, return that
+   decision (a redelivered task stops here).
 2. The four cheap checks need nothing that changes while the run is running (the run's
-   threshold snapshot, the intent, the user's saved keys). When they pass, the exchange is asked
-   *before* the run's row lock is taken, so a slow venue never holds the lock.
-3. One transaction with the run row locked (`select_for_update`): the pure core decides on the
-   balance, daily total and liquidity ledger as they are now, and the decision row, the trade row
-   and the run's money are written together. A concurrent worker for the same run waits here,
-   so neither the balance nor the daily cap can be overdrawn by two decisions at once.
+   threshold snapshot, the intent, the user's saved keys, read as their stamps: see
+   `simulator.validation.secret_stamps`). When they pass, the exchange is asked *before* the
+   run's row lock is taken, so a slow venue never holds the lock.
+3. One transaction with the run row locked (`select_for_update`, read again with the decided
+   check): the pure core decides on the balance, daily total and liquidity ledger as they are
+   now, and the decision row, the trade row and the run's money are written together. A
+   concurrent worker for the same run waits here, so neither the balance nor the daily cap can
+   be overdrawn by two decisions at once, and finds the winner's decision once it has the lock.
 4. After commit: `simulator:trade` and `simulator:run` to the user's websocket group.
-"""
+
+The hot path is a handful of round trips (run + decided, intent + pair, secret stamps; then lock,
+insert decision, insert trade, update run, commit): no savepoint per decision, no secret read or
+decrypted while its stamp is unchanged."""
 
 from __future__ import annotations
 
 import logging
 import random
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import UTC, date, datetime
-from decimal import ROUND_FLOOR, Decimal, InvalidOperation
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from accounts.selectors import exchanges_with_secrets
-from exchanges.books import KALSHI, NO, POLYMARKET, YES
-from exchanges.fees import FeeSchedule
-from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
+from ingest.models import ExecutionIntent, SuccessSpan
 from simulator.broadcast import broadcast_run, broadcast_trade
 from simulator.core import (
     SKIPPED,
     TRADED,
     Check,
     ExchangeValidation,
-    Intent,
-    IntentLeg,
-    Keys,
     LiquidityLedger,
-    RunLimits,
-    RunState,
     SimConfig,
     decide,
     decide_span,
 )
 from simulator.core import Decision as CoreDecision
-from simulator.core.checks import (
-    check_exchange_keys,
-    check_has_orders,
-    check_instrument_ids,
-    check_net_edge,
-    reason_of,
+from simulator.engine_inputs import (
+    core_intent,
+    explain_missing,
+    fee_schedules,
+    keys_of,
+    needs_exchange,
+    run_limits,
+    run_state,
+    span_intent,
+    utc_day,
 )
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.services import expire_run_if_due
-from simulator.validation import Validator, validate_intent
+from simulator.validation import Validator, secret_stamps, secrets_as_of, validate_intent
 
 logger = logging.getLogger(__name__)
-
-# A threshold left unset on the profile is replaced by a value its check always refuses, and
-# that check's detail is then rewritten to say what is missing (see `_explain_missing`).
-REFUSING_LIMITS = {
-    "max_leg_usd": Decimal(0),
-    "min_net_edge_cents": Decimal(100),
-    "daily_cap_usd": Decimal(0),
-}
-CHECK_OF_THRESHOLD = {
-    "max_leg_usd": "has_orders",
-    "min_net_edge_cents": "net_edge",
-    "daily_cap_usd": "daily_cap",
-}
-DIRECTION_SIDES = {  # direction -> (kalshi side, polymarket side)
-    "kalshi_yes_poly_no": (YES, NO),
-    "poly_yes_kalshi_no": (NO, YES),
-}
-PRICE_PLACES = Decimal("0.0001")
-
-
-# --- building the pure core's inputs --------------------------------------------------------------
-
-
-def _decimal(raw: Any) -> Decimal:
-    try:
-        value = Decimal(str(raw))
-    except (InvalidOperation, ValueError):
-        return Decimal(0)
-    return value if value.is_finite() else Decimal(0)
-
-
-def core_intent(intent: ExecutionIntent) -> Intent:
-    """The core's view of an intent row. A malformed leg keeps zeros, which has_orders refuses."""
-    legs = tuple(
-        IntentLeg(
-            venue=str(leg.get("venue", "")),
-            instrument_id=str(leg.get("instrument_id", "") or ""),
-            side=str(leg.get("side", "")),
-            limit_price=_decimal(leg.get("limit_price")),
-            size=_decimal(leg.get("size")),
-        )
-        for leg in (intent.legs or [])
-        if isinstance(leg, dict)
-    )
-    return Intent(
-        id=intent.pk,
-        opportunity_key=intent.opportunity_key,
-        direction=intent.direction,
-        net_edge_cents=intent.net_edge_cents,
-        size=intent.size,
-        legs=legs,
-    )
-
-
-def span_intent(span: SuccessSpan, user_id: int) -> Intent:
-    """What a span start is judged on for one user's run.
-
-    The user's own latest intent of that span when ingest emitted one (its prices, size and the
-    edge at the user's size). Otherwise a synthetic one contract from the span's pair and
-    direction, at the span's peak edge so far: the span records edges, not prices, so each leg is
-    priced at half of (1 - edge), the cheapest pair that gives that edge before fees. Its
-    net_edge, instrument_ids and exchange_keys checks are exact; balance and daily cap are judged
-    on that one-contract estimate."""
-    own = ExecutionIntent.objects.filter(span=span, user_id=user_id).order_by("-signal_at", "-id").first()
-    if own is not None:
-        return core_intent(own)
-    pair: MarketPair = span.pair
-    kalshi_side, poly_side = DIRECTION_SIDES.get(span.direction, (YES, NO))
-    poly_token = pair.poly_yes_token if poly_side == YES else pair.poly_no_token
-    leg_price = ((1 - span.peak_edge_cents / 100) / 2).quantize(PRICE_PLACES, rounding=ROUND_FLOOR)
-    one = Decimal(1)
-    return Intent(
-        id=f"span-{span.pk}",
-        opportunity_key=span.opportunity_key,
-        direction=span.direction,
-        net_edge_cents=span.peak_edge_cents,
-        size=one,
-        legs=(
-            IntentLeg(KALSHI, pair.kalshi_ticker, kalshi_side, leg_price, one),
-            IntentLeg(POLYMARKET, poly_token, poly_side, leg_price, one),
-        ),
-    )
-
-
-def fee_schedules(pair: MarketPair) -> dict[tuple[str, str], FeeSchedule]:
-    kalshi = FeeSchedule(venue=KALSHI, rate=pair.kalshi_fee_rate)
-    poly = FeeSchedule(venue=POLYMARKET, rate=pair.poly_fee_rate)
-    return {
-        (KALSHI, pair.kalshi_ticker): kalshi,
-        (POLYMARKET, pair.poly_yes_token): poly,
-        (POLYMARKET, pair.poly_no_token): poly,
-    }
-
-
-def user_keys(user_id: int) -> Keys:
-    saved = exchanges_with_secrets(user_id=user_id)
-    return Keys(kalshi=KALSHI in saved, polymarket=POLYMARKET in saved)
-
-
-def _missing_thresholds(run: SimulatorRun) -> list[str]:
-    return [name for name in REFUSING_LIMITS if getattr(run, name) is None]
-
-
-def run_limits(run: SimulatorRun) -> RunLimits:
-    values = {name: getattr(run, name) for name in REFUSING_LIMITS}
-    return RunLimits(
-        **{name: value if value is not None else REFUSING_LIMITS[name] for name, value in values.items()}
-    )
-
-
-def _explain_missing(decision: CoreDecision, run: SimulatorRun) -> CoreDecision:
-    """Reword the refusal of a check whose threshold was unset when the run started."""
-    missing = {CHECK_OF_THRESHOLD[name]: name for name in _missing_thresholds(run)}
-    failing = next((check for check in decision.checks if not check.ok), None)
-    if failing is None or failing.name not in missing:
-        return decision
-    detail = f"{missing[failing.name]} was not set on your profile when this run started"
-    checks = tuple(replace(check, detail=detail) if check is failing else check for check in decision.checks)
-    return replace(decision, checks=checks, reason=reason_of(checks))
-
-
-def utc_day(now: datetime) -> date:
-    return now.astimezone(UTC).date()
-
-
-def run_state(run: SimulatorRun, now: datetime) -> RunState:
-    """Balance and today's traded total; the daily total starts again at each UTC midnight."""
-    traded_today = run.traded_today_usd if run.traded_day == utc_day(now) else Decimal(0)
-    return RunState(balance_usd=run.balance_usd, traded_today_usd=traded_today)
-
-
-def needs_exchange(intent: Intent, limits: RunLimits, keys: Keys) -> bool:
-    """Whether the four cheap checks pass, i.e. whether `decide` will ask the exchange."""
-    return (
-        check_has_orders(intent, limits).ok
-        and check_net_edge(intent, limits).ok
-        and check_instrument_ids(intent).ok
-        and check_exchange_keys(intent, keys).ok
-    )
-
 
 # --- persistence ------------------------------------------------------------------------------------
 
@@ -212,14 +73,24 @@ def _reason_code(decision: CoreDecision) -> str:
     return failing.name if failing is not None else ""
 
 
-def _save_decision(**fields: Any) -> Decision | None:
-    """Insert under a savepoint; None when the unique (run, intent|span) constraint says another
-    delivery already decided it."""
-    try:
-        with transaction.atomic():
-            return Decision.objects.create(**fields)
-    except IntegrityError:
-        return None
+def _decided_id(*, intent_id: int | None = None, span_id: int | None = None) -> Subquery:
+    """The id of the decision already made for (run, intent|span), as a column of a run query."""
+    decisions = Decision.objects.filter(run_id=OuterRef("pk"))
+    if intent_id is not None:
+        decisions = decisions.filter(intent_id=intent_id)
+    else:
+        decisions = decisions.filter(span_id=span_id)
+    return Subquery(decisions.values("pk")[:1])
+
+
+def _run_and_decided(
+    run_id: int, *, lock: bool = False, intent_id: int | None = None, span_id: int | None = None
+) -> SimulatorRun | None:
+    """The run with `decided_id` (None while undecided) in one round trip; locked when asked."""
+    runs = SimulatorRun.objects.annotate(decided_id=_decided_id(intent_id=intent_id, span_id=span_id))
+    if lock:
+        runs = runs.select_for_update(of=("self",))
+    return runs.filter(pk=run_id).first()
 
 
 def _existing(run_id: int, *, intent_id: int | None = None, span_id: int | None = None) -> Decision | None:
@@ -271,11 +142,10 @@ def decide_intent(
 ) -> Decision | None:
     """Decide (run, intent) once. Returns the decision (new or already there), or None when the
     run or intent does not exist, belongs to another user, or the run is no longer running."""
-    existing = _existing(run_id, intent_id=intent_id)
-    if existing is not None:
-        return existing
+    run = _run_and_decided(run_id, intent_id=intent_id)
+    if run is not None and run.decided_id is not None:
+        return Decision.objects.get(pk=run.decided_id)
     intent_row = ExecutionIntent.objects.select_related("pair").filter(pk=intent_id).first()
-    run = SimulatorRun.objects.filter(pk=run_id).first()
     if intent_row is None or run is None or run.user_id != intent_row.user_id:
         logger.warning("event=decide_skipped run_id=%s intent_id=%s why=not_found", run_id, intent_id)
         return None
@@ -283,59 +153,63 @@ def decide_intent(
         return None
     now = now or timezone.now()
     intent = core_intent(intent_row)
-    keys = user_keys(run.user_id)
+    stamps = secret_stamps(user_id=run.user_id)
+    keys = keys_of(stamps)
     validation: ExchangeValidation | None = None
     if needs_exchange(intent, run_limits(run), keys):
-        validation = (validator or validate_intent)(run.user_id, intent.legs, now)
+        with secrets_as_of(run.user_id, stamps):
+            validation = (validator or validate_intent)(run.user_id, intent.legs, now)
 
     def prefetched() -> ExchangeValidation:
         assert validation is not None, "the cheap checks passed under the lock but not before it"
         return validation
 
-    with transaction.atomic():
-        run = SimulatorRun.objects.select_for_update().get(pk=run_id)
-        existing = _existing(run_id, intent_id=intent_id)  # a racing delivery won while we waited
-        if existing is not None:
-            return existing
-        if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
-            return None
-        ledger = LiquidityLedger.from_json(run.liquidity_state)
-        result = decide(
-            intent=intent,
-            limits=run_limits(run),
-            state=run_state(run, now),
-            keys=keys,
-            validate=prefetched,
-            fee_schedules=fee_schedules(intent_row.pair),
-            rng=random.Random(f"{run.seed}:{intent_row.pk}"),
-            now=now,
-            ledger=ledger,
-            config=SimConfig.from_json(run.sim_config),
-        )
-        result = _explain_missing(result, run)
-        decision_row = _save_decision(
-            run=run,
-            intent=intent_row,
-            decision_source=Decision.INTENT,
-            outcome=result.outcome,
-            reason=result.reason[:300],
-            reason_code=_reason_code(result),
-            checks=_checks_json(result.checks),
-            edge_cents=intent_row.net_edge_cents,
-            opportunity_key=intent_row.opportunity_key,
-            created_at=now,
-        )
-        if decision_row is None:
-            return _existing(run_id, intent_id=intent_id)
-        trade = None
-        if result.outcome == TRADED:
-            trade = _persist_trade(run, intent_row, decision_row, result, now)
-            _book_trade(run, trade, ledger, now)
-        else:
-            run.decision_count += 1
-            run.save(update_fields=["decision_count"])
-        if trade is not None:
-            transaction.on_commit(partial(_announce_trade, trade, run))
+    try:
+        with transaction.atomic():
+            run = _run_and_decided(run_id, lock=True, intent_id=intent_id)
+            if run is None:
+                return None
+            if run.decided_id is not None:  # a racing delivery won while we waited for the lock
+                return Decision.objects.get(pk=run.decided_id)
+            if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
+                return None
+            ledger = LiquidityLedger.from_json(run.liquidity_state)
+            result = decide(
+                intent=intent,
+                limits=run_limits(run),
+                state=run_state(run, now),
+                keys=keys,
+                validate=prefetched,
+                fee_schedules=fee_schedules(intent_row.pair),
+                rng=random.Random(f"{run.seed}:{intent_row.pk}"),
+                now=now,
+                ledger=ledger,
+                config=SimConfig.from_json(run.sim_config),
+            )
+            result = explain_missing(result, run)
+            decision_row = Decision.objects.create(
+                run=run,
+                intent=intent_row,
+                decision_source=Decision.INTENT,
+                outcome=result.outcome,
+                reason=result.reason[:300],
+                reason_code=_reason_code(result),
+                checks=_checks_json(result.checks),
+                edge_cents=intent_row.net_edge_cents,
+                opportunity_key=intent_row.opportunity_key,
+                created_at=now,
+            )
+            if result.outcome == TRADED:
+                trade = _persist_trade(run, intent_row, decision_row, result, now)
+                _book_trade(run, trade, ledger, now)
+                transaction.on_commit(partial(_announce_trade, trade, run))
+            else:
+                run.decision_count += 1
+                run.save(update_fields=["decision_count"])
+    except IntegrityError:
+        # The unique (run, intent) constraint: only a writer that skipped the run's lock could
+        # get here first. Nothing of this attempt is kept (no savepoint needed per decision).
+        return _existing(run_id, intent_id=intent_id)
     logger.info(
         "event=decided run_id=%s intent_id=%s outcome=%s reason_code=%s",
         run_id,
@@ -376,39 +250,40 @@ def _announce_trade(trade: SimulatorTrade, run: SimulatorRun) -> None:
 def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None) -> Decision | None:
     """Would this run have been eligible at the span's start? One decision per (run, span),
     outcome eligible or skipped, never a trade, never an exchange call."""
-    existing = _existing(run_id, span_id=span_id)
-    if existing is not None:
-        return existing
+    run = _run_and_decided(run_id, span_id=span_id)
+    if run is not None and run.decided_id is not None:
+        return Decision.objects.get(pk=run.decided_id)
     span = SuccessSpan.objects.select_related("pair").filter(pk=span_id).first()
-    run = SimulatorRun.objects.filter(pk=run_id).first()
     if span is None or run is None or run.status != SimulatorRun.RUNNING:
         return None
     now = now or timezone.now()
     intent = span_intent(span, run.user_id)
-    keys = user_keys(run.user_id)
-    with transaction.atomic():
-        run = SimulatorRun.objects.select_for_update().get(pk=run_id)
-        existing = _existing(run_id, span_id=span_id)
-        if existing is not None:
-            return existing
-        if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
-            return None
-        result = decide_span(intent, run_limits(run), run_state(run, now), keys, fee_schedules(span.pair))
-        result = _explain_missing(result, run)
-        decision_row = _save_decision(
-            run=run,
-            span=span,
-            decision_source=Decision.SUCCESS_SPAN,
-            outcome=result.outcome,
-            reason=result.reason[:300],
-            reason_code=_reason_code(result) if result.outcome == SKIPPED else "",
-            checks=_checks_json(result.checks),
-            edge_cents=intent.net_edge_cents,
-            opportunity_key=span.opportunity_key,
-            created_at=now,
-        )
-        if decision_row is None:
-            return _existing(run_id, span_id=span_id)
-        run.decision_count += 1
-        run.save(update_fields=["decision_count"])
+    keys = keys_of(secret_stamps(user_id=run.user_id))
+    try:
+        with transaction.atomic():
+            run = _run_and_decided(run_id, lock=True, span_id=span_id)
+            if run is None:
+                return None
+            if run.decided_id is not None:
+                return Decision.objects.get(pk=run.decided_id)
+            if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
+                return None
+            result = decide_span(intent, run_limits(run), run_state(run, now), keys, fee_schedules(span.pair))
+            result = explain_missing(result, run)
+            decision_row = Decision.objects.create(
+                run=run,
+                span=span,
+                decision_source=Decision.SUCCESS_SPAN,
+                outcome=result.outcome,
+                reason=result.reason[:300],
+                reason_code=_reason_code(result) if result.outcome == SKIPPED else "",
+                checks=_checks_json(result.checks),
+                edge_cents=intent.net_edge_cents,
+                opportunity_key=span.opportunity_key,
+                created_at=now,
+            )
+            run.decision_count += 1
+            run.save(update_fields=["decision_count"])
+    except IntegrityError:  # as in decide_intent
+        return _existing(run_id, span_id=span_id)
     return decision_row

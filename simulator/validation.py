@@ -7,6 +7,12 @@ malformed, closed) and the call latency. Answers are shared for a short TTL per 
 instrument, credential) through `BookCache`, calls go through one process-wide rate limiter
 (Redis-backed when REDIS_URL is set, so every worker shares the venue budget), and each call is
 bounded by a timeout. The two venues are asked concurrently.
+
+The adapter built from a user's secret is kept per (user, venue) and reused while the secret's
+stamp (`secret_stamps`: its row id and `updated_at`, read by the engine with the user's keys)
+is unchanged, so a decision neither reads nor decrypts the secret again, nor parses a key.
+Replacing or deleting a secret changes the stamp: the next decision reads the new one. Without a
+stamp (a caller outside `secrets_as_of`), the secret is read on every call.
 """
 
 from __future__ import annotations
@@ -14,14 +20,17 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
+from accounts.models import UserSecret
 from accounts.selectors import decrypted_secret
 from exchanges.books import KALSHI, POLYMARKET, Book
 from exchanges.kalshi import KalshiAdapter, kalshi_credentials_from_secret
@@ -37,6 +46,28 @@ DEFAULT_CACHE_TTL_S = 0.25
 CLOSED = "closed"
 
 Validator = Callable[[int, Sequence[IntentLeg], datetime], ExchangeValidation]
+SecretStamp = tuple[int, datetime]
+# (user id, {exchange: stamp}) for the decision being made in this context; see `secrets_as_of`.
+_secret_stamps: ContextVar[tuple[int, Mapping[str, SecretStamp]] | None] = ContextVar(
+    "simulator_secret_stamps", default=None
+)
+
+
+def secret_stamps(*, user_id: int) -> dict[str, SecretStamp]:
+    """{exchange: (row id, updated_at)} of the user's saved secrets, without their contents: which
+    keys exist, and a stamp that changes whenever one is replaced (or deleted and saved again)."""
+    rows = UserSecret.objects.filter(user_id=user_id).values_list("exchange", "pk", "updated_at")
+    return {exchange: (pk, updated_at) for exchange, pk, updated_at in rows}
+
+
+@contextmanager
+def secrets_as_of(user_id: int, stamps: Mapping[str, SecretStamp]) -> Iterator[None]:
+    """Validations in this block may reuse what they built from a secret with the same stamp."""
+    token = _secret_stamps.set((user_id, stamps))
+    try:
+        yield
+    finally:
+        _secret_stamps.reset(token)
 
 
 def _ms(*results: CallResult[Any]) -> int:
@@ -58,7 +89,9 @@ class ExchangeValidator:
         self.cache = cache if cache is not None else BookCache(ttl_s=DEFAULT_CACHE_TTL_S)
         self.rate_limiter = rate_limiter
         self._load_secret = load_secret
-        self._adapters: dict[tuple[str, str], Any] = {}
+        self._adapters: dict[tuple[str, str, str], Any] = {}
+        # (user id, venue) -> (secret stamp, adapter or None, why not)
+        self._access: dict[tuple[int, str], tuple[SecretStamp | None, Any, str]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sim-validate")
 
@@ -70,7 +103,8 @@ class ExchangeValidator:
             credentials: Any = kalshi_credentials_from_secret(secret)
         else:
             credentials = polymarket_credentials_from_secret(secret)
-        key = (venue, credentials.fingerprint)
+        # The fingerprint names the key material only: the host is part of which adapter it is.
+        key = (venue, credentials.fingerprint, credentials.resolved_host)
         with self._lock:
             adapter = self._adapters.get(key)
             if adapter is None:
@@ -141,18 +175,38 @@ class ExchangeValidator:
             latency_ms=latency_ms,
         )
 
+    def _access_from(self, venue: str, secret: dict | None) -> tuple[Any, str]:
+        """-> (the adapter, "") or (None, why the user's secret cannot be used)."""
+        if secret is None:
+            return None, f"no {venue} keys saved on your profile"
+        try:
+            return self._adapter(venue, secret), ""
+        except ValueError as error:  # the message names the missing field, never its value
+            return None, f"{venue} keys unusable: {error}"
+
+    def _venue_access(self, user_id: int, venue: str) -> tuple[Any, str]:
+        """The adapter for this user's secret. Runs on the caller's thread: the secret is read on
+        the caller's database connection (pool threads only talk HTTP)."""
+        known = _secret_stamps.get()
+        if known is None or known[0] != user_id:
+            return self._access_from(venue, self._load_secret(user_id=user_id, exchange=venue))
+        stamp = known[1].get(venue)
+        with self._lock:
+            cached = self._access.get((user_id, venue))
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        adapter, problem = self._access_from(venue, self._load_secret(user_id=user_id, exchange=venue))
+        with self._lock:
+            self._access[(user_id, venue)] = (stamp, adapter, problem)
+        return adapter, problem
+
     def _venue(
-        self, venue: str, secret: dict | None, legs: Sequence[IntentLeg]
+        self, venue: str, access: tuple[Any, str], legs: Sequence[IntentLeg]
     ) -> tuple[list[LegValidation], Decimal | None, str]:
         """-> (leg validations, balance or None, why the balance is unknown)."""
-        if secret is None:
-            detail = f"no {venue} keys saved on your profile"
-            return [self._failed(leg, REJECTED, detail, None) for leg in legs], None, detail
-        try:
-            adapter = self._adapter(venue, secret)
-        except ValueError as error:  # the message names the missing field, never its value
-            detail = f"{venue} keys unusable: {error}"
-            return [self._failed(leg, REJECTED, detail, None) for leg in legs], None, detail
+        adapter, problem = access
+        if adapter is None:
+            return [self._failed(leg, REJECTED, problem, None) for leg in legs], None, problem
         results = [self._leg(adapter, leg) for leg in legs]
         balance = self._cached(adapter, "balance", adapter.balance_usd)
         if not balance.ok:
@@ -165,22 +219,19 @@ class ExchangeValidator:
         self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
     ) -> ExchangeValidation:
         venues = sorted({leg.venue for leg in legs if leg.venue in (KALSHI, POLYMARKET)})
-        futures = {
-            # Secrets are read here, on the caller's database connection: the pool threads only
-            # talk HTTP (no connection of their own, nothing outside the caller's transaction).
-            venue: self._pool.submit(
-                self._venue,
-                venue,
-                self._load_secret(user_id=user_id, exchange=venue),
-                [leg for leg in legs if leg.venue == venue],
-            )
+        jobs = [
+            (venue, self._venue_access(user_id, venue), [leg for leg in legs if leg.venue == venue])
             for venue in venues
-        }
+        ]
+        # The venues are asked concurrently: all but the last in the pool, the last right here
+        # (one thread hand-off fewer when the answers are cached).
+        pooled = [(job[0], self._pool.submit(self._venue, *job)) for job in jobs[:-1]]
+        here = [(job[0], self._venue(*job)) for job in jobs[-1:]]
+        answers = [(venue, future.result()) for venue, future in pooled] + here
         by_leg: dict[tuple[str, str, str], LegValidation] = {}
         balances: dict[str, Decimal | None] = {}
         problems: list[str] = []
-        for venue, future in futures.items():
-            results, balance, problem = future.result()
+        for venue, (results, balance, problem) in answers:
             balances[venue] = balance
             if problem:
                 problems.append(problem)
