@@ -40,7 +40,7 @@ class SimulatorConsumer(AsyncJsonWebsocketConsumer):
         # sending garbage gets an error frame and keeps its live feed.
         try:
             content = json.loads(text_data) if text_data is not None else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting past the recursion limit
             content = None
         await self.receive_json(content)
 

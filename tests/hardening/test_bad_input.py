@@ -50,11 +50,6 @@ def test_an_oversized_json_body_is_refused_with_a_message(api, user, method, pat
     assert not SimulatorRun.objects.filter(user=user).exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: config/errors.py does not map RequestDataTooBig, so the API answers Django's "
-    "bare 'Bad Request (400)' HTML page instead of a JSON message naming the limit",
-)
 def test_an_oversized_json_body_is_answered_with_json_naming_the_limit(api):
     answer = api.post("/simulator/start", oversized_json(), content_type="application/json")
     assert answer.status_code == 413
@@ -98,11 +93,6 @@ def test_a_broken_multipart_body_is_not_a_500(api, method, path):
 DEEP_JSON = b'{"opportunity_keys": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: DRF's JSONParser turns ValueError into a 400 but not RecursionError, so JSON "
-    "nested past Python's recursion limit is a 500 (needs a parser or handler in config/)",
-)
 def test_deeply_nested_json_is_a_400(api):
     answer = api.post("/simulator/start", DEEP_JSON, content_type="application/json")
     assert answer.status_code == 400, (answer.status_code, message_of(answer)[:300])
@@ -148,11 +138,6 @@ def test_garbage_frames_get_error_frames_and_the_feed_goes_on(user, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: simulator/consumers.py catches ValueError from json.loads but not "
-    "RecursionError, so a deeply nested frame kills the consumer and drops the socket",
-)
 def test_a_deeply_nested_frame_gets_an_error_frame_and_the_socket_stays(user, settings):
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
     cookie = session_cookie(user)
