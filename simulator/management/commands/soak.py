@@ -20,6 +20,7 @@ runs the same scenarios at a small size (tests/hardening/).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -27,13 +28,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from django.conf import settings
-from django.core.management.base import CommandError
+from django.core.management.base import BaseCommand, CommandError
 
 SCENARIOS = ("kill", "pg-restart", "redis-down", "fuzz")
 ROOT = Path(settings.BASE_DIR)
@@ -43,7 +45,7 @@ WORKER_MAIN = (
     "import sys; from config.celery import app; "
     "app.conf.broker_transport_options = {'visibility_timeout': float(sys.argv[1])}; "
     "app.worker_main(['worker', '-Q', 'simulator', '-P', 'solo', '--without-heartbeat', "
-    "'--without-gossip', '--without-mingle', '-l', 'WARNING'])"
+    "'--without-gossip', '--without-mingle', '-l', 'INFO'])"
 )
 VISIBILITY_TIMEOUT_S = 2.0
 
@@ -136,10 +138,10 @@ class PostgresCluster:
         return self
 
     def start(self) -> None:
-        options = (
-            f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
-        )
+        # Durable commits (unlike ./dev's test cluster): with synchronous_commit=off a crash
+        # forgets the last commits while their task messages are already acknowledged, so a
+        # decision would be lost. The restart scenario crashes this server on purpose.
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1 -c max_connections=100"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.workdir / "log"),
                   "-w", "-s", "start", "-o", options)  # fmt: skip
 
@@ -368,7 +370,7 @@ def workers_scenario(
                 break
             if pool.killed < max_kills:
                 pool.kill_one(rng)
-            due = done is not None and done >= (verdict.restarts + 1) * intents / (restarts + 1)
+            due = done is not None and done < intents  # mid-run: while intents are still flowing
             if postgres is not None and verdict.restarts < restarts and due:
                 postgres.stop("immediate")  # as a crash: connections dropped mid-transaction
                 time.sleep(restart_down_s)
@@ -490,3 +492,129 @@ def redis_outage_scenario(*, redis: RedisServer, down_s: float, double, intents_
     check_run(run_id, intent_ids, verdict)
     verdict.seconds = round(time.monotonic() - started, 1)
     return verdict
+
+
+def fuzz_scenario(examples: int) -> Verdict:
+    """tests/hardening/test_openapi_soak.py: test_openapi_fuzz's schema and rows, more examples."""
+    verdict = Verdict(scenario="fuzz", intents=0)
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "tests/hardening/test_openapi_soak.py"],
+        cwd=ROOT, env={**os.environ, "ARBSIM_FUZZ_EXAMPLES": str(examples)},
+        capture_output=True, text=True, timeout=3600,
+    )  # fmt: skip
+    summary = (result.stdout.strip().splitlines() or ["no output"])[-1]
+    verdict.sent = examples
+    verdict.skipped_by_reason = {"pytest": summary}  # type: ignore[dict-item]
+    if result.returncode != 0:
+        verdict.problems.append(f"fuzz failed: {summary}\n{result.stdout[-3000:]}")
+    verdict.seconds = round(time.monotonic() - started, 1)
+    return verdict
+
+
+class Command(BaseCommand):
+    help = "Long fault runs on throwaway PostgreSQL and Redis: worker kills, a database restart, a Redis outage, API fuzz."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"any of {', '.join(SCENARIOS)}")
+        parser.add_argument("--intents", type=int, default=10_000, help="intents for kill and pg-restart")
+        parser.add_argument("--workers", type=int, default=2)
+        parser.add_argument("--redis-down-s", type=float, default=30.0)
+        parser.add_argument("--fuzz-examples", type=int, default=400, help="per API operation")
+        parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--timeout-s", type=float, default=1800, help="bound on each scenario")
+        parser.add_argument("--json", action="store_true", help="one JSON line per scenario")
+        parser.add_argument("--inside", help=argparse_hidden())
+
+    def handle(self, *args, **options):
+        scenarios = [name.strip() for name in options["scenarios"].split(",") if name.strip()]
+        unknown = set(scenarios) - set(SCENARIOS)
+        if unknown:
+            raise CommandError(f"unknown scenarios {sorted(unknown)}: choose from {', '.join(SCENARIOS)}")
+        if options["inside"]:
+            return self.run_scenarios(scenarios, options)
+        workdir = Path(tempfile.mkdtemp(prefix="arbsim-soak-"))
+        workdir.chmod(0o755)
+        postgres = PostgresCluster(workdir / "pg")
+        redis = RedisServer(workdir / "redis")
+        held = False
+        try:
+            postgres.init()
+            redis.start()
+            env = {
+                **os.environ,
+                "DATABASE_URL": postgres.url,
+                "REDIS_URL": redis.url,
+                "CELERY_TASK_ALWAYS_EAGER": "0",
+            }
+            manage = [sys.executable, str(ROOT / "manage.py")]
+            subprocess.run(
+                [*manage, "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True, timeout=600
+            )
+            self.stderr.write(f"soak: PostgreSQL {postgres.url}, Redis {redis.url}, logs in {workdir}")
+            inside = json.dumps(
+                {"pg_dir": str(postgres.workdir), "pg_port": postgres.port, "pg_bin": str(postgres.bin)}
+            )
+            argv = [*manage, "soak", "--inside", inside, *sys.argv[sys.argv.index("soak") + 1 :]]
+            held = subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode == 0
+        finally:
+            redis.stop()
+            postgres.destroy()
+            if held:
+                shutil.rmtree(workdir, ignore_errors=True)
+        if not held:
+            raise CommandError(f"something did not hold (see above; worker logs kept in {workdir})")
+
+    def run_scenarios(self, scenarios: list[str], options) -> None:
+        from exchanges.double import ExchangeDouble, Scenario
+
+        inside = json.loads(options["inside"])
+        postgres = PostgresCluster(Path(inside["pg_dir"]), inside["pg_port"], inside["pg_bin"])
+        rng = random.Random(options["seed"])
+        logs = postgres.workdir.parent / "logs"
+        verdicts = []
+        with ExchangeDouble(Scenario.demo()) as double:
+            for name in scenarios:
+                self.stderr.write(f"soak: {name} ...")
+                if name in ("kill", "pg-restart"):
+                    verdict = workers_scenario(
+                        name=name, double=double, intents=options["intents"], workers=options["workers"],
+                        log_dir=logs / name, rng=rng, timeout_s=options["timeout_s"],
+                        postgres=postgres if name == "pg-restart" else None,
+                        restarts=2 if name == "pg-restart" else 0,
+                        kill_every_s=(2.0, 5.0) if name == "kill" else (1.0, 2.0),
+                        max_kills=1000 if name == "kill" else 0,
+                    )  # fmt: skip
+                elif name == "redis-down":
+                    redis = RedisServer(postgres.workdir.parent / "layer-redis").start()
+                    try:
+                        verdict = redis_outage_scenario(
+                            redis=redis, down_s=options["redis_down_s"], double=double
+                        )
+                    finally:
+                        redis.stop()
+                else:
+                    verdict = fuzz_scenario(options["fuzz_examples"])
+                verdicts.append(verdict)
+                self.report(verdict, as_json=options["json"])
+        if not all(verdict.held for verdict in verdicts):
+            raise CommandError("something did not hold")
+
+    def report(self, verdict: Verdict, *, as_json: bool) -> None:
+        if as_json:
+            self.stdout.write(json.dumps({**asdict(verdict), "held": verdict.held}, default=str))
+            return
+        self.stdout.write(
+            f"{verdict.scenario}: {'HELD' if verdict.held else 'BROKE'} in {verdict.seconds}s: "
+            f"{verdict.intents} intents, {verdict.sent} sent, {verdict.kills} workers killed, "
+            f"{verdict.restarts} database restarts -> {verdict.decided} decided once, {verdict.traded} traded, "
+            f"skipped {verdict.skipped_by_reason}"
+        )
+        for problem in verdict.problems:
+            self.stdout.write(f"  problem: {problem}")
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
