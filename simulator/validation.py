@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -36,7 +37,7 @@ from exchanges.books import KALSHI, POLYMARKET, Book
 from exchanges.kalshi import KalshiAdapter, kalshi_credentials_from_secret
 from exchanges.polymarket import PolymarketAdapter, polymarket_credentials_from_secret
 from exchanges.ratelimit import BookCache, LocalRateLimiter, RedisRateLimiter
-from exchanges.results import REJECTED, CallResult
+from exchanges.results import RATE_LIMITED, REJECTED, CallResult
 from simulator.core import ExchangeValidation, IntentLeg, LegValidation
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_CACHE_TTL_S = 0.25
 CLOSED = "closed"
+MIN_BACKOFF_S = 1.0
 
 Validator = Callable[[int, Sequence[IntentLeg], datetime], ExchangeValidation]
 SecretStamp = tuple[int, datetime]
@@ -84,6 +86,7 @@ class ExchangeValidator:
         cache: BookCache | None = None,
         rate_limiter: Any = None,
         load_secret: Callable[..., dict | None] = decrypted_secret,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.timeout_s = timeout_s
         self.cache = cache if cache is not None else BookCache(ttl_s=DEFAULT_CACHE_TTL_S)
@@ -94,6 +97,10 @@ class ExchangeValidator:
         self._access: dict[tuple[int, str], tuple[SecretStamp | None, Any, str]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sim-validate")
+        self._clock = clock
+        # (venue, credential fingerprint) -> monotonic time before which the venue asked us not to
+        # call again (its 429 Retry-After); calls in that window are refused without a request.
+        self._backoff_until: dict[tuple[str, str], float] = {}
 
     # --- adapters, one per (venue, credential), reused across users' decisions -------------------
 
@@ -114,7 +121,25 @@ class ExchangeValidator:
             return adapter
 
     def _cached[T](self, adapter: Any, what: str, fetch: Callable[[], CallResult[T]]) -> CallResult[T]:
-        return self.cache.get_or_fetch(adapter.venue, what, adapter.fingerprint, fetch)
+        key = (adapter.venue, adapter.fingerprint)
+        with self._lock:
+            wait_s = self._backoff_until.get(key, 0.0) - self._clock()
+        if wait_s > 0:
+            return CallResult(
+                kind=RATE_LIMITED,
+                venue=adapter.venue,
+                call=what.split(":", 1)[0],
+                detail=f"{adapter.venue} asked us to slow down (429); not calling it for another {wait_s:.1f} s",
+                retry_after_s=wait_s,
+                latency_ms=0.0,
+            )
+        result = self.cache.get_or_fetch(adapter.venue, what, adapter.fingerprint, fetch)
+        if result.kind == RATE_LIMITED:
+            # Honour the venue's Retry-After (at least 1 s, as Kalshi's docs ask) for every call.
+            pause_s = max(result.retry_after_s or 0.0, MIN_BACKOFF_S)
+            with self._lock:
+                self._backoff_until[key] = max(self._backoff_until.get(key, 0.0), self._clock() + pause_s)
+        return result
 
     # --- one venue: its legs and its balance -------------------------------------------------------
 

@@ -21,8 +21,35 @@ pytestmark = pytest.mark.django_db
 # The double, its per-test reset and the scene of the existing validation tests, reused as is.
 double = validation_tests.double
 clean_double = validation_tests.clean_double
-validator = validation_tests.validator
 scene = validation_tests.scene
+
+
+class FakeClock:
+    """The validator's monotonic clock, moved by the test (a venue's Retry-After is honoured)."""
+
+    def __init__(self) -> None:
+        self.now_s = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+    def advance(self, seconds: float) -> None:
+        self.now_s += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def validator(clock):
+    """Fresh per test (no answer cached from another test), on the test's clock."""
+    return ExchangeValidator(
+        timeout_s=TIMEOUT_S, cache=BookCache(ttl_s=0), rate_limiter=LocalRateLimiter(), clock=clock
+    )
+
+
 ORDERBOOK = "/trade-api/v2/markets/FED-25DEC-T4.00/orderbook"
 
 
@@ -52,7 +79,7 @@ def decide_next(run, intent_like, validator):
     ids=lambda value: f"{value.venue}-{value.kind}" if isinstance(value, Fault) else None,
 )
 def test_a_fault_skips_the_trade_with_its_reason_and_the_run_trades_once_it_clears(
-    scene, validator, double, fault, words
+    scene, validator, clock, double, fault, words
 ):
     run, intent = scene
     double.add_fault(fault)
@@ -60,6 +87,7 @@ def test_a_fault_skips_the_trade_with_its_reason_and_the_run_trades_once_it_clea
     assert_skipped(skipped, *words)
     assert skipped.checks[4]["name"] == "exchange_validation" and not skipped.checks[4]["ok"]
     double.clear_faults()
+    clock.advance(60)  # past any Retry-After the venue asked for
     assert decide_next(run, intent, validator).outcome == "traded"
     run.refresh_from_db()
     assert (run.decision_count, run.trade_count, run.status) == (2, 1, "running")
@@ -74,7 +102,7 @@ def test_a_slow_answer_within_the_timeout_still_trades_and_records_its_latency(s
     assert kalshi["latency_ms"] >= 1000 * TIMEOUT_S / 2
 
 
-def test_a_fault_on_every_other_intent_leaves_each_decided_once(scene, validator, double):
+def test_a_fault_on_every_other_intent_leaves_each_decided_once(scene, validator, clock, double):
     run, intent = scene
     kinds = [
         Fault(venue="kalshi", kind="status", status=503, times=1),
@@ -87,6 +115,7 @@ def test_a_fault_on_every_other_intent_leaves_each_decided_once(scene, validator
         if n % 2 == 0:
             double.add_fault(kinds[n // 2])
         outcomes.append(decide_next(run, intent, validator).outcome)
+        clock.advance(60)
     assert outcomes == ["skipped", "traded"] * 4
     assert Decision.objects.filter(run=run).count() == 8
 
@@ -122,12 +151,7 @@ def _default_limits():
     return dict(DEFAULT_LIMITS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: a venue's 429 Retry-After is recorded in the skip reason but not honoured; "
-    "the next validation calls the venue again at once (exchanges/ratelimit.py or validation.py)",
-)
-def test_a_venues_retry_after_is_honoured_before_calling_it_again(scene, validator, double):
+def test_a_venues_retry_after_is_honoured_before_calling_it_again(scene, validator, clock, double):
     run, intent = scene
     double.add_fault(Fault(venue="kalshi", kind="rate_limit", retry_after_s=5, times=1))
     legs = core_intent(intent).legs
@@ -136,3 +160,7 @@ def test_a_venues_retry_after_is_honoured_before_calling_it_again(scene, validat
     again = validator.validate(run.user_id, legs, NOW)
     assert not again.ok
     assert sum(n for (venue, _), n in double.call_counts.items() if venue == "kalshi") == 0
+    assert "not calling it for another" in next(leg.detail for leg in again.legs if leg.venue == "kalshi")
+    clock.advance(5)
+    assert validator.validate(run.user_id, legs, NOW).ok
+    assert sum(n for (venue, _), n in double.call_counts.items() if venue == "kalshi") > 0
