@@ -20,8 +20,6 @@ re-emit intents still in their cooldown.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,17 +28,14 @@ from decimal import ROUND_DOWN, Decimal
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
 
-from exchanges.books import KALSHI
-from exchanges.ratelimit import RedisRateLimiter
 from ingest.detector import Detector, Evaluation, PairSpec
 from ingest.intents import IntentDraft, IntentEmitter, UserThreshold
 from ingest.models import ExecutionIntent, SuccessSpan
-from ingest.pairs import active_specs, ensure_market_pairs
-from ingest.sources import BookSource, BookUpdate, LiveHosts, LiveSource
+from ingest.pairs import ensure_market_pairs
+from ingest.sources import BookSource, BookUpdate
 from ingest.spans import SpanClosed, SpanEvent, SpanOpened, SpanTracker
 
 logger = logging.getLogger("ingest")
@@ -420,93 +415,3 @@ def run_source(
             last_report, updates_at_report = now_s, pipeline.stats.updates
     now_s = clock()
     return progress(now_s, now_s - started, 0)
-
-
-# --- the Celery tick (distributed setup) ---------------------------------------------------------
-
-
-def _env_number(name: str, default: str) -> Decimal:
-    return Decimal(os.environ.get(name, "").strip() or default)
-
-
-def live_enabled() -> bool:
-    return os.environ.get("INGEST_LIVE", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-class LiveIngest:
-    """One process's live state between ticks: the source (backoff), the pipeline (books, spans)."""
-
-    def __init__(self, *, hosts: LiveHosts | None = None, **pipeline_options: Any) -> None:
-        self.max_skew_ms = int(_env_number("INGEST_MAX_SKEW_MS", "2000"))
-        specs = active_specs(max_skew_ms=self.max_skew_ms)
-        options = {
-            "threshold_cents": _env_number("INGEST_THRESHOLD_CENTS", "1"),
-            "cooldown_ms": int(_env_number("INGEST_COOLDOWN_S", "10") * 1000),
-            **pipeline_options,
-        }
-        self.pipeline = IngestPipeline(specs, **options)
-        self.pipeline.restore()
-        # With Redis, every process polling the venues shares one set of buckets (the limits are
-        # the venue's, not per process).
-        rate_limiter = RedisRateLimiter(settings.REDIS_URL) if settings.REDIS_URL else None
-        self.source = LiveSource(specs, hosts=hosts, poll_interval_s=0, rate_limiter=rate_limiter)
-
-    def tick(self) -> dict[str, Any]:
-        specs = active_specs(max_skew_ms=self.max_skew_ms)
-        if specs != self.source.pairs:
-            self.pipeline.set_pairs(specs)
-            self.source.pairs = specs
-        updates = self.source.poll_once()
-        for update in updates:
-            self.pipeline.on_update(update)
-        now_ms = max((u.now_ms for u in updates), default=time.time_ns() // 1_000_000)
-        self.pipeline.sweep(now_ms)
-        return {
-            "updates": len(updates),
-            "pairs": len(specs),
-            "pairs_fresh": self.pipeline.stats.pairs_fresh,
-            "spans_open": len(self.pipeline.spans.open_keys()),
-            "intents": self.pipeline.stats.intents,
-        }
-
-
-_live: LiveIngest | None = None
-_live_lock = threading.Lock()
-
-
-def live_tick() -> dict[str, Any]:
-    """One polling round for the active pairs. A tick still running makes the next one a no-op
-    (beat does not wait), so rounds never overlap in one process."""
-    global _live
-    if not _live_lock.acquire(blocking=False):
-        return {"skipped": "previous tick still running"}
-    try:
-        if _live is None:
-            _live = LiveIngest()
-        return _live.tick()
-    finally:
-        _live_lock.release()
-
-
-# --- the demo: the double shows the books ingest replays ----------------------------------------
-
-
-def mirror_to_double(state: Any, update: BookUpdate | dict[str, Any]) -> None:
-    """Apply one recording update to an `exchanges.double` ExchangeState, so the simulator's
-    exchange validation (which asks the double) sees the books ingest is replaying."""
-    from exchanges.double import KalshiMarket, PolymarketBook
-
-    raw = update.raw if isinstance(update, BookUpdate) else update
-    if raw["venue"] == KALSHI:
-        try:
-            state.set_kalshi_book(raw["id"], raw["yes"], raw["no"])
-        except KeyError:
-            state.add_kalshi_market(KalshiMarket(ticker=raw["id"], yes_bids=raw["yes"], no_bids=raw["no"]))
-        return
-    timestamp_ms = raw.get("vts", raw["t"])
-    try:
-        state.set_polymarket_book(raw["id"], raw["bids"], raw["asks"], timestamp_ms=timestamp_ms)
-    except KeyError:
-        state.add_polymarket_book(
-            PolymarketBook(token_id=raw["id"], bids=raw["bids"], asks=raw["asks"], timestamp_ms=timestamp_ms)
-        )

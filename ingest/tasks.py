@@ -1,4 +1,4 @@
-"""Celery tasks of ingest: a few lines each, the work is in ingest.services.
+"""Celery tasks of ingest: a few lines each, the work is in ingest.live.
 
 `live_tick` is scheduled by beat every INGEST_TICK_S seconds (config/settings.py). It polls only
 when INGEST_LIVE is enabled in the environment, so a deployment that replays (or a developer
@@ -12,11 +12,11 @@ from typing import Any
 
 from celery import shared_task
 
-from ingest import services
+from ingest import live
 
 
 @shared_task(name="ingest.tasks.live_tick", ignore_result=True)
 def live_tick() -> dict[str, Any]:
-    if not services.live_enabled():
+    if not live.live_enabled():
         return {"skipped": "INGEST_LIVE is not enabled"}
-    return services.live_tick()
+    return live.live_tick()

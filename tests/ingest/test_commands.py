@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from exchanges.double import ExchangeDouble, Scenario
-from ingest import services
+from ingest import live
 from ingest.detector import Detector
 from ingest.models import MarketPair, SuccessSpan
 from ingest.recording import pairs_of, read_recording, to_book, token_sides
@@ -209,7 +209,7 @@ def test_live_tick_does_nothing_unless_ingest_live_is_enabled(monkeypatch):
 def test_live_tick_polls_the_double_when_enabled(monkeypatch, double, fed_pair):
     monkeypatch.setenv("INGEST_LIVE", "1")
     monkeypatch.setenv("INGEST_DOUBLE_URL", double.base_url)
-    monkeypatch.setattr(services, "_live", None)
+    monkeypatch.setattr(live, "_live", None)
     with MovingMarket(double, "no-such-token"):
         result = live_tick()
     assert result["updates"] == 3 and result["pairs"] == 1  # one Kalshi market, two tokens

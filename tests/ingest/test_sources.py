@@ -10,8 +10,8 @@ from exchanges.double import ExchangeDouble, Fault, Scenario
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from exchanges.ratelimit import DEFAULT_LIMITS, KALSHI_READ, BucketSpec, LocalRateLimiter
 from ingest.detector import PairSpec
+from ingest.live import mirror_to_double
 from ingest.recording import RecordingWriter, kalshi_update, polymarket_update
-from ingest.services import mirror_to_double
 from ingest.sources import LiveHosts, LiveSource, ReplaySource
 
 TICKER = "FED-25DEC-T4.00"

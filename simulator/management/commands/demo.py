@@ -26,9 +26,10 @@ from django.db import close_old_connections, transaction
 from accounts import services as account_services
 from exchanges.double import ExchangeDouble, Scenario
 from exchanges.testing import polymarket_address
+from ingest.live import mirror_to_double
 from ingest.pairs import import_pairs_file
 from ingest.recording import Replayer, pairs_of, read_recording
-from ingest.services import IngestPipeline, mirror_to_double, run_source
+from ingest.services import IngestPipeline, run_source
 from ingest.sources import updates_to_book_updates
 from simulator import selectors, services
 
