@@ -232,7 +232,7 @@ def explain(queries: list[str]) -> list[dict[str, Any]]:
 
 
 def measure(user, now: datetime) -> dict[str, Any]:
-    from django.db import connection
+    from django.db import connection, reset_queries
     from django.test.utils import CaptureQueriesContext
 
     from simulator.report import build_report
@@ -253,6 +253,8 @@ def measure(user, now: datetime) -> dict[str, Any]:
                 [user.pk, window_start, now],
             )
 
+    # The log keeps the last 9,000 queries only: once full, CaptureQueriesContext sees none.
+    reset_queries()
     with CaptureQueriesContext(connection) as captured:
         result = report()
     reference()
