@@ -19,6 +19,7 @@ queue in arrival order. If the wait would exceed `max_wait_s` nothing is reserve
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -30,6 +31,7 @@ from exchanges.results import CallResult, RateLimitWaitExceeded
 if TYPE_CHECKING:
     import redis
 
+logger = logging.getLogger(__name__)
 KALSHI_READ = "kalshi"
 POLYMARKET_BOOK = "polymarket"
 POLYMARKET_BALANCE = "polymarket.balance"
@@ -170,19 +172,38 @@ class RedisRateLimiter(_Limiter):
         if isinstance(client, str):
             import redis as redis_lib  # only deployments with Redis need the package loaded
 
-            client = redis_lib.Redis.from_url(client)
+            # Short socket timeouts: a Redis outage must not stall a decision for long.
+            client = redis_lib.Redis.from_url(client, socket_timeout=0.5, socket_connect_timeout=0.5)
         self._redis = client
         self._key_prefix = key_prefix
         self._script: Any = client.register_script(_RESERVE_LUA)
+        # While Redis is unreachable each process keeps its own buckets: trading goes on at the
+        # venues' rates per process (possibly N x the shared rate for N processes, for the outage
+        # only) rather than every decision failing on the limiter.
+        self._fallback = LocalRateLimiter(limits, max_wait_s=max_wait_s, sleep=sleep)
+        self._redis_down = False
 
     def key(self, bucket: str) -> str:
         return f"{self._key_prefix}{bucket}"
 
     def _reserve(self, bucket: str, spec: BucketSpec, cost: float) -> float:
-        granted, wait = self._script(
-            keys=[self.key(bucket)],
-            args=[repr(spec.rate_per_s), repr(spec.burst), repr(float(cost)), repr(self.max_wait_s)],
-        )
+        import redis as redis_lib
+
+        try:
+            granted, wait = self._script(
+                keys=[self.key(bucket)],
+                args=[repr(spec.rate_per_s), repr(spec.burst), repr(float(cost)), repr(self.max_wait_s)],
+            )
+        except redis_lib.RedisError as error:
+            if not self._redis_down:
+                logger.warning(
+                    "event=ratelimit_redis_unavailable fallback=local error=%s", type(error).__name__
+                )
+                self._redis_down = True
+            return self._fallback._reserve(bucket, spec, cost)
+        if self._redis_down:
+            logger.info("event=ratelimit_redis_back")
+            self._redis_down = False
         wait_s = float(wait)
         if not int(granted):
             raise RateLimitWaitExceeded(bucket, wait_s)
