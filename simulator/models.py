@@ -136,6 +136,8 @@ class SimulatorTrade(models.Model):
             models.Index(fields=["run", "-decided_at"], name="trade_run_decided"),
             models.Index(fields=["user", "-decided_at"], name="trade_user_decided"),
             models.Index(fields=["opportunity_key", "executed_at"], name="trade_key_executed"),
+            # The report's trade side: one user's trades on a key in a time window.
+            models.Index(fields=["user", "opportunity_key", "executed_at"], name="trade_user_key_executed"),
         ]
 
     def __str__(self) -> str:
