@@ -288,14 +288,24 @@ def quote_at_size(quote: DirectionQuote, size: Decimal) -> DirectionQuote:
 def _rejection(book_yes: Book | None, book_no: Book | None, pair: PairSpec, now_ms: int) -> str:
     if book_yes is None or book_no is None:
         return MISSING
-    ts_yes, ts_no = book_yes.ts_ms, book_no.ts_ms
-    if now_ms - ts_yes > pair.max_age_ms or now_ms - ts_no > pair.max_age_ms:
+    # Book.ts_ms and Book.is_crossed, inlined: this runs for both directions of every evaluation.
+    ts_yes = book_yes.venue_ts_ms
+    if ts_yes is None:
+        ts_yes = book_yes.received_ts_ms
+    ts_no = book_no.venue_ts_ms
+    if ts_no is None:
+        ts_no = book_no.received_ts_ms
+    max_age_ms = pair.max_age_ms
+    if now_ms - ts_yes > max_age_ms or now_ms - ts_no > max_age_ms:
         return STALE
     if abs(ts_yes - ts_no) > pair.max_skew_ms:
         return SKEWED
-    if book_yes.is_crossed() or book_no.is_crossed():
+    bids_yes, asks_yes, bids_no, asks_no = book_yes.bids, book_yes.asks, book_no.bids, book_no.asks
+    if (bids_yes and asks_yes and bids_yes[0].price >= asks_yes[0].price) or (
+        bids_no and asks_no and bids_no[0].price >= asks_no[0].price
+    ):
         return CROSSED
-    if not book_yes.asks or not book_no.asks:
+    if not asks_yes or not asks_no:
         return NO_ASKS
     return ""
 

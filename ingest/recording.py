@@ -218,8 +218,8 @@ def _kalshi_fast(update: dict[str, Any]) -> tuple[Book, Book] | None:
         yes_asks.reverse()
     ticker, venue_ts, received = update["id"], update.get("vts"), update["t"]
     return (
-        Book(KALSHI, ticker, YES, tuple(yes_bids), tuple(yes_asks), venue_ts, received),
-        Book(KALSHI, ticker, NO, tuple(no_bids), tuple(no_asks), venue_ts, received),
+        Book.of(KALSHI, ticker, YES, tuple(yes_bids), tuple(yes_asks), venue_ts, received),
+        Book.of(KALSHI, ticker, NO, tuple(no_bids), tuple(no_asks), venue_ts, received),
     )
 
 
@@ -234,7 +234,7 @@ def _polymarket_fast(update: dict[str, Any], side: str) -> Book | None:
         bid_levels.reverse()
     if not asks_ascending:
         ask_levels.reverse()
-    return Book(
+    return Book.of(
         POLYMARKET,
         update["id"],
         side,
