@@ -28,7 +28,6 @@ from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from ingest.models import ExecutionIntent, SuccessSpan
@@ -55,6 +54,7 @@ from simulator.engine_inputs import (
     span_intent,
     utc_day,
 )
+from simulator.engine_sql import run_and_decided, write_decision
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.services import expire_run_if_due
 from simulator.validation import Validator, secret_stamps, secrets_as_of, validate_intent
@@ -73,42 +73,23 @@ def _reason_code(decision: CoreDecision) -> str:
     return failing.name if failing is not None else ""
 
 
-def _decided_id(*, intent_id: int | None = None, span_id: int | None = None) -> Subquery:
-    """The id of the decision already made for (run, intent|span), as a column of a run query."""
-    decisions = Decision.objects.filter(run_id=OuterRef("pk"))
-    if intent_id is not None:
-        decisions = decisions.filter(intent_id=intent_id)
-    else:
-        decisions = decisions.filter(span_id=span_id)
-    return Subquery(decisions.values("pk")[:1])
-
-
-def _run_and_decided(
-    run_id: int, *, lock: bool = False, intent_id: int | None = None, span_id: int | None = None
-) -> SimulatorRun | None:
-    """The run with `decided_id` (None while undecided) in one round trip; locked when asked."""
-    runs = SimulatorRun.objects.annotate(decided_id=_decided_id(intent_id=intent_id, span_id=span_id))
-    if lock:
-        runs = runs.select_for_update(of=("self",))
-    return runs.filter(pk=run_id).first()
-
-
 def _existing(run_id: int, *, intent_id: int | None = None, span_id: int | None = None) -> Decision | None:
     if intent_id is not None:
         return Decision.objects.filter(run_id=run_id, intent_id=intent_id).first()
     return Decision.objects.filter(run_id=run_id, span_id=span_id).first()
 
 
-def _persist_trade(
+def _trade_row(
     run: SimulatorRun,
     intent_row: ExecutionIntent,
     decision_row: Decision,
     result: CoreDecision,
     now: datetime,
 ) -> SimulatorTrade:
+    """The trade row of a decision that traded, not yet saved (see `write_decision`)."""
     draft = result.trade
     assert draft is not None
-    return SimulatorTrade.objects.create(
+    return SimulatorTrade(
         run=run,
         intent=intent_row,
         decision=decision_row,
@@ -125,7 +106,7 @@ def _persist_trade(
         fees_usd=draft.fees_usd,
         expected_pnl_usd=draft.expected_pnl_usd,
         legs=[leg.as_json() for leg in draft.legs],
-        checks=_checks_json(result.checks),
+        checks=decision_row.checks,
         validation=result.validation.as_json() if result.validation is not None else {},
         decided_at=now,
         executed_at=draft.executed_at,
@@ -142,7 +123,7 @@ def decide_intent(
 ) -> Decision | None:
     """Decide (run, intent) once. Returns the decision (new or already there), or None when the
     run or intent does not exist, belongs to another user, or the run is no longer running."""
-    run = _run_and_decided(run_id, intent_id=intent_id)
+    run = run_and_decided(run_id, intent_id=intent_id)
     if run is not None and run.decided_id is not None:
         return Decision.objects.get(pk=run.decided_id)
     intent_row = ExecutionIntent.objects.select_related("pair").filter(pk=intent_id).first()
@@ -166,7 +147,7 @@ def decide_intent(
 
     try:
         with transaction.atomic():
-            run = _run_and_decided(run_id, lock=True, intent_id=intent_id)
+            run = run_and_decided(run_id, lock=True, intent_id=intent_id)
             if run is None:
                 return None
             if run.decided_id is not None:  # a racing delivery won while we waited for the lock
@@ -187,7 +168,7 @@ def decide_intent(
                 config=SimConfig.from_json(run.sim_config),
             )
             result = explain_missing(result, run)
-            decision_row = Decision.objects.create(
+            decision_row = Decision(
                 run=run,
                 intent=intent_row,
                 decision_source=Decision.INTENT,
@@ -200,12 +181,14 @@ def decide_intent(
                 created_at=now,
             )
             if result.outcome == TRADED:
-                trade = _persist_trade(run, intent_row, decision_row, result, now)
-                _book_trade(run, trade, ledger, now)
+                trade = _trade_row(run, intent_row, decision_row, result, now)
+                write_decision(
+                    decision_row, trade=trade, run=run, run_fields=_book_trade(run, trade, ledger, now)
+                )
                 transaction.on_commit(partial(_announce_trade, trade, run))
             else:
                 run.decision_count += 1
-                run.save(update_fields=["decision_count"])
+                write_decision(decision_row, run=run, run_fields=["decision_count"])
     except IntegrityError:
         # The unique (run, intent) constraint: only a writer that skipped the run's lock could
         # get here first. Nothing of this attempt is kept (no savepoint needed per decision).
@@ -220,7 +203,10 @@ def decide_intent(
     return decision_row
 
 
-def _book_trade(run: SimulatorRun, trade: SimulatorTrade, ledger: LiquidityLedger, now: datetime) -> None:
+def _book_trade(
+    run: SimulatorRun, trade: SimulatorTrade, ledger: LiquidityLedger, now: datetime
+) -> list[str]:
+    """Move the trade's money into the run (in memory); the names of the fields to save."""
     today = run_state(run, now)
     run.balance_usd -= trade.cost_usd
     run.expected_pnl_usd += trade.expected_pnl_usd
@@ -229,17 +215,15 @@ def _book_trade(run: SimulatorRun, trade: SimulatorTrade, ledger: LiquidityLedge
     run.traded_day = utc_day(now)
     run.traded_today_usd = today.traded_today_usd + trade.cost_usd
     run.liquidity_state = ledger.to_json()
-    run.save(
-        update_fields=[
-            "balance_usd",
-            "expected_pnl_usd",
-            "trade_count",
-            "decision_count",
-            "traded_day",
-            "traded_today_usd",
-            "liquidity_state",
-        ]
-    )
+    return [
+        "balance_usd",
+        "expected_pnl_usd",
+        "trade_count",
+        "decision_count",
+        "traded_day",
+        "traded_today_usd",
+        "liquidity_state",
+    ]
 
 
 def _announce_trade(trade: SimulatorTrade, run: SimulatorRun) -> None:
@@ -250,7 +234,7 @@ def _announce_trade(trade: SimulatorTrade, run: SimulatorRun) -> None:
 def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None) -> Decision | None:
     """Would this run have been eligible at the span's start? One decision per (run, span),
     outcome eligible or skipped, never a trade, never an exchange call."""
-    run = _run_and_decided(run_id, span_id=span_id)
+    run = run_and_decided(run_id, span_id=span_id)
     if run is not None and run.decided_id is not None:
         return Decision.objects.get(pk=run.decided_id)
     span = SuccessSpan.objects.select_related("pair").filter(pk=span_id).first()
@@ -261,7 +245,7 @@ def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None)
     keys = keys_of(secret_stamps(user_id=run.user_id))
     try:
         with transaction.atomic():
-            run = _run_and_decided(run_id, lock=True, span_id=span_id)
+            run = run_and_decided(run_id, lock=True, span_id=span_id)
             if run is None:
                 return None
             if run.decided_id is not None:
@@ -270,7 +254,7 @@ def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None)
                 return None
             result = decide_span(intent, run_limits(run), run_state(run, now), keys, fee_schedules(span.pair))
             result = explain_missing(result, run)
-            decision_row = Decision.objects.create(
+            decision_row = Decision(
                 run=run,
                 span=span,
                 decision_source=Decision.SUCCESS_SPAN,
@@ -283,7 +267,7 @@ def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None)
                 created_at=now,
             )
             run.decision_count += 1
-            run.save(update_fields=["decision_count"])
+            write_decision(decision_row, run=run, run_fields=["decision_count"])
     except IntegrityError:  # as in decide_intent
         return _existing(run_id, span_id=span_id)
     return decision_row
