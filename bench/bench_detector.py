@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import tempfile
 import time
@@ -39,6 +40,11 @@ class Timing(NamedTuple):
 
     def rates(self, count: int) -> str:
         return f"{count / self.wall_s:>8,.0f}/s wall {count / self.cpu_s:>8,.0f}/s cpu"
+
+
+def _load() -> str:
+    """The 1-minute load average: a figure taken while other work runs is not a quiet machine's."""
+    return f"loadavg {os.getloadavg()[0]:.2f} on {os.cpu_count()} cpus"
 
 
 def _timed(work: Callable[[], object]) -> Timing:
@@ -85,7 +91,7 @@ def bench_pairs(pair_count: int, count: int, profile: bool) -> dict[str, Timing 
     detect = _best_of(3, detect_only)
     both = _best_of(3, normalise_and_detect)
     n = len(updates)
-    print(f"{pair_count:>5} pairs, {n:,} updates")
+    print(f"{pair_count:>5} pairs, {n:,} updates ({_load()})")
     print(f"    to_book + detector  {both.rates(n)}")
     print(f"    to_book only        {normalise.rates(n)}")
     print(f"    detector only       {detect.rates(n)}")
@@ -134,7 +140,7 @@ def bench_day_replay(hours: float, profile: bool) -> tuple[float, float]:
     print(
         f"replayed {hours:g} h as fast as possible (read + gunzip + json + to_book + detector + spans):"
         f" {timing.wall_s:.1f} s wall, {timing.cpu_s:.1f} s cpu"
-        f" ({hours * 3600 / timing.cpu_s:,.0f}x real time by cpu, {spans} span events)"
+        f" ({hours * 3600 / timing.cpu_s:,.0f}x real time by cpu, {spans} span events; {_load()})"
     )
     return timing.cpu_s * 24 / hours, read.cpu_s * 24 / hours
 

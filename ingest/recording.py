@@ -164,18 +164,30 @@ def _is_monotonic(levels: list[Level]) -> bool | None:
     return ascending
 
 
-def _polymarket_order(raw: list[dict[str, str]]) -> tuple[list[Level], bool] | None:
-    """The levels in the venue's order and whether prices ascend; None for the general path."""
-    levels: list[Level] = []
-    for item in raw:
-        price, size = item["price"], item["size"]
+def _level_pairs(price_sizes: Iterable[tuple[str, str]]) -> list[tuple[Level, Level]] | None:
+    """The cached (level, complement) of each raw level, caching new ones; None if one is empty."""
+    pairs = []
+    for price, size in price_sizes:
         by_size = _levels.get(price)
         pair = by_size.get(size) if by_size is not None else None
         if pair is None:
             pair = _new_levels(price, size)
             if pair is None:
                 return None
-        levels.append(pair[0])
+        pairs.append(pair)
+    return pairs
+
+
+def _polymarket_order(raw: list[dict[str, str]]) -> tuple[list[Level], bool] | None:
+    """The levels in the venue's order and whether prices ascend; None for the general path."""
+    try:
+        # Nearly every level is cached already: one comprehension is the fast way to look them up.
+        levels = [_levels[item["price"]][item["size"]][0] for item in raw]
+    except KeyError:
+        pairs = _level_pairs([(item["price"], item["size"]) for item in raw])
+        if pairs is None:
+            return None
+        levels = [pair[0] for pair in pairs]
     ascending = _is_monotonic(levels)
     return None if ascending is None else (levels, ascending)
 
@@ -186,19 +198,17 @@ def _kalshi_order(raw: list[list[str]]) -> tuple[list[Level], list[Level], bool]
     None when the ladder needs the general path (`sorted_levels`): an empty level, a repeated
     price, or prices out of order.
     """
-    plain: list[Level] = []
-    complements: list[Level] = []
-    for price, size in raw:
-        by_size = _levels.get(price)
-        pair = by_size.get(size) if by_size is not None else None
-        if pair is None:
-            pair = _new_levels(price, size)
-            if pair is None:
-                return None
-        plain.append(pair[0])
-        complements.append(pair[1])
+    try:
+        pairs = [_levels[price][size] for price, size in raw]
+    except KeyError:
+        pairs = _level_pairs(raw)
+        if pairs is None:
+            return None
+    plain = [pair[0] for pair in pairs]
     ascending = _is_monotonic(plain)
-    return None if ascending is None else (plain, complements, ascending)
+    if ascending is None:
+        return None
+    return plain, [pair[1] for pair in pairs], ascending
 
 
 def _kalshi_fast(update: dict[str, Any]) -> tuple[Book, Book] | None:
