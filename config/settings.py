@@ -138,6 +138,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_TASK_ROUTES = {"simulator.tasks.*": {"queue": "simulator"}, "ingest.tasks.*": {"queue": "ingest"}}
 CELERY_BEAT_SCHEDULE = {
     "expire-runs": {"task": "simulator.tasks.expire_runs", "schedule": 30.0},
+    # The broker can lose a message when a worker dies at the wrong moment: the DB knows better.
+    "redispatch-undecided": {"task": "simulator.tasks.redispatch_undecided", "schedule": 30.0},
     "ingest-live-tick": {
         "task": "ingest.tasks.live_tick",
         "schedule": env.float("INGEST_TICK_S", default=1.0),

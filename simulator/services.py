@@ -24,7 +24,7 @@ from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from simulator import selectors
 from simulator.broadcast import broadcast_run
 from simulator.core import SimConfig
-from simulator.models import SimulatorRun
+from simulator.models import Decision, SimulatorRun
 
 logger = logging.getLogger(__name__)
 
@@ -290,3 +290,50 @@ def dispatch_span(span: SuccessSpan) -> int:
     for run in runs:
         transaction.on_commit(partial(_enqueue, decide_span_task, run.pk, span.pk))
     return len(runs)
+
+
+def redispatch_undecided(
+    *, now: datetime | None = None, min_age_s: float = 60.0, window_s: float = 6 * 3600, limit: int = 2000
+) -> int:
+    """Send again every (running run, intent) that has no decision yet although it should.
+
+    The database, not the broker, is the record of what must be decided: kombu's Redis transport
+    pops a message before it stores the unacknowledged copy, so a worker killed in between loses
+    the message for good (celery/kombu#305, #1836; our soak saw 4 in 10,000 intents under SIGKILL
+    every few seconds). Beat runs this every 30 s; the unique (run, intent) constraint makes a
+    second delivery harmless. Only intents older than `min_age_s` (the broker's own redelivery
+    comes first) and runs that were already running when the intent was made.
+    """
+    from simulator.tasks import decide_intent_task
+
+    now = now or timezone.now()
+    runs_by_user: dict[int, list[SimulatorRun]] = {}
+    for run in selectors.running_runs().order_by("id"):
+        runs_by_user.setdefault(run.user_id, []).append(run)
+    if not runs_by_user:
+        return 0
+    intents = list(
+        ExecutionIntent.objects.filter(
+            user_id__in=runs_by_user,
+            created_at__lte=now - timedelta(seconds=min_age_s),
+            created_at__gte=now - timedelta(seconds=window_s),
+        )
+        .order_by("-created_at")
+        .only("id", "user_id", "opportunity_key", "created_at")[:limit]
+    )
+    decided = set(
+        Decision.objects.filter(intent_id__in=[i.pk for i in intents]).values_list("run_id", "intent_id")
+    )
+    sent = 0
+    for intent in intents:
+        for run in runs_by_user[intent.user_id]:
+            if (
+                run.started_at <= intent.created_at
+                and run.watches(intent.opportunity_key)
+                and (run.pk, intent.pk) not in decided
+            ):
+                decide_intent_task.delay(run.pk, intent.pk)
+                sent += 1
+    if sent:
+        logger.warning("event=undecided_intents_redispatched count=%s", sent)
+    return sent

@@ -7,6 +7,7 @@ redelivery find the decision already written (exactly once).
 
 from __future__ import annotations
 
+from amqp.exceptions import ChannelError
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
@@ -42,3 +43,22 @@ def expire_runs(self) -> int:
     from simulator import services
 
     return services.expire_runs()
+
+
+@shared_task(name="simulator.tasks.redispatch_undecided", **RETRY)
+def redispatch_undecided(self) -> int:
+    from simulator import services
+
+    # While the queue has a backlog, old undecided intents may simply still be waiting in it:
+    # sweep only when it has drained, so a backlog is never sent twice.
+    if not self.app.conf.task_always_eager:
+        with self.app.connection_for_read() as connection:
+            try:
+                waiting = connection.default_channel.queue_declare(
+                    queue="simulator", passive=True
+                ).message_count
+            except ChannelError:  # no such queue yet: nothing has ever been sent to it
+                waiting = 0
+        if waiting:
+            return 0
+    return services.redispatch_undecided()
