@@ -56,6 +56,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+SWEEP_EVERY_S = 30.0
+
+
 def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -349,7 +352,7 @@ def workers_scenario(
     """Intents flow to Celery workers; workers are SIGKILLed at random moments (and the
     database restarted `restarts` times when given); a tenth of the intents is sent twice."""
     from config.celery import app
-    from simulator.tasks import decide_intent_task
+    from simulator.tasks import decide_intent_task, redispatch_undecided
 
     verdict = Verdict(scenario=name, intents=intents)
     started = time.monotonic()
@@ -363,8 +366,12 @@ def workers_scenario(
                 decide_intent_task.delay(run_id, intent_id)
                 verdict.sent += 1
         deadline = time.monotonic() + timeout_s
+        last_sweep = time.monotonic()
         while time.monotonic() < deadline:
             time.sleep(rng.uniform(*kill_every_s))
+            if time.monotonic() - last_sweep >= SWEEP_EVERY_S:  # as beat does in a deployment
+                redispatch_undecided.delay()
+                last_sweep = time.monotonic()
             done = decided_count(run_id)
             if done is not None and done >= intents:
                 break
