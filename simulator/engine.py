@@ -14,8 +14,9 @@ Order of work for an intent, and why:
    be overdrawn by two decisions at once, and finds the winner's decision once it has the lock.
 4. After commit: `simulator:trade` and `simulator:run` to the user's websocket group.
 
-The hot path is a handful of round trips (run + decided, intent + pair, secret stamps; then lock,
-insert decision, insert trade, update run, commit): no savepoint per decision, no secret read or
+The hot path is a handful of round trips (run + decided; intent + pair + secret stamps; then lock,
+one statement writing decision, trade and the run's money, commit), prepared on PostgreSQL (see
+`simulator.engine_sql`): no savepoint per decision, no secret read or
 decrypted while its stamp is unchanged."""
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from simulator.engine_inputs import (
     span_intent,
     utc_day,
 )
-from simulator.engine_sql import run_and_decided, write_decision
+from simulator.engine_sql import intent_and_stamps, run_and_decided, write_decision
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.services import expire_run_if_due
 from simulator.validation import Validator, secret_stamps, secrets_as_of, validate_intent
@@ -126,7 +127,7 @@ def decide_intent(
     run = run_and_decided(run_id, intent_id=intent_id)
     if run is not None and run.decided_id is not None:
         return Decision.objects.get(pk=run.decided_id)
-    intent_row = ExecutionIntent.objects.select_related("pair").filter(pk=intent_id).first()
+    intent_row, stamps = intent_and_stamps(intent_id)
     if intent_row is None or run is None or run.user_id != intent_row.user_id:
         logger.warning("event=decide_skipped run_id=%s intent_id=%s why=not_found", run_id, intent_id)
         return None
@@ -134,7 +135,6 @@ def decide_intent(
         return None
     now = now or timezone.now()
     intent = core_intent(intent_row)
-    stamps = secret_stamps(user_id=run.user_id)
     keys = keys_of(stamps)
     validation: ExchangeValidation | None = None
     if needs_exchange(intent, run_limits(run), keys):

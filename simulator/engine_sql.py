@@ -22,12 +22,13 @@ import orjson
 from django.db import connection
 from django.db.models import JSONField, Model, OuterRef, Subquery
 
+from accounts.models import UserSecret
+from ingest.models import ExecutionIntent, MarketPair
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
+from simulator.validation import SecretStamp, secret_stamps
 
-_RUN_FIELDS = SimulatorRun._meta.concrete_fields
-_RUN_JSON = [(index, field) for index, field in enumerate(_RUN_FIELDS) if isinstance(field, JSONField)]
-_RUN_ATTNAMES = [field.attname for field in _RUN_FIELDS]
 _statements: dict[Any, str] = {}
+ONLY_WHEN_ASKED = 2**31 - 1  # a psycopg prepare_threshold never reached: prepare only on prepare=True
 
 
 def _postgres() -> bool:
@@ -39,7 +40,12 @@ def _execute(sql: str, params: Sequence[Any]) -> list[tuple]:
     import psycopg
 
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django's default (no automatic preparation) also makes psycopg ignore prepare=True.
+        # Django's own cursors bind client-side and never prepare, so this only lets ours be.
+        raw.prepare_threshold = ONLY_WHEN_ASKED
+    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
         cursor.execute(sql, params, prepare=True)
         return cursor.fetchall() if cursor.description is not None else []
 
@@ -57,11 +63,25 @@ def _json(value: Any) -> str:
 # --- reads ------------------------------------------------------------------------------------------
 
 
+def _columns(model: type[Model], alias: str) -> str:
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+def _instance(model: type[Model], values: Sequence[Any]) -> Model:
+    """The instance the ORM would build from these column values (all concrete fields, in order)."""
+    fields = model._meta.concrete_fields
+    values = [
+        field.from_db_value(value, None, connection) if isinstance(field, JSONField) else value
+        for field, value in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [field.attname for field in fields], values)
+
+
 def _run_sql(*, lock: bool, by_intent: bool) -> str:
     key = ("run", lock, by_intent)
     if key not in _statements:
         source = "intent_id" if by_intent else "span_id"
-        columns = ", ".join(f'r."{field.column}"' for field in _RUN_FIELDS)
+        columns = _columns(SimulatorRun, "r")
         decisions = Decision._meta.db_table
         decided = f"SELECT d.id FROM {decisions} d WHERE d.run_id = r.id AND d.{source} = %s LIMIT 1"  # noqa: S608
         sql = f"SELECT {columns}, ({decided}) FROM {SimulatorRun._meta.db_table} r WHERE r.id = %s"  # noqa: S608
@@ -92,13 +112,39 @@ def run_and_decided(
     rows = _execute(_run_sql(lock=lock, by_intent=by_intent), (intent_id if by_intent else span_id, run_id))
     if not rows:
         return None
-    values = list(rows[0])
-    decided_id = values.pop()
-    for index, field in _RUN_JSON:
-        values[index] = field.from_db_value(values[index], None, connection)
-    run = SimulatorRun.from_db(connection.alias, _RUN_ATTNAMES, values)
+    *values, decided_id = rows[0]
+    run = _instance(SimulatorRun, values)
     run.decided_id = decided_id
     return run
+
+
+def intent_and_stamps(intent_id: int) -> tuple[ExecutionIntent | None, dict[str, SecretStamp]]:
+    """The intent with its pair (as `select_related("pair")`), and its user's secret stamps (as
+    `secret_stamps`), in one round trip. (None, {}) when there is no such intent."""
+    if not _postgres():
+        intent = ExecutionIntent.objects.select_related("pair").filter(pk=intent_id).first()
+        return intent, secret_stamps(user_id=intent.user_id) if intent is not None else {}
+    if "intent" not in _statements:
+        intents, pairs, secrets = (
+            ExecutionIntent._meta.db_table,
+            MarketPair._meta.db_table,
+            UserSecret._meta.db_table,
+        )
+        stamps = f"SELECT array_agg(s.exchange), array_agg(s.id), array_agg(s.updated_at) FROM {secrets} s WHERE s.user_id = i.user_id"  # noqa: S608
+        columns = f"{_columns(ExecutionIntent, 'i')}, {_columns(MarketPair, 'p')}, stamps.*"
+        _statements["intent"] = (
+            f"SELECT {columns} FROM {intents} i JOIN {pairs} p ON p.id = i.pair_id,"  # noqa: S608
+            f" LATERAL ({stamps}) stamps WHERE i.id = %s"
+        )
+    rows = _execute(_statements["intent"], (intent_id,))
+    if not rows:
+        return None, {}
+    *values, exchanges, secret_ids, updated_ats = rows[0]
+    split = len(ExecutionIntent._meta.concrete_fields)
+    intent = _instance(ExecutionIntent, values[:split])
+    intent.pair = _instance(MarketPair, values[split:])
+    stamps = dict(zip(exchanges or (), zip(secret_ids or (), updated_ats or (), strict=True), strict=True))
+    return intent, stamps
 
 
 # --- writes -----------------------------------------------------------------------------------------
