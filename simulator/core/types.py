@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from exchanges.books import KALSHI, POLYMARKET, Book, Level
+from ingest.intents import IntentLeg  # one leg type: ingest emits it, the core decides on it
 
 TRADED = "traded"
 ELIGIBLE = "eligible"
@@ -31,24 +32,6 @@ def _dt_json(value: datetime | None) -> str | None:
 
 def _ladder_json(levels: tuple[Level, ...]) -> list[dict[str, str]]:
     return [level.as_json() for level in levels]
-
-
-@dataclass(frozen=True, slots=True)
-class IntentLeg:
-    venue: str  # "kalshi" | "polymarket"
-    instrument_id: str  # Kalshi ticker, or Polymarket token id
-    side: str  # "yes" | "no"
-    limit_price: Decimal  # dollars: the worst price this leg may pay
-    size: Decimal  # contracts
-
-    def as_json(self) -> dict[str, str]:
-        return {
-            "venue": self.venue,
-            "instrument_id": self.instrument_id,
-            "side": self.side,
-            "limit_price": str(self.limit_price),
-            "size": str(self.size),
-        }
 
 
 @dataclass(frozen=True, slots=True)
