@@ -237,10 +237,10 @@ def measure(intents: int = 500, batch: int = 25) -> dict:
 
             warm_run = new_run("warm-up")
             warm = intent_ids[: min(20, len(intent_ids))]
-            engine_batch(Mode("warm-up"), warm_run, warm, live.validate)
+            engine_batch(Mode("warm-up"), warm_run, warm, live)
             stop_run(user=user, run_id=warm_run)
             warm_run = new_run("warm-up")
-            engine_batch(Mode("warm-up"), warm_run, warm, cached.validate)
+            engine_batch(Mode("warm-up"), warm_run, warm, cached)
             raw_writer = RawWriter(user, template_run_id=warm_run)
             stop_run(user=user, run_id=warm_run)
             modes = {
@@ -251,8 +251,8 @@ def measure(intents: int = 500, batch: int = 25) -> dict:
             load_before = loadavg()
             for first in range(0, len(intent_ids), batch):
                 chunk = intent_ids[first : first + batch]
-                engine_batch(*modes["live"], chunk, live.validate)
-                engine_batch(*modes["cached"], chunk, cached.validate)
+                engine_batch(*modes["live"], chunk, live)
+                engine_batch(*modes["cached"], chunk, cached)
                 raw_writer.batch(*modes["raw"], chunk)
             load_after = loadavg()
             raw_writer.close()

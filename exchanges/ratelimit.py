@@ -258,6 +258,12 @@ class BookCache:
                 self._evict_expired()
             return result
 
+    def has_fresh(self, venue: str, instrument: str, fingerprint: str) -> bool:
+        """Whether `get_or_fetch` would answer this key from the cache right now (no call)."""
+        with self._lock:
+            entry = self._entries.get((venue, instrument, fingerprint))
+            return entry is not None and self._clock() - entry[0] < self.ttl_s
+
     def _evict_expired(self) -> None:
         now = self._clock()
         for key in [k for k, (at, _) in self._entries.items() if now - at >= self.ttl_s]:

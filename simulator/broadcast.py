@@ -1,11 +1,21 @@
 """Websocket events after commit. A broadcast failure is logged and swallowed: the trade row is
-already committed, and the page catches up from the API on its next poll."""
+already committed, and the page catches up from the API on its next poll.
+
+On a network channel layer (Redis) events are handed to an outbox that one long-lived event loop
+thread empties; nobody waits for it, so a decision never waits on the websocket fan-out and a
+slow or down Redis never slows the engine. Each round the thread sends everything waiting for a
+user in one message (in order), so when decisions come faster than Redis round trips the cost
+per event falls instead of piling up. At most `MAX_PENDING_EVENTS` wait; past that an event is
+dropped with a warning (its data stays in the database).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import threading
+from collections import deque
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -14,31 +24,100 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 logger = logging.getLogger(__name__)
 _warned_fallback: set[str] = set()
 SEND_TIMEOUT_S = 2.0
-_loop: asyncio.AbstractEventLoop | None = None
-_loop_lock = threading.Lock()
+MAX_PENDING_EVENTS = 10_000
+COALESCE_S = 0.02  # events wait this long for others to the same user: invisible on a page
+MAX_EVENTS_PER_MESSAGE = 200  # a message stays well under the layer's size limits
+Frame = dict[str, Any]  # {"event": ..., "data": ...}, as the socket sends it
 
 
-def _sender_loop() -> asyncio.AbstractEventLoop:
-    """One long-lived event loop per process for network channel layers. `async_to_sync` would
-    run each send in a fresh loop, and channels-redis keeps its connections per loop: every
-    event would open a new Redis connection (~15 ms). Created lazily, so a forked worker
-    starts its own."""
-    global _loop
-    with _loop_lock:
-        if _loop is None or _loop.is_closed():
+class _Outbox:
+    """Frames waiting for the loop thread: (layer, group) -> frames, in arrival order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._waiting: deque[tuple[Any, str, list[Frame]]] = deque()
+        self._count = 0
+        self._draining = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _sender_loop(self) -> asyncio.AbstractEventLoop:
+        """One long-lived loop per process (under the lock): `async_to_sync` would run each send
+        in a fresh loop, and channels-redis keeps its connections per loop, so every event would
+        open a new Redis connection (~15 ms). Created lazily, so a forked worker starts its own."""
+        if self._loop is None or self._loop.is_closed():
             loop = asyncio.new_event_loop()
             threading.Thread(target=loop.run_forever, name="sim-broadcast", daemon=True).start()
-            _loop = loop
-        return _loop
+            self._loop = loop
+        return self._loop
+
+    def put(self, layer: Any, group: str, frames: list[Frame]) -> bool:
+        with self._lock:
+            if self._count + len(frames) > MAX_PENDING_EVENTS:
+                logger.warning("event=broadcast_dropped group=%s why=%s events pending", group, self._count)
+                return False
+            self._waiting.append((layer, group, frames))
+            self._count += len(frames)
+            if self._draining:
+                return True
+            self._draining = True
+            loop = self._sender_loop()
+        asyncio.run_coroutine_threadsafe(self._drain(), loop)
+        return True
+
+    async def _drain(self) -> None:
+        while True:
+            await asyncio.sleep(COALESCE_S)
+            with self._lock:
+                taken = list(self._waiting)
+                self._waiting.clear()
+                if not taken:
+                    self._draining = False
+                    self._idle.notify_all()
+                    return
+            by_group: dict[tuple[int, str], tuple[Any, list[Frame]]] = {}
+            for layer, group, frames in taken:
+                by_group.setdefault((id(layer), group), (layer, []))[1].extend(frames)
+            for (_, group), (layer, frames) in by_group.items():
+                for first in range(0, len(frames), MAX_EVENTS_PER_MESSAGE):
+                    events = frames[first : first + MAX_EVENTS_PER_MESSAGE]
+                    try:
+                        message = {"type": "simulator.events", "events": events}
+                        await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
+                    except Exception as error:
+                        logger.error(
+                            "event=broadcast_failed group=%s events=%s error=%s: %s",
+                            group,
+                            len(events),
+                            type(error).__name__,
+                            error,
+                        )
+            with self._lock:
+                self._count -= sum(len(frames) for _, _, frames in taken)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until everything handed over so far is sent (or failed); False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._draining, timeout=timeout_s)
 
 
-def _group_send(layer: Any, group: str, message: dict[str, Any]) -> None:
+_outbox = _Outbox()
+
+
+def flush(timeout_s: float = SEND_TIMEOUT_S) -> bool:
+    """Wait (up to `timeout_s`) for the events handed over so far: at exit, and in tests."""
+    return _outbox.flush(timeout_s)
+
+
+atexit.register(flush)
+
+
+def _group_send(layer: Any, group: str, frames: list[Frame]) -> bool:
     if isinstance(layer, InMemoryChannelLayer):
         # Its queues belong to the consumers' loop: send from the caller, as channels expects.
-        async_to_sync(layer.group_send)(group, message)
-        return
-    future = asyncio.run_coroutine_threadsafe(layer.group_send(group, message), _sender_loop())
-    future.result(timeout=SEND_TIMEOUT_S)
+        async_to_sync(layer.group_send)(group, {"type": "simulator.events", "events": frames})
+        return True
+    return _outbox.put(layer, group, frames)
 
 
 def user_group(user_id: int) -> str:
@@ -62,25 +141,34 @@ def _payload(kind: str, obj: Any) -> dict[str, Any]:
     return {"id": obj.pk, "status": obj.status}
 
 
-def _send(user_id: int, event: str, kind: str, obj: Any) -> bool:
+def _frame(event: str, kind: str, obj: Any) -> dict[str, Any]:
+    return {"event": event, "data": _payload(kind, obj)}
+
+
+def _send(user_id: int, frames: list[tuple[str, str, Any]]) -> bool:
+    """Send (event, kind, object) frames to the user's group as one message, in order."""
     try:
         layer = get_channel_layer()
         if layer is None:
             return False
-        message = {"type": "simulator.event", "event": event, "data": _payload(kind, obj)}
-        _group_send(layer, user_group(user_id), message)
-        return True
+        return _group_send(layer, user_group(user_id), [_frame(*frame) for frame in frames])
     except Exception:
         # Never lose a committed trade to a channel-layer outage (Redis down, payload bug...).
-        logger.exception("event=broadcast_failed kind=%s id=%s user_id=%s", kind, obj.pk, user_id)
+        ids = ",".join(str(obj.pk) for _, _, obj in frames)
+        logger.exception("event=broadcast_failed kinds=%s ids=%s user_id=%s", frames[0][1], ids, user_id)
         return False
 
 
 def broadcast_trade(trade) -> bool:
     """Send `simulator:trade` to the trade's user. True when the layer accepted it."""
-    return _send(trade.user_id, "simulator:trade", "trade", trade)
+    return _send(trade.user_id, [("simulator:trade", "trade", trade)])
 
 
 def broadcast_run(run) -> bool:
     """Send `simulator:run` to the run's user. True when the layer accepted it."""
-    return _send(run.user_id, "simulator:run", "run", run)
+    return _send(run.user_id, [("simulator:run", "run", run)])
+
+
+def broadcast_decision(trade, run) -> bool:
+    """A traded decision: `simulator:trade` then `simulator:run`, in one message."""
+    return _send(run.user_id, [("simulator:trade", "trade", trade), ("simulator:run", "run", run)])

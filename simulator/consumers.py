@@ -52,5 +52,7 @@ class SimulatorConsumer(AsyncJsonWebsocketConsumer):
             {"event": "error", "data": {"detail": 'unknown frame: send {"type": "ping"} or nothing'}}
         )
 
-    async def simulator_event(self, message: dict[str, Any]) -> None:
-        await self.send_json({"event": message["event"], "data": message["data"]})
+    async def simulator_events(self, message: dict[str, Any]) -> None:
+        """One decision's events (a trade, then its run), a frame each."""
+        for event in message["events"]:
+            await self.send_json({"event": event["event"], "data": event["data"]})

@@ -1,29 +1,31 @@
 """The engine: one (run, intent) or (run, span start) decided exactly once.
 
 Order of work for an intent, and why:
-1. One query reads the run and whether (run, intent) is decided already: if so, return that
-   decision (a redelivered task stops here).
-2. The four cheap checks need nothing that changes while the run is running (the run's
-   threshold snapshot, the intent, the user's saved keys, read as their stamps: see
-   `simulator.validation.secret_stamps`). When they pass, the exchange is asked *before* the
-   run's row lock is taken, so a slow venue never holds the lock.
-3. One transaction with the run row locked (`select_for_update`, read again with the decided
-   check): the pure core decides on the balance, daily total and liquidity ledger as they are
-   now, and the decision row, the trade row and the run's money are written together. A
-   concurrent worker for the same run waits here, so neither the balance nor the daily cap can
-   be overdrawn by two decisions at once, and finds the winner's decision once it has the lock.
-4. After commit: `simulator:trade` and `simulator:run` to the user's websocket group.
+1. One transaction, its first round trip reading the run (its row locked: `select_for_update`),
+   whether (run, intent) is decided already, the intent and the user's secret stamps (see
+   `simulator.validation.secret_stamps`). A decided one is returned as it is (a redelivered task,
+   or a concurrent worker that won the lock first, stops here).
+2. The four cheap checks. When they pass, the exchange validation is needed: answered from the
+   validator's short cache when every answer is there; otherwise the transaction is left
+   (nothing written, the lock released), the venues are asked with no lock held (a slow venue
+   never stalls the run's other workers), and step 1 starts again with the answers in hand.
+3. Under the lock, the pure core decides on the balance, daily total and liquidity ledger as they
+   are now, and the decision row, the trade row and the run's money are written together. A
+   concurrent worker for the same run waits for the lock, so neither the balance nor the daily
+   cap can be overdrawn by two decisions at once.
+4. After commit: `simulator:trade` and `simulator:run` to the user's websocket group, handed
+   to the broadcast thread and not waited for (see `simulator.broadcast`).
 
-The hot path is a handful of round trips (run + decided; intent + pair + secret stamps; then lock,
-one statement writing decision, trade and the run's money, commit), prepared on PostgreSQL (see
-`simulator.engine_sql`): no savepoint per decision, no secret read or
+With the validation cached, the hot path is three round trips on PostgreSQL: BEGIN with the
+locked read, one statement writing decision, trade and the run's money, COMMIT. The statements
+are prepared (see `simulator.engine_sql`); no savepoint per decision; no secret read or
 decrypted while its stamp is unchanged."""
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -32,12 +34,14 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ingest.models import ExecutionIntent, SuccessSpan
-from simulator.broadcast import broadcast_run, broadcast_trade
+from simulator.broadcast import broadcast_decision
 from simulator.core import (
     SKIPPED,
     TRADED,
     Check,
     ExchangeValidation,
+    Intent,
+    Keys,
     LiquidityLedger,
     SimConfig,
     decide,
@@ -55,10 +59,17 @@ from simulator.engine_inputs import (
     span_intent,
     utc_day,
 )
-from simulator.engine_sql import intent_and_stamps, run_and_decided, write_decision
+from simulator.engine_sql import run_and_decided, run_intent_and_stamps, write_decision
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.services import expire_run_if_due
-from simulator.validation import Validator, secret_stamps, secrets_as_of, validate_intent
+from simulator.validation import (
+    CachedValidator,
+    Validator,
+    secret_stamps,
+    secrets_as_of,
+    validate_intent,
+    validate_intent_from_cache,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,80 +130,60 @@ def _trade_row(
 # --- the two decisions ------------------------------------------------------------------------------
 
 
+class _AskTheVenues(Exception):
+    """Raised inside the locked transaction to leave it (nothing written) and call the venues."""
+
+
+def _validators(validator: Validator | None) -> tuple[Validator, CachedValidator | None]:
+    """(ask the venues, answer from the cache or None) for `validator`; None: the process-wide one."""
+    if validator is None:
+        return validate_intent, validate_intent_from_cache
+    return validator, getattr(validator, "from_cache", None)
+
+
 def decide_intent(
     *, run_id: int, intent_id: int, now: datetime | None = None, validator: Validator | None = None
 ) -> Decision | None:
     """Decide (run, intent) once. Returns the decision (new or already there), or None when the
     run or intent does not exist, belongs to another user, or the run is no longer running."""
-    run = run_and_decided(run_id, intent_id=intent_id)
-    if run is not None and run.decided_id is not None:
-        return Decision.objects.get(pk=run.decided_id)
-    intent_row, stamps = intent_and_stamps(intent_id)
-    if intent_row is None or run is None or run.user_id != intent_row.user_id:
-        logger.warning("event=decide_skipped run_id=%s intent_id=%s why=not_found", run_id, intent_id)
-        return None
-    if run.status != SimulatorRun.RUNNING:
-        return None
     now = now or timezone.now()
-    intent = core_intent(intent_row)
-    keys = keys_of(stamps)
+    ask_venues, from_cache = _validators(validator)
     validation: ExchangeValidation | None = None
-    if needs_exchange(intent, run_limits(run), keys):
-        with secrets_as_of(run.user_id, stamps):
-            validation = (validator or validate_intent)(run.user_id, intent.legs, now)
 
     def prefetched() -> ExchangeValidation:
-        assert validation is not None, "the cheap checks passed under the lock but not before it"
+        assert validation is not None, "the cheap checks asked for the venues after they were asked"
         return validation
 
-    try:
-        with transaction.atomic():
-            run = run_and_decided(run_id, lock=True, intent_id=intent_id)
-            if run is None:
-                return None
-            if run.decided_id is not None:  # a racing delivery won while we waited for the lock
-                return Decision.objects.get(pk=run.decided_id)
-            if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
-                return None
-            ledger = LiquidityLedger.from_json(run.liquidity_state)
-            result = decide(
-                intent=intent,
-                limits=run_limits(run),
-                state=run_state(run, now),
-                keys=keys,
-                validate=prefetched,
-                fee_schedules=fee_schedules(intent_row.pair),
-                rng=random.Random(f"{run.seed}:{intent_row.pk}"),
-                now=now,
-                ledger=ledger,
-                config=SimConfig.from_json(run.sim_config),
-            )
-            result = explain_missing(result, run)
-            decision_row = Decision(
-                run=run,
-                intent=intent_row,
-                decision_source=Decision.INTENT,
-                outcome=result.outcome,
-                reason=result.reason[:300],
-                reason_code=_reason_code(result),
-                checks=_checks_json(result.checks),
-                edge_cents=intent_row.net_edge_cents,
-                opportunity_key=intent_row.opportunity_key,
-                created_at=now,
-            )
-            if result.outcome == TRADED:
-                trade = _trade_row(run, intent_row, decision_row, result, now)
-                write_decision(
-                    decision_row, trade=trade, run=run, run_fields=_book_trade(run, trade, ledger, now)
-                )
-                transaction.on_commit(partial(_announce_trade, trade, run))
-            else:
-                run.decision_count += 1
-                write_decision(decision_row, run=run, run_fields=["decision_count"])
-    except IntegrityError:
-        # The unique (run, intent) constraint: only a writer that skipped the run's lock could
-        # get here first. Nothing of this attempt is kept (no savepoint needed per decision).
-        return _existing(run_id, intent_id=intent_id)
+    while True:  # twice at most: again with the venues' answers when they were not cached
+        try:
+            with transaction.atomic():
+                run, intent_row, stamps = run_intent_and_stamps(run_id, intent_id, lock=True)
+                if run is not None and run.decided_id is not None:  # a redelivery, or a race lost
+                    return Decision.objects.get(pk=run.decided_id)
+                if intent_row is None or run is None or run.user_id != intent_row.user_id:
+                    logger.warning(
+                        "event=decide_skipped run_id=%s intent_id=%s why=not_found", run_id, intent_id
+                    )
+                    return None
+                if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
+                    return None
+                intent, keys = core_intent(intent_row), keys_of(stamps)
+                if validation is None and needs_exchange(intent, run_limits(run), keys):
+                    with secrets_as_of(run.user_id, stamps):
+                        validation = from_cache(run.user_id, intent.legs, now) if from_cache else None
+                    if validation is None:
+                        raise _AskTheVenues
+                decision_row = _decide_locked(run, intent_row, intent, keys, prefetched, now)
+        except _AskTheVenues:
+            # Never call a venue with the run locked: a slow one would stall every worker of the run.
+            with secrets_as_of(run.user_id, stamps):
+                validation = ask_venues(run.user_id, intent.legs, now)
+            continue
+        except IntegrityError:
+            # The unique (run, intent) constraint: only a writer that skipped the run's lock could
+            # get here first. Nothing of this attempt is kept (no savepoint needed per decision).
+            return _existing(run_id, intent_id=intent_id)
+        break
     logger.info(
         "event=decided run_id=%s intent_id=%s outcome=%s reason_code=%s",
         run_id,
@@ -200,6 +191,51 @@ def decide_intent(
         decision_row.outcome,
         decision_row.reason_code,
     )
+    return decision_row
+
+
+def _decide_locked(
+    run: SimulatorRun,
+    intent_row: ExecutionIntent,
+    intent: Intent,
+    keys: Keys,
+    validate: Callable[[], ExchangeValidation],
+    now: datetime,
+) -> Decision:
+    """The core's decision on the locked run, written with its trade and the run's money."""
+    ledger = LiquidityLedger.from_json(run.liquidity_state)
+    result = decide(
+        intent=intent,
+        limits=run_limits(run),
+        state=run_state(run, now),
+        keys=keys,
+        validate=validate,
+        fee_schedules=fee_schedules(intent_row.pair),
+        rng=random.Random(f"{run.seed}:{intent_row.pk}"),
+        now=now,
+        ledger=ledger,
+        config=SimConfig.from_json(run.sim_config),
+    )
+    result = explain_missing(result, run)
+    decision_row = Decision(
+        run=run,
+        intent=intent_row,
+        decision_source=Decision.INTENT,
+        outcome=result.outcome,
+        reason=result.reason[:300],
+        reason_code=_reason_code(result),
+        checks=_checks_json(result.checks),
+        edge_cents=intent_row.net_edge_cents,
+        opportunity_key=intent_row.opportunity_key,
+        created_at=now,
+    )
+    if result.outcome == TRADED:
+        trade = _trade_row(run, intent_row, decision_row, result, now)
+        write_decision(decision_row, trade=trade, run=run, run_fields=_book_trade(run, trade, ledger, now))
+        transaction.on_commit(partial(broadcast_decision, trade, run))
+    else:
+        run.decision_count += 1
+        write_decision(decision_row, run=run, run_fields=["decision_count"])
     return decision_row
 
 
@@ -224,11 +260,6 @@ def _book_trade(
         "traded_today_usd",
         "liquidity_state",
     ]
-
-
-def _announce_trade(trade: SimulatorTrade, run: SimulatorRun) -> None:
-    broadcast_trade(trade)
-    broadcast_run(run)
 
 
 def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None) -> Decision | None:

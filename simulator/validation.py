@@ -48,6 +48,8 @@ CLOSED = "closed"
 MIN_BACKOFF_S = 1.0
 
 Validator = Callable[[int, Sequence[IntentLeg], datetime], ExchangeValidation]
+# The same question answered only from the cache: None when a venue would have to be called.
+CachedValidator = Callable[[int, Sequence[IntentLeg], datetime], ExchangeValidation | None]
 SecretStamp = tuple[int, datetime]
 # (user id, {exchange: stamp}) for the decision being made in this context; see `secrets_as_of`.
 _secret_stamps: ContextVar[tuple[int, Mapping[str, SecretStamp]] | None] = ContextVar(
@@ -144,9 +146,7 @@ class ExchangeValidator:
     # --- one venue: its legs and its balance -------------------------------------------------------
 
     def _leg(self, adapter: Any, leg: IntentLeg) -> LegValidation:
-        status = self._cached(
-            adapter, f"status:{leg.instrument_id}", lambda: adapter.market_status(leg.instrument_id)
-        )
+        status = self._cached(adapter, _status_key(leg), lambda: adapter.market_status(leg.instrument_id))
         if not status.ok:
             return self._failed(leg, status.kind, status.detail, _ms(status))
         market = status.value
@@ -172,9 +172,7 @@ class ExchangeValidator:
 
     def _book(self, adapter: Any, leg: IntentLeg) -> CallResult[Book]:
         if adapter.venue == KALSHI:
-            both = self._cached(
-                adapter, f"book:{leg.instrument_id}", lambda: adapter.orderbook(leg.instrument_id)
-            )
+            both = self._cached(adapter, _book_key(leg), lambda: adapter.orderbook(leg.instrument_id))
             if not both.ok:
                 return both  # type: ignore[return-value]
             return CallResult.success(
@@ -182,7 +180,7 @@ class ExchangeValidator:
             )
         return self._cached(
             adapter,
-            f"book:{leg.instrument_id}:{leg.side}",
+            _book_key(leg),
             lambda: adapter.orderbook(leg.instrument_id, leg.side),
         )
 
@@ -233,25 +231,59 @@ class ExchangeValidator:
         if adapter is None:
             return [self._failed(leg, REJECTED, problem, None) for leg in legs], None, problem
         results = [self._leg(adapter, leg) for leg in legs]
-        balance = self._cached(adapter, "balance", adapter.balance_usd)
+        balance = self._cached(adapter, BALANCE_KEY, adapter.balance_usd)
         if not balance.ok:
             return results, None, f"{venue} balance: {balance.kind.replace('_', ' ')}: {balance.detail}"
         return results, balance.value, ""
 
+    def _answers_cached(self, venue: str, access: tuple[Any, str], legs: Sequence[IntentLeg]) -> bool:
+        """Whether `_venue` would answer from the cache alone (no adapter: nothing to ask)."""
+        adapter = access[0]
+        if adapter is None:
+            return True
+        fresh = self.cache.has_fresh
+        keys = [key for leg in legs for key in (_status_key(leg), _book_key(leg))] + [BALANCE_KEY]
+        return all(fresh(venue, key, adapter.fingerprint) for key in keys)
+
     # --- the whole intent --------------------------------------------------------------------------
+
+    def _jobs(self, user_id: int, legs: Sequence[IntentLeg]) -> list[tuple[str, tuple[Any, str], list]]:
+        venues = sorted({leg.venue for leg in legs if leg.venue in (KALSHI, POLYMARKET)})
+        return [
+            (venue, self._venue_access(user_id, venue), [leg for leg in legs if leg.venue == venue])
+            for venue in venues
+        ]
+
+    def from_cache(
+        self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
+    ) -> ExchangeValidation | None:
+        """The validation when every answer it needs is cached (no call to any venue), else None.
+        The engine asks this while it holds the run's lock, where a venue call must not happen.
+        (An answer expiring between the check and its use is fetched: microseconds in a TTL.)"""
+        jobs = self._jobs(user_id, legs)
+        if not all(self._answers_cached(*job) for job in jobs):
+            return None
+        return self._validate(user_id, legs, jobs)
 
     def validate(
         self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
     ) -> ExchangeValidation:
-        venues = sorted({leg.venue for leg in legs if leg.venue in (KALSHI, POLYMARKET)})
-        jobs = [
-            (venue, self._venue_access(user_id, venue), [leg for leg in legs if leg.venue == venue])
-            for venue in venues
+        return self._validate(user_id, legs, self._jobs(user_id, legs))
+
+    __call__ = validate  # an ExchangeValidator is a `Validator`
+
+    def _validate(
+        self, user_id: int, legs: Sequence[IntentLeg], jobs: list[tuple[str, tuple[Any, str], list]]
+    ) -> ExchangeValidation:
+        # The venues are asked concurrently: all but the last in the pool, the last right here.
+        # A venue whose answers are all cached is answered here too: a thread hand-off costs
+        # more than reading the cache.
+        pooled = [
+            (job[0], self._pool.submit(self._venue, *job))
+            for job in jobs[:-1]
+            if not self._answers_cached(*job)
         ]
-        # The venues are asked concurrently: all but the last in the pool, the last right here
-        # (one thread hand-off fewer when the answers are cached).
-        pooled = [(job[0], self._pool.submit(self._venue, *job)) for job in jobs[:-1]]
-        here = [(job[0], self._venue(*job)) for job in jobs[-1:]]
+        here = [(job[0], self._venue(*job)) for job in jobs if job[0] not in dict(pooled)]
         answers = [(venue, future.result()) for venue, future in pooled] + here
         by_leg: dict[tuple[str, str, str], LegValidation] = {}
         balances: dict[str, Decimal | None] = {}
@@ -277,6 +309,19 @@ class ExchangeValidator:
         return validation
 
 
+# What the cache keeps an answer under (with the venue and the credential's fingerprint).
+BALANCE_KEY = "balance"
+
+
+def _status_key(leg: IntentLeg) -> str:
+    return f"status:{leg.instrument_id}"
+
+
+def _book_key(leg: IntentLeg) -> str:
+    # Kalshi answers both sides of a market in one book call; Polymarket has a book per token.
+    return f"book:{leg.instrument_id}" + ("" if leg.venue == KALSHI else f":{leg.side}")
+
+
 def _setting(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
@@ -298,3 +343,10 @@ def validate_intent(
 ) -> ExchangeValidation:
     """Validate one intent's legs for one user through the process-wide validator."""
     return default_validator().validate(user_id, legs, now)
+
+
+def validate_intent_from_cache(
+    user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
+) -> ExchangeValidation | None:
+    """`validate_intent` when the process-wide validator has every answer cached, else None."""
+    return default_validator().from_cache(user_id, legs, now)

@@ -76,8 +76,10 @@ def test_the_trade_is_broadcast_after_commit(
     trading_user, pair, book_validator, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr("simulator.engine.broadcast_trade", lambda trade: sent.append(("trade", trade.pk)))
-    monkeypatch.setattr("simulator.engine.broadcast_run", lambda run: sent.append(("run", run.pk)))
+    monkeypatch.setattr(
+        "simulator.engine.broadcast_decision",
+        lambda trade, run: sent.extend([("trade", trade.pk), ("run", run.pk)]),
+    )
     run = start(trading_user)
     intent = ExecutionIntentFactory(user=trading_user, pair=pair)
     with django_capture_on_commit_callbacks(execute=True):
