@@ -21,22 +21,25 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
+from simulator import presenters
+
 logger = logging.getLogger(__name__)
-_warned_fallback: set[str] = set()
 SEND_TIMEOUT_S = 2.0
 MAX_PENDING_EVENTS = 10_000
 COALESCE_S = 0.02  # events wait this long for others to the same user: invisible on a page
 MAX_EVENTS_PER_MESSAGE = 200  # a message stays well under the layer's size limits
 Frame = dict[str, Any]  # {"event": ..., "data": ...}, as the socket sends it
+Event = tuple[str, str, Any]  # (event name, presenter kind, the committed row it presents)
 
 
 class _Outbox:
-    """Frames waiting for the loop thread: (layer, group) -> frames, in arrival order."""
+    """Events waiting for the loop thread, in arrival order. Their frames are built there too:
+    the presenters only read committed rows the engine no longer touches."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._waiting: deque[tuple[Any, str, list[Frame]]] = deque()
+        self._waiting: deque[tuple[Any, str, list[Event]]] = deque()
         self._count = 0
         self._draining = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -51,13 +54,13 @@ class _Outbox:
             self._loop = loop
         return self._loop
 
-    def put(self, layer: Any, group: str, frames: list[Frame]) -> bool:
+    def put(self, layer: Any, group: str, events: list[Event]) -> bool:
         with self._lock:
-            if self._count + len(frames) > MAX_PENDING_EVENTS:
+            if self._count + len(events) > MAX_PENDING_EVENTS:
                 logger.warning("event=broadcast_dropped group=%s why=%s events pending", group, self._count)
                 return False
-            self._waiting.append((layer, group, frames))
-            self._count += len(frames)
+            self._waiting.append((layer, group, events))
+            self._count += len(events)
             if self._draining:
                 return True
             self._draining = True
@@ -76,24 +79,25 @@ class _Outbox:
                     self._idle.notify_all()
                     return
             by_group: dict[tuple[int, str], tuple[Any, list[Frame]]] = {}
-            for layer, group, frames in taken:
+            for layer, group, events in taken:
+                frames = _frames(events, group)
                 by_group.setdefault((id(layer), group), (layer, []))[1].extend(frames)
             for (_, group), (layer, frames) in by_group.items():
                 for first in range(0, len(frames), MAX_EVENTS_PER_MESSAGE):
-                    events = frames[first : first + MAX_EVENTS_PER_MESSAGE]
+                    chunk = frames[first : first + MAX_EVENTS_PER_MESSAGE]
                     try:
-                        message = {"type": "simulator.events", "events": events}
+                        message = {"type": "simulator.events", "events": chunk}
                         await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_S)
                     except Exception as error:
                         logger.error(
                             "event=broadcast_failed group=%s events=%s error=%s: %s",
                             group,
-                            len(events),
+                            len(chunk),
                             type(error).__name__,
                             error,
                         )
             with self._lock:
-                self._count -= sum(len(frames) for _, _, frames in taken)
+                self._count -= sum(len(events) for _, _, events in taken)
 
     def flush(self, timeout_s: float) -> bool:
         """Wait until everything handed over so far is sent (or failed); False on timeout."""
@@ -112,60 +116,50 @@ def flush(timeout_s: float = SEND_TIMEOUT_S) -> bool:
 atexit.register(flush)
 
 
-def _group_send(layer: Any, group: str, frames: list[Frame]) -> bool:
-    if isinstance(layer, InMemoryChannelLayer):
-        # Its queues belong to the consumers' loop: send from the caller, as channels expects.
-        async_to_sync(layer.group_send)(group, {"type": "simulator.events", "events": frames})
-        return True
-    return _outbox.put(layer, group, frames)
-
-
 def user_group(user_id: int) -> str:
     return f"simulator.user.{user_id}"
 
 
-def _payload(kind: str, obj: Any) -> dict[str, Any]:
-    """The contract's JSON from the API's presenters; a minimal dict until they exist."""
-    try:
-        from simulator import presenters
-    except ImportError:
-        presenters = None
-    present = getattr(presenters, f"{kind}_json", None)
-    if present is not None:
-        return present(obj)
-    if kind not in _warned_fallback:
-        _warned_fallback.add(kind)
-        logger.warning("event=broadcast_fallback kind=%s reason=no_presenter", kind)
-    if kind == "trade":
-        return {"id": obj.pk, "run_id": obj.run_id, "intent_id": obj.intent_id}
-    return {"id": obj.pk, "status": obj.status}
+def _frames(events: list[Event], group: str) -> list[Frame]:
+    """The socket frames of these events, from the API's presenters (the contract's JSON). One
+    that cannot be presented is logged and left out: the others still go."""
+    frames = []
+    for event, kind, obj in events:
+        try:
+            frames.append({"event": event, "data": getattr(presenters, f"{kind}_json")(obj)})
+        except Exception:
+            logger.exception("event=broadcast_failed group=%s kind=%s id=%s", group, kind, obj.pk)
+    return frames
 
 
-def _frame(event: str, kind: str, obj: Any) -> dict[str, Any]:
-    return {"event": event, "data": _payload(kind, obj)}
-
-
-def _send(user_id: int, frames: list[tuple[str, str, Any]]) -> bool:
-    """Send (event, kind, object) frames to the user's group as one message, in order."""
+def _send(user_id: int, events: list[Event]) -> bool:
+    """Send the events to the user's group as one message, in order. True when the layer (or the
+    outbox in front of it) accepted them."""
+    group = user_group(user_id)
     try:
         layer = get_channel_layer()
         if layer is None:
             return False
-        return _group_send(layer, user_group(user_id), [_frame(*frame) for frame in frames])
+        if isinstance(layer, InMemoryChannelLayer):
+            # Its queues belong to the consumers' loop: send from the caller, as channels expects.
+            message = {"type": "simulator.events", "events": _frames(events, group)}
+            async_to_sync(layer.group_send)(group, message)
+            return True
+        return _outbox.put(layer, group, events)
     except Exception:
         # Never lose a committed trade to a channel-layer outage (Redis down, payload bug...).
-        ids = ",".join(str(obj.pk) for _, _, obj in frames)
-        logger.exception("event=broadcast_failed kinds=%s ids=%s user_id=%s", frames[0][1], ids, user_id)
+        ids = ",".join(str(obj.pk) for _, _, obj in events)
+        logger.exception("event=broadcast_failed kinds=%s ids=%s user_id=%s", events[0][1], ids, user_id)
         return False
 
 
 def broadcast_trade(trade) -> bool:
-    """Send `simulator:trade` to the trade's user. True when the layer accepted it."""
+    """Send `simulator:trade` to the trade's user."""
     return _send(trade.user_id, [("simulator:trade", "trade", trade)])
 
 
 def broadcast_run(run) -> bool:
-    """Send `simulator:run` to the run's user. True when the layer accepted it."""
+    """Send `simulator:run` to the run's user."""
     return _send(run.user_id, [("simulator:run", "run", run)])
 
 
