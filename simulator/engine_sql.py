@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from django.db import connection
@@ -28,6 +29,7 @@ from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.validation import SecretStamp, secret_stamps
 
 _statements: dict[Any, str] = {}
+_cursors: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()  # psycopg connection -> our cursor
 ONLY_WHEN_ASKED = 2**31 - 1  # a psycopg prepare_threshold never reached: prepare only on prepare=True
 
 
@@ -37,15 +39,20 @@ def _postgres() -> bool:
 
 def _execute(sql: str, params: Sequence[Any]) -> list[tuple]:
     """Run one prepared statement that returns rows on Django's connection (and in its transaction)."""
-    import psycopg
-
     connection.ensure_connection()
     raw = connection.connection
-    if raw.prepare_threshold is None:
-        # Django's default (no automatic preparation) also makes psycopg ignore prepare=True.
-        # Django's own cursors bind client-side and never prepare, so this only lets ours be.
-        raw.prepare_threshold = ONLY_WHEN_ASKED
-    with connection.wrap_database_errors, psycopg.Cursor(raw) as cursor:
+    cursor = _cursors.get(raw)
+    if cursor is None or cursor.closed:
+        import psycopg
+
+        if raw.prepare_threshold is None:
+            # Django's default (no automatic preparation) also makes psycopg ignore prepare=True.
+            # Django's own cursors bind client-side and never prepare, so this only lets ours be.
+            raw.prepare_threshold = ONLY_WHEN_ASKED
+        # One cursor per connection, reused: its adapters cache how each parameter type is
+        # dumped (a new cursor looks that up again for each of the write's ~40 parameters).
+        cursor = _cursors[raw] = psycopg.Cursor(raw)
+    with connection.wrap_database_errors:
         # (psycopg's pipeline mode would send a transaction's BEGIN with its first statement,
         # but measured slower: its own overhead costs more than the round trip it saves.)
         cursor.execute(sql, params, prepare=True)

@@ -135,6 +135,8 @@ class ExchangeValidator:
                 retry_after_s=wait_s,
                 latency_ms=0.0,
             )
+        if _cache_only.get():
+            fetch = _refuse_to_call
         result = self.cache.get_or_fetch(adapter.venue, what, adapter.fingerprint, fetch)
         if result.kind == RATE_LIMITED:
             # Honour the venue's Retry-After (at least 1 s, as Kalshi's docs ask) for every call.
@@ -257,30 +259,37 @@ class ExchangeValidator:
     def from_cache(
         self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
     ) -> ExchangeValidation | None:
-        """The validation when every answer it needs is cached (no call to any venue), else None.
-        The engine asks this while it holds the run's lock, where a venue call must not happen.
-        (An answer expiring between the check and its use is fetched: microseconds in a TTL.)"""
-        jobs = self._jobs(user_id, legs)
-        if not all(self._answers_cached(*job) for job in jobs):
+        """The validation when every answer it needs is cached, else None; never calls a venue.
+        The engine asks this while it holds the run's lock, where a venue call must not happen."""
+        token = _cache_only.set(True)
+        try:
+            return self._validate(user_id, legs, self._jobs(user_id, legs), pool=False)
+        except _NotCached:
             return None
-        return self._validate(user_id, legs, jobs)
+        finally:
+            _cache_only.reset(token)
 
     def validate(
         self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
     ) -> ExchangeValidation:
-        return self._validate(user_id, legs, self._jobs(user_id, legs))
+        return self._validate(user_id, legs, self._jobs(user_id, legs), pool=True)
 
     __call__ = validate  # an ExchangeValidator is a `Validator`
 
     def _validate(
-        self, user_id: int, legs: Sequence[IntentLeg], jobs: list[tuple[str, tuple[Any, str], list]]
+        self,
+        user_id: int,
+        legs: Sequence[IntentLeg],
+        jobs: list[tuple[str, tuple[Any, str], list]],
+        *,
+        pool: bool,
     ) -> ExchangeValidation:
         # The venues are asked concurrently: all but the last in the pool, the last right here.
         # A venue whose answers are all cached is answered here too: a thread hand-off costs
         # more than reading the cache.
         pooled = [
             (job[0], self._pool.submit(self._venue, *job))
-            for job in jobs[:-1]
+            for job in (jobs[:-1] if pool else [])
             if not self._answers_cached(*job)
         ]
         here = [(job[0], self._venue(*job)) for job in jobs if job[0] not in dict(pooled)]
@@ -308,6 +317,17 @@ class ExchangeValidator:
             logger.info("event=exchange_validation_failed user_id=%s kinds=%s", user_id, kinds)
         return validation
 
+
+class _NotCached(Exception):
+    pass
+
+
+def _refuse_to_call() -> CallResult[Any]:
+    raise _NotCached
+
+
+# True while `from_cache` runs on this thread: a cache miss raises `_NotCached`, never calls.
+_cache_only: ContextVar[bool] = ContextVar("simulator_validation_cache_only", default=False)
 
 # What the cache keeps an answer under (with the venue and the credential's fingerprint).
 BALANCE_KEY = "balance"

@@ -9,6 +9,7 @@ from exchanges.double import ExchangeDouble, Fault, Scenario
 from exchanges.ratelimit import BookCache, LocalRateLimiter
 from exchanges.testing import kalshi_key_pair
 from simulator.engine import decide_intent
+from simulator.engine_inputs import core_intent
 from simulator.services import start_run
 from simulator.validation import ExchangeValidator
 from tests.accounts.factories import UserFactory
@@ -132,10 +133,41 @@ def test_answers_are_shared_within_the_cache_ttl(double, scene):
     cached = ExchangeValidator(
         timeout_s=TIMEOUT_S, cache=BookCache(ttl_s=60), rate_limiter=LocalRateLimiter()
     )
-    legs = [leg for leg in __import__("simulator.engine", fromlist=["core_intent"]).core_intent(intent).legs]
+    legs = core_intent(intent).legs
     first = cached.validate(run.user_id, legs, NOW)
     calls = sum(double.call_counts.values())
     second = cached.validate(run.user_id, legs, NOW)
     assert first.ok and second.ok
     assert sum(double.call_counts.values()) == calls
     assert cached.cache.hits >= 5
+
+
+def test_from_cache_answers_only_what_is_cached_and_never_calls_a_venue(double, scene):
+    run, intent = scene
+    cached = ExchangeValidator(
+        timeout_s=TIMEOUT_S, cache=BookCache(ttl_s=60), rate_limiter=LocalRateLimiter()
+    )
+    legs = core_intent(intent).legs
+    assert cached.from_cache(run.user_id, legs, NOW) is None
+    assert sum(double.call_counts.values()) == 0
+    asked = cached.validate(run.user_id, legs, NOW)
+    calls = sum(double.call_counts.values())
+    assert calls > 0
+    assert cached.from_cache(run.user_id, legs, NOW) == asked
+    assert sum(double.call_counts.values()) == calls
+
+
+def test_the_engine_asks_the_venues_once_then_decides_from_the_cache(double, scene):
+    """The first decision finds nothing cached: it asks the venues with no lock held and decides
+    with their answers; the next one, within the TTL, is answered from the cache under the lock."""
+    run, intent = scene
+    cached = ExchangeValidator(
+        timeout_s=TIMEOUT_S, cache=BookCache(ttl_s=60), rate_limiter=LocalRateLimiter()
+    )
+    first = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=cached)
+    calls = sum(double.call_counts.values())
+    again = ExecutionIntentFactory(user=intent.user, pair=intent.pair, legs=intent.legs, size=D("1"))
+    second = decide_intent(run_id=run.pk, intent_id=again.pk, now=NOW, validator=cached)
+    assert (first.outcome, second.outcome) == ("traded", "traded")
+    assert first.trade.validation["legs"] == second.trade.validation["legs"]
+    assert sum(double.call_counts.values()) == calls
