@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -178,8 +179,9 @@ class KalshiAdapter:
             # instead of the constructor killing the worker that builds adapters from secrets.
             self._setup_error = f"Kalshi private key unusable: {type(exc).__name__}"
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        # A hash of the key material, asked for on every cached answer: computed once.
         return self.credentials.fingerprint
 
     def _call[T](self, call: str, fn: Callable[[Any], T]) -> CallResult[T]:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 import httpx
@@ -224,8 +225,9 @@ class PolymarketAdapter:
             # A malformed key is the user's to fix: report it on every call as `rejected`.
             self._setup_error = f"Polymarket private key unusable: {type(exc).__name__}"
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        # A hash of the key material, asked for on every cached answer: computed once.
         return self.credentials.fingerprint
 
     def _call[T](self, call: str, bucket: str, fn: Callable[[Any], T], cost: float = 1) -> CallResult[T]:

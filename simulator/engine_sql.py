@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 from weakref import WeakKeyDictionary
 
 import orjson
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import JSONField, Model, OuterRef, Subquery
 
 from accounts.models import UserSecret
@@ -39,8 +41,9 @@ def _postgres() -> bool:
 
 def _execute(sql: str, params: Sequence[Any]) -> list[tuple]:
     """Run one prepared statement that returns rows on Django's connection (and in its transaction)."""
-    connection.ensure_connection()
-    raw = connection.connection
+    django_connection = connections[DEFAULT_DB_ALIAS]  # `connection` looks this up per attribute
+    django_connection.ensure_connection()
+    raw = django_connection.connection
     cursor = _cursors.get(raw)
     if cursor is None or cursor.closed:
         import psycopg
@@ -52,7 +55,7 @@ def _execute(sql: str, params: Sequence[Any]) -> list[tuple]:
         # One cursor per connection, reused: its adapters cache how each parameter type is
         # dumped (a new cursor looks that up again for each of the write's ~40 parameters).
         cursor = _cursors[raw] = psycopg.Cursor(raw)
-    with connection.wrap_database_errors:
+    with django_connection.wrap_database_errors:
         # (psycopg's pipeline mode would send a transaction's BEGIN with its first statement,
         # but measured slower: its own overhead costs more than the round trip it saves.)
         cursor.execute(sql, params, prepare=True)
@@ -81,11 +84,12 @@ def _columns(model: type[Model], alias: str) -> str:
 def _instance(model: type[Model], values: Sequence[Any]) -> Model:
     """The instance the ORM would build from these column values (all concrete fields, in order)."""
     fields = model._meta.concrete_fields
+    django_connection = connections[DEFAULT_DB_ALIAS]
     values = [
-        field.from_db_value(value, None, connection) if isinstance(field, JSONField) else value
+        field.from_db_value(value, None, django_connection) if isinstance(field, JSONField) else value
         for field, value in zip(fields, values, strict=True)
     ]
-    return model.from_db(connection.alias, [field.attname for field in fields], values)
+    return model.from_db(DEFAULT_DB_ALIAS, [field.attname for field in fields], values)
 
 
 def _run_sql(*, lock: bool, by_intent: bool) -> str:
@@ -211,20 +215,35 @@ def _write_sql(with_trade: bool, run_fields: tuple[str, ...]) -> str:
     return _statements[key]
 
 
+# Values psycopg sends as they are, exactly what Django's get_db_prep_save would give for them.
+_PLAIN_TYPES = frozenset({Decimal, int, str, bool, date})
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    return value is None or kind in _PLAIN_TYPES or (kind is datetime and value.tzinfo is not None)
+
+
 def _params(obj: Model, fields: Sequence[Any], json_text: dict[int, str], skip: str = "") -> list[Any]:
     """The row's values as Django would send them; each JSON value is serialised once, even when
-    two rows hold the same list (the decision's checks and the trade's)."""
+    two rows hold the same list (the decision's checks and the trade's). A plain value (a
+    Decimal, an int, a str, an aware datetime...) goes as it is, as Django's own preparation
+    would leave it (tested); anything else, and any field that fills itself in on save
+    (auto_now), goes through Django's preparation."""
     params = []
     for field in fields:
         if field.name == skip:
             continue
-        value = field.pre_save(obj, True)
         if isinstance(field, JSONField):
+            value = field.pre_save(obj, True)
             if id(value) not in json_text:
                 json_text[id(value)] = _json(value)
             params.append(json_text[id(value)])
-        else:
-            params.append(field.get_db_prep_save(value, connection))
+            continue
+        value = getattr(obj, field.attname)
+        if not _plain(value) or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            value = field.get_db_prep_save(field.pre_save(obj, True), connection)
+        params.append(value)
     return params
 
 

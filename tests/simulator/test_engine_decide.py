@@ -289,3 +289,15 @@ def test_each_intent_draws_the_same_trade_whatever_the_order(trading_user, pair)
     forwards = trade_fingerprint(777, intents, trading_user, pair)
     backwards = trade_fingerprint(777, list(reversed(intents)), trading_user, pair)
     assert forwards == backwards
+
+
+def test_the_rows_written_read_back_as_the_engine_built_them(trading_user, pair, book_validator):
+    """The engine writes its rows with its own prepared statement (simulator.engine_sql): every
+    column of the decision, the trade and the run reads back as the instances it returned."""
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    for written in (decision, decision.trade, decision.run):
+        stored = type(written).objects.get(pk=written.pk)
+        for field in type(written)._meta.concrete_fields:
+            assert getattr(stored, field.attname) == getattr(written, field.attname), field.name
