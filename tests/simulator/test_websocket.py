@@ -21,7 +21,8 @@ from django.conf import settings
 from django.test import Client
 
 from config.asgi import application
-from simulator.broadcast import broadcast_run, broadcast_trade
+from simulator import broadcast
+from simulator.broadcast import broadcast_decision, broadcast_run, broadcast_trade
 from simulator.consumers import CLOSE_UNAUTHENTICATED
 from tests.simulator.surface_fixtures import make_run, make_trade
 
@@ -100,6 +101,78 @@ def test_user_receives_own_trades_and_runs_but_not_another_users(user, other_use
         assert await sync_to_async(broadcast_run)(run)
         frame = await socket_.receive_json_from(timeout=5)
         assert (frame["event"], frame["data"]["id"]) == ("simulator:run", run.pk)
+        assert await socket_.receive_nothing(timeout=0.2)
+        await socket_.disconnect()
+
+    asyncio.run(scenario())
+
+
+def test_a_decision_sends_its_trade_then_its_run_as_two_frames(user):
+    cookie = session_cookie(user)
+    run = make_run(user)
+    trade = make_trade(run)
+
+    async def scenario():
+        socket_ = communicator(cookie)
+        assert (await socket_.connect())[0]
+        assert await sync_to_async(broadcast_decision)(trade, run)
+        first = await socket_.receive_json_from(timeout=5)
+        second = await socket_.receive_json_from(timeout=5)
+        assert (first["event"], first["data"]["id"]) == ("simulator:trade", trade.pk)
+        assert (second["event"], second["data"]["id"]) == ("simulator:run", run.pk)
+        await socket_.disconnect()
+
+    asyncio.run(scenario())
+
+
+needs_redis_layer = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="the outbox is in front of a network layer (channels-redis) only"
+)
+
+
+@needs_redis_layer
+def test_events_past_the_outbox_limit_are_dropped_with_a_warning_and_later_ones_go(user, monkeypatch, caplog):
+    """A websocket fan-out that cannot keep up never holds the engine: past the limit an event
+    is dropped (its row is in the database), and the feed resumes once the outbox drains."""
+    cookie = session_cookie(user)
+    run = make_run(user)
+    trade = make_trade(run)
+
+    async def scenario():
+        socket_ = communicator(cookie)
+        assert (await socket_.connect())[0]
+        monkeypatch.setattr(broadcast, "MAX_PENDING_EVENTS", 0)
+        assert not await sync_to_async(broadcast_trade)(trade)
+        assert await socket_.receive_nothing(timeout=0.3)
+        monkeypatch.setattr(broadcast, "MAX_PENDING_EVENTS", 10)
+        assert await sync_to_async(broadcast_run)(run)
+        frame = await socket_.receive_json_from(timeout=5)
+        assert (frame["event"], frame["data"]["id"]) == ("simulator:run", run.pk)
+        await socket_.disconnect()
+
+    asyncio.run(scenario())
+    assert "event=broadcast_dropped" in caplog.text
+
+
+@needs_redis_layer
+def test_many_events_sent_at_once_arrive_in_order(user):
+    """Events waiting together go to the user as one message per round: none lost, none reordered."""
+    cookie = session_cookie(user)
+    run = make_run(user)
+    trades = [make_trade(run) for _ in range(30)]
+
+    async def scenario():
+        socket_ = communicator(cookie)
+        assert (await socket_.connect())[0]
+
+        def send_all():
+            for trade in trades:
+                assert broadcast_trade(trade)
+            assert broadcast.flush(timeout_s=5)
+
+        await sync_to_async(send_all)()
+        received = [(await socket_.receive_json_from(timeout=5))["data"]["id"] for _ in trades]
+        assert received == [trade.pk for trade in trades]
         assert await socket_.receive_nothing(timeout=0.2)
         await socket_.disconnect()
 
