@@ -145,6 +145,34 @@ def _one_contract_fee(table: FeeTable, schedule: FeeSchedule, price: Decimal) ->
     return fee
 
 
+# (YES fee table, NO fee table) -> (YES price, NO price) -> the 1-contract edge in cents there.
+_top_edges: dict[tuple[int, int], dict[tuple[Decimal, Decimal], Decimal]] = {}
+
+
+def _top_edge(
+    price_yes: Decimal,
+    fee_yes: FeeSchedule,
+    table_yes: FeeTable,
+    price_no: Decimal,
+    fee_no: FeeSchedule,
+    table_no: FeeTable,
+) -> Decimal:
+    """The 1-contract edge at two best asks of at least one contract each: it depends on the two
+    prices and fee schedules alone, and a pair's best prices repeat, so it is kept."""
+    edges = _top_edges.get((id(table_yes), id(table_no)))
+    if edges is None:
+        edges = _top_edges[(id(table_yes), id(table_no))] = {}
+    edge = edges.get((price_yes, price_no))
+    if edge is None:
+        if len(edges) > 10_000:
+            edges.clear()
+        fees = _one_contract_fee(table_yes, fee_yes, price_yes) + _one_contract_fee(
+            table_no, fee_no, price_no
+        )
+        edge = edges[(price_yes, price_no)] = _cents(ONE - price_yes - price_no - fees)
+    return edge
+
+
 def _take(ladder: Iterable[Fill], size: Decimal) -> list[Fill]:
     """The fills of buying `size` from (price, size) levels, best first (less if too shallow)."""
     fills: list[Fill] = []
@@ -175,10 +203,7 @@ def _edge_at_one_contract(
 ) -> Decimal:
     top_yes, top_no = book_yes.asks[0], book_no.asks[0]
     if top_yes.size >= ONE and top_no.size >= ONE:
-        fees = _one_contract_fee(table_yes, fee_yes, top_yes.price) + _one_contract_fee(
-            table_no, fee_no, top_no.price
-        )
-        return _cents(ONE - top_yes.price - top_no.price - fees)
+        return _top_edge(top_yes.price, fee_yes, table_yes, top_no.price, fee_no, table_no)
     # A best level thinner than one contract: the 1-contract order walks into the next level.
     ladder_yes, ladder_no = _pairs(book_yes), _pairs(book_no)
     fills_yes, fills_no = _take(ladder_yes, ONE), _take(ladder_no, ONE)
@@ -285,6 +310,37 @@ def quote_at_size(quote: DirectionQuote, size: Decimal) -> DirectionQuote:
     return _assemble(quote.direction, quote.net_edge_cents, size, cost, legs, quote.books_used)
 
 
+def _same_top(previous: DirectionQuote, book_yes: Book, book_no: Book) -> DirectionQuote | None:
+    """`previous` moved onto new books, when they quote the same: no gross edge at the top (so
+    nothing is walked, whatever the sizes), the same best prices, and best sizes of at least one
+    contract on the old books and the new (so the 1-contract edge is priced on the best levels
+    alone). Most updates only move size; this skips the fee arithmetic and the legs."""
+    if previous.size:
+        return None
+    top_yes, top_no = book_yes.asks[0], book_no.asks[0]
+    old_yes, old_no = previous.books_used[0].asks[0], previous.books_used[1].asks[0]
+    if (
+        top_yes.price != old_yes.price
+        or top_no.price != old_no.price
+        or top_yes.price + top_no.price < ONE
+        or top_yes.size < ONE
+        or top_no.size < ONE
+        or old_yes.size < ONE
+        or old_no.size < ONE
+    ):
+        return None
+    return DirectionQuote(
+        previous.direction,
+        previous.net_edge_cents,
+        ZERO,
+        previous.avg_net_edge_cents,
+        ZERO,
+        ZERO,
+        previous.legs,
+        (book_yes, book_no),
+    )
+
+
 def _rejection(book_yes: Book | None, book_no: Book | None, pair: PairSpec, now_ms: int) -> str:
     if book_yes is None or book_no is None:
         return MISSING
@@ -342,7 +398,8 @@ def _evaluate_prepared(
     previous: dict[str, DirectionQuote] | None = None,
 ) -> Evaluation:
     """`previous`: the last quotes of this pair; a direction whose two books are the very same
-    objects is not re-quoted (a quote depends only on its books; freshness is re-checked)."""
+    objects is not re-quoted (a quote depends only on its books; freshness is re-checked), nor
+    one whose new books quote the same (`_same_top`)."""
     quotes: dict[str, DirectionQuote] = {}
     rejected: dict[str, str] = {}
     best: DirectionQuote | None = None
@@ -353,8 +410,12 @@ def _evaluate_prepared(
             rejected[direction] = reason
             continue
         quote = previous.get(direction) if previous else None
-        if quote is None or quote.books_used[0] is not book_yes or quote.books_used[1] is not book_no:
+        if quote is None:
             quote = _quote(direction, book_yes, fees_yes, table_yes, book_no, fees_no, table_no)
+        elif quote.books_used[0] is not book_yes or quote.books_used[1] is not book_no:
+            quote = _same_top(quote, book_yes, book_no) or _quote(
+                direction, book_yes, fees_yes, table_yes, book_no, fees_no, table_no
+            )
         quotes[direction] = quote
         if best is None or (quote.net_edge_cents, quote.avg_net_edge_cents) > (
             best.net_edge_cents,

@@ -118,78 +118,30 @@ def polymarket_update(
     return update
 
 
-# Normalisation is the replay's hot path. Prices and sizes repeat, so their parsed forms (and the
-# Level objects, which are immutable) are cached by the venue's own strings; the caches are
-# bounded by clearing them when they grow past a limit.
-_CACHE_LIMIT = 200_000
-_decimals: dict[str, Decimal] = {}
-# price string -> size string -> (Level(price, size), Level(1 - price, size)); the second is the
-# Kalshi ask that a bid on the other side makes.
-_levels: dict[str, dict[str, tuple[Level, Level]]] = {}
+# Normalisation is the replay's hot path. Prices and sizes repeat, so their parsed forms are
+# cached by the venue's own strings: small tables that stay in the CPU's cache. (Caching whole
+# Level objects per (price, size) was slower: tens of thousands of them, each lookup a cache miss.)
+# The caches are bounded by clearing them when they grow past a limit.
+_CACHE_LIMIT = 100_000
+# price string -> (the price, 1 - the price: the Kalshi ask that a bid on the other side makes)
+_prices: dict[str, tuple[Decimal, Decimal]] = {}
+_sizes: dict[str, Decimal] = {}
+_new_level = Level.of
 
 
-def _decimal(text: str) -> Decimal:
-    value = _decimals.get(text)
-    if value is None:
-        if len(_decimals) > _CACHE_LIMIT:
-            _decimals.clear()
-        value = _decimals[text] = Decimal(text)
+def _price(text: str) -> tuple[Decimal, Decimal]:
+    if len(_prices) > _CACHE_LIMIT:
+        _prices.clear()
+    value = Decimal(text)
+    parsed = _prices[text] = (value, ONE_DOLLAR - value)
+    return parsed
+
+
+def _size(text: str) -> Decimal:
+    if len(_sizes) > _CACHE_LIMIT:
+        _sizes.clear()
+    value = _sizes[text] = Decimal(text)
     return value
-
-
-def _new_levels(price: str, size: str) -> tuple[Level, Level] | None:
-    amount = _decimal(size)
-    if amount <= 0:
-        return None
-    if len(_levels) > _CACHE_LIMIT // 100:
-        _levels.clear()
-    by_size = _levels.setdefault(price, {})
-    if len(by_size) > _CACHE_LIMIT // 100:
-        by_size.clear()
-    value = _decimal(price)
-    levels = by_size[size] = (Level(value, amount), Level(ONE_DOLLAR - value, amount))
-    return levels
-
-
-def _is_monotonic(levels: list[Level]) -> bool | None:
-    """True if prices strictly ascend, False if they strictly descend, None otherwise."""
-    if len(levels) < 2:
-        return True
-    ascending = levels[0].price < levels[1].price
-    previous = levels[0].price
-    for level in levels[1:]:
-        if (previous < level.price) is not ascending or previous == level.price:
-            return None
-        previous = level.price
-    return ascending
-
-
-def _level_pairs(price_sizes: Iterable[tuple[str, str]]) -> list[tuple[Level, Level]] | None:
-    """The cached (level, complement) of each raw level, caching new ones; None if one is empty."""
-    pairs = []
-    for price, size in price_sizes:
-        by_size = _levels.get(price)
-        pair = by_size.get(size) if by_size is not None else None
-        if pair is None:
-            pair = _new_levels(price, size)
-            if pair is None:
-                return None
-        pairs.append(pair)
-    return pairs
-
-
-def _polymarket_order(raw: list[dict[str, str]]) -> tuple[list[Level], bool] | None:
-    """The levels in the venue's order and whether prices ascend; None for the general path."""
-    try:
-        # Nearly every level is cached already: one comprehension is the fast way to look them up.
-        levels = [_levels[item["price"]][item["size"]][0] for item in raw]
-    except KeyError:
-        pairs = _level_pairs([(item["price"], item["size"]) for item in raw])
-        if pairs is None:
-            return None
-        levels = [pair[0] for pair in pairs]
-    ascending = _is_monotonic(levels)
-    return None if ascending is None else (levels, ascending)
 
 
 def _kalshi_order(raw: list[list[str]]) -> tuple[list[Level], list[Level], bool] | None:
@@ -198,17 +150,53 @@ def _kalshi_order(raw: list[list[str]]) -> tuple[list[Level], list[Level], bool]
     None when the ladder needs the general path (`sorted_levels`): an empty level, a repeated
     price, or prices out of order.
     """
-    try:
-        pairs = [_levels[price][size] for price, size in raw]
-    except KeyError:
-        pairs = _level_pairs(raw)
-        if pairs is None:
+    prices, sizes = _prices, _sizes
+    plain: list[Level] = []
+    complements: list[Level] = []
+    previous: Decimal | None = None
+    ascending: bool | None = None
+    for price_text, size_text in raw:
+        price, complement = prices.get(price_text) or _price(price_text)
+        size = sizes.get(size_text) or _size(size_text)
+        if not size > 0:
             return None
-    plain = [pair[0] for pair in pairs]
-    ascending = _is_monotonic(plain)
-    if ascending is None:
-        return None
-    return plain, [pair[1] for pair in pairs], ascending
+        if previous is not None:
+            if price == previous:
+                return None
+            rising = previous < price
+            if ascending is None:
+                ascending = rising
+            elif rising is not ascending:
+                return None
+        previous = price
+        plain.append(_new_level(price, size))
+        complements.append(_new_level(complement, size))
+    return plain, complements, ascending is not False
+
+
+def _polymarket_order(raw: list[dict[str, str]]) -> tuple[list[Level], bool] | None:
+    """The levels in the venue's order and whether prices ascend; None for the general path."""
+    prices, sizes = _prices, _sizes
+    levels: list[Level] = []
+    previous: Decimal | None = None
+    ascending: bool | None = None
+    for item in raw:
+        price_text, size_text = item["price"], item["size"]
+        price = (prices.get(price_text) or _price(price_text))[0]
+        size = sizes.get(size_text) or _size(size_text)
+        if not size > 0:
+            return None
+        if previous is not None:
+            if price == previous:
+                return None
+            rising = previous < price
+            if ascending is None:
+                ascending = rising
+            elif rising is not ascending:
+                return None
+        previous = price
+        levels.append(_new_level(price, size))
+    return levels, ascending is not False
 
 
 def _kalshi_fast(update: dict[str, Any]) -> tuple[Book, Book] | None:

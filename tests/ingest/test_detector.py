@@ -191,3 +191,28 @@ def test_a_best_level_thinner_than_one_contract_prices_the_one_contract_edge_acr
     # 1 contract: 0.5 @ 0.45 + 0.5 @ 0.46 = 0.455; Polymarket 0.50; Kalshi fee on the one order
     # 0.07 x (0.5 x 0.2475 + 0.5 x 0.2484) = 0.0173565 -> $0.02. 100 - 45.5 - 50 - 2 = 2.5c.
     assert quote.net_edge_cents == D("2.5000")
+
+
+def test_a_stream_of_updates_quotes_exactly_what_a_fresh_evaluation_would():
+    """The detector skips work between updates (a direction whose books did not change, or whose
+    new books quote the same best prices): every evaluation still equals `evaluate` on its books."""
+    from itertools import islice
+
+    from ingest.recording import to_book, token_sides
+    from ingest.synthetic import iter_updates, synthetic_pairs
+
+    pairs = synthetic_pairs(3, seed=5)
+    sides = token_sides(pairs)
+    detector = Detector(pairs)
+    by_key = {p.opportunity_key: p for p in pairs}
+    checked = 0
+    for update in islice(iter_updates(pairs, hours=1.0, seed=5), 20_000):
+        for evaluation in detector.on_books(to_book(update, sides), update["t"]):
+            fresh = evaluate(by_key[evaluation.opportunity_key], detector.books, update["t"])
+            assert evaluation.directions == fresh.directions
+            assert evaluation.rejected == fresh.rejected
+            for direction, quote in evaluation.directions.items():
+                assert quote.books_used == fresh.directions[direction].books_used
+                assert all(a is b for a, b in zip(quote.books_used, fresh.directions[direction].books_used))
+            checked += 1
+    assert checked == 20_000
