@@ -87,6 +87,7 @@ def bench_pairs(pair_count: int, count: int, profile: bool) -> dict[str, Timing 
             json.loads(line)
 
     reference = _best_of(3, parse_only)
+
     def normalise_only() -> None:
         # Each result dropped as it is made, as the detector drops a book it replaces: keeping
         # 100,000 of them alive would time the allocator and the garbage collector instead.
