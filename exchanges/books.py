@@ -30,15 +30,6 @@ class Level:
     def as_json(self) -> dict[str, str]:
         return {"price": str(self.price), "size": str(self.size)}
 
-    @classmethod
-    def of(cls, price: Decimal, size: Decimal) -> Level:
-        """The same Level as the constructor, built faster (see `Book.of`): normalising a book
-        builds one per level of every update."""
-        level = _new_object(cls)
-        _set_price(level, price)
-        _set_size(level, size)
-        return level
-
 
 @dataclass(frozen=True, slots=True)
 class Book:
@@ -107,8 +98,6 @@ _set_asks = Book.__dict__["asks"].__set__
 _set_venue_ts_ms = Book.__dict__["venue_ts_ms"].__set__
 _set_received_ts_ms = Book.__dict__["received_ts_ms"].__set__
 _set_extra = Book.__dict__["extra"].__set__
-_set_price = Level.__dict__["price"].__set__
-_set_size = Level.__dict__["size"].__set__
 
 
 def sorted_levels(
