@@ -4,8 +4,9 @@ already committed, and the page catches up from the API on its next poll.
 On a network channel layer (Redis) events are handed to an outbox that one long-lived event loop
 thread empties; nobody waits for it, so a decision never waits on the websocket fan-out and a
 slow or down Redis never slows the engine. Each round the thread sends everything waiting for a
-user in one message (in order), so when decisions come faster than Redis round trips the cost
-per event falls instead of piling up. At most `MAX_PENDING_EVENTS` wait; past that an event is
+user in one message (in order); rounds are at least `MIN_ROUND_INTERVAL_S` apart, so an event
+after a quiet spell goes at once, and under a burst of decisions the cost per event falls
+instead of piling up. At most `MAX_PENDING_EVENTS` wait; past that an event is
 dropped with a warning (its data stays in the database).
 """
 
@@ -26,7 +27,9 @@ from simulator import presenters
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 2.0
 MAX_PENDING_EVENTS = 10_000
-COALESCE_S = 0.02  # events wait this long for others to the same user: invisible on a page
+# Rounds of sends are at least this far apart: an event after a quiet spell goes at once, and
+# under a burst of decisions the events of the next few milliseconds go together.
+MIN_ROUND_INTERVAL_S = 0.01
 MAX_EVENTS_PER_MESSAGE = 200  # a message stays well under the layer's size limits
 Frame = dict[str, Any]  # {"event": ..., "data": ...}, as the socket sends it
 Event = tuple[str, str, Any]  # (event name, presenter kind, the committed row it presents)
@@ -42,6 +45,7 @@ class _Outbox:
         self._waiting: deque[tuple[Any, str, list[Event]]] = deque()
         self._count = 0
         self._draining = False
+        self._last_round = float("-inf")  # the sender loop's clock
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _sender_loop(self) -> asyncio.AbstractEventLoop:
@@ -69,8 +73,12 @@ class _Outbox:
         return True
 
     async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(COALESCE_S)
+            wait_s = self._last_round + MIN_ROUND_INTERVAL_S - loop.time()
+            if wait_s > 0:
+                await asyncio.sleep(wait_s)
+            self._last_round = loop.time()
             with self._lock:
                 taken = list(self._waiting)
                 self._waiting.clear()
