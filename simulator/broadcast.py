@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
 import threading
 from collections import deque
 from typing import Any
@@ -40,6 +41,12 @@ class _Outbox:
     the presenters only read committed rows the engine no longer touches."""
 
     def __init__(self) -> None:
+        self._reset()
+        # A forked child (a Celery prefork worker) has neither the parent's loop thread nor
+        # its events: it starts with an empty outbox and makes its own loop on first use.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._waiting: deque[tuple[Any, str, list[Event]]] = deque()
@@ -73,6 +80,17 @@ class _Outbox:
         return True
 
     async def _drain(self) -> None:
+        try:
+            await self._rounds()
+        except BaseException:
+            # Never leave the outbox marked busy with nobody draining it: the next event starts
+            # a new drain. (`_rounds` catches what a send or a presenter raises; this is the rest.)
+            with self._lock:
+                self._draining = False
+                self._idle.notify_all()
+            raise
+
+    async def _rounds(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             wait_s = self._last_round + MIN_ROUND_INTERVAL_S - loop.time()

@@ -179,6 +179,31 @@ def test_many_events_sent_at_once_arrive_in_order(user):
     asyncio.run(scenario())
 
 
+@needs_redis_layer
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded, use of fork:DeprecationWarning")
+def test_a_forked_worker_sends_through_its_own_loop(user):
+    """A Celery prefork child inherits the parent's outbox but not its loop thread: its events
+    still go out (through a loop of its own), and reach the user's socket."""
+    cookie = session_cookie(user)
+    trade = make_trade(make_run(user))
+    assert broadcast_trade(trade) and broadcast.flush(timeout_s=5)  # the parent's loop exists now
+
+    async def scenario():
+        socket_ = communicator(cookie)
+        assert (await socket_.connect())[0]
+        pid = os.fork()
+        if pid == 0:  # the child: no database, no pytest; its exit status is the verdict
+            sent = broadcast_trade(trade) and broadcast.flush(timeout_s=5)
+            os._exit(0 if sent else 1)
+        _, status = await asyncio.get_running_loop().run_in_executor(None, os.waitpid, pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        frame = await socket_.receive_json_from(timeout=5)
+        assert (frame["event"], frame["data"]["id"]) == ("simulator:trade", trade.pk)
+        await socket_.disconnect()
+
+    asyncio.run(scenario())
+
+
 def test_ping_gets_pong_and_garbage_keeps_the_socket_open(user):
     cookie = session_cookie(user)
     trade = make_trade(make_run(user))
