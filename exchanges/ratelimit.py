@@ -258,6 +258,15 @@ class BookCache:
                 self._evict_expired()
             return result
 
+    def fresh_until(self, venue: str, instrument: str, fingerprint: str) -> float | None:
+        """Until when (on this cache's clock) the kept answer stays fresh; None if none is kept."""
+        with self._lock:
+            entry = self._entries.get((venue, instrument, fingerprint))
+        return None if entry is None else entry[0] + self.ttl_s
+
+    def now(self) -> float:
+        return self._clock()
+
     def has_fresh(self, venue: str, instrument: str, fingerprint: str) -> bool:
         """Whether `get_or_fetch` would answer this key from the cache right now (no call)."""
         with self._lock:

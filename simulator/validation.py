@@ -99,6 +99,9 @@ class ExchangeValidator:
         self._access: dict[tuple[int, str], tuple[SecretStamp | None, Any, str]] = {}
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sim-validate")
+        # `from_cache` answers, kept until the first answer they were built from goes stale:
+        # (user, adapters, legs) -> (fresh until, on the cache's clock; the validation)
+        self._memo: dict[tuple, tuple[float, ExchangeValidation]] = {}
         self._clock = clock
         # (venue, credential fingerprint) -> monotonic time before which the venue asked us not to
         # call again (its 429 Retry-After); calls in that window are refused without a request.
@@ -260,14 +263,53 @@ class ExchangeValidator:
         self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None
     ) -> ExchangeValidation | None:
         """The validation when every answer it needs is cached, else None; never calls a venue.
-        The engine asks this while it holds the run's lock, where a venue call must not happen."""
+        The engine asks this while it holds the run's lock, where a venue call must not happen.
+        The same question within the cached answers' TTL gets the same validation back without
+        building it again (unless a venue has since asked us to slow down)."""
+        jobs = self._jobs(user_id, legs)
+        memo_key = (
+            user_id,
+            tuple((venue, id(access[0]), access[1]) for venue, access, _ in jobs),
+            tuple((leg.venue, leg.instrument_id, leg.side) for leg in legs),
+        )
+        with self._lock:
+            memo = self._memo.get(memo_key)
+        if memo is not None and self.cache.now() < memo[0] and not self._backing_off(jobs):
+            return memo[1]
         token = _cache_only.set(True)
         try:
-            return self._validate(user_id, legs, self._jobs(user_id, legs), pool=False)
+            validation = self._validate(user_id, legs, jobs, pool=False)
         except _NotCached:
             return None
         finally:
             _cache_only.reset(token)
+        with self._lock:
+            if len(self._memo) > 10_000:
+                self._memo.clear()
+            self._memo[memo_key] = (self._fresh_until(jobs), validation)
+        return validation
+
+    def _fresh_until(self, jobs: list[tuple[str, tuple[Any, str], list]]) -> float:
+        """When the first of the cached answers a validation was built from goes stale."""
+        until = float("inf")
+        for venue, (adapter, _), legs in jobs:
+            if adapter is None:
+                continue
+            keys = [key for leg in legs for key in (_status_key(leg), _book_key(leg))] + [BALANCE_KEY]
+            for key in keys:
+                fresh = self.cache.fresh_until(venue, key, adapter.fingerprint)
+                until = min(until, fresh if fresh is not None else float("-inf"))
+        return until
+
+    def _backing_off(self, jobs: list[tuple[str, tuple[Any, str], list]]) -> bool:
+        """Whether a venue asked us to slow down: `_cached` answers rate_limited then, cache or not."""
+        now = self._clock()
+        with self._lock:
+            return any(
+                self._backoff_until.get((venue, adapter.fingerprint), 0.0) > now
+                for venue, (adapter, _), _ in jobs
+                if adapter is not None
+            )
 
     def validate(
         self, user_id: int, legs: Sequence[IntentLeg], now: datetime | None = None

@@ -8,6 +8,7 @@ import pytest
 from exchanges.double import ExchangeDouble, Fault, Scenario
 from exchanges.ratelimit import BookCache, LocalRateLimiter
 from exchanges.testing import kalshi_key_pair
+from simulator.core import IntentLeg
 from simulator.engine import decide_intent
 from simulator.engine_inputs import core_intent
 from simulator.services import start_run
@@ -171,3 +172,44 @@ def test_the_engine_asks_the_venues_once_then_decides_from_the_cache(double, sce
     assert (first.outcome, second.outcome) == ("traded", "traded")
     assert first.trade.validation["legs"] == second.trade.validation["legs"]
     assert sum(double.call_counts.values()) == calls
+
+
+class SteppedClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_kept_cached_validation_ends_with_its_answers_ttl_and_with_a_venue_backoff(double, scene):
+    """`from_cache` keeps what it built while the answers it was built from are fresh: past their
+    TTL it is None again (a venue would have to be asked), and once a venue has asked us to slow
+    down it says rate_limited, as a validation built afresh would."""
+    run, intent = scene
+    clock = SteppedClock()
+    validator = ExchangeValidator(
+        timeout_s=TIMEOUT_S,
+        cache=BookCache(ttl_s=10, clock=clock),
+        rate_limiter=LocalRateLimiter(),
+        clock=clock,
+    )
+    legs = core_intent(intent).legs
+    asked = validator.validate(run.user_id, legs, NOW)
+    assert asked.ok and validator.from_cache(run.user_id, legs, NOW) is validator.from_cache(
+        run.user_id, legs, NOW
+    )
+    clock.now += 11
+    assert validator.from_cache(run.user_id, legs, NOW) is None
+
+    assert validator.validate(run.user_id, legs, NOW).ok
+    assert validator.from_cache(run.user_id, legs, NOW).ok
+    # Another of the user's markets is asked for and Kalshi answers 429: every Kalshi answer is
+    # rate limited for the Retry-After, kept ones included.
+    double.add_fault(Fault(venue="kalshi", kind="rate_limit", retry_after_s=3))
+    other = [
+        IntentLeg(venue="kalshi", instrument_id="KXOTHER-26", side="yes", limit_price=D("0.5"), size=D(1))
+    ]
+    assert not validator.validate(run.user_id, other, NOW).ok
+    limited = validator.from_cache(run.user_id, legs, NOW)
+    assert not limited.ok and "rate_limited" in {leg.kind for leg in limited.legs}
