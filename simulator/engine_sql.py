@@ -81,12 +81,22 @@ def _columns(model: type[Model], alias: str) -> str:
     return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
 
 
+def _json_value(field: JSONField, value: Any) -> Any:
+    """`field.from_db_value`, through orjson (several times faster) when the field has no
+    decoder of its own; anything orjson refuses goes the field's own way."""
+    if value is not None and field.decoder is None:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass
+    return field.from_db_value(value, None, connections[DEFAULT_DB_ALIAS])
+
+
 def _instance(model: type[Model], values: Sequence[Any]) -> Model:
     """The instance the ORM would build from these column values (all concrete fields, in order)."""
     fields = model._meta.concrete_fields
-    django_connection = connections[DEFAULT_DB_ALIAS]
     values = [
-        field.from_db_value(value, None, django_connection) if isinstance(field, JSONField) else value
+        _json_value(field, value) if isinstance(field, JSONField) else value
         for field, value in zip(fields, values, strict=True)
     ]
     return model.from_db(DEFAULT_DB_ALIAS, [field.attname for field in fields], values)
