@@ -53,7 +53,6 @@ from simulator.engine_inputs import (
     explain_missing,
     fee_schedules,
     keys_of,
-    needs_exchange,
     run_limits,
     run_state,
     span_intent,
@@ -150,8 +149,15 @@ def decide_intent(
     ask_venues, from_cache = _validators(validator)
     validation: ExchangeValidation | None = None
 
-    def prefetched() -> ExchangeValidation:
-        assert validation is not None, "the cheap checks asked for the venues after they were asked"
+    def validate_locked() -> ExchangeValidation:
+        """Asked by the core once the cheap checks pass, under the run's lock: the venues'
+        answers from the cache, or those fetched before this attempt; else leave the lock."""
+        nonlocal validation
+        if validation is None and from_cache is not None:
+            with secrets_as_of(run.user_id, stamps):
+                validation = from_cache(run.user_id, intent.legs, now)
+        if validation is None:
+            raise _AskTheVenues
         return validation
 
     while True:  # twice at most: again with the venues' answers when they were not cached
@@ -168,12 +174,7 @@ def decide_intent(
                 if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
                     return None
                 intent, keys = core_intent(intent_row), keys_of(stamps)
-                if validation is None and needs_exchange(intent, run_limits(run), keys):
-                    with secrets_as_of(run.user_id, stamps):
-                        validation = from_cache(run.user_id, intent.legs, now) if from_cache else None
-                    if validation is None:
-                        raise _AskTheVenues
-                decision_row = _decide_locked(run, intent_row, intent, keys, prefetched, now)
+                decision_row = _decide_locked(run, intent_row, intent, keys, validate_locked, now)
         except _AskTheVenues:
             # Never call a venue with the run locked: a slow one would stall every worker of the run.
             with secrets_as_of(run.user_id, stamps):

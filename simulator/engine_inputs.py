@@ -15,10 +15,6 @@ from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from simulator.core import Decision as CoreDecision
 from simulator.core import Intent, IntentLeg, Keys, RunLimits, RunState
 from simulator.core.checks import (
-    check_exchange_keys,
-    check_has_orders,
-    check_instrument_ids,
-    check_net_edge,
     reason_of,
 )
 from simulator.models import SimulatorRun
@@ -151,13 +147,3 @@ def run_state(run: SimulatorRun, now: datetime) -> RunState:
     """Balance and today's traded total; the daily total starts again at each UTC midnight."""
     traded_today = run.traded_today_usd if run.traded_day == utc_day(now) else Decimal(0)
     return RunState(balance_usd=run.balance_usd, traded_today_usd=traded_today)
-
-
-def needs_exchange(intent: Intent, limits: RunLimits, keys: Keys) -> bool:
-    """Whether the four cheap checks pass, i.e. whether `decide` will ask the exchange."""
-    return (
-        check_has_orders(intent, limits).ok
-        and check_net_edge(intent, limits).ok
-        and check_instrument_ids(intent).ok
-        and check_exchange_keys(intent, keys).ok
-    )
