@@ -14,9 +14,7 @@ from exchanges.fees import FeeSchedule
 from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from simulator.core import Decision as CoreDecision
 from simulator.core import Intent, IntentLeg, Keys, RunLimits, RunState
-from simulator.core.checks import (
-    reason_of,
-)
+from simulator.core.checks import reason_of
 from simulator.models import SimulatorRun
 
 # A threshold left unset on the profile is replaced by a value its check always refuses, and
