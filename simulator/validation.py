@@ -247,8 +247,7 @@ class ExchangeValidator:
         if adapter is None:
             return True
         fresh = self.cache.has_fresh
-        keys = [key for leg in legs for key in (_status_key(leg), _book_key(leg))] + [BALANCE_KEY]
-        return all(fresh(venue, key, adapter.fingerprint) for key in keys)
+        return all(fresh(venue, key, adapter.fingerprint) for key in _answer_keys(legs))
 
     # --- the whole intent --------------------------------------------------------------------------
 
@@ -295,8 +294,7 @@ class ExchangeValidator:
         for venue, (adapter, _), legs in jobs:
             if adapter is None:
                 continue
-            keys = [key for leg in legs for key in (_status_key(leg), _book_key(leg))] + [BALANCE_KEY]
-            for key in keys:
+            for key in _answer_keys(legs):
                 fresh = self.cache.fresh_until(venue, key, adapter.fingerprint)
                 until = min(until, fresh if fresh is not None else float("-inf"))
         return until
@@ -382,6 +380,11 @@ def _status_key(leg: IntentLeg) -> str:
 def _book_key(leg: IntentLeg) -> str:
     # Kalshi answers both sides of a market in one book call; Polymarket has a book per token.
     return f"book:{leg.instrument_id}" + ("" if leg.venue == KALSHI else f":{leg.side}")
+
+
+def _answer_keys(legs: Sequence[IntentLeg]) -> list[str]:
+    """What `_venue` asks one venue for these legs: each market's status and book, the balance."""
+    return [key for leg in legs for key in (_status_key(leg), _book_key(leg))] + [BALANCE_KEY]
 
 
 def _setting(name: str, default: float) -> float:
