@@ -269,9 +269,8 @@ class BookCache:
 
     def has_fresh(self, venue: str, instrument: str, fingerprint: str) -> bool:
         """Whether `get_or_fetch` would answer this key from the cache right now (no call)."""
-        with self._lock:
-            entry = self._entries.get((venue, instrument, fingerprint))
-            return entry is not None and self._clock() - entry[0] < self.ttl_s
+        until = self.fresh_until(venue, instrument, fingerprint)
+        return until is not None and self._clock() < until
 
     def _evict_expired(self) -> None:
         now = self._clock()
