@@ -6,6 +6,8 @@ The default intent is the core tests' scenario (tests/simulator/__init__.py): YE
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,6 +16,7 @@ import factory
 from accounts.models import UserProfile
 from accounts.services import set_secret
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
+from exchanges.double import ExchangeDouble, Scenario
 from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY, kalshi_key_pair
 from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from tests.accounts.factories import UserFactory
@@ -21,6 +24,10 @@ from tests.accounts.factories import UserFactory
 D = Decimal
 NOW = datetime(2025, 11, 25, 15, 0, 0, tzinfo=UTC)
 KALSHI_KEY_ID = "sim-engine-key"
+# The crossed pair of the exchange double's demo scenario (`Scenario.demo()`).
+DEMO_TICKER = "FED-25DEC-T4.00"
+DEMO_YES_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
+DEMO_NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
 
 
 class MarketPairFactory(factory.django.DjangoModelFactory):
@@ -122,3 +129,13 @@ def trader(**thresholds):
     set_thresholds(user, **thresholds)
     give_keys(user)
     return user
+
+
+@contextmanager
+def demo_double() -> Iterator[ExchangeDouble]:
+    """The exchange double on loopback with its demo books, and `KALSHI_KEY_ID` registered with
+    $500 on Kalshi."""
+    _, public_pem = kalshi_key_pair()
+    with ExchangeDouble(Scenario.demo()) as running:
+        running.state.register_kalshi_key(KALSHI_KEY_ID, public_pem, balance_cents=50_000)
+        yield running

@@ -4,7 +4,6 @@ adapter built from a user's secret is reused only while that secret is unchanged
 import pytest
 
 from accounts.services import delete_secret, set_secret
-from exchanges.double import ExchangeDouble, Scenario
 from exchanges.ratelimit import BookCache, LocalRateLimiter
 from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY, kalshi_key_pair
 from simulator.engine import decide_intent
@@ -12,25 +11,24 @@ from simulator.services import start_run
 from simulator.validation import ExchangeValidator
 from tests.accounts.factories import UserFactory
 from tests.simulator.factories import (
-    KALSHI_KEY_ID,
+    DEMO_NO_TOKEN,
+    DEMO_TICKER,
+    DEMO_YES_TOKEN,
     NOW,
     ExecutionIntentFactory,
     MarketPairFactory,
+    demo_double,
     give_keys,
     set_thresholds,
 )
 
 pytestmark = pytest.mark.django_db
-TICKER = "FED-25DEC-T4.00"
-YES_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
-NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+TICKER, YES_TOKEN, NO_TOKEN = DEMO_TICKER, DEMO_YES_TOKEN, DEMO_NO_TOKEN
 
 
 @pytest.fixture(scope="module")
 def double():
-    _, public_pem = kalshi_key_pair()
-    with ExchangeDouble(Scenario.demo()) as running:
-        running.state.register_kalshi_key(KALSHI_KEY_ID, public_pem, balance_cents=50_000)
+    with demo_double() as running:
         yield running
 
 

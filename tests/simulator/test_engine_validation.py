@@ -5,9 +5,8 @@ from decimal import Decimal
 
 import pytest
 
-from exchanges.double import ExchangeDouble, Fault, Scenario
+from exchanges.double import Fault
 from exchanges.ratelimit import BookCache, LocalRateLimiter
-from exchanges.testing import kalshi_key_pair
 from simulator.core import IntentLeg
 from simulator.engine import decide_intent
 from simulator.engine_inputs import core_intent
@@ -15,27 +14,27 @@ from simulator.services import start_run
 from simulator.validation import ExchangeValidator
 from tests.accounts.factories import UserFactory
 from tests.simulator.factories import (
+    DEMO_NO_TOKEN,
+    DEMO_TICKER,
+    DEMO_YES_TOKEN,
     KALSHI_KEY_ID,
     NOW,
     ExecutionIntentFactory,
     MarketPairFactory,
+    demo_double,
     give_keys,
     set_thresholds,
 )
 
 pytestmark = pytest.mark.django_db
 D = Decimal
-TICKER = "FED-25DEC-T4.00"
-YES_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
-NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+TICKER, YES_TOKEN, NO_TOKEN = DEMO_TICKER, DEMO_YES_TOKEN, DEMO_NO_TOKEN
 TIMEOUT_S = 0.5
 
 
 @pytest.fixture(scope="module")
 def double():
-    _, public_pem = kalshi_key_pair()
-    with ExchangeDouble(Scenario.demo()) as running:
-        running.state.register_kalshi_key(KALSHI_KEY_ID, public_pem, balance_cents=50_000)
+    with demo_double() as running:
         yield running
 
 

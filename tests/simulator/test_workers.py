@@ -12,17 +12,19 @@ from decimal import Decimal
 import pytest
 from django.conf import settings
 
-from exchanges.double import ExchangeDouble, Fault, Scenario
-from exchanges.testing import kalshi_key_pair
+from exchanges.double import Fault
 from simulator.models import Decision, SimulatorTrade
 from simulator.services import dispatch_intent, start_run
 from simulator.tasks import decide_intent_task
 from tests.accounts.factories import UserFactory
 from tests.simulator.conftest import needs_postgres
 from tests.simulator.factories import (
-    KALSHI_KEY_ID,
+    DEMO_NO_TOKEN,
+    DEMO_TICKER,
+    DEMO_YES_TOKEN,
     ExecutionIntentFactory,
     MarketPairFactory,
+    demo_double,
     give_keys,
     set_thresholds,
 )
@@ -35,9 +37,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 D = Decimal
-TICKER = "FED-25DEC-T4.00"
-YES_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
-NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+TICKER, YES_TOKEN, NO_TOKEN = DEMO_TICKER, DEMO_YES_TOKEN, DEMO_NO_TOKEN
 VISIBILITY_TIMEOUT_S = 2
 # The worker's own entry point, with a short visibility timeout so an unacknowledged message
 # of a killed worker is handed to the next one in seconds instead of the default hour.
@@ -88,9 +88,7 @@ def wait_for(condition, timeout_s: float, what: str) -> None:
 
 @pytest.fixture
 def double():
-    _, public_pem = kalshi_key_pair()
-    with ExchangeDouble(Scenario.demo()) as running:
-        running.state.register_kalshi_key(KALSHI_KEY_ID, public_pem, balance_cents=50_000)
+    with demo_double() as running:
         yield running
 
 
