@@ -108,13 +108,12 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: channel layer and Celery ------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Pub/Sub: a group send is one PUBLISH that Redis fans out to the daphne processes whose sockets
+# joined the group. The list-based RedisChannelLayer costs the sending worker ~4x the CPU per
+# send (docs/benchmarks.md, "engine"); websocket events need none of its queueing or capacity.
+REDIS_CHANNEL_LAYER = "channels_redis.pubsub.RedisPubSubChannelLayer"
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
-        }
-    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": REDIS_CHANNEL_LAYER, "CONFIG": {"hosts": [REDIS_URL]}}}
     CELERY_BROKER_URL = REDIS_URL
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

@@ -430,9 +430,7 @@ def redis_outage_scenario(*, redis: RedisServer, down_s: float, double, intents_
     browser.force_login(user)
     headers = [(b"origin", b"http://localhost"), (b"host", b"localhost"),
                (b"cookie", f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}".encode())]  # fmt: skip
-    layer = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis.url]}}
-    }
+    layer = {"default": {"BACKEND": settings.REDIS_CHANNEL_LAYER, "CONFIG": {"hosts": [redis.url]}}}
 
     def decide(intent_id: int) -> SimulatorTrade | None:
         with transaction.atomic():
