@@ -27,6 +27,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -58,7 +59,13 @@ from simulator.engine_inputs import (
     span_intent,
     utc_day,
 )
-from simulator.engine_sql import run_and_decided, run_intent_and_stamps, write_decision
+from simulator.engine_sql import (
+    cache_related,
+    new_row,
+    run_and_decided,
+    run_intent_and_stamps,
+    write_decision,
+)
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.services import expire_run_if_due
 from simulator.validation import (
@@ -100,10 +107,11 @@ def _trade_row(
     """The trade row of a decision that traded, not yet saved (see `write_decision`)."""
     draft = result.trade
     assert draft is not None
-    return SimulatorTrade(
-        run=run,
-        intent=intent_row,
-        decision=decision_row,
+    trade = new_row(
+        SimulatorTrade,
+        run_id=run.pk,
+        intent_id=intent_row.pk,
+        decision_id=None,  # the decision's, once written
         user_id=run.user_id,
         opportunity_key=intent_row.opportunity_key,
         direction=intent_row.direction,
@@ -124,6 +132,38 @@ def _trade_row(
         settled_at=draft.settled_at,
         settlement_delay_s=draft.settlement_delay_s,
     )
+    cache_related(trade, run=run, intent=intent_row)
+    return trade
+
+
+def _decision_row(
+    run: SimulatorRun,
+    result: CoreDecision,
+    *,
+    intent: ExecutionIntent | None = None,
+    span: SuccessSpan | None = None,
+    reason_code: str,
+    edge_cents: Decimal,
+    opportunity_key: str,
+    now: datetime,
+) -> Decision:
+    """The decision row, not yet saved (see `write_decision`)."""
+    decision = new_row(
+        Decision,
+        run_id=run.pk,
+        intent_id=intent.pk if intent is not None else None,
+        span_id=span.pk if span is not None else None,
+        decision_source=Decision.INTENT if intent is not None else Decision.SUCCESS_SPAN,
+        outcome=result.outcome,
+        reason=result.reason[:300],
+        reason_code=reason_code,
+        checks=_checks_json(result.checks),
+        edge_cents=edge_cents,
+        opportunity_key=opportunity_key,
+        created_at=now,
+    )
+    cache_related(decision, run=run, **({"intent": intent} if intent is not None else {"span": span}))
+    return decision
 
 
 # --- the two decisions ------------------------------------------------------------------------------
@@ -218,17 +258,14 @@ def _decide_locked(
         config=SimConfig.from_json(run.sim_config),
     )
     result = explain_missing(result, run)
-    decision_row = Decision(
-        run=run,
+    decision_row = _decision_row(
+        run,
+        result,
         intent=intent_row,
-        decision_source=Decision.INTENT,
-        outcome=result.outcome,
-        reason=result.reason[:300],
         reason_code=_reason_code(result),
-        checks=_checks_json(result.checks),
         edge_cents=intent_row.net_edge_cents,
         opportunity_key=intent_row.opportunity_key,
-        created_at=now,
+        now=now,
     )
     if result.outcome == TRADED:
         trade = _trade_row(run, intent_row, decision_row, result, now)
@@ -286,17 +323,14 @@ def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None)
                 return None
             result = decide_span(intent, run_limits(run), run_state(run, now), keys, fee_schedules(span.pair))
             result = explain_missing(result, run)
-            decision_row = Decision(
-                run=run,
+            decision_row = _decision_row(
+                run,
+                result,
                 span=span,
-                decision_source=Decision.SUCCESS_SPAN,
-                outcome=result.outcome,
-                reason=result.reason[:300],
                 reason_code=_reason_code(result) if result.outcome == SKIPPED else "",
-                checks=_checks_json(result.checks),
                 edge_cents=intent.net_edge_cents,
                 opportunity_key=span.opportunity_key,
-                created_at=now,
+                now=now,
             )
             run.decision_count += 1
             write_decision(decision_row, run=run, run_fields=["decision_count"])
