@@ -301,3 +301,62 @@ def test_the_rows_written_read_back_as_the_engine_built_them(trading_user, pair,
         stored = type(written).objects.get(pk=written.pk)
         for field in type(written)._meta.concrete_fields:
             assert getattr(stored, field.attname) == getattr(written, field.attname), field.name
+
+
+def test_what_the_engine_reads_equals_what_the_orm_reads(trading_user, pair):
+    """The engine builds its run, intent and pair from its own query; the intent's and pair's
+    fields it does not read (an intent's books) still load on first access."""
+    from ingest.models import ExecutionIntent
+    from simulator.engine_sql import run_intent_and_stamps
+    from simulator.models import SimulatorRun
+    from simulator.validation import secret_stamps
+
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(
+        user=trading_user, pair=pair, books=[{"venue": "kalshi", "asks": [["0.45", "10"]]}]
+    )
+    read_run, read_intent, stamps = run_intent_and_stamps(run.pk, intent.pk)
+    stored_run = SimulatorRun.objects.get(pk=run.pk)
+    stored_intent = ExecutionIntent.objects.select_related("pair").get(pk=intent.pk)
+    for read, stored in (
+        (read_run, stored_run),
+        (read_intent, stored_intent),
+        (read_intent.pair, stored_intent.pair),
+    ):
+        for field in type(stored)._meta.concrete_fields:
+            assert getattr(read, field.attname) == getattr(stored, field.attname), field.name
+    assert read_run.decided_id is None
+    assert stamps == secret_stamps(user_id=trading_user.pk)
+
+
+def test_rows_of_a_model_with_init_listeners_go_through_its_constructor(trading_user, pair, book_validator):
+    """An app listening to post_init (as some field types do) still sees every row the engine builds."""
+    from django.db.models.signals import post_init
+
+    from simulator import engine_sql
+
+    seen = []
+
+    def remember(sender, instance, **kwargs):
+        seen.append(instance)
+
+    post_init.connect(remember, sender=SimulatorTrade)
+    engine_sql._shapes.clear()  # shapes are worked out once per model
+    try:
+        run = start(trading_user)
+        intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+        decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    finally:
+        post_init.disconnect(remember, sender=SimulatorTrade)
+        engine_sql._shapes.clear()
+    assert decision.outcome == "traded"
+    assert decision.trade in seen
+    assert SimulatorTrade.objects.get(pk=decision.trade.pk).cost_usd == decision.trade.cost_usd
+
+
+def test_a_row_missing_a_field_is_refused_before_anything_is_written():
+    from simulator.engine_sql import new_row
+
+    with pytest.raises(TypeError, match=r"missing \['created_at'"):
+        new_row(Decision, run_id=1, intent_id=1, span_id=None, decision_source="intent", outcome="traded",
+                reason="", reason_code="", checks=[], edge_cents=D("1"), opportunity_key="K")  # fmt: skip
