@@ -20,6 +20,7 @@ from exchanges.books import KALSHI, POLYMARKET
 CENT = Decimal("0.01")
 HUNDREDTH_OF_A_CENT = Decimal("0.0001")
 ZERO = Decimal("0")
+ONE = Decimal("1")
 
 KALSHI_TAKER_RATE = Decimal("0.07")
 KALSHI_INDEX_TAKER_RATE = Decimal("0.035")
@@ -38,9 +39,9 @@ KALSHI_SERIES_TAKER_RATES: dict[str, Decimal] = {
 def _variance_term(contracts: Decimal, price: Decimal) -> Decimal:
     if contracts < 0:
         raise ValueError("contracts must be >= 0")
-    if not (ZERO <= price <= Decimal(1)):
+    if not (ZERO <= price <= ONE):
         raise ValueError("price must be in dollars, between 0 and 1")
-    return contracts * price * (Decimal(1) - price)
+    return contracts * price * (ONE - price)
 
 
 def kalshi_series_of(ticker: str) -> str:

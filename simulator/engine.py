@@ -44,7 +44,6 @@ from simulator.core import (
     Intent,
     Keys,
     LiquidityLedger,
-    SimConfig,
     decide,
     decide_span,
 )
@@ -56,6 +55,7 @@ from simulator.engine_inputs import (
     keys_of,
     run_limits,
     run_state,
+    sim_config,
     span_intent,
     utc_day,
 )
@@ -255,7 +255,7 @@ def _decide_locked(
         rng=random.Random(f"{run.seed}:{intent_row.pk}"),
         now=now,
         ledger=ledger,
-        config=SimConfig.from_json(run.sim_config),
+        config=sim_config(run),
     )
     result = explain_missing(result, run)
     decision_row = _decision_row(

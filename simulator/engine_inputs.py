@@ -9,11 +9,13 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
+import orjson
+
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.fees import FeeSchedule
 from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from simulator.core import Decision as CoreDecision
-from simulator.core import Intent, IntentLeg, Keys, RunLimits, RunState
+from simulator.core import Intent, IntentLeg, Keys, RunLimits, RunState, SimConfig
 from simulator.core.checks import reason_of
 from simulator.models import SimulatorRun
 
@@ -135,6 +137,21 @@ def explain_missing(decision: CoreDecision, run: SimulatorRun) -> CoreDecision:
     detail = f"{missing[failing.name]} was not set on your profile when this run started"
     checks = tuple(replace(check, detail=detail) if check is failing else check for check in decision.checks)
     return replace(decision, checks=checks, reason=reason_of(checks))
+
+
+_sim_configs: dict[bytes, SimConfig] = {}
+
+
+def sim_config(run: SimulatorRun) -> SimConfig:
+    """The run's fill and timing model. Built once per distinct configuration (they are few and
+    immutable): building one costs more than a tenth of the pure core's whole decision."""
+    key = orjson.dumps(run.sim_config, option=orjson.OPT_SORT_KEYS)
+    config = _sim_configs.get(key)
+    if config is None:
+        if len(_sim_configs) >= 1_000:
+            _sim_configs.clear()
+        config = _sim_configs[key] = SimConfig.from_json(run.sim_config)
+    return config
 
 
 def utc_day(now: datetime) -> date:
