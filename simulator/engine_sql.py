@@ -1,7 +1,8 @@
 """The engine's reads and writes of the run, its decision and its trade.
 
 On PostgreSQL they are server-side prepared statements on Django's own connection (so inside the
-engine's `transaction.atomic()` and its row lock): the ORM's Python cost per statement (~1 ms on
+engine's `transaction.atomic()` and its row lock), sent by `simulator.engine_wire` (BEGIN with
+the locked read, COMMIT with the write): the ORM's Python cost per statement (~1 ms on
 a loaded machine, building and compiling the query) was most of a decision's time. The writes of
 one decision (decision row, trade row, the run's money) are one statement, with the JSON
 serialised once. The SQL is generated from the models' fields, so a new column is written
@@ -20,7 +21,6 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from weakref import WeakKeyDictionary
 
 import orjson
 from django.db import DEFAULT_DB_ALIAS, connection, connections
@@ -29,41 +29,24 @@ from django.db.models.base import ModelState
 
 from accounts.models import UserSecret
 from ingest.models import ExecutionIntent, MarketPair
+from simulator import engine_wire
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.validation import SecretStamp, secret_stamps
 
 _statements: dict[Any, str] = {}
-_cursors: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()  # psycopg connection -> our cursor
-ONLY_WHEN_ASKED = 2**31 - 1  # a psycopg prepare_threshold never reached: prepare only on prepare=True
 
 
 def _postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def _execute(sql: str, params: Sequence[Any]) -> list[tuple]:
-    """Run one prepared statement that returns rows on Django's connection (and in its transaction)."""
+def _execute(sql: str, params: Sequence[Any], *, commit: bool = False) -> list[tuple]:
+    """Run one of the engine's statements on Django's connection, in its transaction; its rows.
+    `commit`: the statement is the last of its transaction (COMMIT may go with it)."""
     django_connection = connections[DEFAULT_DB_ALIAS]  # `connection` looks this up per attribute
-    django_connection.ensure_connection()
-    raw = django_connection.connection
-    cursor = _cursors.get(raw)
-    if cursor is None or cursor.closed:
-        import psycopg
-
-        if raw.prepare_threshold is None:
-            # Django's default (no automatic preparation) also makes psycopg ignore prepare=True.
-            # Django's own cursors bind client-side and never prepare, so this only lets ours be.
-            raw.prepare_threshold = ONLY_WHEN_ASKED
-        # One cursor per connection, reused: its adapters cache how each parameter type is
-        # dumped (a new cursor looks that up again for each of the write's ~40 parameters).
-        cursor = _cursors[raw] = psycopg.Cursor(raw)
-    with django_connection.wrap_database_errors:
-        # (psycopg's pipeline mode would send a transaction's BEGIN with its first statement,
-        # but measured slower: its own overhead costs more than the round trip it saves.)
-        cursor.execute(sql, params, prepare=True)
-        # Every statement here returns rows. (`cursor.description` would build a Column object
-        # per column on each call: a tenth of a decision's time for the run's wide row.)
-        return cursor.fetchall()
+    if commit:
+        return engine_wire.fetch_and_commit(django_connection, sql, params)
+    return engine_wire.fetch(django_connection, sql, params)
 
 
 def _json(value: Any) -> str:
@@ -365,7 +348,8 @@ def _saved(obj: Model, pk: int) -> None:
 def write_decision(
     decision: Decision, *, trade: SimulatorTrade | None = None, run: SimulatorRun, run_fields: Sequence[str]
 ) -> None:
-    """Insert the decision (and its trade) and save `run_fields` of the locked run, together.
+    """Insert the decision (and its trade) and save `run_fields` of the locked run, together, as
+    the last statement of the decision's transaction (on PostgreSQL its COMMIT goes with it).
     The instances get their primary keys (the trade its decision, the decision its trade); a
     second decision for the same (run, intent|span) raises IntegrityError, as the ORM would."""
     if trade is not None:
@@ -385,7 +369,7 @@ def write_decision(
         params += _insert_shape(SimulatorTrade).params(trade, json_text, skip="decision_id")
     params += _shape(SimulatorRun, run_fields).params(run, json_text)
     params.append(run.pk)
-    ((decision_id, trade_id),) = _execute(_write_sql(trade is not None, run_fields), params)
+    ((decision_id, trade_id),) = _execute(_write_sql(trade is not None, run_fields), params, commit=True)
     _saved(decision, decision_id)
     if trade is not None:
         trade.decision_id = decision_id
