@@ -13,8 +13,10 @@ psycopg's own pipeline mode does the same but costs more than the round trips it
 the same isolation; Django's atomic block still wraps it (its COMMIT then finds the transaction
 already committed and sends nothing; its on-commit hooks run as before; on an error it rolls back).
 
-Each function answers None when it does not apply (another transaction shape, options on the
-connection), and the caller then goes through psycopg's cursor as before."""
+Statements are prepared once per connection under our own names (psycopg's own preparation stays
+off, as Django leaves it) and executed with their parameters bound as text. This module uses
+psycopg's libpq layer (`pgconn`, `generators`, `Connection.wait`), pinned in requirements.txt:
+`tests/simulator/test_engine_wire.py` checks what it relies on."""
 
 from __future__ import annotations
 
@@ -83,6 +85,19 @@ def _opens_a_transaction(raw: Any) -> bool:
     return not raw.autocommit and raw.pgconn.transaction_status == _IDLE
 
 
+def _run(raw: Any, query: bytes | None = None, *, sql: str = "", params: Sequence[Any] = ()) -> list[Any]:
+    """Send one message and wait for its results: `query` (simple protocol), else the prepared
+    statement of `sql` with `params` bound as text (as psycopg's extended protocol does)."""
+    if query is not None:
+        raw.pgconn.send_query(query)
+    else:
+        values, formats = _text_values(raw, params)
+        raw.pgconn.send_query_prepared(_statement(raw, sql), values, param_formats=formats)
+    results = raw.wait(generators.execute(raw.pgconn))
+    _check(raw, results)
+    return results
+
+
 def fetch(django_connection: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
     """Run `sql` (prepared on the server) on Django's connection, in its transaction; its rows.
     When it is the first statement of Django's transaction, BEGIN goes in the same round trip."""
@@ -92,51 +107,28 @@ def fetch(django_connection: Any, sql: str, params: Sequence[Any]) -> list[tuple
         try:
             if _opens_a_transaction(raw):
                 return _begin_and_fetch(raw, sql, params)
-            name = _statement(raw, sql)
-            values, formats = _text_values(raw, params)
-            raw.pgconn.send_query_prepared(name, values, param_formats=formats)
-            results = raw.wait(generators.execute(raw.pgconn))
-            _check(raw, results)
-            return _rows(raw, results[0])
+            return _rows(raw, _run(raw, sql=sql, params=params)[0])
         except errors.Error as error:
             _forget_statements_if_gone(raw, error)
             raise
 
 
 def _begin_and_fetch(raw: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
-    begin = raw._get_tx_start_command() if not _plain_begin(raw) else b"BEGIN"
-    if any(type(param) is not int for param in params):  # BEGIN alone, then the statement
-        raw.pgconn.send_query(begin)
-        _check(raw, raw.wait(generators.execute(raw.pgconn)))
-        name = _statement(raw, sql)
-        values, formats = _text_values(raw, params)
-        raw.pgconn.send_query_prepared(name, values, param_formats=formats)
-        results = raw.wait(generators.execute(raw.pgconn))
-        _check(raw, results)
-        return _rows(raw, results[0])
+    begin = raw._get_tx_start_command()  # BEGIN with the connection's options, as psycopg sends it
+    if any(type(param) is not int for param in params):  # not the engine's reads: BEGIN alone first
+        _run(raw, begin)
+        return _rows(raw, _run(raw, sql=sql, params=params)[0])
     # Integers only: "BEGIN; EXECUTE name(1, 2)", one simple-protocol message.
     arguments = ", ".join(str(int(param)) for param in params).encode()
-    for attempt in (1, 2):
-        name = _statement(raw, sql)
-        raw.pgconn.send_query(b"%s; EXECUTE %s(%s)" % (begin, name, arguments))
-        results = raw.wait(generators.execute(raw.pgconn))
-        try:
-            _check(raw, results)
-        except errors.InvalidSqlStatementName:
-            if attempt == 2:
-                raise
-            # Our statement was deallocated: nothing ran in this transaction yet, so end it,
-            # prepare again and start over.
-            raw.pgconn.send_query(b"ROLLBACK")
-            _check(raw, raw.wait(generators.execute(raw.pgconn)))
-            _prepared.pop(raw, None)
-            continue
-        return _rows(raw, results[-1])
-    raise AssertionError("unreachable")
-
-
-def _plain_begin(raw: Any) -> bool:
-    return raw.isolation_level is None and raw.read_only is None and raw.deferrable is None
+    try:
+        results = _run(raw, b"%s; EXECUTE %s(%s)" % (begin, _statement(raw, sql), arguments))
+    except errors.InvalidSqlStatementName:
+        # Our statement was deallocated behind our back. Nothing ran in this transaction yet:
+        # end it, prepare again and start over.
+        _run(raw, b"ROLLBACK")
+        _prepared.pop(raw, None)
+        results = _run(raw, b"%s; EXECUTE %s(%s)" % (begin, _statement(raw, sql), arguments))
+    return _rows(raw, results[-1])
 
 
 def fetch_and_commit(django_connection: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
