@@ -16,10 +16,10 @@ Order of work for an intent, and why:
 4. After commit: `simulator:trade` and `simulator:run` to the user's websocket group, handed
    to the broadcast thread and not waited for (see `simulator.broadcast`).
 
-With the validation cached, the hot path is four round trips on PostgreSQL: BEGIN, the locked
-read, one statement writing decision, trade and the run's money, COMMIT. The statements
-are prepared (see `simulator.engine_sql`); no savepoint per decision; no secret read or
-decrypted while its stamp is unchanged."""
+With the validation cached, the hot path is two round trips on PostgreSQL: BEGIN with the locked
+read, then one statement writing decision, trade and the run's money with COMMIT (see
+`simulator.engine_wire`). The statements are prepared once per connection; no savepoint per
+decision; no secret read or decrypted while its stamp is unchanged."""
 
 from __future__ import annotations
 

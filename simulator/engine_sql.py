@@ -97,13 +97,13 @@ class _Shape:
     def columns(self, alias: str) -> str:
         return ", ".join(f'{alias}."{field.column}"' for field in self.fields)
 
-    def instance(self, values: Sequence[Any], *, saved: bool = True) -> Model:
+    def instance(self, values: Sequence[Any]) -> Model:
         """The instance the ORM would build from these column values (one per field, in order);
         fields not read are deferred (loaded on first access, as with `.only()`)."""
         values = list(values)
         for position, field in self.json_fields:
             values[position] = _json_value(field, values[position])
-        return self.build(dict(zip(self.attnames, values, strict=True)), saved=saved)
+        return self.build(dict(zip(self.attnames, values, strict=True)), saved=True)
 
     def build(self, attributes: dict[str, Any], *, saved: bool = False) -> Model:
         """An instance with these attribute values (by attname); saved or not yet."""
