@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import UserProfile
@@ -307,33 +308,22 @@ def redispatch_undecided(
     from simulator.tasks import decide_intent_task
 
     now = now or timezone.now()
-    runs_by_user: dict[int, list[SimulatorRun]] = {}
-    for run in selectors.running_runs().order_by("id"):
-        runs_by_user.setdefault(run.user_id, []).append(run)
-    if not runs_by_user:
-        return 0
-    intents = list(
-        ExecutionIntent.objects.filter(
-            user_id__in=runs_by_user,
-            created_at__lte=now - timedelta(seconds=min_age_s),
-            created_at__gte=now - timedelta(seconds=window_s),
-        )
-        .order_by("-created_at")
-        .only("id", "user_id", "opportunity_key", "created_at")[:limit]
-    )
-    decided = set(
-        Decision.objects.filter(intent_id__in=[i.pk for i in intents]).values_list("run_id", "intent_id")
-    )
     sent = 0
-    for intent in intents:
-        for run in runs_by_user[intent.user_id]:
-            if (
-                run.started_at <= intent.created_at
-                and run.watches(intent.opportunity_key)
-                and (run.pk, intent.pk) not in decided
-            ):
-                decide_intent_task.delay(run.pk, intent.pk)
-                sent += 1
+    for run in selectors.running_runs().order_by("id"):
+        # Asked of the database per run: intents it should have decided and has not, oldest
+        # first (not the newest N intents, behind which an old lost one could hide forever).
+        undecided = ExecutionIntent.objects.filter(
+            user_id=run.user_id,
+            created_at__gte=max(run.started_at, now - timedelta(seconds=window_s)),
+            created_at__lte=now - timedelta(seconds=min_age_s),
+        ).exclude(Exists(Decision.objects.filter(run_id=run.pk, intent_id=OuterRef("pk"))))
+        if run.opportunity_keys:
+            undecided = undecided.filter(opportunity_key__in=run.opportunity_keys)
+        for intent_id in undecided.order_by("created_at", "id").values_list("pk", flat=True)[: limit - sent]:
+            decide_intent_task.delay(run.pk, intent_id)
+            sent += 1
+        if sent >= limit:
+            break
     if sent:
         logger.warning("event=undecided_intents_redispatched count=%s", sent)
     return sent

@@ -54,3 +54,19 @@ def test_the_sweep_sends_nothing_for_keys_the_run_does_not_watch(trading_user, p
     run.save(update_fields=["started_at"])
     aged(ExecutionIntentFactory(user=trading_user, pair=other_pair), 120)
     assert redispatch_undecided() == 0
+
+
+def test_an_old_lost_intent_is_found_behind_any_number_of_newer_decided_ones(trading_user, pair, eager_tasks):
+    """The sweep asks for what is undecided, oldest first: a cap on how many it sends never hides
+    an old lost intent behind newer ones that were decided (the soak lost one this way)."""
+    run, _ = start_run(user=trading_user, starting_usd="1000")
+    run.started_at = timezone.now() - timedelta(hours=1)
+    run.save(update_fields=["started_at"])
+    lost = aged(ExecutionIntentFactory(user=trading_user, pair=pair), 600)
+    newer = [aged(ExecutionIntentFactory(user=trading_user, pair=pair), 300 - i) for i in range(3)]
+    for intent in newer:
+        Decision.objects.create(run=run, intent=intent, decision_source="intent", outcome="skipped",
+                                checks=[], opportunity_key=intent.opportunity_key, created_at=timezone.now())  # fmt: skip
+
+    assert redispatch_undecided(limit=2) == 1
+    assert Decision.objects.filter(run=run, intent=lost).count() == 1
