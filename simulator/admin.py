@@ -20,7 +20,7 @@ INLINE_ROWS = 20
 CSV_COLUMNS = [
     "id", "run_id", "intent_id", "opportunity_key", "direction", "requested_size", "matched_size",
     "fill_pct", "cost_usd", "fees_usd", "expected_pnl_usd", "net_edge_cents", "decided_at",
-    "executed_at", "settled_at", "settlement_delay_s",
+    "executed_at", "settled_at", "settlement_delay_s", "payout_usd", "resolved_at",
 ]  # fmt: skip
 
 
@@ -171,7 +171,7 @@ def trades_csv(trades, filename: str) -> HttpResponse:
 class SimulatorTradeAdmin(admin.ModelAdmin):
     list_display = (
         "id", "run", "user", "opportunity_key", "direction", "matched_size", "fill_pct", "cost_usd",
-        "expected_pnl_usd", "decided_at", "executed_at",
+        "expected_pnl_usd", "payout_usd", "decided_at", "executed_at",
     )  # fmt: skip
     list_filter = ("run", "opportunity_key", "direction", VenueFilter, "executed_at")
     search_fields = ("opportunity_key", "=run__id", "=intent__id")

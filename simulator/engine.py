@@ -131,6 +131,8 @@ def _trade_row(
         executed_at=draft.executed_at,
         settled_at=draft.settled_at,
         settlement_delay_s=draft.settlement_delay_s,
+        payout_usd=None,  # until the pair's markets resolve
+        resolved_at=None,
     )
     cache_related(trade, run=run, intent=intent_row)
     return trade

@@ -129,6 +129,10 @@ class SimulatorTrade(models.Model):
     settled_at = models.DateTimeField()
     settlement_delay_s = models.DecimalField(max_digits=10, decimal_places=3)
 
+    # Set once, when the pair's markets resolve (services.resolve_pair): what the legs paid.
+    payout_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         db_table = "simulator_trades"
         constraints = [models.UniqueConstraint(fields=["run", "intent"], name="one_trade_per_run_intent")]

@@ -25,7 +25,8 @@ from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from simulator import selectors
 from simulator.broadcast import broadcast_run
 from simulator.core import SimConfig
-from simulator.models import Decision, SimulatorRun
+from simulator.core.payout import RESULTS, payout_usd
+from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
 logger = logging.getLogger(__name__)
 
@@ -327,3 +328,53 @@ def redispatch_undecided(
     if sent:
         logger.warning("event=undecided_intents_redispatched count=%s", sent)
     return sent
+
+
+def resolve_pair(
+    *, opportunity_key: str, kalshi: str, polymarket: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The pair's markets resolved (`kalshi` and `polymarket`: each venue's result, "yes" or
+    "no"): every trade on it not yet resolved, in every run whatever its status, gets its payout
+    ($1 per contract of each leg whose side won: simulator.core.payout), and its run's balance
+    and realised P&L move by it (balance + payout, pnl + payout - cost), under the run's row lock
+    so no decision interleaves. Exactly once per trade: resolving again changes nothing.
+    -> {"trades": n, "runs": n, "payout_usd": Decimal, "pnl_usd": Decimal}."""
+    now = now or timezone.now()
+    errors = {
+        venue: f"must be one of {', '.join(RESULTS)}"
+        for venue, result in (("kalshi", kalshi), ("polymarket", polymarket))
+        if result not in RESULTS
+    }
+    if errors:
+        raise ValidationError(errors)
+    if not MarketPair.objects.filter(opportunity_key=opportunity_key).exists():
+        raise NotFoundError(
+            f"no market pair with opportunity key {opportunity_key!r}", field="opportunity_key"
+        )
+    results = {"kalshi": kalshi, "polymarket": polymarket}
+    unresolved = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=True)
+    summary: dict[str, Any] = {"trades": 0, "runs": 0, "payout_usd": Decimal(0), "pnl_usd": Decimal(0)}
+    for run_id in unresolved.values_list("run_id", flat=True).distinct().order_by("run_id"):
+        with transaction.atomic():
+            run = SimulatorRun.objects.select_for_update().get(pk=run_id)
+            trades = list(unresolved.filter(run_id=run_id).select_for_update())
+            paid = pnl = Decimal(0)
+            for trade in trades:
+                trade.payout_usd = payout_usd(trade.legs, results)
+                trade.resolved_at = now
+                paid += trade.payout_usd
+                pnl += trade.payout_usd - trade.cost_usd
+            SimulatorTrade.objects.bulk_update(trades, ["payout_usd", "resolved_at"])
+            run.balance_usd += paid
+            run.pnl_usd += pnl
+            run.save(update_fields=["balance_usd", "pnl_usd"])
+            transaction.on_commit(partial(broadcast_run, run))
+        summary["trades"] += len(trades)
+        summary["runs"] += 1 if trades else 0
+        summary["payout_usd"] += paid
+        summary["pnl_usd"] += pnl
+    logger.info(
+        "event=pair_resolved opportunity_key=%s kalshi=%s polymarket=%s trades=%s runs=%s",
+        opportunity_key, kalshi, polymarket, summary["trades"], summary["runs"],
+    )  # fmt: skip
+    return summary
