@@ -265,7 +265,8 @@
     const body = {
       starting_usd: data.get("starting_usd"),
       opportunity_keys: data.getAll("opportunity_keys"),
-      duration_minutes: data.get("duration_minutes") === "" ? null : data.get("duration_minutes"),
+      // An empty box is left out (the API's default, 0: until stopped); null would be refused.
+      duration_minutes: data.get("duration_minutes") === "" ? undefined : data.get("duration_minutes"),
       label: data.get("label"), notes: data.get("notes"),
     };
     $("#start-button").disabled = true;
