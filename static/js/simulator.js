@@ -145,11 +145,13 @@
     if (min === max) { const pad = Math.max(Math.abs(min) * 0.01, 1); return [min - pad, max + pad]; }
     return uPlot.rangeNum(min, max, 0.1, true);
   }
-  // A canvas has no text: the chart's label says what its axes show (screen readers, tests).
-  function describeWindow(u, box, what) {
+  // A canvas has no text: the plot area's label says what its axes show (screen readers, tests).
+  function describeWindow(u, what) {
     const x = u.scales.x, y = u.scales[u.series[1].scale];
     const at = (s) => time(new Date(s * 1000));
-    box.setAttribute("aria-label", `${what} from ${at(x.min)} to ${at(x.max)} UTC; balance axis ${usd(y.min)} to ${usd(y.max)}`);
+    const area = u.root.querySelector(".u-wrap");
+    area.setAttribute("role", "img");
+    area.setAttribute("aria-label", `${what} from ${at(x.min)} to ${at(x.max)} UTC; balance axis ${usd(y.min)} to ${usd(y.max)}`);
   }
 
   let equityPlot = null;
@@ -165,13 +167,12 @@
       const xs = points.map((p) => Date.parse(p.at || p.decided_at || p.time) / 1000);
       const balance = points.map((p) => Number(p.balance_usd));
       const pnl = points.map((p) => Number(p.expected_pnl_usd ?? p.pnl_usd));
-      box.setAttribute("role", "img");
       equityPlot = new uPlot({
         width: Math.max(280, box.clientWidth || 500), height: 220,
         scales: { x: { time: true, range: timeRange }, y: { range: valueRange }, pnl: { range: valueRange } },
         series: [{}, { label: "balance $", stroke: "#2563eb" }, { label: "exp. P&L $", stroke: "#137333", scale: "pnl" }],
         axes: [{}, {}, { side: 1, scale: "pnl", grid: { show: false } }],
-        hooks: { setScale: [(u, key) => { if (key === "x") describeWindow(u, box, `Run ${runId} equity`); }] },
+        hooks: { setScale: [(u, key) => { if (key === "x") describeWindow(u, `Run ${runId} equity`); }] },
       }, [xs, balance, pnl], box);
     } catch (err) {
       box.innerHTML = `<p class="error">Could not load the equity curve (${esc(err.message)}).</p>`;

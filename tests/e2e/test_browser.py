@@ -137,7 +137,7 @@ def test_equity_chart_of_a_run_with_one_trade_spans_minutes_around_it(page, demo
 
     log_in(page, demo)
     page.locator("#history tbody tr", has_text="one trade").click()
-    chart = page.locator("#equity-chart[aria-label]")
+    chart = page.locator("#equity-chart [role=img][aria-label]")
     expect(chart).to_have_attribute("aria-label", re.compile(r"UTC"))
     page.screenshot(path=SHOTS / "07-equity-one-trade.png", full_page=True)
     label = chart.get_attribute("aria-label")
