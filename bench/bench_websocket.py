@@ -7,7 +7,7 @@ and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both).
 For each N: N sockets of one user (N browser tabs) authenticate with a session cookie; then,
 one trade at a time, this process writes a trade (intent, decision, trade rows) in a
 transaction, takes the clock just before the commit, and `broadcast_trade` runs on commit as in
-the engine. Each client takes the clock when the frame's last byte is read. Latency = arrival -
+the engine. Each client takes the clock when `recv()` hands it the frame. Latency = arrival -
 pre-commit, every (trade, client) pair; p50 and p99. The next trade waits for the last client,
 so a frame never queues behind the previous one.
 
@@ -31,7 +31,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bench.common import Daphne, WebsocketClient, figure, missing_services, percentile, setup_django, skipped
+from websockets.asyncio.client import ClientConnection
+
+from bench.common import (
+    Daphne,
+    figure,
+    missing_services,
+    percentile,
+    setup_django,
+    skipped,
+    websocket_connect,
+)
 
 BENCH = "websocket"
 CLIENT_COUNTS = (1, 10, 100)
@@ -146,9 +156,9 @@ def _produce_trade(run) -> tuple[int, float]:
     return trade.pk, before_commit
 
 
-async def _listen_websocket(sock: WebsocketClient, arrivals: Arrivals) -> None:
+async def _listen_websocket(sock: ClientConnection, arrivals: Arrivals) -> None:
     while True:
-        _, payload = await sock.receive()
+        payload = await sock.recv()
         at = time.perf_counter()
         frame = json.loads(payload)
         if frame.get("event") == "simulator:trade":
@@ -159,8 +169,8 @@ def _websocket_figures(executor: ThreadPoolExecutor, run, cookie: str) -> dict[i
     results = {}
     with Daphne() as server:
 
-        async def connect() -> WebsocketClient:
-            return await WebsocketClient.connect(server.port, "/ws/simulator/", cookie=cookie)
+        async def connect() -> ClientConnection:
+            return await websocket_connect(server.port, "/ws/simulator/", cookie=cookie)
 
         for clients in CLIENT_COUNTS:
             results[clients] = asyncio.run(

@@ -1,6 +1,5 @@
 """What the benchmarks share: Django set-up, the figure rows, the one table and the results file,
-a daphne subprocess on loopback, and a minimal RFC 6455 websocket client (neither `websockets`
-nor `aiohttp` is a dependency, and the benchmark must not add one).
+a daphne subprocess on loopback, and a websocket client (the `websockets` library) to it.
 
 A figure row is a plain dict, so `python -m bench` can print and store every module's figures
 the same way:
@@ -12,15 +11,11 @@ the same way:
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import json
 import math
 import os
 import platform
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
@@ -29,6 +24,9 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.typing import Origin
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -276,71 +274,15 @@ class Daphne:
         self._stderr.close()
 
 
-# --- a minimal websocket client (RFC 6455: client frames masked, no extensions) -------------
-
-OP_TEXT, OP_CLOSE, OP_PING, OP_PONG = 0x1, 0x8, 0x9, 0xA
+# --- a websocket client, as a browser tab connects ----------------------------------------
 
 
-class WebsocketClient:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader, self.writer = reader, writer
-
-    @classmethod
-    async def connect(cls, port: int, path: str, *, cookie: str | None = None) -> WebsocketClient:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        key = base64.b64encode(os.urandom(16)).decode()
-        cookie_line = f"Cookie: {cookie}\r\n" if cookie else ""
-        writer.write(
-            (
-                f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
-                "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{cookie_line}\r\n"
-            ).encode()
-        )
-        response = await reader.readuntil(b"\r\n\r\n")
-        if not response.startswith(b"HTTP/1.1 101"):
-            writer.close()
-            raise ConnectionError(f"websocket handshake refused: {response[:200]!r}")
-        return cls(reader, writer)
-
-    async def receive(self) -> tuple[int, bytes]:
-        """The next data frame (opcode, payload); answers pings on the way. Unfragmented frames
-        only, which is what daphne sends."""
-        while True:
-            first, second = await self.reader.readexactly(2)
-            length = second & 0x7F
-            if length == 126:
-                (length,) = struct.unpack("!H", await self.reader.readexactly(2))
-            elif length == 127:
-                (length,) = struct.unpack("!Q", await self.reader.readexactly(8))
-            payload = await self.reader.readexactly(length)
-            opcode = first & 0x0F
-            if opcode == OP_PING:
-                self._send(OP_PONG, payload)
-                continue
-            if opcode == OP_CLOSE:
-                raise ConnectionError(f"websocket closed by the server: {payload[:2].hex()}")
-            return opcode, payload
-
-    def send_text(self, text: str) -> None:
-        self._send(OP_TEXT, text.encode())
-
-    def _send(self, opcode: int, payload: bytes) -> None:
-        length = len(payload)
-        if length < 126:
-            header = struct.pack("!BB", 0x80 | opcode, 0x80 | length)
-        elif length < 65536:
-            header = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, length)
-        else:
-            header = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, length)
-        mask = os.urandom(4)
-        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-        self.writer.write(header + mask + masked)
-
-    async def close(self) -> None:
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            self._send(OP_CLOSE, struct.pack("!H", 1000))
-            await self.writer.drain()
-        self.writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self.writer.wait_closed()
+async def websocket_connect(port: int, path: str, *, cookie: str | None = None) -> ClientConnection:
+    """A websocket to the daphne on `port`, with the Origin a page on that server sends and its
+    session cookie. No compression: the frames are measured as sent."""
+    return await connect(
+        f"ws://127.0.0.1:{port}{path}",
+        origin=Origin(f"http://127.0.0.1:{port}"),
+        additional_headers={"Cookie": cookie} if cookie else None,
+        compression=None,
+    )

@@ -127,6 +127,33 @@
         <td>${esc(run.id)}</td><td>${esc(run.label || "–")}</td><td>${esc(run.status)}</td><td>${time(run.started_at)}</td>
         <td>${esc(run.trade_count)}</td><td>${usd(run.balance_usd)}</td><td>${signed(run.expected_pnl_usd)}</td></tr>`).join("");
   }
+  // --- Chart axes follow the data ------------------------------------------------------------
+  // uPlot gives a time axis with a single instant 86,400 / 1e-3 s (about 2.7 years) and a flat
+  // series a range from zero; a lone point or a flat line gets a window around it instead.
+  const LONE_INSTANT_WINDOW_S = 300;
+  function extent(values) {
+    let lo = Infinity, hi = -Infinity;
+    for (const v of values) if (Number.isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+    return [lo, hi];
+  }
+  function timeRange(u, min, max) {
+    const [lo, hi] = extent(u.data[0]);
+    return lo === hi ? [lo - LONE_INSTANT_WINDOW_S, hi + LONE_INSTANT_WINDOW_S] : [min, max];
+  }
+  function valueRange(u, min, max) {
+    if (min === null || max === null) return [min, max];
+    if (min === max) { const pad = Math.max(Math.abs(min) * 0.01, 1); return [min - pad, max + pad]; }
+    return uPlot.rangeNum(min, max, 0.1, true);
+  }
+  // A canvas has no text: the plot area's label says what its axes show (screen readers, tests).
+  function describeWindow(u, what) {
+    const x = u.scales.x, y = u.scales[u.series[1].scale];
+    const at = (s) => time(new Date(s * 1000));
+    const area = u.root.querySelector(".u-wrap");
+    area.setAttribute("role", "img");
+    area.setAttribute("aria-label", `${what} from ${at(x.min)} to ${at(x.max)} UTC; balance axis ${usd(y.min)} to ${usd(y.max)}`);
+  }
+
   let equityPlot = null;
   async function showEquity(runId) {
     const box = $("#equity-chart");
@@ -142,8 +169,10 @@
       const pnl = points.map((p) => Number(p.expected_pnl_usd ?? p.pnl_usd));
       equityPlot = new uPlot({
         width: Math.max(280, box.clientWidth || 500), height: 220,
+        scales: { x: { time: true, range: timeRange }, y: { range: valueRange }, pnl: { range: valueRange } },
         series: [{}, { label: "balance $", stroke: "#2563eb" }, { label: "exp. P&L $", stroke: "#137333", scale: "pnl" }],
         axes: [{}, {}, { side: 1, scale: "pnl", grid: { show: false } }],
+        hooks: { setScale: [(u, key) => { if (key === "x") describeWindow(u, `Run ${runId} equity`); }] },
       }, [xs, balance, pnl], box);
     } catch (err) {
       box.innerHTML = `<p class="error">Could not load the equity curve (${esc(err.message)}).</p>`;
@@ -152,6 +181,7 @@
 
   // --- Report --------------------------------------------------------------------------------
   let reportPlot = null;
+  const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000];
   const reportMinEdge = () => $("#report-min-edge")?.value || "1";
   async function loadReport() {
     try {
@@ -170,8 +200,14 @@
       box.innerHTML = "";
       const bars = uPlot.paths.bars({ size: [0.6, 60] });
       reportPlot = new uPlot({
-        width: Math.max(280, box.clientWidth || 500), height: 200, scales: { x: { time: false } },
-        axes: [{ values: (u, ticks) => ticks.map((i) => rows[i]?.opportunity_key ?? "") }, {}],
+        width: Math.max(280, box.clientWidth || 500), height: 200,
+        // One slot per key, centred, whatever the count (uPlot widens a lone x to 0-100);
+        // counts from zero, at least 0-1.
+        scales: {
+          x: { time: false, range: () => [-0.5, rows.length - 0.5] },
+          y: { range: (u, min, max) => [0, Math.max(1, max ?? 0) * 1.1] },
+        },
+        axes: [{ incrs: COUNT_STEPS, values: (u, ticks) => ticks.map((i) => rows[i]?.opportunity_key ?? "") }, { incrs: COUNT_STEPS }],
         series: [{}, { label: "captured", fill: "#86efac", stroke: "#137333", paths: bars }, { label: "missed", fill: "#fca5a5", stroke: "#b42318", paths: bars }],
       }, [rows.map((_, i) => i), rows.map((k) => Number(k.captured)), rows.map((k) => Number(k.missed))], box);
     } catch (err) {
@@ -230,7 +266,8 @@
     const body = {
       starting_usd: data.get("starting_usd"),
       opportunity_keys: data.getAll("opportunity_keys"),
-      duration_minutes: data.get("duration_minutes") === "" ? null : data.get("duration_minutes"),
+      // An empty box is left out (the API's default, 0: until stopped); null would be refused.
+      duration_minutes: data.get("duration_minutes") === "" ? undefined : data.get("duration_minutes"),
       label: data.get("label"), notes: data.get("notes"),
     };
     $("#start-button").disabled = true;

@@ -4,6 +4,7 @@ Screenshots of the main states go to artifacts/screenshots/ (not committed).
 """
 
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,39 @@ def test_page_works_at_phone_width(page, demo):
         ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)"
     )
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px): {wide}"
+
+
+def test_equity_chart_of_a_run_with_one_trade_spans_minutes_around_it(page, demo):
+    from datetime import UTC, datetime
+
+    from playwright.sync_api import expect
+
+    client = demo.logged_in_client()
+    run = client.post("/simulator/start", json={"starting_usd": "1000", "label": "one trade"}).json()
+    deadline = time.monotonic() + 90
+    points = []
+    while not points and time.monotonic() < deadline:
+        points = client.get(f"/simulator/runs/{run['id']}/equity").json()["points"]
+        time.sleep(0.1)
+    client.post("/simulator/stop", json={"run_id": run["id"]}).raise_for_status()
+    points = client.get(f"/simulator/runs/{run['id']}/equity").json()["points"]
+    assert points, "no trade in 90 s"
+    trade_times = [datetime.fromisoformat(p["at"]).timestamp() for p in points]
+    balances = [float(p["balance_usd"]) for p in points]
+
+    log_in(page, demo)
+    page.locator("#history tbody tr", has_text="one trade").click()
+    chart = page.locator("#equity-chart [role=img][aria-label]")
+    expect(chart).to_have_attribute("aria-label", re.compile(r"UTC"))
+    page.screenshot(path=SHOTS / "07-equity-one-trade.png", full_page=True)
+    label = chart.get_attribute("aria-label")
+    stamps = re.findall(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", label)
+    x_min, x_max = (datetime.fromisoformat(s).replace(tzinfo=UTC).timestamp() for s in stamps)
+    y_min, y_max = (float(v.replace(",", "")) for v in re.findall(r"\$([\d,.]+)", label))
+
+    assert x_min <= min(trade_times) and max(trade_times) <= x_max + 1, label
+    assert x_max - x_min <= 3600, f"the time axis spans {x_max - x_min:.0f} s: {label}"
+    if len(points) == 1:
+        assert x_max - x_min == 600, f"a lone trade gets 5 minutes either side: {label}"
+    assert y_min <= min(balances) and max(balances) <= y_max, label
+    assert y_max - y_min <= 0.05 * max(balances), f"the balance axis is not around the balance: {label}"

@@ -4,11 +4,9 @@ layer (channels-redis under ./dev test), and once through a real daphne on loopb
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -19,6 +17,8 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from websockets.sync.client import connect as websocket_connect
+from websockets.typing import Origin
 
 from config.asgi import application
 from simulator import broadcast
@@ -235,33 +235,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _read_frame(conn: socket.socket) -> tuple[int, bytes]:
-    def exactly(n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = conn.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("socket closed mid-frame")
-            data += chunk
-        return data
-
-    first, second = exactly(2)
-    length = second & 0x7F
-    if length == 126:
-        (length,) = struct.unpack("!H", exactly(2))
-    elif length == 127:
-        (length,) = struct.unpack("!Q", exactly(8))
-    return first & 0x0F, exactly(length)
-
-
-def _send_text(conn: socket.socket, text: str) -> None:
-    payload = text.encode()
-    mask = os.urandom(4)
-    header = bytes([0x81, 0x80 | len(payload)]) if len(payload) < 126 else None
-    assert header is not None, "short frames only"
-    conn.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-
-
 @pytest.mark.slow
 @pytest.mark.postgres_only
 def test_trade_reaches_a_browser_socket_through_daphne(user):
@@ -285,36 +258,28 @@ def test_trade_reaches_a_browser_socket_through_daphne(user):
         stderr=subprocess.PIPE,
     )
     try:
-        conn = None
         deadline = time.monotonic() + 30
-        while conn is None:
+        while True:
             try:
-                conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.1)
-        with conn:
-            key = base64.b64encode(os.urandom(16)).decode()
-            conn.sendall(
-                (
-                    "GET /ws/simulator/ HTTP/1.1\r\n"
-                    f"Host: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n"
-                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                    f"Cookie: {settings.SESSION_COOKIE_NAME}={cookie}\r\n\r\n"
-                ).encode()
-            )
-            response = b""
-            while b"\r\n\r\n" not in response:
-                response += conn.recv(1024)
-            assert response.startswith(b"HTTP/1.1 101"), response
-            _send_text(conn, '{"type": "ping"}')
-            assert json.loads(_read_frame(conn)[1]) == {"event": "pong"}
+        with websocket_connect(
+            f"ws://127.0.0.1:{port}/ws/simulator/",
+            origin=Origin(f"http://127.0.0.1:{port}"),
+            additional_headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}"},
+            open_timeout=10,
+        ) as conn:
+            conn.send('{"type": "ping"}')
+            assert json.loads(conn.recv(timeout=10)) == {"event": "pong"}
             assert broadcast_trade(trade)
-            opcode, payload = _read_frame(conn)
-            frame = json.loads(payload)
-            assert (opcode, frame["event"], frame["data"]["id"]) == (1, "simulator:trade", trade.pk)
+            text = conn.recv(timeout=10)
+            assert isinstance(text, str), "a text frame"
+            frame = json.loads(text)
+            assert (frame["event"], frame["data"]["id"]) == ("simulator:trade", trade.pk)
     finally:
         server.terminate()
         server.wait(timeout=10)
