@@ -185,15 +185,16 @@ TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 # Retry-After), and every attempt during the lockout starts the wait again. An admin lifts a lock
 # in the admin's "Access attempts" or with `manage.py axes_reset_username NAME` / `axes_reset_ip ADDR`.
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
-AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_COOLOFF_MINUTES", default=15))
+LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+if AXES_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1.")
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_CLIENT_IP_CALLABLE = "config.throttles.client_address"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out_response"
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_CLIENT_STR_CALLABLE = "accounts.lockout.client_str"
 AXES_VERBOSE = False
-if AXES_FAILURE_LIMIT < 1 or AXES_COOLOFF_TIME <= timedelta(0):
-    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1.")
 
 
 def _throttle_rate(name: str, default: str) -> str | None:
