@@ -10,10 +10,13 @@ Values may also come from `var/.env` (written by `./dev setup` with fresh random
 environment variables win over it.
 """
 
+import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -40,6 +43,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "axes",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -55,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -62,6 +67,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused during a lockout into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -145,7 +152,19 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Cache: the login and API limits count here -------------------------------------------
+# Redis when there is one, so every server process sees the same counts; else this process's memory.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Auth ---------------------------------------------------------------------------------
+AUTHENTICATION_BACKENDS = [
+    # django-axes first: it refuses a locked-out username or address before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -156,11 +175,61 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/simulator/"
 LOGOUT_REDIRECT_URL = "login"
 
+# The address a request comes from: REMOTE_ADDR, unless the server sits behind this many reverse
+# proxies that each append to X-Forwarded-For (then the address the outermost one saw). Leave it
+# at 0 unless a proxy you run sets that header: a client can write anything into it.
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+
+# Failed logins (the login page and the admin's), counted per username and per client address
+# apart: LOGIN_FAILURE_LIMIT failures of either lock it out for LOGIN_COOLOFF_MINUTES (429 with
+# Retry-After), and every attempt during the lockout starts the wait again. An admin lifts a lock
+# in the admin's "Access attempts" or with `manage.py axes_reset_username NAME` / `axes_reset_ip ADDR`.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_COOLOFF_MINUTES = env.int("LOGIN_COOLOFF_MINUTES", default=15)
+if AXES_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_COOLOFF_MINUTES must be at least 1.")
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_CLIENT_IP_CALLABLE = "config.throttles.client_address"
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.locked_out_response"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_CLIENT_STR_CALLABLE = "accounts.lockout.client_str"
+AXES_VERBOSE = False
+
+
+def _throttle_rate(name: str, default: str) -> str | None:
+    """An API rate from the environment: `N/second`, `N/minute`, `N/hour`, `N/day`, or `off`."""
+    rate = env.str(name, default=default).strip().lower()
+    if rate == "off":
+        return None
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", rate):
+        raise ImproperlyConfigured(f"{name}={rate!r}: expected a rate such as 30/minute, or off.")
+    return rate
+
+
+API_THROTTLE_RATES = {
+    # Per client address: unknown, malformed or deactivated tokens, then 429 until the window passes.
+    "failed_token": _throttle_rate("API_RATE_FAILED_TOKENS", "10/minute"),
+    # Per user: POST/PUT/PATCH/DELETE (start, stop, profile and secret changes). Reads are not counted.
+    "write": _throttle_rate("API_RATE_WRITES", "60/minute"),
+    # Per user: GET /simulator/report scans hours of spans.
+    "report": _throttle_rate("API_RATE_REPORT", "30/minute"),
+    # Per client address: requests without a user to what is open to them (the OpenAPI schema).
+    "anon": _throttle_rate("API_RATE_ANONYMOUS", "60/minute"),
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        "config.authentication.GuessLimitedTokenAuthentication",
     ],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttles.AnonThrottle",
+        "config.throttles.WriteThrottle",
+        "config.throttles.ScopedThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": API_THROTTLE_RATES,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": [
         "config.parsers.SafeJSONParser",
@@ -231,6 +300,19 @@ SECURE_HSTS_PRELOAD = not DEBUG
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
+# Every response: this site's own files only, no inline script or style, no eval ('self' covers
+# the page's websocket to the same host). data: images are the API docs' icons.
+SECURE_CSP = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
 
 # --- Logging: key=value lines; the redaction filter masks key material in every record -------
 LOGGING = {

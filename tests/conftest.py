@@ -1,9 +1,17 @@
 import functools
+import uuid
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def own_limit_counts(settings):
+    """Each test counts login and API limits from zero: its own key prefix in the cache (Redis is
+    shared by the suite's workers, so flushing it is not an option)."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
 @functools.cache

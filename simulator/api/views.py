@@ -187,6 +187,8 @@ class IntentDetailApi(GenericAPIView):
 
 
 class ReportApi(GenericAPIView):
+    throttle_scope = "report"
+
     @extend_schema(parameters=[s.ReportParamsSerializer], responses=s.ReportOut)
     def get(self, request):
         """How many success spans your runs caught in the last `hours`, and why the others were missed."""

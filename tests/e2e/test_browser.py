@@ -1,9 +1,14 @@
 """The /simulator/ page in Debian's Chromium (headless, driven by Playwright), against the demo.
+Every test also fails on a Content-Security-Policy violation in the console.
 
 Screenshots of the main states go to artifacts/screenshots/ (not committed).
 """
 
+import os
 import re
+import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,15 +18,48 @@ from tests.e2e.demo_process import DemoProcess
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+ADMIN = "boss"
+# Chromium reports a blocked load or inline script/style in the console; the event also names
+# what a page's own script tried (an eval, a style attribute set from markup).
+REPORT_CSP_VIOLATIONS = (
+    "document.addEventListener('securitypolicyviolation', e => console.error("
+    "`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`))"
+)
 
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    process = DemoProcess(tmp_path_factory.mktemp("demo"), speed=40.0)
+    data_dir = tmp_path_factory.mktemp("demo")
+    process = DemoProcess(data_dir, speed=40.0)
     process.wait_for_login()
+    process.admin_password = make_admin(data_dir / "demo.sqlite3")
     yield process
     process.stop()
+
+
+def make_admin(sqlite_path: Path) -> str:
+    """A superuser in the demo's database, made the way an operator would."""
+    password = secrets.token_urlsafe(12)
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(
+        DJANGO_DEBUG="1",
+        SQLITE_PATH=str(sqlite_path),
+        DJANGO_SUPERUSER_USERNAME=ADMIN,
+        DJANGO_SUPERUSER_EMAIL="boss@example.test",
+        DJANGO_SUPERUSER_PASSWORD=password,
+    )
+    made = subprocess.run(
+        [sys.executable, "manage.py", "createsuperuser", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    return password
 
 
 @pytest.fixture
@@ -47,9 +85,21 @@ def page(demo):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(20_000)
+        page.csp_violations = []
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
+        page.on("console", lambda message: note_csp_violation(page, message.text))
         yield page
         context.close()
         browser.close()
+
+
+def note_csp_violation(page, text: str) -> None:
+    if "Content Security Policy" in text or text.startswith("CSP violation"):
+        page.csp_violations.append(f"{page.url}: {text}")
+
+
+def assert_no_csp_violations(page) -> None:
+    assert page.csp_violations == [], "\n".join(page.csp_violations)
 
 
 def log_in(page, demo):
@@ -100,6 +150,7 @@ def test_trader_starts_a_run_sees_a_trade_arrive_live_opens_it_and_stops_the_run
     history_row.click()
     expect(page.locator("#equity-title")).to_contain_text("balance")
     page.screenshot(path=SHOTS / "05-history.png", full_page=True)
+    assert_no_csp_violations(page)
 
 
 def test_page_works_at_phone_width(page, demo):
@@ -115,6 +166,50 @@ def test_page_works_at_phone_width(page, demo):
         ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)"
     )
     assert width <= 390, f"the page scrolls sideways at phone width ({width}px): {wide}"
+    assert_no_csp_violations(page)
+
+
+def test_no_page_breaks_the_content_security_policy(page, demo):
+    """Every page the product serves, as a trader and as an admin, under the strict policy."""
+    from playwright.sync_api import expect
+
+    base = f"http://127.0.0.1:{demo.port}"
+    log_in(page, demo)
+    expect(page.locator("#socket-state")).to_have_text("● live")  # connect-src 'self' lets the socket in
+    page.goto(f"{base}/accounts/profile/")
+    expect(page.locator("input[name=min_net_edge_cents]")).to_be_visible()
+    page.goto(f"{base}/api/docs/")
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible()  # the docs' script ran
+    page.screenshot(path=SHOTS / "07-api-docs.png")
+    for path in (
+        "/simulator/status",
+        "/simulator/runs",
+        "/simulator/start",
+        "/simulator/report",
+        "/api/profile",
+    ):
+        page.goto(base + path)  # the browsable API
+        expect(page.locator(".response-info")).to_be_visible()
+    page.goto(f"{base}/simulator/")
+    page.locator("form[action$='/logout/'] button").click()
+    page.wait_for_url(re.compile(r".*/accounts/login/$"))
+
+    page.goto(f"{base}/admin/login/")
+    page.fill("input[name=username]", ADMIN)
+    page.fill("input[name=password]", demo.admin_password)
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_be_visible()
+    for path in (
+        "/admin/",
+        "/admin/axes/accessattempt/",
+        "/admin/simulator/simulatorrun/",
+        "/admin/auth/user/",
+    ):
+        page.goto(base + path)
+        expect(page.locator("#content")).to_be_visible()
+    page.goto(f"{base}/admin/auth/user/add/")  # a form with the admin's widgets and their scripts
+    expect(page.locator("input[name=username]")).to_be_visible()
+    assert_no_csp_violations(page)
 
 
 def test_equity_chart_of_a_run_with_one_trade_spans_minutes_around_it(page, demo):
@@ -151,3 +246,4 @@ def test_equity_chart_of_a_run_with_one_trade_spans_minutes_around_it(page, demo
         assert x_max - x_min == 600, f"a lone trade gets 5 minutes either side: {label}"
     assert y_min <= min(balances) and max(balances) <= y_max, label
     assert y_max - y_min <= 0.05 * max(balances), f"the balance axis is not around the balance: {label}"
+    assert_no_csp_violations(page)

@@ -91,7 +91,11 @@ def test_another_users_ids_are_404s(owned, user, other_user):
     assert intruder.get("/simulator/status").json()["recent_trades"] == []
 
 
-def test_an_inactive_user_is_refused_by_token_session_and_page(owned, user):
+def test_an_inactive_user_is_refused_by_token_session_and_page(owned, user, settings):
+    # A deactivated user's token counts as a failed token: let every path be asked before the
+    # failed-token limit (tests/hardening/test_api_throttles.py) would answer 429 instead.
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "failed_token": "100/minute"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     token = Token.objects.create(user=user).key
     cookie = session_cookie(user)
     user.is_active = False

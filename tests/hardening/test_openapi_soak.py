@@ -20,6 +20,7 @@ pytestmark = [
 ]
 schema = fuzz.schema
 keep_test_connection = fuzz.keep_test_connection
+unthrottled = fuzz.unthrottled
 token = fuzz.token
 
 
