@@ -67,7 +67,8 @@ class GracefulShutdown:
     # --- what a command uses ------------------------------------------------------------------
 
     def on_stop(self, callback: Callable[[], None]) -> None:
-        """Run `callback` (from the watcher thread) when a stop is requested; at once if it was."""
+        """Run `callback` when a stop is requested (in the thread requesting it: the watcher on a
+        signal), or at once if it was."""
         with self._lock:
             if not self.requested.is_set():
                 self._callbacks.append(callback)

@@ -24,10 +24,10 @@ from tests.e2e.demo_process import (
     listening,
 )
 
-pytestmark = pytest.mark.slow
 STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM]
 
 
+@pytest.mark.slow
 def test_demo_serves_trades_within_a_minute_and_stops_on_ctrl_c(tmp_path):
     demo = DemoProcess(tmp_path, speed=10.0)  # the demo's own default pace
     try:
@@ -70,6 +70,7 @@ def test_a_background_job_starts_with_sigint_ignored():
     assert shown.stdout.strip() == "True"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
 def test_demo_started_in_the_background_stops_on_the_signal_and_frees_its_ports(tmp_path, stop_signal):
     demo = DemoProcess(tmp_path)
@@ -103,6 +104,7 @@ def double():
         yield running
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
 def test_exchange_double_started_in_the_background_stops_on_the_signal(tmp_path, stop_signal):
     port = free_port()
@@ -116,6 +118,7 @@ def test_exchange_double_started_in_the_background_stops_on_the_signal(tmp_path,
     assert command.session_is_empty()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
 def test_ingest_replay_started_in_the_background_stops_on_the_signal(tmp_path, migrated_sqlite, stop_signal):
     sqlite_path = shutil.copy(migrated_sqlite, tmp_path / "ingest.sqlite3")
@@ -131,6 +134,7 @@ def test_ingest_replay_started_in_the_background_stops_on_the_signal(tmp_path, m
     assert command.session_is_empty()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
 def test_record_started_in_the_background_stops_on_the_signal(tmp_path, migrated_sqlite, double, stop_signal):
     sqlite_path = shutil.copy(migrated_sqlite, tmp_path / "record.sqlite3")

@@ -170,7 +170,7 @@ class Command(BaseCommand):
                 if not shutdown.requested.is_set():
                     serve_daphne(options["host"], options["port"], shutdown)
         finally:
-            shutdown.request_stop("demo ending")  # also when daphne ended on its own (a failed listen)
+            shutdown.request_stop("demo_ending")  # also when daphne ended on its own (a failed listen)
             ingest.join(timeout=10)
             double.stop()
             connections.close_all()
