@@ -65,6 +65,9 @@ class CommandProcess:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # Every line waited for is printed once the command has its SIGINT/SIGTERM handlers; until
+        # then SIGINT is still ignored (inherited), so a stop before that kills the session instead.
+        self.handles_signals = False
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -76,6 +79,7 @@ class CommandProcess:
                 raise AssertionError(f"exited early with {self.process.returncode}:\n{self.log()}")
             match = pattern.search(self.log())
             if match:
+                self.handles_signals = True
                 return match
             time.sleep(0.2)
         raise AssertionError(f"no line matching {pattern.pattern!r} in {timeout_s} s:\n{self.log()}")
@@ -90,6 +94,9 @@ class CommandProcess:
     def stop(self, signum: int = signal.SIGINT, timeout_s: float = 30.0) -> int:
         """Send `signum` to the command (not its group: it must stop what it started itself) and
         wait up to `timeout_s`; past that, kill the whole session and fail."""
+        if self.process.poll() is None and not self.handles_signals:  # a test interrupted early
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
         if self.process.poll() is None:
             self.process.send_signal(signum)
             try:
