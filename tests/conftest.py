@@ -1,10 +1,29 @@
 import functools
+import signal
+import threading
 import uuid
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from rest_framework.test import APIClient
+
+
+def pytest_configure(config) -> None:
+    """Ctrl-C or SIGTERM interrupts the suite as Ctrl-C does in a terminal, whatever disposition
+    it inherited (`./dev test` started with nohup or by a CI runner has SIGINT ignored): pytest
+    raises KeyboardInterrupt once, and every fixture's teardown stops its servers and processes
+    (demo, workers, daphne), undisturbed by a second signal."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt_once(signum, frame):
+        for stop_signal in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(stop_signal, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for stop_signal in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop_signal, interrupt_once)
 
 
 @pytest.fixture(autouse=True)

@@ -156,16 +156,6 @@ class ExchangeDouble:
             self._thread.join(timeout=5)
         logger.info("exchange_double stopped")
 
-    def serve_forever(self) -> None:
-        """Start (unless already running), block until Ctrl-C or `stop()`, then stop."""
-        if self._httpd is None:
-            self.start()
-        try:
-            while not self._stopping.wait(0.5):
-                pass
-        finally:
-            self.stop()
-
     def __enter__(self) -> ExchangeDouble:
         return self.start()
 

@@ -1,14 +1,33 @@
-"""The README's first command, exercised: trades arrive through the API, Ctrl-C stops it all."""
+"""The README's first command, exercised: trades arrive through the API, Ctrl-C stops it all.
 
+Every long-running command is started as a background job (SIGINT ignored, as `nohup cmd &`, CI
+runners and job schedulers start it) and must still stop on SIGINT and on SIGTERM: its last
+line printed, exit code 0, its ports free, no process of its session left behind.
+"""
+
+import re
+import shutil
+import signal
+import subprocess
 import time
 
 import pytest
 
-from tests.e2e.demo_process import DemoProcess
+from exchanges.double import ExchangeDouble, Scenario
+from tests.e2e.demo_process import (
+    AS_BACKGROUND_JOB,
+    ROOT,
+    CommandProcess,
+    DemoProcess,
+    embedded_env,
+    free_port,
+    listening,
+)
 
-pytestmark = pytest.mark.slow
+STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM]
 
 
+@pytest.mark.slow
 def test_demo_serves_trades_within_a_minute_and_stops_on_ctrl_c(tmp_path):
     demo = DemoProcess(tmp_path, speed=10.0)  # the demo's own default pace
     try:
@@ -35,6 +54,99 @@ def test_demo_serves_trades_within_a_minute_and_stops_on_ctrl_c(tmp_path):
             "daily_cap",
         ]
     finally:
-        returncode = demo.stop()
+        returncode = demo.stop(signal.SIGINT)
     assert "demo stopped" in demo.log(), demo.log()[-2000:]
     assert returncode == 0, demo.log()[-2000:]
+
+
+def test_a_background_job_starts_with_sigint_ignored():
+    """The premise of the tests below: started this way, Python gets no KeyboardInterrupt."""
+    shown = subprocess.run(
+        [*AS_BACKGROUND_JOB, "-c", "import signal; print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert shown.stdout.strip() == "True"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
+def test_demo_started_in_the_background_stops_on_the_signal_and_frees_its_ports(tmp_path, stop_signal):
+    demo = DemoProcess(tmp_path)
+    demo.wait_for_login()
+    demo.wait_for_port(demo.double_port)
+    returncode = demo.stop(stop_signal)
+    assert demo.log().rstrip().endswith("demo stopped: daphne, ingest and the exchange double are down")
+    assert returncode == 0, demo.log()[-2000:]
+    assert not listening(demo.port) and not listening(demo.double_port)
+    assert demo.session_is_empty()
+
+
+@pytest.fixture(scope="module")
+def migrated_sqlite(tmp_path_factory):
+    """A migrated SQLite file with the bundled pairs, copied by each test that needs one."""
+    path = tmp_path_factory.mktemp("db") / "template.sqlite3"
+    for args in (["migrate", "--noinput", "-v0"], ["pairs_import", "ingest/fixtures/demo_pairs.yaml"]):
+        subprocess.run(
+            [*AS_BACKGROUND_JOB, "manage.py", *args],
+            cwd=ROOT,
+            env=embedded_env(path),
+            check=True,
+            timeout=300,
+        )
+    return path
+
+
+@pytest.fixture
+def double():
+    with ExchangeDouble(Scenario.demo()) as running:
+        yield running
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
+def test_exchange_double_started_in_the_background_stops_on_the_signal(tmp_path, stop_signal):
+    port = free_port()
+    command = CommandProcess(tmp_path, ["exchange_double", "--port", str(port)])
+    command.wait_for_line(re.compile(r"to stop\."))
+    command.wait_for_port(port)
+    returncode = command.stop(stop_signal)
+    assert command.log().rstrip().endswith("Exchange double stopped.")
+    assert returncode == 0, command.log()[-2000:]
+    assert not listening(port)
+    assert command.session_is_empty()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
+def test_ingest_replay_started_in_the_background_stops_on_the_signal(tmp_path, migrated_sqlite, stop_signal):
+    sqlite_path = shutil.copy(migrated_sqlite, tmp_path / "ingest.sqlite3")
+    command = CommandProcess(
+        tmp_path,
+        ["ingest_run", "--replay", "ingest/data/demo_recording.jsonl.gz", "--speed", "1"],
+        sqlite_path=sqlite_path,
+    )  # an hour of recording at its own pace: still running when the signal comes
+    command.wait_for_line(re.compile(r"ingest replay .* pairs"))
+    returncode = command.stop(stop_signal)
+    assert re.search(r"interrupted: \d+ updates", command.log()), command.log()[-2000:]
+    assert returncode == 0, command.log()[-2000:]
+    assert command.session_is_empty()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
+def test_record_started_in_the_background_stops_on_the_signal(tmp_path, migrated_sqlite, double, stop_signal):
+    sqlite_path = shutil.copy(migrated_sqlite, tmp_path / "record.sqlite3")
+    out = tmp_path / "recorded.jsonl.gz"
+    command = CommandProcess(
+        tmp_path,
+        ["record", "--out", str(out), "--double-url", double.base_url, "--poll-interval-s", "60"],
+        sqlite_path=sqlite_path,
+    )
+    command.wait_for_line(re.compile(r"recording .* rounds [1-9]"))
+    returncode = command.stop(stop_signal)
+    assert re.search(rf"wrote {re.escape(str(out))}: \d+ updates, 3 pairs \(interrupted\)", command.log())
+    assert returncode == 0, command.log()[-2000:]
+    assert out.is_file()
+    assert command.session_is_empty()

@@ -1,4 +1,4 @@
-"""Run the exchange double (loopback Kalshi + Polymarket) in the foreground until Ctrl-C."""
+"""Run the exchange double (loopback Kalshi + Polymarket) in the foreground until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.shutdown import GracefulShutdown
 from exchanges.double import ExchangeDouble, Scenario
 
 
 class Command(BaseCommand):
-    help = "Serve the exchange double for the official Kalshi and Polymarket clients until Ctrl-C."
+    help = (
+        "Serve the exchange double for the official Kalshi and Polymarket clients until Ctrl-C (or SIGTERM)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -43,21 +46,20 @@ class Command(BaseCommand):
                 double.state.register_kalshi_key(key_id, Path(pem_path).read_text())
             except OSError as exc:
                 raise CommandError(f"cannot read Kalshi public key {pem_path}: {exc}") from exc
-        try:
-            double.start()
-        except OSError as exc:
-            raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from exc
-        self.stdout.write(f"Kalshi host:     {double.kalshi_host}")
-        self.stdout.write(f"Polymarket host: {double.polymarket_host}")
-        self.stdout.write(
-            f"{len(scenario.kalshi_markets)} Kalshi markets, {len(scenario.polymarket_books)} Polymarket "
-            "books. Ctrl-C to stop."
-        )
-        self.stdout.flush()
-        try:
-            double.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            double.stop()
+        with GracefulShutdown() as shutdown:
+            try:
+                double.start()
+            except OSError as exc:
+                raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from exc
+            try:
+                self.stdout.write(f"Kalshi host:     {double.kalshi_host}")
+                self.stdout.write(f"Polymarket host: {double.polymarket_host}")
+                self.stdout.write(
+                    f"{len(scenario.kalshi_markets)} Kalshi markets, {len(scenario.polymarket_books)} "
+                    "Polymarket books. Ctrl-C (or SIGTERM) to stop."
+                )
+                self.stdout.flush()
+                shutdown.wait()
+            finally:
+                double.stop()
         self.stdout.write("Exchange double stopped.")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.shutdown import GracefulShutdown
+from exchanges.ratelimit import LocalRateLimiter
 from ingest.pairs import active_specs
 from ingest.recording import RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
@@ -33,7 +36,8 @@ def _speed(text: str) -> float | None:
 class Command(BaseCommand):
     help = (
         "Run ingest: books -> success spans -> execution intents, persisted and dispatched. "
-        "--replay FILE [--speed N|max] or --live. Ctrl-C stops cleanly (open spans resume on restart)."
+        "--replay FILE [--speed N|max] or --live. Ctrl-C (or SIGTERM) stops cleanly (open spans resume "
+        "on restart)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -62,22 +66,23 @@ class Command(BaseCommand):
             threshold = Decimal(options["threshold_cents"])
         except InvalidOperation:
             raise CommandError("--threshold-cents: not a number") from None
-        source = self._source(options)
-        pipeline = IngestPipeline(
-            source.pairs, threshold_cents=threshold, cooldown_ms=int(options["cooldown_s"] * 1000)
-        )
-        pipeline.restore()
-        mode = f"replay {options['replay']} speed {options['speed']}" if options["replay"] else "live"
-        self.stdout.write(f"ingest {mode}: {len(source.pairs)} pairs, threshold {threshold}c")
-        started = time.monotonic()
-        duration_s = options["duration_s"]
+        with GracefulShutdown() as shutdown:
+            source = self._source(options, sleep=shutdown.sleep)
+            shutdown.on_stop(source.stop)
+            pipeline = IngestPipeline(
+                source.pairs, threshold_cents=threshold, cooldown_ms=int(options["cooldown_s"] * 1000)
+            )
+            pipeline.restore()
+            mode = f"replay {options['replay']} speed {options['speed']}" if options["replay"] else "live"
+            self.stdout.write(f"ingest {mode}: {len(source.pairs)} pairs, threshold {threshold}c")
+            self.stdout.flush()
+            started = time.monotonic()
+            duration_s = options["duration_s"]
 
-        def on_update(_update: object) -> None:
-            if duration_s is not None and time.monotonic() - started >= duration_s:
-                source.stop()
+            def on_update(_update: object) -> None:
+                if duration_s is not None and time.monotonic() - started >= duration_s:
+                    source.stop()
 
-        interrupted = False
-        try:
             final = run_source(
                 source,
                 pipeline,
@@ -85,24 +90,21 @@ class Command(BaseCommand):
                 progress_every_s=options["stats_every_s"],
                 on_update=on_update,
             )
-        except KeyboardInterrupt:
-            interrupted = True
-            source.stop()
-            final = None
-        if options["replay"] and not interrupted and not options["keep_open"]:
-            pipeline.finish(reason="end_of_replay")
-        stats = pipeline.stats
-        elapsed = final.elapsed_s if final else time.monotonic() - started
-        self.stdout.write(
-            f"{'interrupted' if interrupted else 'done'}: {stats.updates} updates in {elapsed:.1f} s, "
-            f"spans opened {stats.spans_opened}, closed {stats.spans_closed}, "
-            f"open {len(pipeline.spans.open_keys())}, intents {stats.intents}"
-        )
+            interrupted = shutdown.requested.is_set()
+            if options["replay"] and not interrupted and not options["keep_open"]:
+                pipeline.finish(reason="end_of_replay")
+            stats = pipeline.stats
+            self.stdout.write(
+                f"{'interrupted' if interrupted else 'done'}: {stats.updates} updates in "
+                f"{final.elapsed_s:.1f} s, spans opened {stats.spans_opened}, closed {stats.spans_closed}, "
+                f"open {len(pipeline.spans.open_keys())}, intents {stats.intents}"
+            )
 
-    def _source(self, options: dict) -> BookSource:
+    def _source(self, options: dict, *, sleep: Callable[[float], None]) -> BookSource:
+        """The book source; `sleep` paces it (a replay's gaps, the pause between live rounds)."""
         if options["replay"]:
             try:
-                source = ReplaySource(options["replay"], speed=_speed(options["speed"]))
+                source = ReplaySource(options["replay"], speed=_speed(options["speed"]), sleep=sleep)
             except (OSError, RecordingError) as exc:
                 raise CommandError(f"--replay: {exc}") from exc
             source.pairs = [dataclasses.replace(p, max_skew_ms=options["max_skew_ms"]) for p in source.pairs]
@@ -113,7 +115,12 @@ class Command(BaseCommand):
         if not specs:
             raise CommandError("no active market pairs: import some with pairs_import")
         return LiveSource(
-            specs, hosts=hosts_from_options(options), poll_interval_s=options["poll_interval_s"]
+            specs,
+            hosts=hosts_from_options(options),
+            poll_interval_s=options["poll_interval_s"],
+            sleep=sleep,
+            # The venues' request pacing keeps real sleeps; only the pause between rounds ends early.
+            rate_limiter=LocalRateLimiter(),
         )
 
     def _print_progress(self, progress: LoopProgress) -> None:

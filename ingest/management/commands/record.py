@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.shutdown import GracefulShutdown
 from ingest.pairs import active_specs
 from ingest.recording import RecordingWriter
 from ingest.sources import LiveSource
@@ -15,11 +16,16 @@ from ._live_options import add_live_arguments, hosts_from_options
 
 
 class Command(BaseCommand):
-    help = "Poll the venues (or the exchange double) for the active pairs and write a recording."
+    help = (
+        "Poll the venues (or the exchange double) for the active pairs and write a recording, "
+        "until --duration-s or Ctrl-C (or SIGTERM)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", type=Path, required=True, help="the .jsonl.gz file to write")
-        parser.add_argument("--duration-s", type=float, help="stop after this many seconds (default: Ctrl-C)")
+        parser.add_argument(
+            "--duration-s", type=float, help="stop after this many seconds (default: Ctrl-C or SIGTERM)"
+        )
         add_live_arguments(parser)
 
     def handle(self, *args: object, **options: object) -> None:
@@ -42,29 +48,27 @@ class Command(BaseCommand):
             )
         except OSError as exc:
             raise CommandError(f"cannot write {options['out']}: {exc.strerror}") from exc
-        interrupted = False
-        try:
-            while deadline is None or time.monotonic() < deadline:
-                round_started = time.monotonic()
-                for update in source.poll_once():
-                    writer.append(update.raw)
-                writer.flush()
-                errors = source.counters["calls"] - source.counters["ok"]
-                self.stdout.write(
-                    f"\rrecording {time.monotonic() - started:7.1f}s  rounds {source.rounds}  "
-                    f"updates {writer.count}  errors {errors}",
-                    ending="",
-                )
-                self.stdout.flush()
-                wait_s = options["poll_interval_s"] - (time.monotonic() - round_started)
-                if deadline is not None:
-                    wait_s = min(wait_s, deadline - time.monotonic())
-                if wait_s > 0:
-                    time.sleep(wait_s)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            writer.close()
+        with GracefulShutdown() as shutdown:
+            try:
+                while not shutdown.requested.is_set() and (deadline is None or time.monotonic() < deadline):
+                    round_started = time.monotonic()
+                    for update in source.poll_once():
+                        writer.append(update.raw)
+                    writer.flush()
+                    errors = source.counters["calls"] - source.counters["ok"]
+                    self.stdout.write(
+                        f"\rrecording {time.monotonic() - started:7.1f}s  rounds {source.rounds}  "
+                        f"updates {writer.count}  errors {errors}",
+                        ending="",
+                    )
+                    self.stdout.flush()
+                    wait_s = options["poll_interval_s"] - (time.monotonic() - round_started)
+                    if deadline is not None:
+                        wait_s = min(wait_s, deadline - time.monotonic())
+                    shutdown.sleep(wait_s)
+            finally:
+                writer.close()
+            interrupted = shutdown.requested.is_set()
         self.stdout.write("")
         self.stdout.write(
             f"wrote {options['out']}: {writer.count} updates, {len(specs)} pairs"

@@ -3,11 +3,18 @@
 Threads: the exchange double (loopback, fixed port), the ingest loop replaying the bundled
 recording as if live (its books mirrored into the double, so exchange validation sees what
 ingest saw), and daphne in the foreground. Tasks run in-process, so each intent is decided on
-the ingest thread. Ctrl-C stops all three.
+the ingest thread. No child processes.
+
+SIGINT (Ctrl-C) or SIGTERM, whatever disposition the process inherited, stops all three in order:
+daphne stops listening (its reactor runs without signal handlers of its own), the ingest thread
+finishes the update in hand, the double stops, database connections close, and the last line
+says "demo stopped".
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import secrets
 import threading
@@ -21,9 +28,10 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import close_old_connections, transaction
+from django.db import connections, transaction
 
 from accounts import services as account_services
+from config.shutdown import GracefulShutdown
 from exchanges.double import ExchangeDouble, Scenario
 from exchanges.testing import polymarket_address
 from ingest.live import mirror_to_double
@@ -65,6 +73,27 @@ def _demo_keys(var_dir: Path) -> tuple[str, str, str]:
     return private_pem, public_pem, poly_file.read_text().strip()
 
 
+def serve_daphne(host: str, port: int, shutdown: GracefulShutdown) -> None:
+    """daphne's command line, in this thread, until `shutdown` is requested.
+
+    The reactor's own signal handlers stay off (with SIGINT inherited ignored it would install
+    none for it): a requested stop hands `reactor.stop` to the reactor thread instead.
+    """
+    from daphne.cli import CommandLineInterface
+    from daphne.server import Server
+    from twisted.internet import reactor
+    from twisted.internet.error import ReactorNotRunning
+
+    def stop_reactor() -> None:
+        with contextlib.suppress(ReactorNotRunning):  # already stopping (e.g. a failed listen)
+            reactor.stop()
+
+    cli = CommandLineInterface()
+    cli.server_class = functools.partial(Server, signal_handlers=False)
+    shutdown.on_stop(lambda: reactor.callFromThread(stop_reactor))
+    cli.run(["-b", host, "-p", str(port), "config.asgi:application"])
+
+
 def as_if_live(path: Path, *, speed: float, stop: threading.Event) -> Iterator[dict[str, Any]]:
     """The recording's updates re-stamped onto the wall clock, `speed` times compressed, looping.
 
@@ -88,7 +117,8 @@ def as_if_live(path: Path, *, speed: float, stop: threading.Event) -> Iterator[d
 class Command(BaseCommand):
     help = (
         "Run the demo: demo user and secrets, market pairs, the exchange double, ingest replaying "
-        "the bundled recording as if live, a simulator run, and daphne. Ctrl-C stops everything."
+        "the bundled recording as if live, a simulator run, and daphne. Ctrl-C (or SIGTERM) stops "
+        "everything."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -107,6 +137,10 @@ class Command(BaseCommand):
             raise CommandError("--speed must be > 0")
         if not options["recording"].is_file():
             raise CommandError(f"--recording: no such file {options['recording']}")
+        with GracefulShutdown() as shutdown:
+            self._run(options, shutdown)
+
+    def _run(self, options: dict[str, Any], shutdown: GracefulShutdown) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         import_pairs_file(path=options["pairs"])
 
@@ -116,36 +150,30 @@ class Command(BaseCommand):
         double = ExchangeDouble(Scenario(), host="127.0.0.1", port=options["double_port"]).start()
         double.state.register_kalshi_key(DEMO_KALSHI_KEY_ID, kalshi_public_pem, balance_cents=2_500_000)
         double.state.set_polymarket_balance(polymarket_address(poly_key), 25_000 * 10**6)
-        password = self._demo_user(kalshi_pem, poly_key, double)
-
-        stop = threading.Event()
         ingest = threading.Thread(
-            target=self._ingest, args=(options, double, stop), name="demo-ingest", daemon=True
+            target=self._ingest, args=(options, double, shutdown), name="demo-ingest", daemon=True
         )
         url = f"http://{options['host']}:{options['port']}/simulator/"
-        self.stdout.write(
-            f"exchange double on {double.base_url}  (kalshi {double.kalshi_host}, polymarket {double.polymarket_host})"
-        )
         try:
+            password = self._demo_user(kalshi_pem, poly_key, double)
+            self.stdout.write(
+                f"exchange double on {double.base_url}  (kalshi {double.kalshi_host}, polymarket {double.polymarket_host})"
+            )
             ingest.start()
             self.stdout.write(self.style.SUCCESS(f"Open {url}  and log in as  {DEMO_USERNAME} / {password}"))
             self.stdout.flush()
             if options["no_serve"]:
-                while ingest.is_alive():
-                    ingest.join(0.5)
+                while ingest.is_alive() and not shutdown.wait(0.5):
+                    pass
             else:
                 call_command("collectstatic", interactive=False, verbosity=0)
-                from daphne.cli import CommandLineInterface
-
-                CommandLineInterface().run(
-                    ["-b", options["host"], "-p", str(options["port"]), "config.asgi:application"]
-                )
-        except KeyboardInterrupt:
-            pass
+                if not shutdown.requested.is_set():
+                    serve_daphne(options["host"], options["port"], shutdown)
         finally:
-            stop.set()
+            shutdown.request_stop("demo_ending")  # also when daphne ended on its own (a failed listen)
             ingest.join(timeout=10)
             double.stop()
+            connections.close_all()
             self.stdout.write("demo stopped: daphne, ingest and the exchange double are down")
 
     def _demo_user(self, kalshi_pem: str, poly_key: str, double: ExchangeDouble) -> str:
@@ -174,13 +202,17 @@ class Command(BaseCommand):
             )
         return password
 
-    def _ingest(self, options: dict[str, Any], double: ExchangeDouble, stop: threading.Event) -> None:
+    def _ingest(self, options: dict[str, Any], double: ExchangeDouble, shutdown: GracefulShutdown) -> None:
         try:
             header, _ = read_recording(options["recording"])
             pairs = pairs_of(header)
             pipeline = IngestPipeline(pairs, threshold_cents=Decimal("1"), cooldown_ms=5_000)
             pipeline.restore()
-            paced = Replayer(as_if_live(options["recording"], speed=options["speed"], stop=stop), speed=1.0)
+            paced = Replayer(
+                as_if_live(options["recording"], speed=options["speed"], stop=shutdown.requested),
+                speed=1.0,
+                sleep=shutdown.sleep,
+            )
             run_source(
                 updates_to_book_updates(paced, pairs),
                 pipeline,
@@ -197,4 +229,4 @@ class Command(BaseCommand):
         except Exception:
             logger.exception("event=demo_ingest_failed")
         finally:
-            close_old_connections()
+            connections.close_all()  # this thread's own

@@ -13,6 +13,11 @@ loopback ports, migrates, then re-runs itself inside that environment and tries,
 
 It prints what was tried and what held, and exits 1 if anything did not hold. The test suite
 runs the same scenarios at a small size (tests/hardening/).
+
+SIGINT (Ctrl-C) or SIGTERM, whatever disposition it inherited, stops it: the outer process hands
+a SIGTERM to the inner one, which unwinds the scenario in hand (its workers and servers stopped
+by the same try/finally blocks as on a failure) and prints the verdicts it has; then the outer
+one stops its Redis and PostgreSQL and prints "soak stopped". Exit code 0.
 """
 
 # ruff: noqa: S603, S607 - a developer tool that runs our own binaries (redis-server, pg_ctl, python)
@@ -36,6 +41,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+
+from config.shutdown import GracefulShutdown, StopRequested
 
 SCENARIOS = ("kill", "pg-restart", "redis-down", "fuzz")
 ROOT = Path(settings.BASE_DIR)
@@ -540,6 +547,11 @@ class Command(BaseCommand):
             raise CommandError(f"unknown scenarios {sorted(unknown)}: choose from {', '.join(SCENARIOS)}")
         if options["inside"]:
             return self.run_scenarios(scenarios, options)
+        with GracefulShutdown() as shutdown:
+            self.run_outside(options, shutdown)
+
+    def run_outside(self, options, shutdown: GracefulShutdown) -> None:
+        """Throwaway PostgreSQL and Redis, migrated; this command again (--inside) against them."""
         workdir = Path(tempfile.mkdtemp(prefix="arbsim-soak-"))
         workdir.chmod(0o755)
         postgres = PostgresCluster(workdir / "pg")
@@ -563,16 +575,33 @@ class Command(BaseCommand):
                 {"pg_dir": str(postgres.workdir), "pg_port": postgres.port, "pg_bin": str(postgres.bin)}
             )
             argv = [*manage, "soak", "--inside", inside, *sys.argv[sys.argv.index("soak") + 1 :]]
-            held = subprocess.run(argv, cwd=ROOT, env=env, check=False).returncode == 0
+            if not shutdown.requested.is_set():
+                inner = subprocess.Popen(argv, cwd=ROOT, env=env)
+                shutdown.on_stop(lambda: inner.send_signal(signal.SIGTERM))
+                held = inner.wait() == 0
         finally:
             redis.stop()
             postgres.destroy()
-            if held:
-                shutil.rmtree(workdir, ignore_errors=True)
+        if shutdown.requested.is_set():
+            self.stdout.write(
+                f"soak stopped ({shutdown.reason}): its workers, PostgreSQL and Redis are down; logs in {workdir}"
+            )
+            return
         if not held:
             raise CommandError(f"something did not hold (see above; worker logs kept in {workdir})")
+        shutil.rmtree(workdir, ignore_errors=True)
 
     def run_scenarios(self, scenarios: list[str], options) -> None:
+        with GracefulShutdown(interrupt_main=True):
+            try:
+                verdicts = self.run_inside(scenarios, options)
+            except StopRequested as stop:
+                self.stderr.write(f"soak: stopped by {stop}, the scenario in hand unwound")
+                return
+        if not all(verdict.held for verdict in verdicts):
+            raise CommandError("something did not hold")
+
+    def run_inside(self, scenarios: list[str], options) -> list[Verdict]:
         from exchanges.double import ExchangeDouble, Scenario
 
         inside = json.loads(options["inside"])
@@ -604,8 +633,7 @@ class Command(BaseCommand):
                     verdict = fuzz_scenario(options["fuzz_examples"])
                 verdicts.append(verdict)
                 self.report(verdict, as_json=options["json"])
-        if not all(verdict.held for verdict in verdicts):
-            raise CommandError("something did not hold")
+        return verdicts
 
     def report(self, verdict: Verdict, *, as_json: bool) -> None:
         if as_json:
