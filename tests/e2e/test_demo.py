@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -149,4 +150,31 @@ def test_record_started_in_the_background_stops_on_the_signal(tmp_path, migrated
     assert re.search(rf"wrote {re.escape(str(out))}: \d+ updates, 3 pairs \(interrupted\)", command.log())
     assert returncode == 0, command.log()[-2000:]
     assert out.is_file()
+    assert command.session_is_empty()
+
+
+def _manage_py_lifted_sigint_ignore(pid: int) -> bool:
+    """The background-job wrapper has exec'd manage.py and manage.py no longer ignores SIGINT."""
+    if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[1:2] != [b"manage.py"]:
+        return False
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)", status, re.M).group(1), 16)
+    return not ignored & (1 << (signal.SIGINT - 1))
+
+
+@pytest.mark.slow
+def test_a_command_interrupted_while_it_starts_stops_all_the_same(tmp_path):
+    """Ctrl-C in the seconds before the command has its own handlers (Django still starting)."""
+    port = free_port()
+    command = CommandProcess(tmp_path, ["exchange_double", "--port", str(port)])
+    deadline = time.monotonic() + 10
+    while not _manage_py_lifted_sigint_ignore(command.process.pid) and time.monotonic() < deadline:
+        time.sleep(0.005)  # manage.py starts with the inherited SIG_IGN and lifts it first thing
+    assert _manage_py_lifted_sigint_ignore(command.process.pid), "manage.py kept SIGINT ignored"
+    command.process.send_signal(signal.SIGINT)
+    returncode = command.process.wait(timeout=30)
+    # 130: stopped by manage.py's Ctrl-C, seconds before the command's own handlers would exist
+    assert returncode == 130, command.log()[-2000:]
+    assert "Traceback" not in command.log()
+    assert not listening(port)
     assert command.session_is_empty()
