@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 MAX_STARTING_USD = Decimal("10000000")
 STARTING_USD = DecimalRule(Decimal("0.0001"), MAX_STARTING_USD, places=4)  # the column keeps 4 places
+RUN_ID = WholeRule(1, 2**63 - 1)
 MAX_LABEL_CHARS = 120
 MAX_NOTES_CHARS = 2000
 EXPIRED_REASON = "reached its end time"

@@ -15,13 +15,12 @@ from rest_framework import serializers
 from config.number_fields import RuleDecimalField, RuleIntegerField
 from config.numbers import DecimalRule, WholeRule
 from ingest.models import OPPORTUNITY_KEY_RULE
-from simulator.services import STARTING_USD, duration_minutes_rule
+from simulator.services import RUN_ID, STARTING_USD, duration_minutes_rule
 
 REPORT_DEFAULTS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
 REPORT_HOURS = WholeRule(1, 168, unit="hours")
 REPORT_MAX_GAP_S = WholeRule(0, 86400, unit="seconds")
 REPORT_MIN_EDGE_CENTS = DecimalRule(Decimal("0"), Decimal("100"), places=4, unit="cents")
-RUN_ID = WholeRule(1, 2**63 - 1)
 
 
 class OpportunityKeyField(serializers.CharField):
