@@ -95,6 +95,9 @@ class _Rule:
             raise self._fail(f"must be less than or equal to {_text(self.high)}")
         if _places_used(value) > self.places:
             raise self._fail(self._too_many_places())
+        return value
+
+    def _quantized(self, value: Decimal) -> Decimal:
         digits = len(value.as_tuple().digits) + self.places + 1
         return value.quantize(Decimal(1).scaleb(-self.places), context=Context(prec=max(28, digits)))
 
@@ -124,6 +127,11 @@ class DecimalRule(_Rule):
 
     def parse(self, raw: Any) -> Decimal:
         """The value, quantized to `places`; NumberError says what is wrong and what is accepted."""
+        return self._quantized(self._number(raw))
+
+    def parse_as_written(self, raw: Any) -> Decimal:
+        """The value with the places it was written with ("0.50" stays 0.50; "-0" is 0), for
+        text that is passed on as written (the exchange double's wire strings)."""
         return self._number(raw)
 
 
@@ -145,7 +153,7 @@ class WholeRule(_Rule):
         return f"must be {self._kind()}"
 
     def parse(self, raw: Any) -> int:
-        return int(self._number(raw))
+        return int(self._quantized(self._number(raw)))
 
 
 def option_type(rule: DecimalRule | WholeRule, convert: Callable[[Any], Any] | None = None) -> Callable:

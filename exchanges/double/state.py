@@ -261,15 +261,14 @@ class _NumberChecks:
         return value
 
     def number(self, where: str, raw: Any, rule: DecimalRule | WholeRule) -> Any:
-        """The parsed int for whole numbers; decimals stay as written (they are wire strings)."""
+        """The parsed int for whole numbers; decimals as plain text with the places they were
+        written with (they are passed on as the venues' wire strings)."""
         try:
-            value = rule.parse(raw)
+            value = rule.parse(raw) if isinstance(rule, WholeRule) else rule.parse_as_written(raw)
         except NumberError as error:
             self.problems.append(f"{where}: {error}")
             return raw
-        if isinstance(rule, WholeRule):
-            return value
-        return raw.strip() if isinstance(raw, str) else f"{value.normalize():f}"
+        return value if isinstance(rule, WholeRule) else f"{value:f}"
 
     def ladder(self, where: str, levels: Any, size_rule: DecimalRule, size_name: str) -> list[Any]:
         if not isinstance(levels, list):
