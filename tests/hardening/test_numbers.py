@@ -39,6 +39,7 @@ from accounts.models import UserProfile
 from exchanges.double import Scenario
 from ingest.models import MarketPair
 from simulator.models import SimulatorRun
+from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -146,6 +147,14 @@ class World:
     api: APIClient
     browser: Client
     tmp_path: Any
+    admin: Client
+
+    def admin_row(self, model: type) -> Any:
+        if model is UserProfile:
+            return UserProfile.objects.get_or_create(user=self.user)[0]
+        return MarketPair.objects.get_or_create(
+            opportunity_key=GOOD_PAIR["opportunity_key"], defaults=GOOD_PAIR
+        )[0]
 
     def state(self) -> tuple:
         """What a refused input must leave as it was."""
@@ -265,6 +274,39 @@ def page_profile(name: str) -> Callable[[World, Any], Outcome]:
         return Outcome(False, message=html.unescape(" ".join(errors)))
 
     return submit
+
+
+def admin_change(model: type, name: str, fields: Callable[[World], dict]) -> Callable[[World, Any], Outcome]:
+    """The admin's change form for `model` (a superuser edits thresholds and pairs there too)."""
+
+    def submit(world: World, value: Any) -> Outcome:
+        row = world.admin_row(model)
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/{row.pk}/change/"
+        answer = world.admin.post(url, {**fields(world), name: value})
+        if answer.status_code == 302:
+            row.refresh_from_db()
+            return Outcome(True, getattr(row, name))
+        assert answer.status_code == 200, answer.status_code  # the form again, with its errors
+        block = re.search(
+            rf'field-{name}\b.*?<ul class="errorlist"[^>]*>(.*?)</ul>', answer.content.decode(), re.S
+        )
+        return Outcome(False, message=f"{name}: " + html.unescape(block[1]) if block else "")
+
+    return submit
+
+
+def profile_fields(world: World) -> dict:
+    return {"user": world.user.pk, "min_net_edge_cents": "2", "max_leg_usd": "50", "daily_cap_usd": "500"}
+
+
+def pair_fields(world: World) -> dict:
+    return {
+        **GOOD_PAIR,
+        "alignment_tolerance_s": "86400",
+        "kalshi_fee_rate": "0.07",
+        "poly_fee_rate": "0",
+        "active": "on",
+    }
 
 
 def run_command(*args: str) -> str:
@@ -402,6 +444,9 @@ SURFACES = [
     Surface("api runs page", "page", d(1), d(10**9), 0, api_page, blank=1, words={"last": 1}),
     *[Surface(f"api profile {name}", name, *bounds, api_profile(name), typed=True, null=None, blank=None) for name, bounds in THRESHOLDS.items()],
     *[Surface(f"page profile {name}", name, *bounds, page_profile(name), blank=None) for name, bounds in THRESHOLDS.items()],
+    *[Surface(f"admin profile {name}", name, *bounds, admin_change(UserProfile, name, profile_fields), blank=None) for name, bounds in THRESHOLDS.items()],
+    Surface("admin pair alignment_tolerance_s", "alignment_tolerance_s", d(0), d(31_536_000), 0, admin_change(MarketPair, "alignment_tolerance_s", pair_fields)),
+    Surface("admin pair kalshi_fee_rate", "kalshi_fee_rate", d(0), d(1), 4, admin_change(MarketPair, "kalshi_fee_rate", pair_fields)),
     Surface("sim_start --starting-usd", "starting_usd", d("0.0001"), d(10_000_000), 4, command_sim_start("--starting-usd", "starting_usd")),
     Surface("sim_start --duration-minutes", "duration_minutes", d(0), d(10080), 0, command_sim_start("--duration-minutes", "duration_minutes"), blank=0),
     Surface("sim_stop --run-id", "--run-id", *RUN_ID, command_sim_stop),
@@ -483,7 +528,9 @@ def world(user, tmp_path) -> World:
     api.force_authenticate(user)
     browser = Client(raise_request_exception=False)
     browser.force_login(user)
-    return World(user=user, api=api, browser=browser, tmp_path=tmp_path)
+    admin = Client(raise_request_exception=False)
+    admin.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return World(user=user, api=api, browser=browser, tmp_path=tmp_path, admin=admin)
 
 
 def check(surface: Surface, world: World, value: Any) -> None:
