@@ -97,10 +97,6 @@ class _Rule:
             raise self._fail(self._too_many_places())
         return value
 
-    def _quantized(self, value: Decimal) -> Decimal:
-        digits = len(value.as_tuple().digits) + self.places + 1
-        return value.quantize(Decimal(1).scaleb(-self.places), context=Context(prec=max(28, digits)))
-
     def _example(self) -> str:
         return "90" if self.places == 0 else "1234.5"
 
@@ -127,7 +123,9 @@ class DecimalRule(_Rule):
 
     def parse(self, raw: Any) -> Decimal:
         """The value, quantized to `places`; NumberError says what is wrong and what is accepted."""
-        return self._quantized(self._number(raw))
+        value = self._number(raw)
+        digits = len(value.as_tuple().digits) + self.places + 1  # enough precision never to round
+        return value.quantize(Decimal(1).scaleb(-self.places), context=Context(prec=max(28, digits)))
 
     def parse_as_written(self, raw: Any) -> Decimal:
         """The value with the places it was written with ("0.50" stays 0.50; "-0" is 0), for
@@ -153,7 +151,7 @@ class WholeRule(_Rule):
         return f"must be {self._kind()}"
 
     def parse(self, raw: Any) -> int:
-        return int(self._quantized(self._number(raw)))
+        return int(self._number(raw))
 
 
 def option_type(rule: DecimalRule | WholeRule, convert: Callable[[Any], Any] | None = None) -> Callable:
