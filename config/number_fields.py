@@ -59,6 +59,7 @@ class RuleFormField(forms.Field):
     def __init__(self, rule: DecimalRule | WholeRule, **kwargs: Any) -> None:
         self.rule = rule
         super().__init__(**kwargs)
+        self.error_messages["required"] = f"is required (accepted: {rule.accepted()})"
 
     def to_python(self, value: Any) -> Any:
         if _blank(value) or value is None:
