@@ -1,12 +1,18 @@
 from django.contrib import admin
 
-from accounts.models import UserProfile, UserSecret
+from accounts.forms import threshold_form_field
+from accounts.models import THRESHOLD_RULES, UserProfile, UserSecret
 
 
 @admin.register(UserProfile)
 class UserProfileAdmin(admin.ModelAdmin):
     list_display = ["user", "min_net_edge_cents", "max_leg_usd", "daily_cap_usd", "updated_at"]
     search_fields = ["user__username"]
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name in THRESHOLD_RULES:
+            return threshold_form_field(db_field)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 @admin.register(UserSecret)

@@ -1,12 +1,26 @@
 from django import forms
+from django.utils.text import capfirst
 
-from accounts.models import UserProfile
+from accounts.models import THRESHOLD_RULES, UserProfile
+from config.number_fields import RuleFormField
+
+
+def threshold_form_field(model_field, **kwargs) -> RuleFormField:
+    """The model's label and help, parsed with the product's number rule (blank: not set)."""
+    rule = THRESHOLD_RULES[model_field.name]
+    return RuleFormField(
+        rule,
+        required=False,
+        label=capfirst(model_field.verbose_name),
+        help_text=f"{model_field.help_text} Accepted: {rule.accepted()}; empty: not set.",
+    )
 
 
 class ProfileForm(forms.ModelForm):
     class Meta:
         model = UserProfile
-        fields = ["min_net_edge_cents", "max_leg_usd", "daily_cap_usd"]
+        fields = list(THRESHOLD_RULES)
+        formfield_callback = threshold_form_field
 
 
 class KalshiSecretForm(forms.Form):

@@ -7,15 +7,19 @@ from django.db import models
 from encrypted_model_fields.fields import EncryptedCharField, EncryptedTextField
 
 from accounts.secret_rules import EXCHANGES
+from config.numbers import DecimalRule
 
-MIN_EDGE_CENTS_RANGE = (Decimal("0.01"), Decimal("99"))
-MAX_LEG_USD_RANGE = (Decimal("0.01"), Decimal("1000000"))
-DAILY_CAP_USD_RANGE = (Decimal("0.01"), Decimal("10000000"))
+# What a user may set (the columns keep 2 decimal places); forms, the API and the service parse with these.
+THRESHOLD_RULES = {
+    "min_net_edge_cents": DecimalRule(Decimal("0.01"), Decimal("99"), places=2, unit="cents"),
+    "max_leg_usd": DecimalRule(Decimal("0.01"), Decimal("1000000"), places=2, unit="USD"),
+    "daily_cap_usd": DecimalRule(Decimal("0.01"), Decimal("10000000"), places=2, unit="USD"),
+}
 
 
-def _bounded(bounds: tuple[Decimal, Decimal]) -> list:
-    low, high = bounds
-    return [MinValueValidator(low), MaxValueValidator(high)]
+def _bounded(name: str) -> list:
+    rule = THRESHOLD_RULES[name]
+    return [MinValueValidator(rule.low), MaxValueValidator(rule.high)]
 
 
 class UserProfile(models.Model):
@@ -27,7 +31,7 @@ class UserProfile(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        validators=_bounded(MIN_EDGE_CENTS_RANGE),
+        validators=_bounded("min_net_edge_cents"),
         help_text="Smallest net edge (cents per contract, after fees) worth trading.",
     )
     max_leg_usd = models.DecimalField(
@@ -35,7 +39,7 @@ class UserProfile(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        validators=_bounded(MAX_LEG_USD_RANGE),
+        validators=_bounded("max_leg_usd"),
         help_text="Largest notional (USD) on one leg of one trade.",
     )
     daily_cap_usd = models.DecimalField(
@@ -43,7 +47,7 @@ class UserProfile(models.Model):
         decimal_places=2,
         null=True,
         blank=True,
-        validators=_bounded(DAILY_CAP_USD_RANGE),
+        validators=_bounded("daily_cap_usd"),
         help_text="Largest total cost (USD) traded per UTC day.",
     )
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,15 +1,15 @@
 """Writes to profiles and secrets. Each validates fully before it writes: nothing half-saved."""
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts.models import UserProfile, UserSecret
+from accounts.models import THRESHOLD_RULES, UserProfile, UserSecret
 from accounts.secret_rules import EXCHANGES, validate_secret
+from config.numbers import NumberError
 
-THRESHOLD_FIELDS = ("min_net_edge_cents", "max_leg_usd", "daily_cap_usd")
+THRESHOLD_FIELDS = tuple(THRESHOLD_RULES)
 
 
 def get_profile(*, user) -> UserProfile:
@@ -26,18 +26,13 @@ def update_profile(*, user, **changes: Any) -> UserProfile:
     profile = UserProfile.objects.select_for_update().get(pk=get_profile(user=user).pk)
     errors: dict[str, list[str]] = {}
     for name, raw in changes.items():
-        if raw is None or raw == "":
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
             setattr(profile, name, None)
             continue
         try:
-            value = Decimal(str(raw))
-        except (InvalidOperation, ValueError):
-            errors[name] = ["must be a decimal number"]
-            continue
-        if not value.is_finite():
-            errors[name] = ["must be a finite decimal number"]
-            continue
-        setattr(profile, name, value)
+            setattr(profile, name, THRESHOLD_RULES[name].parse(raw))
+        except NumberError as error:
+            errors[name] = [str(error)]
     if errors:
         raise ValidationError(errors)
     profile.full_clean(exclude=["user"])

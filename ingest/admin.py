@@ -1,6 +1,8 @@
 from django.contrib import admin
 
+from config.number_fields import RuleFormField
 from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
+from ingest.pairs import NUMBER_FIELDS
 
 
 class IsOpenFilter(admin.SimpleListFilter):
@@ -31,6 +33,12 @@ class MarketPairAdmin(admin.ModelAdmin):
     list_filter = ("active",)
     search_fields = ("opportunity_key", "title", "kalshi_ticker", "poly_yes_token", "poly_no_token")
     readonly_fields = ("created_at", "updated_at")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        rule = NUMBER_FIELDS.get(db_field.name)
+        if rule is None:
+            return super().formfield_for_dbfield(db_field, request, **kwargs)
+        return RuleFormField(rule, initial=db_field.get_default(), help_text=f"Accepted: {rule.accepted()}.")
 
 
 @admin.register(SuccessSpan)

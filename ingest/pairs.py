@@ -25,7 +25,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ import yaml
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from config.numbers import DecimalRule, NumberError, WholeRule
 from exchanges.books import KALSHI, POLYMARKET
 from exchanges.fees import FeeSchedule, kalshi_taker_rate
 from ingest.detector import PairSpec
@@ -51,6 +52,12 @@ TEXT_FIELDS = {
 }
 TIME_FIELDS = ("kalshi_close_time", "poly_close_time")
 RATE_FIELDS = ("kalshi_fee_rate", "poly_fee_rate")
+FEE_RATE = DecimalRule(Decimal("0"), Decimal("1"), places=4)  # the columns keep 4 places
+NUMBER_FIELDS = {
+    "alignment_tolerance_s": WholeRule(0, 31_536_000, unit="seconds"),  # up to a year
+    "kalshi_fee_rate": FEE_RATE,
+    "poly_fee_rate": FEE_RATE,
+}
 FIELDS = (*TEXT_FIELDS, *TIME_FIELDS, "alignment_tolerance_s", *RATE_FIELDS, "active")
 EXPORT_ORDER = (
     "opportunity_key",
@@ -155,24 +162,13 @@ def _clean_one(raw: Any) -> tuple[dict[str, Any], list[str]]:
             cleaned[name] = _parse_time(raw[name])
         except ValueError as error:
             problems.append(f"{name}: {error if 'expected' in str(error) else 'not an ISO 8601 date-time'}")
-    if raw.get("alignment_tolerance_s") is not None:
-        value = raw["alignment_tolerance_s"]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            problems.append("alignment_tolerance_s: expected a whole number of seconds >= 0")
-        else:
-            cleaned["alignment_tolerance_s"] = value
-    for name in RATE_FIELDS:
+    for name, rule in NUMBER_FIELDS.items():
         if raw.get(name) is None:
             continue
         try:
-            rate = Decimal(str(raw[name]))
-        except InvalidOperation:
-            problems.append(f"{name}: not a number: {raw[name]!r}")
-            continue
-        if not rate.is_finite() or not Decimal(0) <= rate <= Decimal(1):
-            problems.append(f"{name}: must be between 0 and 1, got {raw[name]!r}")
-        else:
-            cleaned[name] = rate
+            cleaned[name] = rule.parse(raw[name])
+        except NumberError as error:
+            problems.append(f"{name}: {error}, got {raw[name]!r}")
     if "active" in raw:
         if not isinstance(raw["active"], bool):
             problems.append("active: expected true or false")

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from config.numbers import DecimalRule
 from exchanges.books import (
     KALSHI,
     NO,
@@ -46,6 +47,8 @@ from ingest.detector import PairSpec
 
 FORMAT = "arbsim-recording"
 VERSION = 1
+# The speed-up factors a person may ask a replay for (ingest_run --speed, demo --speed).
+REPLAY_SPEED = DecimalRule(Decimal("0.01"), Decimal("100000"), places=2)
 
 
 class RecordingError(ValueError):

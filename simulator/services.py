@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import secrets
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -21,6 +21,7 @@ from accounts.models import UserProfile
 from accounts.secret_rules import EXCHANGES
 from accounts.selectors import exchanges_with_secrets
 from config.errors import ConflictError, NotFoundError
+from config.numbers import DecimalRule, WholeRule
 from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from simulator import selectors
 from simulator.broadcast import broadcast_run
@@ -31,9 +32,10 @@ from simulator.models import Decision, SimulatorRun, SimulatorTrade
 logger = logging.getLogger(__name__)
 
 MAX_STARTING_USD = Decimal("10000000")
+STARTING_USD = DecimalRule(Decimal("0.0001"), MAX_STARTING_USD, places=4)  # the column keeps 4 places
+RUN_ID = WholeRule(1, 2**63 - 1)
 MAX_LABEL_CHARS = 120
 MAX_NOTES_CHARS = 2000
-THRESHOLD_FIELDS = ("min_net_edge_cents", "max_leg_usd", "daily_cap_usd")
 EXPIRED_REASON = "reached its end time"
 
 
@@ -45,46 +47,14 @@ def max_running_per_user() -> int:
     return settings.SIMULATOR_MAX_RUNNING_PER_USER
 
 
-def _clean_starting_usd(raw: Any) -> Decimal:
-    if raw is None or raw == "" or isinstance(raw, bool):
-        raise ValueError("is required: a positive amount in USD")
-    try:
-        value = Decimal(str(raw).strip())
-    except (InvalidOperation, ValueError):
-        raise ValueError("must be a decimal number") from None
-    if not value.is_finite():
-        raise ValueError("must be a finite decimal number")
-    if value <= 0:
-        raise ValueError("must be greater than 0")
-    if value > MAX_STARTING_USD:
-        raise ValueError(f"must be at most {MAX_STARTING_USD}")
-    if value.as_tuple().exponent < -4:  # type: ignore[operator]
-        raise ValueError("must have at most 4 decimal places")
-    return value
+def duration_minutes_rule() -> WholeRule:
+    return WholeRule(0, max_duration_minutes(), unit="minutes")
 
 
 def _clean_duration_minutes(raw: Any) -> int:
-    if raw is None or raw == "":
-        return 0
-    if isinstance(raw, bool):
-        raise ValueError("must be a whole number of minutes")
-    if isinstance(raw, str):
-        raw = raw.strip()
-        if not raw.lstrip("-").isdigit():
-            raise ValueError("must be a whole number of minutes")
-        raw = int(raw)
-    if isinstance(raw, float | Decimal):
-        if raw != int(raw):
-            raise ValueError("must be a whole number of minutes")
-        raw = int(raw)
-    if not isinstance(raw, int):
-        raise ValueError("must be a whole number of minutes")
-    if raw < 0:
-        raise ValueError("must be 0 (until stopped) or more")
-    limit = max_duration_minutes()
-    if raw > limit:
-        raise ValueError(f"must be at most {limit} minutes ({limit // 1440} days)")
-    return raw
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return 0  # not given: until stopped
+    return duration_minutes_rule().parse(raw)
 
 
 def _clean_opportunity_keys(raw: Any) -> list[str]:
@@ -120,7 +90,7 @@ def clean_start_input(
 ) -> dict[str, Any]:
     """Every field checked; raises ValidationError({field: [message]}) listing all bad fields."""
     cleaners = {
-        "starting_usd": lambda: _clean_starting_usd(starting_usd),
+        "starting_usd": lambda: STARTING_USD.parse(starting_usd),
         "opportunity_keys": lambda: _clean_opportunity_keys(opportunity_keys),
         "duration_minutes": lambda: _clean_duration_minutes(duration_minutes),
         "label": lambda: _clean_text(label, MAX_LABEL_CHARS),

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from config.numbers import DecimalRule, NumberError, WholeRule
+
 # The Market.status enum the official Kalshi client enforces; "open" is only a list *filter*.
 KALSHI_STATUSES = frozenset(
     {"initialized", "inactive", "active", "closed", "determined", "disputed", "amended", "finalized"}
@@ -29,6 +31,24 @@ KALSHI_RESULTS = frozenset({"yes", "no", "scalar", ""})
 # Kalshi ladder level: [price_dollars, count_fp]; Polymarket level: {"price": ..., "size": ...}.
 KalshiLadder = list[list[str]]
 PolymarketLadder = list[dict[str, str]]
+
+# The numbers a scenario file may hold (the venues' own precision where they have one).
+PRICE = DecimalRule(Decimal(0), Decimal(1), places=4, unit="dollars")
+KALSHI_COUNT = DecimalRule(Decimal(0), Decimal(10**9), places=2, unit="contracts")
+POLYMARKET_SIZE = DecimalRule(Decimal(0), Decimal(10**9), places=6)
+TICK_SIZE = DecimalRule(Decimal("0.0001"), Decimal("0.1"), places=4)
+BASE_FEE_BPS = WholeRule(0, 10_000, unit="basis points")
+TIMESTAMP_MS = WholeRule(0, 2**63 - 1, unit="milliseconds")
+BALANCE = WholeRule(0, 10**18)  # Kalshi cents, Polymarket 6-decimal base units
+AUTH_WINDOW_S = DecimalRule(Decimal("0.001"), Decimal(86400), places=3, unit="seconds")
+MARKET_NUMBERS = {"last_price_dollars": PRICE, "volume_fp": KALSHI_COUNT}
+BOOK_NUMBERS = {
+    "tick_size": TICK_SIZE,
+    "base_fee": BASE_FEE_BPS,
+    "last_trade_price": PRICE,
+    "min_order_size": POLYMARKET_SIZE,
+    "timestamp_ms": TIMESTAMP_MS,
+}
 
 
 def _iso(dt: datetime) -> str:
@@ -117,6 +137,7 @@ class Scenario:
     def from_dict(cls, data: Mapping[str, Any]) -> Scenario:
         """Build from the file layout: {"kalshi": {"markets", "accounts"}, "polymarket": {"books",
         "accounts"}, plus top-level knobs}. Keys of each mapping are tickers/key ids/token ids."""
+        data = checked_numbers(data)
         kalshi = data.get("kalshi", {})
         poly = data.get("polymarket", {})
         knobs = {f.name for f in fields(cls)} - {
@@ -224,6 +245,98 @@ class Scenario:
                     last_trade_price=str(ask - Decimal("0.01")),
                 )
         return scenario
+
+
+class _NumberChecks:
+    """Walks a scenario dict, parsing each number with its rule and collecting every problem."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def mapping(self, where: str, value: Any) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return value
+
+    def number(self, where: str, raw: Any, rule: DecimalRule | WholeRule) -> Any:
+        """The parsed int for whole numbers; decimals as plain text with the places they were
+        written with (they are passed on as the venues' wire strings)."""
+        try:
+            value = rule.parse(raw) if isinstance(rule, WholeRule) else rule.parse_as_written(raw)
+        except NumberError as error:
+            self.problems.append(f"{where}: {error}")
+            return raw
+        return value if isinstance(rule, WholeRule) else f"{value:f}"
+
+    def ladder(self, where: str, levels: Any, size_rule: DecimalRule, size_name: str) -> list[Any]:
+        if not isinstance(levels, list):
+            raise ValueError(f"{where}: expected a list of levels, got {type(levels).__name__}")
+        checked = []
+        for index, level in enumerate(levels):
+            at = f"{where}[{index}]"
+            if isinstance(level, Mapping) and {"price", "size"} <= set(level):
+                price, size = level["price"], level["size"]
+            elif isinstance(level, list | tuple) and len(level) == 2:
+                price, size = level
+            else:
+                raise ValueError(f"{at}: expected [price, {size_name}]")
+            checked.append(
+                [self.number(f"{at}.price", price, PRICE), self.number(f"{at}.{size_name}", size, size_rule)]
+            )
+        return checked
+
+
+def checked_numbers(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a scenario dict with every number checked against its rule; ValueError lists
+    each bad one by its path (e.g. `polymarket.books.<token>.asks[1].price: must be ...`)."""
+    checks = _NumberChecks()
+    data = copy.deepcopy(dict(checks.mapping("scenario", data)))
+    kalshi = data["kalshi"] = dict(checks.mapping("kalshi", data.get("kalshi")))
+    markets = kalshi["markets"] = dict(checks.mapping("kalshi.markets", kalshi.get("markets")))
+    for ticker, market in markets.items():
+        where = f"kalshi.markets.{ticker}"
+        market = markets[ticker] = dict(checks.mapping(where, market))
+        for side in ("yes_bids", "no_bids"):
+            if side in market:
+                market[side] = checks.ladder(f"{where}.{side}", market[side], KALSHI_COUNT, "count")
+        for name, rule in MARKET_NUMBERS.items():
+            if name in market:
+                market[name] = checks.number(f"{where}.{name}", market[name], rule)
+    accounts = kalshi["accounts"] = dict(checks.mapping("kalshi.accounts", kalshi.get("accounts")))
+    for key_id, account in accounts.items():
+        where = f"kalshi.accounts.{key_id}"
+        account = accounts[key_id] = dict(checks.mapping(where, account))
+        if "balance_cents" in account:
+            account["balance_cents"] = checks.number(
+                f"{where}.balance_cents", account["balance_cents"], BALANCE
+            )
+    poly = data["polymarket"] = dict(checks.mapping("polymarket", data.get("polymarket")))
+    books = poly["books"] = dict(checks.mapping("polymarket.books", poly.get("books")))
+    for token, book in books.items():
+        where = f"polymarket.books.{token}"
+        book = books[token] = dict(checks.mapping(where, book))
+        for side in ("bids", "asks"):
+            if side in book:
+                book[side] = checks.ladder(f"{where}.{side}", book[side], POLYMARKET_SIZE, "size")
+        for name, rule in BOOK_NUMBERS.items():
+            if name in book:
+                book[name] = checks.number(f"{where}.{name}", book[name], rule)
+    poly_accounts = dict(checks.mapping("polymarket.accounts", poly.get("accounts")))
+    poly["accounts"] = {
+        address: checks.number(f"polymarket.accounts.{address}", units, BALANCE)
+        for address, units in poly_accounts.items()
+    }
+    if "default_balance" in data:
+        data["default_balance"] = checks.number("default_balance", data["default_balance"], BALANCE)
+    if "auth_window_s" in data:
+        data["auth_window_s"] = checks.number("auth_window_s", data["auth_window_s"], AUTH_WINDOW_S)
+    if checks.problems:
+        raise ValueError("; ".join(checks.problems))
+    if "auth_window_s" in data:
+        data["auth_window_s"] = float(data["auth_window_s"])
+    return data
 
 
 def _check_kalshi_status(status: str, result: str) -> None:

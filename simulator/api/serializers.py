@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from config.number_fields import RuleDecimalField, RuleIntegerField
+from config.numbers import DecimalRule, WholeRule
 from ingest.models import OPPORTUNITY_KEY_RULE
-from simulator.services import MAX_STARTING_USD
+from simulator.services import RUN_ID, STARTING_USD, duration_minutes_rule
 
 REPORT_DEFAULTS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
+REPORT_HOURS = WholeRule(1, 168, unit="hours")
+REPORT_MAX_GAP_S = WholeRule(0, 86400, unit="seconds")
+REPORT_MIN_EDGE_CENTS = DecimalRule(Decimal("0"), Decimal("100"), places=4, unit="cents")
 
 
 class OpportunityKeyField(serializers.CharField):
@@ -25,13 +29,7 @@ class OpportunityKeyField(serializers.CharField):
 
 
 class StartInputSerializer(serializers.Serializer):
-    starting_usd = serializers.DecimalField(
-        max_digits=None,
-        decimal_places=4,
-        min_value=Decimal("0.0001"),
-        max_value=MAX_STARTING_USD,
-        help_text="Fake dollars the run starts with.",
-    )
+    starting_usd = RuleDecimalField(STARTING_USD, help_text="Fake dollars the run starts with.")
     opportunity_key = OpportunityKeyField(required=False, help_text="One key to watch.")
     opportunity_keys = serializers.ListField(
         child=OpportunityKeyField(),
@@ -39,12 +37,12 @@ class StartInputSerializer(serializers.Serializer):
         max_length=200,
         help_text="Keys to watch; empty or omitted (with no opportunity_key) means every key.",
     )
-    duration_minutes = serializers.IntegerField(
+    duration_minutes = RuleIntegerField(
+        duration_minutes_rule(),
         required=False,
+        allow_null=True,
         default=0,
-        min_value=0,
-        max_value=settings.SIMULATOR_MAX_DURATION_MINUTES,
-        help_text="0: until stopped (the run still stops after 7 days).",
+        help_text="0 or null: until stopped (the run still stops after 7 days).",
     )
     label = serializers.CharField(required=False, default="", allow_blank=True, max_length=120)
     notes = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
@@ -59,34 +57,27 @@ class StartInputSerializer(serializers.Serializer):
 
 
 class StopInputSerializer(serializers.Serializer):
-    run_id = serializers.IntegerField(
+    run_id = RuleIntegerField(
+        RUN_ID,
         required=False,
         allow_null=True,
-        min_value=1,
-        max_value=2**63 - 1,
         help_text="The run to stop; omitted: your most recently started running run.",
     )
     reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
 
 
 class ReportParamsSerializer(serializers.Serializer):
-    hours = serializers.IntegerField(
-        required=False, default=REPORT_DEFAULTS["hours"], min_value=1, max_value=168
-    )
-    max_gap_s = serializers.IntegerField(
+    hours = RuleIntegerField(REPORT_HOURS, required=False, default=REPORT_DEFAULTS["hours"])
+    max_gap_s = RuleIntegerField(
+        REPORT_MAX_GAP_S,
         required=False,
         default=REPORT_DEFAULTS["max_gap_s"],
-        min_value=0,
-        max_value=86400,
         help_text="How long after a span ends a trade still counts as catching it.",
     )
-    min_edge_cents = serializers.DecimalField(
+    min_edge_cents = RuleDecimalField(
+        REPORT_MIN_EDGE_CENTS,
         required=False,
         default=REPORT_DEFAULTS["min_edge_cents"],
-        max_digits=8,
-        decimal_places=4,
-        min_value=Decimal("0"),
-        max_value=Decimal("100"),
         help_text="Only spans whose peak net edge reached this many cents.",
     )
 

@@ -43,7 +43,10 @@ def test_page_shows_threshold_errors_in_place(browser, user):
         "/accounts/profile/", {"min_net_edge_cents": "-4", "max_leg_usd": "", "daily_cap_usd": ""}
     )
     assert answer.status_code == 400
-    assert "min_net_edge_cents: Ensure this value is greater than or equal to 0.01" in answer.content.decode()
+    assert (
+        "min_net_edge_cents: must be greater than or equal to 0.01 (accepted: a decimal number of cents from 0.01 to 99"
+        in answer.content.decode()
+    )
     assert UserProfile.objects.get(user=user).min_net_edge_cents is None
 
 

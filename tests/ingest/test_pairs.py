@@ -76,8 +76,14 @@ def test_importing_again_updates_pairs_by_opportunity_key():
     [
         ({"poly_no_token": None}, "pair 1 (FED-DEC-CUT): poly_no_token: required"),
         ({"kalshi_close_time": "next tuesday"}, "pair 1 (FED-DEC-CUT): kalshi_close_time: not an ISO 8601"),
-        ({"kalshi_fee_rate": "2"}, "pair 1 (FED-DEC-CUT): kalshi_fee_rate: must be between 0 and 1"),
-        ({"poly_fee_rate": "lots"}, "pair 1 (FED-DEC-CUT): poly_fee_rate: not a number"),
+        (
+            {"kalshi_fee_rate": "2"},
+            "pair 1 (FED-DEC-CUT): kalshi_fee_rate: must be less than or equal to 1 (accepted: a decimal "
+            "number from 0 to 1, at most 4 decimal places), got '2'",
+        ),
+        ({"poly_fee_rate": "lots"}, "pair 1 (FED-DEC-CUT): poly_fee_rate: must be a decimal number"),
+        ({"poly_fee_rate": "7e-2"}, "pair 1 (FED-DEC-CUT): poly_fee_rate: must be a decimal number"),
+        ({"alignment_tolerance_s": -1}, "pair 1 (FED-DEC-CUT): alignment_tolerance_s: must be greater"),
         ({"opportunity_key": "has spaces"}, "pair 1 (has spaces): opportunity_key: letters, digits"),
         ({"kalshi_tickr": "X"}, "pair 1 (FED-DEC-CUT): kalshi_tickr: unknown field"),
         ({"poly_no_token": "1111"}, "pair 1 (FED-DEC-CUT): poly_no_token: must differ from poly_yes_token"),

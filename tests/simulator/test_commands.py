@@ -45,10 +45,10 @@ def test_sim_start_starts_a_run_and_prints_warnings(user, pair):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--starting-usd", "-3"], "starting_usd: must be greater than 0"),
+        (["--starting-usd", "-3"], "starting_usd: must be greater than or equal to 0.0001"),
         (
             ["--starting-usd", "10", "--duration-minutes", "10081"],
-            "duration_minutes: must be at most 10080 minutes (7 days)",
+            "duration_minutes: must be less than or equal to 10080 (accepted: a whole number of minutes from 0 to 10080)",
         ),
         (
             ["--starting-usd", "10", "--opportunity-key", "NOPE"],

@@ -58,11 +58,12 @@ def test_missing_thresholds_and_keys_are_warned_about(db):
         ("abc", "must be a decimal number"),
         ("NaN", "must be a finite decimal number"),
         ("Infinity", "must be a finite decimal number"),
-        ("0", "must be greater than 0"),
-        ("-5", "must be greater than 0"),
-        ("10000000.01", "must be at most 10000000"),
+        ("0", "must be greater than or equal to 0.0001"),
+        ("-5", "must be greater than or equal to 0.0001"),
+        ("10000000.01", "must be less than or equal to 10000000"),
         ("1.00001", "at most 4 decimal places"),
-        (True, "is required"),
+        ("1e3", "must be a decimal number written plainly"),
+        (True, "not true or false"),
     ],
 )
 def test_starting_usd_is_validated(trading_user, starting_usd, message):
@@ -79,8 +80,8 @@ def test_the_largest_starting_amount_is_accepted(trading_user):
 @pytest.mark.parametrize(
     ("duration", "message"),
     [
-        (-1, "0 (until stopped) or more"),
-        (10081, "at most 10080 minutes (7 days)"),
+        (-1, "must be greater than or equal to 0"),
+        (10081, "must be less than or equal to 10080"),
         (1.5, "whole number of minutes"),
         ("ten", "whole number of minutes"),
         (True, "whole number of minutes"),

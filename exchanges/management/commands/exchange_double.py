@@ -6,8 +6,11 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.numbers import WholeRule, option_type
 from config.shutdown import GracefulShutdown
 from exchanges.double import ExchangeDouble, Scenario
+
+PORT = WholeRule(0, 65535)
 
 
 class Command(BaseCommand):
@@ -17,7 +20,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-        parser.add_argument("--port", type=int, default=8765, help="port; 0 picks a free one (default 8765)")
+        parser.add_argument(
+            "--port",
+            type=option_type(PORT),
+            default=8765,
+            help=f"port; 0 picks a free one (default 8765; {PORT.accepted()})",
+        )
         parser.add_argument(
             "--scenario",
             type=Path,

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.core.management.base import CommandParser
 
+from config.numbers import DecimalRule, option_type
 from ingest.sources import LiveHosts
+
+POLL_INTERVAL_S = DecimalRule(Decimal("0.01"), Decimal("3600"), places=3, unit="seconds")
+# --duration-s of the polling commands: up to a year.
+DURATION_S = DecimalRule(Decimal("0.001"), Decimal("31536000"), places=3, unit="seconds")
 
 
 def add_live_arguments(parser: CommandParser) -> None:
@@ -16,7 +22,12 @@ def add_live_arguments(parser: CommandParser) -> None:
     )
     parser.add_argument("--kalshi-host", help="Kalshi API base, e.g. .../trade-api/v2")
     parser.add_argument("--polymarket-host", help="Polymarket CLOB base URL")
-    parser.add_argument("--poll-interval-s", type=float, default=1.0, help="seconds per polling round")
+    parser.add_argument(
+        "--poll-interval-s",
+        type=option_type(POLL_INTERVAL_S, float),
+        default=1.0,
+        help=f"seconds per polling round (default 1; {POLL_INTERVAL_S.accepted()})",
+    )
     parser.add_argument(
         "--pairs", nargs="*", default=[], metavar="KEY", help="opportunity keys (default: every active pair)"
     )

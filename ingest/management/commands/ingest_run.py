@@ -2,35 +2,42 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.numbers import DecimalRule, WholeRule, option_type
 from config.shutdown import GracefulShutdown
 from exchanges.ratelimit import LocalRateLimiter
 from ingest.pairs import active_specs
-from ingest.recording import RecordingError
+from ingest.recording import REPLAY_SPEED, RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
 from ingest.sources import BookSource, LiveSource, ReplaySource
 
-from ._live_options import add_live_arguments, hosts_from_options
+from ._live_options import DURATION_S, add_live_arguments, hosts_from_options
+
+# 4 places: what the success-span column keeps.
+THRESHOLD_CENTS = DecimalRule(Decimal("0"), Decimal("100"), places=4, unit="cents")
+MAX_SKEW_MS = WholeRule(0, 3_600_000, unit="milliseconds")
+COOLDOWN_S = DecimalRule(Decimal("0"), Decimal("86400"), places=3, unit="seconds")
+STATS_EVERY_S = DecimalRule(Decimal("0"), Decimal("86400"), places=3, unit="seconds")
+_speed_number = option_type(REPLAY_SPEED, float)
 
 
-def _speed(text: str) -> float | None:
-    if text == "max":
+def replay_speed(text: str) -> float | None:
+    """'max' (None: as fast as possible) or a speed-up factor."""
+    if text.strip() == "max":
         return None
     try:
-        value = float(text)
-    except ValueError:
-        raise CommandError(f"--speed: expected a number or 'max', got {text!r}") from None
-    if value <= 0:
-        raise CommandError("--speed must be > 0 (or 'max')")
-    return value
+        return _speed_number(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error}, or max") from None
 
 
 class Command(BaseCommand):
@@ -44,16 +51,41 @@ class Command(BaseCommand):
         mode = parser.add_mutually_exclusive_group(required=True)
         mode.add_argument("--replay", type=Path, metavar="FILE", help="a recording (.jsonl.gz)")
         mode.add_argument("--live", action="store_true", help="poll the venues (or --double-url)")
-        parser.add_argument("--speed", default="1", help="replay speed: 1 = as recorded, N = N x, max")
-        parser.add_argument("--threshold-cents", default="1", help="success-span threshold (net edge, cents)")
         parser.add_argument(
-            "--max-skew-ms", type=int, default=2000, help="max time between the two legs' books"
+            "--speed",
+            type=replay_speed,
+            default=1.0,
+            help=f"replay speed: 1 = as recorded, N = N x, max ({REPLAY_SPEED.accepted()})",
         )
         parser.add_argument(
-            "--cooldown-s", type=float, default=10.0, help="per user and pair, between intents"
+            "--threshold-cents",
+            type=option_type(THRESHOLD_CENTS),
+            default=Decimal("1"),
+            help=f"success-span threshold, net edge ({THRESHOLD_CENTS.accepted()})",
         )
-        parser.add_argument("--stats-every-s", type=float, default=5.0, help="progress line period")
-        parser.add_argument("--duration-s", type=float, help="live: stop after this many seconds")
+        parser.add_argument(
+            "--max-skew-ms",
+            type=option_type(MAX_SKEW_MS),
+            default=2000,
+            help=f"max time between the two legs' books ({MAX_SKEW_MS.accepted()})",
+        )
+        parser.add_argument(
+            "--cooldown-s",
+            type=option_type(COOLDOWN_S, float),
+            default=10.0,
+            help=f"per user and pair, between intents ({COOLDOWN_S.accepted()})",
+        )
+        parser.add_argument(
+            "--stats-every-s",
+            type=option_type(STATS_EVERY_S, float),
+            default=5.0,
+            help=f"progress line period ({STATS_EVERY_S.accepted()})",
+        )
+        parser.add_argument(
+            "--duration-s",
+            type=option_type(DURATION_S, float),
+            help=f"live: stop after this many seconds ({DURATION_S.accepted()})",
+        )
         parser.add_argument(
             "--keep-open",
             action="store_true",
@@ -62,10 +94,7 @@ class Command(BaseCommand):
         add_live_arguments(parser)
 
     def handle(self, *args: object, **options: object) -> None:
-        try:
-            threshold = Decimal(options["threshold_cents"])
-        except InvalidOperation:
-            raise CommandError("--threshold-cents: not a number") from None
+        threshold = options["threshold_cents"]
         with GracefulShutdown() as shutdown:
             source = self._source(options, sleep=shutdown.sleep)
             shutdown.on_stop(source.stop)
@@ -73,7 +102,11 @@ class Command(BaseCommand):
                 source.pairs, threshold_cents=threshold, cooldown_ms=int(options["cooldown_s"] * 1000)
             )
             pipeline.restore()
-            mode = f"replay {options['replay']} speed {options['speed']}" if options["replay"] else "live"
+            mode = (
+                f"replay {options['replay']} speed {options['speed'] or 'max'}"
+                if options["replay"]
+                else "live"
+            )
             self.stdout.write(f"ingest {mode}: {len(source.pairs)} pairs, threshold {threshold}c")
             self.stdout.flush()
             started = time.monotonic()
@@ -104,7 +137,7 @@ class Command(BaseCommand):
         """The book source; `sleep` paces it (a replay's gaps, the pause between live rounds)."""
         if options["replay"]:
             try:
-                source = ReplaySource(options["replay"], speed=_speed(options["speed"]), sleep=sleep)
+                source = ReplaySource(options["replay"], speed=options["speed"], sleep=sleep)
             except (OSError, RecordingError) as exc:
                 raise CommandError(f"--replay: {exc}") from exc
             source.pairs = [dataclasses.replace(p, max_skew_ms=options["max_skew_ms"]) for p in source.pairs]

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.numbers import DecimalRule, WholeRule, option_type
 from ingest.synthetic import DEFAULT_UPDATES_PER_S, generate
+
+PAIRS = WholeRule(1, 1000)
+HOURS = DecimalRule(Decimal("0.001"), Decimal("720"), places=3, unit="hours")  # at most 30 days
+SEED = WholeRule(0, 2**63 - 1)
+UPDATES_PER_S = DecimalRule(Decimal("0.01"), Decimal("1000"), places=2)
 
 
 class Command(BaseCommand):
@@ -15,19 +22,29 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", type=Path, required=True, help="the .jsonl.gz file to write")
-        parser.add_argument("--pairs", type=int, default=3, help="number of pairs (default 3)")
-        parser.add_argument("--hours", type=float, default=2.0, help="hours of data (default 2)")
-        parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+        parser.add_argument(
+            "--pairs",
+            type=option_type(PAIRS),
+            default=3,
+            help=f"number of pairs (default 3; {PAIRS.accepted()})",
+        )
+        parser.add_argument(
+            "--hours",
+            type=option_type(HOURS, float),
+            default=2.0,
+            help=f"hours of data (default 2; {HOURS.accepted()})",
+        )
+        parser.add_argument(
+            "--seed", type=option_type(SEED), default=7, help=f"random seed (default 7; {SEED.accepted()})"
+        )
         parser.add_argument(
             "--updates-per-s",
-            type=float,
+            type=option_type(UPDATES_PER_S, float),
             default=DEFAULT_UPDATES_PER_S,
-            help=f"approximate lines per pair per second (default {DEFAULT_UPDATES_PER_S})",
+            help=f"approximate lines per pair per second (default {DEFAULT_UPDATES_PER_S}; {UPDATES_PER_S.accepted()})",
         )
 
     def handle(self, *args: object, **options: object) -> None:
-        if options["pairs"] < 1 or options["hours"] <= 0 or options["updates_per_s"] <= 0:
-            raise CommandError("--pairs, --hours and --updates-per-s must be positive")
         started = time.monotonic()
         try:
             count = generate(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import yaml
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.numbers import DecimalRule, WholeRule, option_type
 from ingest.discovery import (
     DEFAULT_MIN_SCORE,
     DEFAULT_TOLERANCE_S,
@@ -18,6 +20,10 @@ from ingest.discovery import (
     propose_pairs,
 )
 from ingest.models import MarketPair
+
+TOLERANCE_S = DecimalRule(Decimal("0"), Decimal("31536000"), places=3, unit="seconds")  # up to a year
+MIN_SCORE = DecimalRule(Decimal("0"), Decimal("100"), places=2)
+LIMIT = WholeRule(0, 1_000_000, unit="rows")
 
 
 def _clip(text: str, width: int) -> str:
@@ -37,14 +43,22 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--tolerance-s",
-            type=float,
+            type=option_type(TOLERANCE_S, float),
             default=DEFAULT_TOLERANCE_S,
-            help="max close-time gap (default 2 days)",
+            help=f"max close-time gap (default 2 days; {TOLERANCE_S.accepted()})",
         )
         parser.add_argument(
-            "--min-score", type=float, default=DEFAULT_MIN_SCORE, help="min title score 0-100 (default 60)"
+            "--min-score",
+            type=option_type(MIN_SCORE, float),
+            default=DEFAULT_MIN_SCORE,
+            help=f"min title score (default 60; {MIN_SCORE.accepted()})",
         )
-        parser.add_argument("--limit", type=int, default=50, help="rows to print (default 50)")
+        parser.add_argument(
+            "--limit",
+            type=option_type(LIMIT),
+            default=50,
+            help=f"rows to print (default 50; {LIMIT.accepted()})",
+        )
         parser.add_argument(
             "--out", type=Path, help="also write the new candidates as a pairs_import fixture"
         )

@@ -7,12 +7,13 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from config.numbers import option_type
 from config.shutdown import GracefulShutdown
 from ingest.pairs import active_specs
 from ingest.recording import RecordingWriter
 from ingest.sources import LiveSource
 
-from ._live_options import add_live_arguments, hosts_from_options
+from ._live_options import DURATION_S, add_live_arguments, hosts_from_options
 
 
 class Command(BaseCommand):
@@ -24,7 +25,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", type=Path, required=True, help="the .jsonl.gz file to write")
         parser.add_argument(
-            "--duration-s", type=float, help="stop after this many seconds (default: Ctrl-C or SIGTERM)"
+            "--duration-s",
+            type=option_type(DURATION_S, float),
+            help=f"stop after this many seconds (default: Ctrl-C or SIGTERM; {DURATION_S.accepted()})",
         )
         add_live_arguments(parser)
 

@@ -31,12 +31,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, transaction
 
 from accounts import services as account_services
+from config.numbers import WholeRule, option_type
 from config.shutdown import GracefulShutdown
 from exchanges.double import ExchangeDouble, Scenario
 from exchanges.testing import polymarket_address
 from ingest.live import mirror_to_double
 from ingest.pairs import import_pairs_file
-from ingest.recording import Replayer, pairs_of, read_recording
+from ingest.recording import REPLAY_SPEED, Replayer, pairs_of, read_recording
 from ingest.services import IngestPipeline, run_source
 from ingest.sources import updates_to_book_updates
 from simulator import selectors, services
@@ -47,6 +48,8 @@ DEMO_USERNAME = "demo"
 DEMO_KALSHI_KEY_ID = "demo-kalshi-key"
 BUNDLED_RECORDING = Path(settings.BASE_DIR) / "ingest" / "data" / "demo_recording.jsonl.gz"
 BUNDLED_PAIRS = Path(settings.BASE_DIR) / "ingest" / "fixtures" / "demo_pairs.yaml"
+PORT = WholeRule(1, 65535)
+DOUBLE_PORT = WholeRule(0, 65535)
 
 
 def _demo_keys(var_dir: Path) -> tuple[str, str, str]:
@@ -123,18 +126,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8000)
-        parser.add_argument("--double-port", type=int, default=8765)
+        parser.add_argument(
+            "--port", type=option_type(PORT), default=8000, help=f"the web server's port ({PORT.accepted()})"
+        )
+        parser.add_argument(
+            "--double-port",
+            type=option_type(DOUBLE_PORT),
+            default=8765,
+            help=f"the exchange double's port; 0 picks a free one ({DOUBLE_PORT.accepted()})",
+        )
         parser.add_argument("--recording", type=Path, default=BUNDLED_RECORDING)
         parser.add_argument("--pairs", type=Path, default=BUNDLED_PAIRS)
         parser.add_argument(
-            "--speed", type=float, default=10.0, help="time compression of the replay (default 10x)"
+            "--speed",
+            type=option_type(REPLAY_SPEED, float),
+            default=10.0,
+            help=f"time compression of the replay (default 10x; {REPLAY_SPEED.accepted()})",
         )
         parser.add_argument("--no-serve", action="store_true", help="run double and ingest only")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["speed"] <= 0:
-            raise CommandError("--speed must be > 0")
         if not options["recording"].is_file():
             raise CommandError(f"--recording: no such file {options['recording']}")
         with GracefulShutdown() as shutdown:

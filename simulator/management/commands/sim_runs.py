@@ -2,8 +2,11 @@
 
 from django.core.management.base import BaseCommand
 
+from config.numbers import WholeRule, option_type
 from simulator import selectors
 from simulator.management.commands.sim_start import user_named
+
+LIMIT = WholeRule(1, 10_000, unit="runs")
 
 COLUMNS = (
     "id",
@@ -50,7 +53,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--user", required=True, help="username")
-        parser.add_argument("--limit", type=int, default=50)
+        parser.add_argument(
+            "--limit",
+            type=option_type(LIMIT),
+            default=50,
+            help=f"newest first (default 50; {LIMIT.accepted()})",
+        )
 
     def handle(self, *args, **options):
         user = user_named(options["user"])

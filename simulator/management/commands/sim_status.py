@@ -2,12 +2,14 @@
 
 from django.core.management.base import BaseCommand
 
+from config.numbers import WholeRule, option_type
 from simulator import selectors
 from simulator.core import trade_status
 from simulator.management.commands.sim_runs import COLUMNS, run_row, table
 from simulator.management.commands.sim_start import user_named
 from simulator.models import SimulatorTrade
 
+TRADES = WholeRule(0, 10_000, unit="trades")
 TRADE_COLUMNS = ("id", "run", "key", "status", "matched", "fill", "cost", "exp. P&L", "decided")
 
 
@@ -16,7 +18,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--user", required=True, help="username")
-        parser.add_argument("--trades", type=int, default=10, help="how many recent trades")
+        parser.add_argument(
+            "--trades",
+            type=option_type(TRADES),
+            default=10,
+            help=f"how many recent trades (default 10; {TRADES.accepted()})",
+        )
 
     def handle(self, *args, **options):
         from django.utils import timezone

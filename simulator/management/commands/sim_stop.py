@@ -3,8 +3,10 @@
 from django.core.management.base import BaseCommand
 
 from config.errors import DomainError
+from config.numbers import option_type
 from simulator import services
 from simulator.management.commands.sim_start import command_error, user_named
+from simulator.services import RUN_ID
 
 
 class Command(BaseCommand):
@@ -12,7 +14,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--user", required=True, help="username")
-        parser.add_argument("--run-id", type=int, default=None)
+        parser.add_argument(
+            "--run-id",
+            type=option_type(RUN_ID),
+            default=None,
+            help=f"default: the latest running run ({RUN_ID.accepted()})",
+        )
         parser.add_argument("--reason", default="stopped by user")
 
     def handle(self, *args, **options):

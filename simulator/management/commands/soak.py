@@ -37,11 +37,13 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from config.numbers import DecimalRule, WholeRule, option_type
 from config.shutdown import GracefulShutdown, StopRequested
 
 SCENARIOS = ("kill", "pg-restart", "redis-down", "fuzz")
@@ -531,12 +533,26 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"any of {', '.join(SCENARIOS)}")
-        parser.add_argument("--intents", type=int, default=10_000, help="intents for kill and pg-restart")
-        parser.add_argument("--workers", type=int, default=2)
-        parser.add_argument("--redis-down-s", type=float, default=30.0)
-        parser.add_argument("--fuzz-examples", type=int, default=400, help="per API operation")
-        parser.add_argument("--seed", type=int, default=7)
-        parser.add_argument("--timeout-s", type=float, default=1800, help="bound on each scenario")
+        number = {
+            "--intents": (WholeRule(1, 10_000_000), 10_000, "intents for kill and pg-restart"),
+            "--workers": (WholeRule(1, 64), 2, "Celery worker processes"),
+            "--redis-down-s": (DecimalRule(Decimal(0), Decimal(3600), places=3), 30.0, "Redis outage length"),
+            "--fuzz-examples": (WholeRule(1, 1_000_000), 400, "per API operation"),
+            "--seed": (WholeRule(0, 2**63 - 1), 7, "random seed"),
+            "--timeout-s": (
+                DecimalRule(Decimal(1), Decimal(86400), places=3),
+                1800,
+                "bound on each scenario",
+            ),
+        }
+        for option, (rule, default, purpose) in number.items():
+            convert = float if isinstance(rule, DecimalRule) else None
+            parser.add_argument(
+                option,
+                type=option_type(rule, convert),
+                default=default,
+                help=f"{purpose} ({rule.accepted()})",
+            )
         parser.add_argument("--json", action="store_true", help="one JSON line per scenario")
         parser.add_argument("--inside", help=argparse_hidden())
 
