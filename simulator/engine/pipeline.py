@@ -1,45 +1,44 @@
-"""The engine: one (run, intent) or (run, span start) decided exactly once.
+"""The pipeline: `decide_intent` and `decide_span_start`, each (run, intent) or (run, span start)
+decided exactly once. Each step is a module of this package, called in this order:
 
-Order of work for an intent, and why:
-1. One transaction, its first round trip reading the run (its row locked: `select_for_update`),
-   whether (run, intent) is decided already, the intent and the user's secret stamps (see
-   `simulator.validation.secret_stamps`). A decided one is returned as it is (a redelivered task,
-   or a concurrent worker that won the lock first, stops here).
-2. The four cheap checks. When they pass, the exchange validation is needed: answered from the
-   validator's short cache when every answer is there; otherwise the transaction is left
-   (nothing written, the lock released), the venues are asked with no lock held (a slow venue
-   never stalls the run's other workers), and step 1 starts again with the answers in hand.
-3. Under the lock, the pure core decides on the balance, daily total and liquidity ledger as they
-   are now, and the decision row, the trade row and the run's money are written together. A
-   concurrent worker for the same run waits for the lock, so neither the balance nor the daily
-   cap can be overdrawn by two decisions at once.
-4. After commit: `simulator:trade` and `simulator:run` to the user's websocket group, handed
-   to the broadcast thread and not waited for (see `simulator.broadcast`).
+1. Load and lock (`load`): one transaction, its first round trip reading the run (its row locked),
+   whether (run, intent) is decided already, the intent and the user's secret stamps. A decided
+   one is returned as it is (a redelivered task, or a concurrent worker that won the lock first,
+   stops here); a run whose time is up ends here (`expiry`).
+2. Inputs (`inputs`): the pure core's view of the run's limits and state, the intent, the keys,
+   the pair's fees.
+3. The core decision (`simulator.core.decide`, pure): the four cheap checks; when they pass, the
+   exchange validation (`validation`) is needed: answered from the validator's short cache when
+   every answer is there; otherwise the transaction is left (nothing written, the lock released),
+   the venues are asked with no lock held (a slow venue never stalls the run's other workers), and
+   step 1 starts again with the answers in hand. The core decides on the balance, daily total and
+   liquidity ledger as they are under the lock, so a concurrent worker for the same run, waiting
+   for the lock, can overdraw neither the balance nor the daily cap.
+4. Rows (`rows`): the decision row, the trade row, the run's money.
+5. Write (`write`): all three in one statement, with the COMMIT.
+6. Broadcast (`broadcast`), after commit: `simulator:trade` and `simulator:run` to the user's
+   websocket group, handed to the broadcast thread and not waited for.
 
 With the validation cached, the hot path is two round trips on PostgreSQL: BEGIN with the locked
 read, then one statement writing decision, trade and the run's money with COMMIT (see
-`simulator.engine_wire`). The statements are prepared once per connection; no savepoint per
+`simulator.engine.wire`). The statements are prepared once per connection; no savepoint per
 decision; no secret read or decrypted while its stamp is unchanged."""
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
 from functools import partial
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ingest.models import ExecutionIntent, SuccessSpan
-from simulator.broadcast import broadcast_decision
 from simulator.core import (
     SKIPPED,
     TRADED,
-    Check,
     ExchangeValidation,
     Intent,
     Keys,
@@ -47,8 +46,9 @@ from simulator.core import (
     decide,
     decide_span,
 )
-from simulator.core import Decision as CoreDecision
-from simulator.engine_inputs import (
+from simulator.engine.broadcast import broadcast_decision
+from simulator.engine.expiry import expire_run_if_due
+from simulator.engine.inputs import (
     core_intent,
     explain_missing,
     fee_schedules,
@@ -57,18 +57,10 @@ from simulator.engine_inputs import (
     run_state,
     sim_config,
     span_intent,
-    utc_day,
 )
-from simulator.engine_sql import (
-    cache_related,
-    new_row,
-    run_and_decided,
-    run_intent_and_stamps,
-    write_decision,
-)
-from simulator.models import Decision, SimulatorRun, SimulatorTrade
-from simulator.services import expire_run_if_due
-from simulator.validation import (
+from simulator.engine.load import existing_decision, run_and_decided, run_intent_and_stamps
+from simulator.engine.rows import book_trade, decision_row, reason_code, trade_row
+from simulator.engine.validation import (
     CachedValidator,
     Validator,
     secret_stamps,
@@ -76,99 +68,10 @@ from simulator.validation import (
     validate_intent,
     validate_intent_from_cache,
 )
+from simulator.engine.write import write_decision
+from simulator.models import Decision, SimulatorRun
 
 logger = logging.getLogger(__name__)
-
-# --- persistence ------------------------------------------------------------------------------------
-
-
-def _checks_json(checks: Sequence[Check]) -> list[dict[str, Any]]:
-    return [check.as_json() for check in checks]
-
-
-def _reason_code(decision: CoreDecision) -> str:
-    failing = next((check for check in decision.checks if not check.ok), None)
-    return failing.name if failing is not None else ""
-
-
-def _existing(run_id: int, *, intent_id: int | None = None, span_id: int | None = None) -> Decision | None:
-    if intent_id is not None:
-        return Decision.objects.filter(run_id=run_id, intent_id=intent_id).first()
-    return Decision.objects.filter(run_id=run_id, span_id=span_id).first()
-
-
-def _trade_row(
-    run: SimulatorRun,
-    intent_row: ExecutionIntent,
-    decision_row: Decision,
-    result: CoreDecision,
-    now: datetime,
-) -> SimulatorTrade:
-    """The trade row of a decision that traded, not yet saved (see `write_decision`)."""
-    draft = result.trade
-    assert draft is not None
-    trade = new_row(
-        SimulatorTrade,
-        run_id=run.pk,
-        intent_id=intent_row.pk,
-        decision_id=None,  # the decision's, once written
-        user_id=run.user_id,
-        opportunity_key=intent_row.opportunity_key,
-        direction=intent_row.direction,
-        net_edge_cents=draft.net_edge_cents
-        if draft.net_edge_cents is not None
-        else intent_row.net_edge_cents,
-        requested_size=draft.requested_size,
-        matched_size=draft.matched_size,
-        fill_pct=draft.fill_pct,
-        cost_usd=draft.cost_usd,
-        fees_usd=draft.fees_usd,
-        expected_pnl_usd=draft.expected_pnl_usd,
-        legs=[leg.as_json() for leg in draft.legs],
-        checks=decision_row.checks,
-        validation=result.validation.as_json() if result.validation is not None else {},
-        decided_at=now,
-        executed_at=draft.executed_at,
-        settled_at=draft.settled_at,
-        settlement_delay_s=draft.settlement_delay_s,
-        payout_usd=None,  # until the pair's markets resolve
-        resolved_at=None,
-    )
-    cache_related(trade, run=run, intent=intent_row)
-    return trade
-
-
-def _decision_row(
-    run: SimulatorRun,
-    result: CoreDecision,
-    *,
-    intent: ExecutionIntent | None = None,
-    span: SuccessSpan | None = None,
-    reason_code: str,
-    edge_cents: Decimal,
-    opportunity_key: str,
-    now: datetime,
-) -> Decision:
-    """The decision row, not yet saved (see `write_decision`)."""
-    decision = new_row(
-        Decision,
-        run_id=run.pk,
-        intent_id=intent.pk if intent is not None else None,
-        span_id=span.pk if span is not None else None,
-        decision_source=Decision.INTENT if intent is not None else Decision.SUCCESS_SPAN,
-        outcome=result.outcome,
-        reason=result.reason[:300],
-        reason_code=reason_code,
-        checks=_checks_json(result.checks),
-        edge_cents=edge_cents,
-        opportunity_key=opportunity_key,
-        created_at=now,
-    )
-    cache_related(decision, run=run, **({"intent": intent} if intent is not None else {"span": span}))
-    return decision
-
-
-# --- the two decisions ------------------------------------------------------------------------------
 
 
 class _AskTheVenues(Exception):
@@ -216,7 +119,7 @@ def decide_intent(
                 if expire_run_if_due(run, now=now) or run.status != SimulatorRun.RUNNING:
                     return None
                 intent, keys = core_intent(intent_row), keys_of(stamps)
-                decision_row = _decide_locked(run, intent_row, intent, keys, validate_locked, now)
+                decision = _decide_locked(run, intent_row, intent, keys, validate_locked, now)
         except _AskTheVenues:
             # Never call a venue with the run locked: a slow one would stall every worker of the run.
             with secrets_as_of(run.user_id, stamps):
@@ -225,16 +128,16 @@ def decide_intent(
         except IntegrityError:
             # The unique (run, intent) constraint: only a writer that skipped the run's lock could
             # get here first. Nothing of this attempt is kept (no savepoint needed per decision).
-            return _existing(run_id, intent_id=intent_id)
+            return existing_decision(run_id, intent_id=intent_id)
         break
     logger.info(
         "event=decided run_id=%s intent_id=%s outcome=%s reason_code=%s",
         run_id,
         intent_id,
-        decision_row.outcome,
-        decision_row.reason_code,
+        decision.outcome,
+        decision.reason_code,
     )
-    return decision_row
+    return decision
 
 
 def _decide_locked(
@@ -260,46 +163,23 @@ def _decide_locked(
         config=sim_config(run),
     )
     result = explain_missing(result, run)
-    decision_row = _decision_row(
+    decision = decision_row(
         run,
         result,
         intent=intent_row,
-        reason_code=_reason_code(result),
+        reason_code=reason_code(result),
         edge_cents=intent_row.net_edge_cents,
         opportunity_key=intent_row.opportunity_key,
         now=now,
     )
     if result.outcome == TRADED:
-        trade = _trade_row(run, intent_row, decision_row, result, now)
-        write_decision(decision_row, trade=trade, run=run, run_fields=_book_trade(run, trade, ledger, now))
+        trade = trade_row(run, intent_row, decision, result, now)
+        write_decision(decision, trade=trade, run=run, run_fields=book_trade(run, trade, ledger, now))
         transaction.on_commit(partial(broadcast_decision, trade, run))
     else:
         run.decision_count += 1
-        write_decision(decision_row, run=run, run_fields=["decision_count"])
-    return decision_row
-
-
-def _book_trade(
-    run: SimulatorRun, trade: SimulatorTrade, ledger: LiquidityLedger, now: datetime
-) -> list[str]:
-    """Move the trade's money into the run (in memory); the names of the fields to save."""
-    today = run_state(run, now)
-    run.balance_usd -= trade.cost_usd
-    run.expected_pnl_usd += trade.expected_pnl_usd
-    run.trade_count += 1
-    run.decision_count += 1
-    run.traded_day = utc_day(now)
-    run.traded_today_usd = today.traded_today_usd + trade.cost_usd
-    run.liquidity_state = ledger.to_json()
-    return [
-        "balance_usd",
-        "expected_pnl_usd",
-        "trade_count",
-        "decision_count",
-        "traded_day",
-        "traded_today_usd",
-        "liquidity_state",
-    ]
+        write_decision(decision, run=run, run_fields=["decision_count"])
+    return decision
 
 
 def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None) -> Decision | None:
@@ -325,17 +205,17 @@ def decide_span_start(*, run_id: int, span_id: int, now: datetime | None = None)
                 return None
             result = decide_span(intent, run_limits(run), run_state(run, now), keys, fee_schedules(span.pair))
             result = explain_missing(result, run)
-            decision_row = _decision_row(
+            decision = decision_row(
                 run,
                 result,
                 span=span,
-                reason_code=_reason_code(result) if result.outcome == SKIPPED else "",
+                reason_code=reason_code(result) if result.outcome == SKIPPED else "",
                 edge_cents=intent.net_edge_cents,
                 opportunity_key=span.opportunity_key,
                 now=now,
             )
             run.decision_count += 1
-            write_decision(decision_row, run=run, run_fields=["decision_count"])
+            write_decision(decision, run=run, run_fields=["decision_count"])
     except IntegrityError:  # as in decide_intent
-        return _existing(run_id, span_id=span_id)
-    return decision_row
+        return existing_decision(run_id, span_id=span_id)
+    return decision
