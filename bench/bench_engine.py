@@ -215,8 +215,8 @@ def measure(intents: int = 500, batch: int = 25) -> dict:
     from exchanges.double import ExchangeDouble, Scenario
     from exchanges.ratelimit import BookCache
     from exchanges.testing import kalshi_key_pair
+    from simulator.engine.validation import ExchangeValidator
     from simulator.services import start_run, stop_run
-    from simulator.validation import ExchangeValidator
 
     migrate()
     debug, settings.DEBUG = settings.DEBUG, False  # no query log: a deployment has none

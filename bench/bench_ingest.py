@@ -45,10 +45,11 @@ from django.test.utils import setup_test_environment  # noqa: E402
 from ingest.detector import Detector  # noqa: E402
 from ingest.intents import IntentEmitter, UserThreshold  # noqa: E402
 from ingest.recording import pairs_of, read_recording  # noqa: E402
-from ingest.services import IngestPipeline, running_user_thresholds  # noqa: E402
+from ingest.services import IngestPipeline  # noqa: E402
 from ingest.sources import ReplaySource, updates_to_book_updates  # noqa: E402
 from ingest.spans import SpanTracker  # noqa: E402
 from ingest.synthetic import generate  # noqa: E402
+from simulator import intake  # noqa: E402
 
 HOUR_MS = 3_600_000
 
@@ -192,7 +193,7 @@ def measure(*, hours: float, pairs: int, seed: int, users: int, use_tracemalloc:
     connection.creation.create_test_db(verbosity=0, autoclobber=True)
     try:
         make_users(users)
-        thresholds = running_user_thresholds()
+        thresholds = intake.running_user_thresholds()
 
         read_s = bench_read(path)
         core_s, core_spans, core_intents = bench_pure_core(path, thresholds)

@@ -146,7 +146,7 @@ def _produce_trade(run) -> tuple[int, float]:
     from django.db import transaction
     from django.utils import timezone
 
-    from simulator.broadcast import broadcast_trade
+    from simulator.engine.broadcast import broadcast_trade
     from tests.simulator.surface_fixtures import make_trade
 
     with transaction.atomic():

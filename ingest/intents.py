@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
-from ingest.detector import DirectionQuote, Evaluation, Fill, quote_at_size
+from ingest.detector import Evaluation
+from ingest.quotes import DirectionQuote, Fill, quote_at_size
 
 ONE = Decimal(1)
 

@@ -4,13 +4,15 @@
 `BookUpdate`s (ingest.sources) whose `now_ms` is its clock: live, when the book arrived; replay,
 the recorded time. For each pair evaluation it:
 
-1. feeds the span tracker and writes SuccessSpan rows: created on open (and
-   `simulator.services.dispatch_span` once the row is committed), the peak, size and
+1. feeds the span tracker and writes SuccessSpan rows: created on open (and handed to the
+   simulator, `simulator.intake.span_started`, once the row is committed), the peak, size and
    time-weighted mean refreshed at most every `span_write_interval_ms` while open, final on close;
-2. asks the intent emitter for the users with a running run (`simulator.selectors.
-   running_thresholds`, refreshed every `thresholds_refresh_ms`) whose own threshold the edge
-   meets, writes one ExecutionIntent row each, and only after the commit calls
-   `simulator.services.dispatch_intent` for it: nothing can consume an intent that is not stored.
+2. asks the intent emitter for the users with a running run (`simulator.intake.
+   running_user_thresholds`, refreshed every `thresholds_refresh_ms`) whose own threshold the
+   edge meets, writes one ExecutionIntent row each, and only after the commit hands it to the
+   simulator (`simulator.intake.intent_arrived`): nothing can consume an intent that is not stored.
+
+`simulator.intake` is the only part of the simulator that ingest knows.
 
 Open spans and intent cooldowns live in the database, so `restore()` after a restart resumes an
 open span (same span_key, same peak and mean) instead of opening a second one, and does not
@@ -37,6 +39,7 @@ from ingest.models import ExecutionIntent, SuccessSpan
 from ingest.pairs import ensure_market_pairs
 from ingest.sources import BookSource, BookUpdate
 from ingest.spans import SpanClosed, SpanEvent, SpanOpened, SpanTracker
+from simulator import intake
 
 logger = logging.getLogger("ingest")
 
@@ -53,36 +56,6 @@ def ms_of_datetime(value: datetime) -> int:
 
 def _size(value: Decimal) -> Decimal:
     return value.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN)
-
-
-# --- the simulator side, imported lazily (ingest must not need the simulator to import) --------
-
-
-def running_user_thresholds() -> list[UserThreshold]:
-    """One UserThreshold per user with a running run (see simulator.selectors.running_thresholds)."""
-    from simulator.selectors import running_thresholds
-
-    return [
-        UserThreshold(
-            user_id=row.user_id,
-            min_net_edge_cents=Decimal(row.min_net_edge_cents),
-            max_leg_usd=Decimal(row.max_leg_usd),
-            watched_keys=row.watched_keys,
-        )
-        for row in running_thresholds()
-    ]
-
-
-def _dispatch_intent(intent: ExecutionIntent) -> int:
-    from simulator.services import dispatch_intent
-
-    return dispatch_intent(intent)
-
-
-def _dispatch_span(span: SuccessSpan) -> int:
-    from simulator.services import dispatch_span
-
-    return dispatch_span(span)
 
 
 # --- the pipeline --------------------------------------------------------------------------------
@@ -108,9 +81,9 @@ class IngestPipeline:
         *,
         threshold_cents: Decimal = Decimal(1),
         cooldown_ms: int = 10_000,
-        thresholds: Callable[[], list[UserThreshold]] = running_user_thresholds,
-        dispatch_intent: Callable[[ExecutionIntent], Any] = _dispatch_intent,
-        dispatch_span: Callable[[SuccessSpan], Any] = _dispatch_span,
+        thresholds: Callable[[], list[UserThreshold]] = intake.running_user_thresholds,
+        dispatch_intent: Callable[[ExecutionIntent], Any] = intake.intent_arrived,
+        dispatch_span: Callable[[SuccessSpan], Any] = intake.span_started,
         thresholds_refresh_ms: int = 5_000,
         span_write_interval_ms: int = 1_000,
         sweep_interval_ms: int = 1_000,

@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
-from ingest.detector import CENTS_QUANTUM, Evaluation
+from ingest.detector import Evaluation
+from ingest.quotes import CENTS_QUANTUM
 
 ZERO = Decimal(0)
 

@@ -1,7 +1,7 @@
 """The simulator's websocket: `/ws/simulator/` pushes the user's own trade and run events.
 
-The socket joins the group `simulator.user.<id>` that `simulator.broadcast` sends to after each
-commit; a frame is `{"event": "simulator:trade" | "simulator:run", "data": <contract JSON>}`.
+The socket joins the group `simulator.user.<id>` that `simulator.engine.broadcast` sends to after
+each commit; a frame is `{"event": "simulator:trade" | "simulator:run", "data": <contract JSON>}`.
 Anonymous sockets are closed with 4401 (the page then knows to log in rather than retry).
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from simulator.broadcast import user_group
+from simulator.engine.broadcast import user_group
 
 logger = logging.getLogger(__name__)
 CLOSE_UNAUTHENTICATED = 4401

@@ -1,6 +1,6 @@
-"""Writes of simulator runs: start, stop, expire, and handing intents and span starts to the
-per-run workers. Each validates fully before it writes; each writes in one transaction and
-broadcasts after commit."""
+"""Writes of simulator runs: start, stop, and a resolved pair's payouts. Each validates fully
+before it writes; each writes in one transaction and broadcasts after commit. (Intents and span
+starts reach the runs through `simulator.intake`; the decisions are `simulator.engine`'s.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from accounts.models import UserProfile
@@ -22,12 +21,13 @@ from accounts.secret_rules import EXCHANGES
 from accounts.selectors import exchanges_with_secrets
 from config.errors import ConflictError, NotFoundError
 from config.numbers import DecimalRule, WholeRule
-from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
+from ingest.models import MarketPair
 from simulator import selectors
-from simulator.broadcast import broadcast_run
 from simulator.core import SimConfig
 from simulator.core.payout import RESULTS, payout_usd
-from simulator.models import Decision, SimulatorRun, SimulatorTrade
+from simulator.engine.broadcast import broadcast_run
+from simulator.engine.expiry import end_run
+from simulator.models import SimulatorRun, SimulatorTrade
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ STARTING_USD = DecimalRule(Decimal("0.0001"), MAX_STARTING_USD, places=4)  # the
 RUN_ID = WholeRule(1, 2**63 - 1)
 MAX_LABEL_CHARS = 120
 MAX_NOTES_CHARS = 2000
-EXPIRED_REASON = "reached its end time"
 
 
 def max_duration_minutes() -> int:
@@ -177,14 +176,6 @@ def start_run(
     return run, warnings
 
 
-def _end_run(run: SimulatorRun, *, status: str, reason: str, now: datetime) -> None:
-    run.status = status
-    run.stopped_at = now
-    run.stop_reason = reason[:200]
-    run.save(update_fields=["status", "stopped_at", "stop_reason"])
-    transaction.on_commit(partial(broadcast_run, run))
-
-
 def stop_run(
     *, user, run_id: int | None = None, reason: str = "stopped by user", now: datetime | None = None
 ) -> SimulatorRun:
@@ -206,98 +197,9 @@ def stop_run(
                 raise NotFoundError(f"run {run_id} not found")
         if run.status != SimulatorRun.RUNNING:
             raise ConflictError(f"run {run.pk} is already {run.status}")
-        _end_run(run, status=SimulatorRun.STOPPED, reason=reason, now=now)
+        end_run(run, status=SimulatorRun.STOPPED, reason=reason, now=now)
     logger.info("event=run_stopped run_id=%s user_id=%s", run.pk, user.pk)
     return run
-
-
-def expire_run_if_due(run: SimulatorRun, *, now: datetime) -> bool:
-    """Inside a transaction holding the run's row lock: end it if its time is up."""
-    if run.status == SimulatorRun.RUNNING and run.ends_at <= now:
-        _end_run(run, status=SimulatorRun.EXPIRED, reason=EXPIRED_REASON, now=now)
-        return True
-    return False
-
-
-def expire_runs(*, now: datetime | None = None) -> int:
-    """Running runs past `ends_at` become expired; returns how many."""
-    now = now or timezone.now()
-    expired = 0
-    due = list(
-        SimulatorRun.objects.filter(status=SimulatorRun.RUNNING, ends_at__lte=now).values_list(
-            "pk", flat=True
-        )
-    )
-    for run_id in due:
-        with transaction.atomic():
-            run = SimulatorRun.objects.select_for_update().get(pk=run_id)
-            expired += expire_run_if_due(run, now=now)
-    if expired:
-        logger.info("event=runs_expired count=%s", expired)
-    return expired
-
-
-def _enqueue(task, *args: int) -> None:
-    task.delay(*args)
-
-
-def dispatch_intent(intent: ExecutionIntent) -> int:
-    """One decision task per running run of the intent's user watching its key, sent when the
-    current transaction commits (the worker must see the intent row). Returns the count."""
-    from simulator.tasks import decide_intent_task
-
-    runs = selectors.running_runs_watching(intent.opportunity_key, user_id=intent.user_id)
-    for run in runs:
-        transaction.on_commit(partial(_enqueue, decide_intent_task, run.pk, intent.pk))
-    return len(runs)
-
-
-def dispatch_span(span: SuccessSpan) -> int:
-    """One span-start decision per running run watching the span's key, for every user (a span
-    is market data, not per user). The engine builds the intent it judges (see
-    `simulator.engine.span_intent`). Sent on commit; returns the count."""
-    from simulator.tasks import decide_span_task
-
-    runs = selectors.running_runs_watching(span.opportunity_key)
-    for run in runs:
-        transaction.on_commit(partial(_enqueue, decide_span_task, run.pk, span.pk))
-    return len(runs)
-
-
-def redispatch_undecided(
-    *, now: datetime | None = None, min_age_s: float = 60.0, window_s: float = 6 * 3600, limit: int = 2000
-) -> int:
-    """Send again every (running run, intent) that has no decision yet although it should.
-
-    The database, not the broker, is the record of what must be decided: kombu's Redis transport
-    pops a message before it stores the unacknowledged copy, so a worker killed in between loses
-    the message for good (celery/kombu#305, #1836; our soak saw 4 in 10,000 intents under SIGKILL
-    every few seconds). Beat runs this every 30 s; the unique (run, intent) constraint makes a
-    second delivery harmless. Only intents older than `min_age_s` (the broker's own redelivery
-    comes first) and runs that were already running when the intent was made.
-    """
-    from simulator.tasks import decide_intent_task
-
-    now = now or timezone.now()
-    sent = 0
-    for run in selectors.running_runs().order_by("id"):
-        # Asked of the database per run: intents it should have decided and has not, oldest
-        # first (not the newest N intents, behind which an old lost one could hide forever).
-        undecided = ExecutionIntent.objects.filter(
-            user_id=run.user_id,
-            created_at__gte=max(run.started_at, now - timedelta(seconds=window_s)),
-            created_at__lte=now - timedelta(seconds=min_age_s),
-        ).exclude(Exists(Decision.objects.filter(run_id=run.pk, intent_id=OuterRef("pk"))))
-        if run.opportunity_keys:
-            undecided = undecided.filter(opportunity_key__in=run.opportunity_keys)
-        for intent_id in undecided.order_by("created_at", "id").values_list("pk", flat=True)[: limit - sent]:
-            decide_intent_task.delay(run.pk, intent_id)
-            sent += 1
-        if sent >= limit:
-            break
-    if sent:
-        logger.warning("event=undecided_intents_redispatched count=%s", sent)
-    return sent
 
 
 def resolve_pair(

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.test import Client
 from rest_framework.test import APIClient
 
-from simulator.broadcast import broadcast_trade
+from simulator.engine.broadcast import broadcast_trade
 from simulator.models import SimulatorRun
 from tests.simulator.surface_fixtures import make_run, make_trade
 from tests.simulator.test_websocket import communicator, session_cookie

@@ -1,6 +1,6 @@
 """PostgreSQL restarted (as a crash: immediate stop; up to twice) while Celery workers decide intents:
 the workers reconnect, every (run, intent) is decided exactly once and the balance equals the
-starting amount less the trades' costs. On a cluster of its own, through `manage.py soak`."""
+starting amount less the trades' costs. On a cluster of its own, through `python -m tools.soak`."""
 
 import json
 import os
@@ -22,7 +22,7 @@ INTENTS = 300
 
 def test_a_database_restart_mid_run_loses_and_doubles_nothing():
     result = subprocess.run(
-        [sys.executable, "manage.py", "soak", "--scenarios", "pg-restart", "--intents", str(INTENTS),
+        [sys.executable, "-m", "tools.soak", "--scenarios", "pg-restart", "--intents", str(INTENTS),
          "--timeout-s", "150", "--json"],
         cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=400,
     )  # fmt: skip

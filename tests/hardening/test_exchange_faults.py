@@ -10,9 +10,10 @@ import pytest
 from accounts.selectors import decrypted_secret
 from exchanges.double import Fault
 from exchanges.ratelimit import KALSHI_READ, BookCache, BucketSpec, LocalRateLimiter
-from simulator.engine import core_intent, decide_intent
+from simulator.engine import decide_intent
+from simulator.engine.inputs import core_intent
+from simulator.engine.validation import ExchangeValidator
 from simulator.models import Decision
-from simulator.validation import ExchangeValidator
 from tests.simulator import test_engine_validation as validation_tests
 from tests.simulator.factories import NOW, ExecutionIntentFactory
 from tests.simulator.test_engine_validation import TIMEOUT_S, assert_skipped

@@ -361,11 +361,17 @@ def command_sim_report(option: str) -> Callable[[World, Any], Outcome]:
 
 def option_parser(command: str, option: str, *required: str) -> Callable[[World, Any], Outcome]:
     """The command's own argument parser, as `manage.py <command>` and `call_command` use it (for
-    the commands that serve or run until stopped: their numbers are all read here)."""
+    the commands that serve or run until stopped: their numbers are all read here). "soak" is the
+    developer harness `python -m tools.soak`, a command of its own outside manage.py."""
     dest = option.lstrip("-").replace("-", "_")
 
     def submit(world: World, value: Any) -> Outcome:
-        parser = load_command_class(get_commands()[command], command).create_parser("manage.py", command)
+        if command == "soak":
+            from tools.soak import Command as Soak
+
+            parser = Soak().create_parser("python -m", "tools.soak")
+        else:
+            parser = load_command_class(get_commands()[command], command).create_parser("manage.py", command)
         try:
             options = parser.parse_args([*required, f"{option}={value}"])
         except CommandError as error:
@@ -482,7 +488,6 @@ SURFACES = [
             "--intents": (d(1), d(10_000_000), 0), "--workers": (d(1), d(64), 0), "--redis-down-s": (d(0), d(3600), 3),
             "--fuzz-examples": (d(1), d(1_000_000), 0), "--seed": SEED, "--timeout-s": (d(1), d(86400), 3),
         }.items()
-        if "soak" in get_commands()
     ],
     Surface("pair fixture alignment_tolerance_s", "alignment_tolerance_s", d(0), d(31_536_000), 0, pair_fixture("alignment_tolerance_s"), typed=True, null=86400),
     Surface("pair fixture kalshi_fee_rate", "kalshi_fee_rate", d(0), d(1), 4, pair_fixture("kalshi_fee_rate"), typed=True, null=Decimal("0.07")),

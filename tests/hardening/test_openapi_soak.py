@@ -1,5 +1,5 @@
 """The OpenAPI fuzz of tests/simulator/test_openapi_fuzz.py (same schema, same rows behind the
-ids) at the budget ARBSIM_FUZZ_EXAMPLES gives: `manage.py soak --scenarios fuzz` sets it. Skipped
+ids) at the budget ARBSIM_FUZZ_EXAMPLES gives: `python -m tools.soak --scenarios fuzz` sets it. Skipped
 in the suite, which runs the 40-example pass already."""
 
 import os
@@ -16,7 +16,7 @@ EXAMPLES = int(os.environ.get("ARBSIM_FUZZ_EXAMPLES", "0"))
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db,
-    pytest.mark.skipif(not EXAMPLES, reason="soak only: manage.py soak --scenarios fuzz"),
+    pytest.mark.skipif(not EXAMPLES, reason="soak only: python -m tools.soak --scenarios fuzz"),
 ]
 schema = fuzz.schema
 keep_test_connection = fuzz.keep_test_connection

@@ -1,5 +1,5 @@
 """Redis (the channel layer's) stopped for a while and restarted on the same port: trades keep
-being committed and a reconnecting websocket gets frames again. `manage.py soak` holds it down
+being committed and a reconnecting websocket gets frames again. `python -m tools.soak` holds it down
 for 30 s; here REDIS_OUTAGE_S (default 5) keeps the suite short."""
 
 import os
@@ -9,7 +9,7 @@ import pytest
 from django.conf import settings
 
 from exchanges.double import ExchangeDouble, Scenario
-from simulator.management.commands.soak import RedisServer, redis_outage_scenario
+from tools.soak import RedisServer, redis_outage_scenario
 
 pytestmark = [
     pytest.mark.slow,
@@ -43,8 +43,8 @@ def test_trades_are_committed_while_redis_is_down_and_the_socket_gets_frames_aft
 def test_with_the_shared_rate_limiter_down_decisions_go_on_under_local_buckets(own_redis):
     from exchanges.ratelimit import BookCache, RedisRateLimiter
     from simulator.engine import decide_intent
-    from simulator.management.commands.soak import make_scene
-    from simulator.validation import ExchangeValidator
+    from simulator.engine.validation import ExchangeValidator
+    from tools.soak import make_scene
 
     validator = ExchangeValidator(
         timeout_s=1, cache=BookCache(ttl_s=0), rate_limiter=RedisRateLimiter(own_redis.url)

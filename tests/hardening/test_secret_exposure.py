@@ -15,8 +15,8 @@ from exchanges.double import ExchangeDouble, Fault, Scenario
 from exchanges.ratelimit import BookCache, LocalRateLimiter
 from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY, kalshi_key_pair
 from simulator.engine import decide_intent
+from simulator.engine.validation import ExchangeValidator
 from simulator.services import start_run
-from simulator.validation import ExchangeValidator
 from tests.accounts.factories import UserFactory
 from tests.simulator.factories import (
     KALSHI_KEY_ID,

@@ -1,6 +1,6 @@
 """Workers SIGKILLed at random moments while ~600 intents flow (a tenth sent twice): every
 (run, intent) is decided exactly once and the run's money equals a re-computation from its
-trades. `manage.py soak` runs the same with 10,000 intents."""
+trades. `python -m tools.soak` runs the same with 10,000 intents."""
 
 import os
 import random
@@ -8,8 +8,8 @@ import random
 import pytest
 
 from exchanges.double import ExchangeDouble, Scenario
-from simulator.management.commands.soak import workers_scenario
 from tests.simulator.conftest import needs_postgres
+from tools.soak import workers_scenario
 
 pytestmark = [
     pytest.mark.slow,

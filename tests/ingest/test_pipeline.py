@@ -20,8 +20,8 @@ T0 = 1_767_225_600_000
 
 
 class Dispatched:
-    """Stand-in for simulator.services.dispatch_*: records what it was given and whether the row
-    was already in the database at that moment."""
+    """Stand-in for simulator.intake.intent_arrived / span_started: records what it was given
+    and whether the row was already in the database at that moment."""
 
     def __init__(self, model):
         self.model = model

@@ -77,7 +77,7 @@ def test_the_trade_is_broadcast_after_commit(
 ):
     sent = []
     monkeypatch.setattr(
-        "simulator.engine.broadcast_decision",
+        "simulator.engine.pipeline.broadcast_decision",
         lambda trade, run: sent.extend([("trade", trade.pk), ("run", run.pk)]),
     )
     run = start(trading_user)
@@ -93,7 +93,7 @@ def test_a_broken_channel_layer_does_not_lose_the_trade(
     def explode():
         raise ConnectionError("redis down")
 
-    monkeypatch.setattr("simulator.broadcast.get_channel_layer", explode)
+    monkeypatch.setattr("simulator.engine.broadcast.get_channel_layer", explode)
     run = start(trading_user)
     intent = ExecutionIntentFactory(user=trading_user, pair=pair)
     with django_capture_on_commit_callbacks(execute=True):
@@ -292,7 +292,7 @@ def test_each_intent_draws_the_same_trade_whatever_the_order(trading_user, pair)
 
 
 def test_the_rows_written_read_back_as_the_engine_built_them(trading_user, pair, book_validator):
-    """The engine writes its rows with its own prepared statement (simulator.engine_sql): every
+    """The engine writes its rows with its own prepared statement (simulator.engine.write): every
     column of the decision, the trade and the run reads back as the instances it returned."""
     run = start(trading_user)
     intent = ExecutionIntentFactory(user=trading_user, pair=pair)
@@ -307,9 +307,9 @@ def test_what_the_engine_reads_equals_what_the_orm_reads(trading_user, pair):
     """The engine builds its run, intent and pair from its own query; the intent's and pair's
     fields it does not read (an intent's books) still load on first access."""
     from ingest.models import ExecutionIntent
-    from simulator.engine_sql import run_intent_and_stamps
+    from simulator.engine.load import run_intent_and_stamps
+    from simulator.engine.validation import secret_stamps
     from simulator.models import SimulatorRun
-    from simulator.validation import secret_stamps
 
     run = start(trading_user)
     intent = ExecutionIntentFactory(
@@ -333,7 +333,7 @@ def test_rows_of_a_model_with_init_listeners_go_through_its_constructor(trading_
     """An app listening to post_init (as some field types do) still sees every row the engine builds."""
     from django.db.models.signals import post_init
 
-    from simulator import engine_sql
+    from simulator.engine import sql
 
     seen = []
 
@@ -341,21 +341,21 @@ def test_rows_of_a_model_with_init_listeners_go_through_its_constructor(trading_
         seen.append(instance)
 
     post_init.connect(remember, sender=SimulatorTrade)
-    engine_sql._shapes.clear()  # shapes are worked out once per model
+    sql._shapes.clear()  # shapes are worked out once per model
     try:
         run = start(trading_user)
         intent = ExecutionIntentFactory(user=trading_user, pair=pair)
         decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
     finally:
         post_init.disconnect(remember, sender=SimulatorTrade)
-        engine_sql._shapes.clear()
+        sql._shapes.clear()
     assert decision.outcome == "traded"
     assert decision.trade in seen
     assert SimulatorTrade.objects.get(pk=decision.trade.pk).cost_usd == decision.trade.cost_usd
 
 
 def test_a_row_missing_a_field_is_refused_before_anything_is_written():
-    from simulator.engine_sql import new_row
+    from simulator.engine.sql import new_row
 
     with pytest.raises(TypeError, match=r"missing \['created_at'"):
         new_row(Decision, run_id=1, intent_id=1, span_id=None, decision_source="intent", outcome="traded",

@@ -6,8 +6,9 @@ import pytest
 
 from accounts.models import UserSecret
 from simulator.engine import decide_span_start
+from simulator.intake import intent_arrived, span_started
 from simulator.models import Decision
-from simulator.services import dispatch_intent, dispatch_span, start_run, stop_run
+from simulator.services import start_run, stop_run
 from tests.simulator.factories import (
     NOW,
     ExecutionIntentFactory,
@@ -75,7 +76,7 @@ def test_a_span_start_is_decided_once(trading_user, pair):
     assert Decision.objects.count() == 1
 
 
-def test_dispatch_span_reaches_every_users_running_runs_watching_the_key(
+def test_a_span_start_reaches_every_users_running_runs_watching_the_key(
     pair, eager_tasks, django_capture_on_commit_callbacks
 ):
     other_pair = MarketPairFactory()
@@ -87,17 +88,17 @@ def test_dispatch_span_reaches_every_users_running_runs_watching_the_key(
     stop_run(user=alice, run_id=stopped.pk)
     span = SuccessSpanFactory(pair=pair)
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch_span(span) == 2
+        assert span_started(span) == 2
     decided = set(Decision.objects.filter(span=span).values_list("run_id", flat=True))
     assert decided == {everything.pk, only_this.pk}
 
 
-def test_dispatch_intent_reaches_only_the_users_runs_watching_the_key(
+def test_an_intent_reaches_only_the_users_runs_watching_the_key(
     pair, monkeypatch, eager_tasks, django_capture_on_commit_callbacks
 ):
     from tests.simulator.conftest import BookValidator
 
-    monkeypatch.setattr("simulator.engine.validate_intent", BookValidator())
+    monkeypatch.setattr("simulator.engine.pipeline.validate_intent", BookValidator())
     alice, bob = trader(), trader()
     a1 = start_now(alice)
     a2 = start_now(alice, opportunity_keys=[pair.opportunity_key])
@@ -105,6 +106,6 @@ def test_dispatch_intent_reaches_only_the_users_runs_watching_the_key(
     start_now(bob)
     intent = ExecutionIntentFactory(user=alice, pair=pair)
     with django_capture_on_commit_callbacks(execute=True):
-        assert dispatch_intent(intent) == 2
+        assert intent_arrived(intent) == 2
     assert set(Decision.objects.filter(intent=intent).values_list("run_id", flat=True)) == {a1.pk, a2.pk}
     assert Decision.objects.filter(intent=intent, outcome="traded").count() == 2

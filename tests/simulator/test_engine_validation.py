@@ -9,9 +9,9 @@ from exchanges.double import Fault
 from exchanges.ratelimit import BookCache, LocalRateLimiter
 from simulator.core import IntentLeg
 from simulator.engine import decide_intent
-from simulator.engine_inputs import core_intent
+from simulator.engine.inputs import core_intent
+from simulator.engine.validation import ExchangeValidator
 from simulator.services import start_run
-from simulator.validation import ExchangeValidator
 from tests.accounts.factories import UserFactory
 from tests.simulator.factories import (
     DEMO_NO_TOKEN,

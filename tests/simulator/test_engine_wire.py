@@ -1,4 +1,4 @@
-"""The engine's transaction in two round trips on PostgreSQL (simulator.engine_wire): BEGIN goes
+"""The engine's transaction in two round trips on PostgreSQL (simulator.engine.wire): BEGIN goes
 with the locked read and COMMIT with the write, with the same effects as Django's own commit."""
 
 from decimal import Decimal
@@ -7,9 +7,10 @@ import psycopg
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from simulator import engine_wire
-from simulator.engine import decide_intent
-from simulator.engine_sql import new_row, run_intent_and_stamps, write_decision
+from simulator.engine import decide_intent, wire
+from simulator.engine.load import run_intent_and_stamps
+from simulator.engine.sql import new_row
+from simulator.engine.write import write_decision
 from simulator.models import Decision, SimulatorRun
 from simulator.services import start_run
 from tests.simulator.conftest import needs_postgres
@@ -98,7 +99,7 @@ def test_statements_deallocated_behind_its_back_are_prepared_again(scene, book_v
 
 def test_a_first_statement_with_other_parameters_still_opens_the_transaction(db):
     with transaction.atomic():
-        assert engine_wire.fetch(connection, "SELECT %s::text, %s::numeric", ["text", Decimal("1.50")]) == [
+        assert wire.fetch(connection, "SELECT %s::text, %s::numeric", ["text", Decimal("1.50")]) == [
             ("text", Decimal("1.50"))
         ]
         assert connection.connection.pgconn.transaction_status == psycopg.pq.TransactionStatus.INTRANS

@@ -6,8 +6,9 @@ import pytest
 from django.utils import timezone
 
 from ingest.models import ExecutionIntent
+from simulator.intake import redispatch_undecided
 from simulator.models import Decision
-from simulator.services import redispatch_undecided, start_run
+from simulator.services import start_run
 from tests.simulator.factories import ExecutionIntentFactory
 
 pytestmark = pytest.mark.django_db

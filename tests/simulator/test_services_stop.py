@@ -5,7 +5,8 @@ from datetime import timedelta
 import pytest
 
 from config.errors import ConflictError, NotFoundError
-from simulator.services import expire_runs, start_run, stop_run
+from simulator.engine import expire_runs
+from simulator.services import start_run, stop_run
 from tests.simulator.factories import NOW
 
 pytestmark = pytest.mark.django_db

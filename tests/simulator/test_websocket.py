@@ -21,9 +21,9 @@ from websockets.sync.client import connect as websocket_connect
 from websockets.typing import Origin
 
 from config.asgi import application
-from simulator import broadcast
-from simulator.broadcast import broadcast_decision, broadcast_run, broadcast_trade
 from simulator.consumers import CLOSE_UNAUTHENTICATED
+from simulator.engine import broadcast
+from simulator.engine.broadcast import broadcast_decision, broadcast_run, broadcast_trade
 from tests.simulator.surface_fixtures import make_run, make_trade
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,8 +13,9 @@ import pytest
 from django.conf import settings
 
 from exchanges.double import Fault
+from simulator.intake import intent_arrived
 from simulator.models import Decision, SimulatorTrade
-from simulator.services import dispatch_intent, start_run
+from simulator.services import start_run
 from simulator.tasks import decide_intent_task
 from tests.accounts.factories import UserFactory
 from tests.simulator.conftest import needs_postgres
@@ -118,7 +119,7 @@ def test_a_worker_decides_dispatched_intents(scene, tmp_path):
     try:
         intents = [ExecutionIntentFactory(user=user, pair=pair) for _ in range(3)]
         for intent in intents:
-            assert dispatch_intent(intent) == 1
+            assert intent_arrived(intent) == 1
         wait_for(lambda: Decision.objects.filter(run=run).count() == 3, 60, "3 decisions")
     finally:
         stop(worker)
@@ -135,7 +136,7 @@ def test_a_worker_killed_mid_task_loses_nothing(scene, double, tmp_path):
     double.add_fault(Fault(venue="kalshi", kind="latency", latency_s=2.5, times=1))
     first = start_worker(tmp_path / "first.log")
     try:
-        dispatch_intent(intent)
+        intent_arrived(intent)
         wait_for(
             lambda: sum(n for (venue, _), n in double.call_counts.items() if venue == "kalshi") > 0,
             60,

@@ -1,4 +1,4 @@
-"""manage.py soak: long fault runs that do not fit in the test suite (docs/reliability.md).
+"""python -m tools.soak: long fault runs that do not fit in the test suite (docs/reliability.md).
 
 It starts its own throwaway PostgreSQL cluster (PG_BIN or Debian's) and redis-server on free
 loopback ports, migrates, then re-runs itself inside that environment and tries, bounded:
@@ -47,7 +47,7 @@ from config.numbers import DecimalRule, WholeRule, option_type
 from config.shutdown import GracefulShutdown, StopRequested
 
 SCENARIOS = ("kill", "pg-restart", "redis-down", "fuzz")
-ROOT = Path(settings.BASE_DIR)
+ROOT = Path(__file__).resolve().parent.parent
 # A Celery worker on the simulator queue; a short visibility timeout hands a killed worker's
 # unacknowledged message to another worker in seconds instead of Redis's default hour.
 WORKER_MAIN = (
@@ -361,7 +361,8 @@ def workers_scenario(
     """Intents flow to Celery workers; workers are SIGKILLed at random moments (and the
     database restarted `restarts` times when given); a tenth of the intents is sent twice."""
     from config.celery import app
-    from simulator.tasks import decide_intent_task, redispatch_undecided
+    from simulator.sweeps import redispatch_undecided
+    from simulator.tasks import decide_intent_task
 
     verdict = Verdict(scenario=name, intents=intents)
     started = time.monotonic()
@@ -423,9 +424,9 @@ def redis_outage_scenario(*, redis: RedisServer, down_s: float, double, intents_
     from config.celery import app
     from exchanges.ratelimit import BookCache, LocalRateLimiter
     from ingest.models import ExecutionIntent
-    from simulator import validation
+    from simulator.engine import validation
+    from simulator.intake import intent_arrived
     from simulator.models import SimulatorTrade
-    from simulator.services import dispatch_intent
 
     verdict = Verdict(scenario="redis-down", intents=intents_during + 2)
     started = time.monotonic()
@@ -443,7 +444,7 @@ def redis_outage_scenario(*, redis: RedisServer, down_s: float, double, intents_
 
     def decide(intent_id: int) -> SimulatorTrade | None:
         with transaction.atomic():
-            dispatch_intent(ExecutionIntent.objects.get(pk=intent_id))
+            intent_arrived(ExecutionIntent.objects.get(pk=intent_id))
         verdict.sent += 1
         return SimulatorTrade.objects.filter(run_id=run_id, intent_id=intent_id).first()
 
@@ -590,7 +591,7 @@ class Command(BaseCommand):
             inside = json.dumps(
                 {"pg_dir": str(postgres.workdir), "pg_port": postgres.port, "pg_bin": str(postgres.bin)}
             )
-            argv = [*manage, "soak", "--inside", inside, *sys.argv[sys.argv.index("soak") + 1 :]]
+            argv = [sys.executable, "-m", "tools.soak", "--inside", inside, *sys.argv[1:]]
             if not shutdown.requested.is_set():
                 inner = subprocess.Popen(argv, cwd=ROOT, env=env)
                 shutdown.on_stop(lambda: inner.send_signal(signal.SIGTERM))
@@ -669,3 +670,15 @@ def argparse_hidden() -> str:
     import argparse
 
     return argparse.SUPPRESS
+
+
+def main() -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    Command().run_from_argv(["python -m", "tools.soak", *sys.argv[1:]])
+
+
+if __name__ == "__main__":
+    main()
