@@ -2,7 +2,9 @@
 
 The socket joins the group `simulator.user.<id>` that `simulator.engine.broadcast` sends to after
 each commit; a frame is `{"event": "simulator:trade" | "simulator:run", "data": <contract JSON>}`.
-Anonymous sockets are closed with 4401 (the page then knows to log in rather than retry).
+A socket without a logged-in user is accepted and at once closed with 4401: a close before the
+accept would reach the browser as a bare HTTP 403 (code 1006, indistinguishable from a network
+drop), and the page could only retry; 4401 tells it to log in instead.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class SimulatorConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            await self.accept()
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.group_name = user_group(user.pk)

@@ -241,7 +241,8 @@
       if (frame.event === "simulator:trade" && frame.data) { renderTradeRow(frame.data, true); refreshSoon(); }
       if (frame.event === "simulator:run") refreshSoon();
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
+      if (event.code === 4401) { window.location = "/accounts/login/?next=/simulator/"; return; }  // logged out
       state.textContent = "○ reconnecting"; state.className = "warn";
       setTimeout(connect, socketDelay); socketDelay = Math.min(socketDelay * 2, 10000);
     };

@@ -124,8 +124,10 @@ def test_an_inactive_users_socket_is_closed_with_4401(user, settings):
     user.save()
 
     async def scenario():
-        connected, code = await communicator(cookie).connect()
-        assert (connected, code) == (False, CLOSE_UNAUTHENTICATED)
+        socket_ = communicator(cookie)
+        await socket_.connect()
+        closed = await socket_.receive_output(timeout=5)
+        assert (closed["type"], closed["code"]) == ("websocket.close", CLOSE_UNAUTHENTICATED)
 
     asyncio.run(scenario())
 

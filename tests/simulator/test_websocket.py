@@ -17,6 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.test import Client
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as websocket_connect
 from websockets.typing import Origin
 
@@ -64,8 +65,9 @@ def communicator(cookie: str | None = None, origin: bytes | None = None) -> Webs
 def test_anonymous_socket_is_closed_with_4401():
     async def scenario():
         socket_ = communicator()
-        connected, code = await socket_.connect()
-        assert (connected, code) == (False, CLOSE_UNAUTHENTICATED)
+        await socket_.connect()
+        closed = await socket_.receive_output(timeout=5)
+        assert (closed["type"], closed["code"]) == ("websocket.close", CLOSE_UNAUTHENTICATED)
 
     asyncio.run(scenario())
 
@@ -280,6 +282,13 @@ def test_trade_reaches_a_browser_socket_through_daphne(user):
             assert isinstance(text, str), "a text frame"
             frame = json.loads(text)
             assert (frame["event"], frame["data"]["id"]) == ("simulator:trade", trade.pk)
+        # Logged out, the browser sees the close code that sends the page to the login form.
+        with websocket_connect(
+            f"ws://127.0.0.1:{port}/ws/simulator/", origin=Origin(f"http://127.0.0.1:{port}"), open_timeout=10
+        ) as anonymous:
+            with pytest.raises(ConnectionClosed) as closed:
+                anonymous.recv(timeout=10)
+            assert closed.value.rcvd.code == CLOSE_UNAUTHENTICATED
     finally:
         server.terminate()
         server.wait(timeout=10)
