@@ -36,6 +36,7 @@ TRADES = 500
 RUNS = 5
 STATIC_PATH = "/static/css/app.css"
 NOT_FOUND_PATH = "/bench-no-such-page"
+FLOOR_PREFIX = "/bench-floor"
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -65,13 +66,13 @@ def scene() -> tuple[str, int]:
 
 def queries_per_request(path: str, token: str) -> int:
     from django.db import connection, reset_queries
-    from django.test import Client
+    from django.test import Client, override_settings
     from django.test.utils import CaptureQueriesContext
 
     client = Client(HTTP_HOST="127.0.0.1")
     # The log keeps the last 9,000 queries only: once full, CaptureQueriesContext sees none.
     reset_queries()
-    with CaptureQueriesContext(connection) as captured:
+    with override_settings(ROOT_URLCONF="bench.urls"), CaptureQueriesContext(connection) as captured:
         response = client.get(path, secure=True, headers={"authorization": f"Token {token}"})
     if response.status_code != 200:
         raise RuntimeError(f"GET {path} answered {response.status_code} in the test client")
@@ -115,6 +116,55 @@ def status_of(url: str, token: str | None) -> int:
         return error.code
 
 
+def measure(server: Daphne, endpoints: dict[str, tuple[str, str | None]]) -> dict[str, dict[str, Any]]:
+    """wrk on each endpoint in turn (a 1 s warm-up first), against one running server."""
+    results: dict[str, dict[str, Any]] = {}
+    for name, (path, auth) in endpoints.items():
+        code = status_of(server.base_url + path, auth)
+        expected = 404 if name == "404" else 200
+        if code != expected:
+            results[name] = {"error": f"GET {path} answered {code}, expected {expected}"}
+            continue
+        wrk(server.base_url + path, auth, 1)  # warm-up: imports, connections, caches
+        results[name] = wrk(server.base_url + path, auth, WRK_SECONDS)
+        print(f"  {name}: {results[name]}", flush=True)
+    return results
+
+
+def endpoint_rows(
+    label: str, real: dict[str, Any], floor: dict[str, Any], server: str, queries: tuple[int, int]
+) -> list[dict[str, Any]]:
+    """req/s and p99 of the real endpoint, each against the floor's in the same run."""
+    if "error" in real or "error" in floor:
+        return [figure(BENCH, f"{label}, {server}", None, "", note=real.get("error") or floor.get("error"))]
+    floor_label = f"floor (plain Django view, same queries, orjson), {server}"
+    load = f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s"
+    return [
+        figure(
+            BENCH,
+            f"{label}, {server}, requests/s",
+            real["per_s"],
+            "req/s",
+            f"{floor_label}, requests/s",
+            floor["per_s"],
+        ),
+        figure(
+            BENCH,
+            f"{label}, {server}, p99",
+            real["p99_ms"],
+            "ms",
+            f"{floor_label}, p99",
+            floor["p99_ms"],
+            note=(
+                f"{load}; p50 {real['p50_ms']:.1f} ms (floor {floor['p50_ms']:.1f}); "
+                f"{real['requests']} requests, non-2xx {real['non_2xx']}; "
+                f"queries per request {queries[0]} (floor {queries[1]})"
+                + (f"; socket errors {real['socket_errors']}" if real["socket_errors"] else "")
+            ),
+        ),
+    ]
+
+
 def run() -> list[dict[str, Any]]:
     reason = missing_services()
     if reason:
@@ -122,76 +172,52 @@ def run() -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         return skipped(BENCH, "wrk is not installed: apt-get install -y wrk (Debian package), then rerun")
     setup_django()
+    from django.core.management import call_command
     from django.db import connection
 
     from bench.common import migrate
 
     migrate()
+    call_command("collectstatic", interactive=False, verbosity=0)  # the static reference's file
     token, run_id = scene()
-    endpoints = {
-        "status": ("/simulator/status", token),
-        "trades": (f"/simulator/runs/{run_id}/trades", token),
-        "static": (STATIC_PATH, None),
-        "404": (NOT_FOUND_PATH, None),
+    paths = {
+        "status": "/simulator/status",
+        "trades": f"/simulator/runs/{run_id}/trades",
     }
-    queries = {name: queries_per_request(endpoints[name][0], token) for name in ("status", "trades")}
-    connection.close()  # daphne takes over the database; this process only waits
-    results: dict[str, dict[str, Any]] = {}
-    with Daphne() as server:
-        for name, (path, auth) in endpoints.items():
-            code = status_of(server.base_url + path, auth)
-            expected = 404 if name == "404" else 200
-            if code != expected:
-                results[name] = {"error": f"GET {path} answered {code}, expected {expected}"}
-                continue
-            wrk(server.base_url + path, auth, 1)  # warm-up: imports, connections, caches
-            results[name] = wrk(server.base_url + path, auth, WRK_SECONDS)
-            print(f"  {name}: {results[name]}", flush=True)
+    endpoints: dict[str, tuple[str, str | None]] = {}
+    for name, path in paths.items():
+        endpoints[name] = (path, token)
+        endpoints[f"{name} floor"] = (FLOOR_PREFIX + path, token)
+    endpoints["static"] = (STATIC_PATH, None)
+    endpoints["404"] = (NOT_FOUND_PATH, None)
+    queries = {name: queries_per_request(path, token) for name, (path, auth) in endpoints.items() if auth}
+    connection.close()  # the server takes over the database; this process only waits
+    with Daphne(DJANGO_SETTINGS_MODULE="bench.settings") as server:
+        results = measure(server, endpoints)
 
-    load = f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, one daphne"
-    references = {"static": f"GET {STATIC_PATH} (WhiteNoise)", "404": f"GET {NOT_FOUND_PATH} (404)"}
-    reference = next((name for name in ("static", "404") if "error" not in results[name]), None)
+    server = "one daphne"
     rows = []
     for name, label in (("status", "GET /simulator/status"), ("trades", "GET /simulator/runs/{id}/trades")):
+        rows += endpoint_rows(
+            label, results[name], results[f"{name} floor"], server, (queries[name], queries[f"{name} floor"])
+        )
+    for name, label in (
+        ("static", f"GET {STATIC_PATH} (WhiteNoise)"),
+        ("404", f"GET {NOT_FOUND_PATH} (404)"),
+    ):
         measured = results[name]
         if "error" in measured:
-            rows.append(figure(BENCH, label, None, "", note=measured["error"]))
+            rows.append(figure(BENCH, f"reference {label}", None, "", note=measured["error"]))
             continue
-        for stat, unit, key in (("requests/s", "req/s", "per_s"), ("p99", "ms", "p99_ms")):
-            ref = results.get(reference, {}) if reference else {}
-            note = ""
-            if key == "p99_ms":
-                note = f"{load}; {measured['requests']} requests, non-2xx {measured['non_2xx']}"
-                if measured["socket_errors"]:
-                    note += f", socket errors {measured['socket_errors']}"
-            rows.append(
-                figure(
-                    BENCH,
-                    f"{label}, {stat}",
-                    measured[key],
-                    unit,
-                    f"{references[reference]}, {stat}" if reference else None,
-                    ref.get(key),
-                    note=note,
-                )
-            )
-        rows.append(figure(BENCH, f"{label}, queries per request", queries[name], "queries"))
-    other = "404" if reference == "static" else None
-    if other and "error" not in results[other]:
         rows.append(
             figure(
                 BENCH,
-                f"{references[other]}, requests/s",
-                results[other]["per_s"],
+                f"{label}, {server}, requests/s",
+                measured["per_s"],
                 "req/s",
-                f"{references['static']}, requests/s",
-                results["static"]["per_s"],
-                note=f"p99 {results[other]['p99_ms']:.1f} ms, static {results['static']['p99_ms']:.1f} ms",
+                note=f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms",
             )
         )
-    for name in ("static", "404"):
-        if "error" in results[name]:
-            rows.append(figure(BENCH, f"reference {references[name]}", None, "", note=results[name]["error"]))
     return rows
 
 
