@@ -1,5 +1,7 @@
 """The API under a loopback load: `GET /simulator/status` and `GET /simulator/runs/{id}/trades`
-through a real daphne subprocess, driven by `wrk` (Debian package `wrk`), with token auth.
+with token auth, driven by `wrk` (Debian package `wrk`), each next to its floor in the same
+server: a plain Django view that runs the same queries and answers the same JSON bytes with
+orjson (bench/floor.py, mounted only by bench/settings.py; a test checks the bytes).
 
 Not a test: returns figures (`python -m bench bench_api` prints them). Needs PostgreSQL and
 Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both) and `wrk` on PATH (`apt-get install
@@ -9,17 +11,19 @@ Scene: one user with a token, 5 running runs, the first with 500 trades (the tra
 returns a full page of 50; status returns the runs and the 20 latest trades), and another user
 with as many rows, so scoping by user is exercised.
 
-Per endpoint: a 1 s warm-up, then `wrk -t1 -c8 -d8s --latency` (one daphne process, as the
-Dockerfile runs it; 8 keep-alive connections): requests/s and p99 latency. The query count per
-request is measured once with Django's test client and CaptureQueriesContext. References, same
-server, same load: a static file served by WhiteNoise (no view, no database) and a 404 (the whole
-Django middleware stack, no view, no database).
+Servers, one after the other: uvicorn with 1 worker, uvicorn with one worker per CPU (as the
+Dockerfile runs it with WEB_CONCURRENCY), and one daphne. Per endpoint: a 1 s warm-up, then
+`wrk -t1 -c8 -d8s --latency` (8 keep-alive connections): requests/s, p50 and p99 latency. The
+query count per request is measured once with Django's test client and CaptureQueriesContext.
+References under uvicorn with 1 worker, same load: a static file served by WhiteNoise (no view,
+no database) and a 404 (the whole middleware stack, no view, no database).
 
 Run: .venv/bin/python -m bench bench_api
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +32,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from bench.common import Daphne, figure, missing_services, setup_django, skipped
+from bench.common import Daphne, Uvicorn, figure, missing_services, setup_django, skipped
 
 BENCH = "api"
 WRK_THREADS, WRK_CONNECTIONS, WRK_SECONDS = 1, 8, 8
@@ -37,6 +41,7 @@ RUNS = 5
 STATIC_PATH = "/static/css/app.css"
 NOT_FOUND_PATH = "/bench-no-such-page"
 FLOOR_PREFIX = "/bench-floor"
+SERVER_ENV = {"DJANGO_SETTINGS_MODULE": "bench.settings"}  # the product plus the floor's URLs
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -191,33 +196,47 @@ def run() -> list[dict[str, Any]]:
     endpoints["static"] = (STATIC_PATH, None)
     endpoints["404"] = (NOT_FOUND_PATH, None)
     queries = {name: queries_per_request(path, token) for name, (path, auth) in endpoints.items() if auth}
-    connection.close()  # the server takes over the database; this process only waits
-    with Daphne(DJANGO_SETTINGS_MODULE="bench.settings") as server:
-        results = measure(server, endpoints)
-
-    server = "one daphne"
+    connection.close()  # the servers take over the database; this process only waits
+    per_core = os.cpu_count() or 1
+    servers = [
+        (Uvicorn(workers=1, **SERVER_ENV), endpoints),
+        (Uvicorn(workers=per_core, **SERVER_ENV), {k: v for k, v in endpoints.items() if v[1]}),
+        (Daphne(**SERVER_ENV), {k: v for k, v in endpoints.items() if v[1]}),
+    ]
     rows = []
-    for name, label in (("status", "GET /simulator/status"), ("trades", "GET /simulator/runs/{id}/trades")):
-        rows += endpoint_rows(
-            label, results[name], results[f"{name} floor"], server, (queries[name], queries[f"{name} floor"])
-        )
-    for name, label in (
-        ("static", f"GET {STATIC_PATH} (WhiteNoise)"),
-        ("404", f"GET {NOT_FOUND_PATH} (404)"),
-    ):
-        measured = results[name]
-        if "error" in measured:
-            rows.append(figure(BENCH, f"reference {label}", None, "", note=measured["error"]))
-            continue
-        rows.append(
-            figure(
-                BENCH,
-                f"{label}, {server}, requests/s",
-                measured["per_s"],
-                "req/s",
-                note=f"p50 {measured['p50_ms']:.1f} ms, p99 {measured['p99_ms']:.1f} ms",
+    for server, measured in servers:
+        print(f"  {server.name}:", flush=True)
+        with server:
+            results = measure(server, measured)
+        for name, label in (
+            ("status", "GET /simulator/status"),
+            ("trades", "GET /simulator/runs/{id}/trades"),
+        ):
+            rows += endpoint_rows(
+                label,
+                results[name],
+                results[f"{name} floor"],
+                server.name,
+                (queries[name], queries[f"{name} floor"]),
             )
-        )
+        for name, label in (
+            ("static", f"GET {STATIC_PATH} (WhiteNoise)"),
+            ("404", f"GET {NOT_FOUND_PATH} (404)"),
+        ):
+            if name not in results:
+                continue
+            if "error" in results[name]:
+                rows.append(figure(BENCH, f"reference {label}", None, "", note=results[name]["error"]))
+                continue
+            rows.append(
+                figure(
+                    BENCH,
+                    f"{label}, {server.name}, requests/s",
+                    results[name]["per_s"],
+                    "req/s",
+                    note=f"p50 {results[name]['p50_ms']:.1f} ms, p99 {results[name]['p99_ms']:.1f} ms",
+                )
+            )
     return rows
 
 

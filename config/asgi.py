@@ -2,6 +2,10 @@
 
 Websockets sit behind AuthMiddlewareStack (the session cookie identifies the user) and an
 origin validator (a page on another site cannot open a socket with our user's cookie).
+
+Database connections come from a pool here (DB_POOL_SIZE, settings): Django runs each request's
+synchronous part in a new thread, where a persistent connection would be a new PostgreSQL
+session per request.
 """
 
 import os
@@ -9,6 +13,7 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+os.environ.setdefault("DB_POOL_SIZE", "10")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry loaded)

@@ -22,12 +22,8 @@ from simulator.report import build_report
 RECENT_TRADES = 20
 
 
-def _trades_of(user):
-    return SimulatorTrade.objects.filter(user=user).order_by("-decided_at", "-id")
-
-
 def _own_run(request, run_id: int) -> SimulatorRun:
-    run = SimulatorRun.objects.filter(pk=run_id, user=request.user).first()
+    run = selectors.own_run(user_id=request.user.pk, run_id=run_id)
     if run is None:
         raise NotFound(f"run {run_id} not found among your simulator runs")
     return run
@@ -68,7 +64,8 @@ class StatusApi(GenericAPIView):
             {
                 "runs": [presenters.run_json(run) for run in runs],
                 "recent_trades": [
-                    presenters.trade_json(trade, now) for trade in _trades_of(request.user)[:RECENT_TRADES]
+                    presenters.trade_json(trade, now)
+                    for trade in selectors.latest_trades(user_id=request.user.pk)[:RECENT_TRADES]
                 ],
             }
         )
@@ -129,7 +126,7 @@ class RunTradesApi(_PresentedListApi):
     def get_queryset(self):
         run = _own_run(self.request, self.kwargs["run_id"])
         self.now = timezone.now()
-        return SimulatorTrade.objects.filter(run=run).order_by("-decided_at", "-id")
+        return selectors.run_trades(run_id=run.pk)
 
     def present(self, row) -> dict:
         return presenters.trade_json(row, self.now)
