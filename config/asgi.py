@@ -13,8 +13,14 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ.setdefault("DB_POOL_SIZE", "10")
+# Settings read DB_POOL_SIZE once, while the application loads; the default is not left in the
+# environment of processes this one starts (Celery workers keep a persistent connection).
+_pool_by_default = "DB_POOL_SIZE" not in os.environ
+if _pool_by_default:
+    os.environ["DB_POOL_SIZE"] = "10"
 django_asgi_app = get_asgi_application()
+if _pool_by_default:
+    del os.environ["DB_POOL_SIZE"]
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry loaded)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
