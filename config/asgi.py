@@ -8,6 +8,7 @@ synchronous part in a new thread, where a persistent connection would be a new P
 session per request.
 """
 
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -34,3 +35,8 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+# Everything loaded so far (modules, settings, URL patterns) lives as long as the process.
+# Frozen, it is left out of garbage collections: a full collection then walks what requests
+# created, not the whole application (200-400 ms per full collection on a loaded 2-CPU machine).
+gc.freeze()
