@@ -11,4 +11,6 @@ RUN DJANGO_SECRET_KEY=build-only FIELD_ENCRYPTION_KEY=lJeH8y1aqlogdtbMrJmuqB441M
 RUN useradd --system --create-home arbsim && chown -R arbsim /app
 USER arbsim
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "config.asgi:application"]
+# The web tier: uvicorn (HTTP and websockets), WEB_CONCURRENCY worker processes, one per CPU
+# when unset. Django serves one process's requests on one core at a time (the GIL).
+CMD ["sh", "-c", "exec uvicorn config.asgi:application --host 0.0.0.0 --port 8000 --no-access-log --timeout-graceful-shutdown 10 --workers \"${WEB_CONCURRENCY:-$(nproc)}\""]

@@ -1,5 +1,7 @@
 """The API under a loopback load: `GET /simulator/status` and `GET /simulator/runs/{id}/trades`
-through a real daphne subprocess, driven by `wrk` (Debian package `wrk`), with token auth.
+with token auth, driven by `wrk` (Debian package `wrk`), each next to its floor in the same
+server: a plain Django view that runs the same queries and answers the same JSON bytes with
+orjson (bench/floor.py, mounted only by bench/settings.py; a test checks the bytes).
 
 Not a test: returns figures (`python -m bench bench_api` prints them). Needs PostgreSQL and
 Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both) and `wrk` on PATH (`apt-get install
@@ -9,17 +11,19 @@ Scene: one user with a token, 5 running runs, the first with 500 trades (the tra
 returns a full page of 50; status returns the runs and the 20 latest trades), and another user
 with as many rows, so scoping by user is exercised.
 
-Per endpoint: a 1 s warm-up, then `wrk -t1 -c8 -d8s --latency` (one daphne process, as the
-Dockerfile runs it; 8 keep-alive connections): requests/s and p99 latency. The query count per
-request is measured once with Django's test client and CaptureQueriesContext. References, same
-server, same load: a static file served by WhiteNoise (no view, no database) and a 404 (the whole
-Django middleware stack, no view, no database).
+Servers, one after the other: uvicorn with 1 worker, uvicorn with one worker per CPU (as the
+Dockerfile runs it with WEB_CONCURRENCY), and one daphne. Per endpoint: a 1 s warm-up, then
+`wrk -t1 -c8 -d8s --latency` (8 keep-alive connections): requests/s, p50 and p99 latency. The
+query count per request is measured once with Django's test client and CaptureQueriesContext.
+References under uvicorn with 1 worker, same load: a static file served by WhiteNoise (no view,
+no database) and a 404 (the whole middleware stack, no view, no database).
 
 Run: .venv/bin/python -m bench bench_api
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +32,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from bench.common import Daphne, figure, missing_services, setup_django, skipped
+from bench.common import Daphne, Uvicorn, figure, missing_services, setup_django, skipped
 
 BENCH = "api"
 WRK_THREADS, WRK_CONNECTIONS, WRK_SECONDS = 1, 8, 8
@@ -36,6 +40,8 @@ TRADES = 500
 RUNS = 5
 STATIC_PATH = "/static/css/app.css"
 NOT_FOUND_PATH = "/bench-no-such-page"
+FLOOR_PREFIX = "/bench-floor"
+SERVER_ENV = {"DJANGO_SETTINGS_MODULE": "bench.settings"}  # the product plus the floor's URLs
 UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
@@ -65,13 +71,13 @@ def scene() -> tuple[str, int]:
 
 def queries_per_request(path: str, token: str) -> int:
     from django.db import connection, reset_queries
-    from django.test import Client
+    from django.test import Client, override_settings
     from django.test.utils import CaptureQueriesContext
 
     client = Client(HTTP_HOST="127.0.0.1")
     # The log keeps the last 9,000 queries only: once full, CaptureQueriesContext sees none.
     reset_queries()
-    with CaptureQueriesContext(connection) as captured:
+    with override_settings(ROOT_URLCONF="bench.urls"), CaptureQueriesContext(connection) as captured:
         response = client.get(path, secure=True, headers={"authorization": f"Token {token}"})
     if response.status_code != 200:
         raise RuntimeError(f"GET {path} answered {response.status_code} in the test client")
@@ -115,6 +121,55 @@ def status_of(url: str, token: str | None) -> int:
         return error.code
 
 
+def measure(server: Daphne, endpoints: dict[str, tuple[str, str | None]]) -> dict[str, dict[str, Any]]:
+    """wrk on each endpoint in turn (a 1 s warm-up first), against one running server."""
+    results: dict[str, dict[str, Any]] = {}
+    for name, (path, auth) in endpoints.items():
+        code = status_of(server.base_url + path, auth)
+        expected = 404 if name == "404" else 200
+        if code != expected:
+            results[name] = {"error": f"GET {path} answered {code}, expected {expected}"}
+            continue
+        wrk(server.base_url + path, auth, 1)  # warm-up: imports, connections, caches
+        results[name] = wrk(server.base_url + path, auth, WRK_SECONDS)
+        print(f"  {name}: {results[name]}", flush=True)
+    return results
+
+
+def endpoint_rows(
+    label: str, real: dict[str, Any], floor: dict[str, Any], server: str, queries: tuple[int, int]
+) -> list[dict[str, Any]]:
+    """req/s and p99 of the real endpoint, each against the floor's in the same run."""
+    if "error" in real or "error" in floor:
+        return [figure(BENCH, f"{label}, {server}", None, "", note=real.get("error") or floor.get("error"))]
+    floor_label = f"floor (plain Django view, same queries, orjson), {server}"
+    load = f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s"
+    return [
+        figure(
+            BENCH,
+            f"{label}, {server}, requests/s",
+            real["per_s"],
+            "req/s",
+            f"{floor_label}, requests/s",
+            floor["per_s"],
+        ),
+        figure(
+            BENCH,
+            f"{label}, {server}, p99",
+            real["p99_ms"],
+            "ms",
+            f"{floor_label}, p99",
+            floor["p99_ms"],
+            note=(
+                f"{load}; p50 {real['p50_ms']:.1f} ms (floor {floor['p50_ms']:.1f}); "
+                f"{real['requests']} requests, non-2xx {real['non_2xx']}; "
+                f"queries per request {queries[0]} (floor {queries[1]})"
+                + (f"; socket errors {real['socket_errors']}" if real["socket_errors"] else "")
+            ),
+        ),
+    ]
+
+
 def run() -> list[dict[str, Any]]:
     reason = missing_services()
     if reason:
@@ -122,76 +177,66 @@ def run() -> list[dict[str, Any]]:
     if shutil.which("wrk") is None:
         return skipped(BENCH, "wrk is not installed: apt-get install -y wrk (Debian package), then rerun")
     setup_django()
+    from django.core.management import call_command
     from django.db import connection
 
     from bench.common import migrate
 
     migrate()
+    call_command("collectstatic", interactive=False, verbosity=0)  # the static reference's file
     token, run_id = scene()
-    endpoints = {
-        "status": ("/simulator/status", token),
-        "trades": (f"/simulator/runs/{run_id}/trades", token),
-        "static": (STATIC_PATH, None),
-        "404": (NOT_FOUND_PATH, None),
+    paths = {
+        "status": "/simulator/status",
+        "trades": f"/simulator/runs/{run_id}/trades",
     }
-    queries = {name: queries_per_request(endpoints[name][0], token) for name in ("status", "trades")}
-    connection.close()  # daphne takes over the database; this process only waits
-    results: dict[str, dict[str, Any]] = {}
-    with Daphne() as server:
-        for name, (path, auth) in endpoints.items():
-            code = status_of(server.base_url + path, auth)
-            expected = 404 if name == "404" else 200
-            if code != expected:
-                results[name] = {"error": f"GET {path} answered {code}, expected {expected}"}
-                continue
-            wrk(server.base_url + path, auth, 1)  # warm-up: imports, connections, caches
-            results[name] = wrk(server.base_url + path, auth, WRK_SECONDS)
-            print(f"  {name}: {results[name]}", flush=True)
-
-    load = f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, one daphne"
-    references = {"static": f"GET {STATIC_PATH} (WhiteNoise)", "404": f"GET {NOT_FOUND_PATH} (404)"}
-    reference = next((name for name in ("static", "404") if "error" not in results[name]), None)
+    endpoints: dict[str, tuple[str, str | None]] = {}
+    for name, path in paths.items():
+        endpoints[name] = (path, token)
+        endpoints[f"{name} floor"] = (FLOOR_PREFIX + path, token)
+    endpoints["static"] = (STATIC_PATH, None)
+    endpoints["404"] = (NOT_FOUND_PATH, None)
+    queries = {name: queries_per_request(path, token) for name, (path, auth) in endpoints.items() if auth}
+    connection.close()  # the servers take over the database; this process only waits
+    per_core = os.cpu_count() or 1
+    servers = [
+        (Uvicorn(workers=1, **SERVER_ENV), endpoints),
+        (Uvicorn(workers=per_core, **SERVER_ENV), {k: v for k, v in endpoints.items() if v[1]}),
+        (Daphne(**SERVER_ENV), {k: v for k, v in endpoints.items() if v[1]}),
+    ]
     rows = []
-    for name, label in (("status", "GET /simulator/status"), ("trades", "GET /simulator/runs/{id}/trades")):
-        measured = results[name]
-        if "error" in measured:
-            rows.append(figure(BENCH, label, None, "", note=measured["error"]))
-            continue
-        for stat, unit, key in (("requests/s", "req/s", "per_s"), ("p99", "ms", "p99_ms")):
-            ref = results.get(reference, {}) if reference else {}
-            note = ""
-            if key == "p99_ms":
-                note = f"{load}; {measured['requests']} requests, non-2xx {measured['non_2xx']}"
-                if measured["socket_errors"]:
-                    note += f", socket errors {measured['socket_errors']}"
+    for server, measured in servers:
+        print(f"  {server.name}:", flush=True)
+        with server:
+            results = measure(server, measured)
+        for name, label in (
+            ("status", "GET /simulator/status"),
+            ("trades", "GET /simulator/runs/{id}/trades"),
+        ):
+            rows += endpoint_rows(
+                label,
+                results[name],
+                results[f"{name} floor"],
+                server.name,
+                (queries[name], queries[f"{name} floor"]),
+            )
+        for name, label in (
+            ("static", f"GET {STATIC_PATH} (WhiteNoise)"),
+            ("404", f"GET {NOT_FOUND_PATH} (404)"),
+        ):
+            if name not in results:
+                continue
+            if "error" in results[name]:
+                rows.append(figure(BENCH, f"reference {label}", None, "", note=results[name]["error"]))
+                continue
             rows.append(
                 figure(
                     BENCH,
-                    f"{label}, {stat}",
-                    measured[key],
-                    unit,
-                    f"{references[reference]}, {stat}" if reference else None,
-                    ref.get(key),
-                    note=note,
+                    f"{label}, {server.name}, requests/s",
+                    results[name]["per_s"],
+                    "req/s",
+                    note=f"p50 {results[name]['p50_ms']:.1f} ms, p99 {results[name]['p99_ms']:.1f} ms",
                 )
             )
-        rows.append(figure(BENCH, f"{label}, queries per request", queries[name], "queries"))
-    other = "404" if reference == "static" else None
-    if other and "error" not in results[other]:
-        rows.append(
-            figure(
-                BENCH,
-                f"{references[other]}, requests/s",
-                results[other]["per_s"],
-                "req/s",
-                f"{references['static']}, requests/s",
-                results["static"]["per_s"],
-                note=f"p99 {results[other]['p99_ms']:.1f} ms, static {results['static']['p99_ms']:.1f} ms",
-            )
-        )
-    for name in ("static", "404"):
-        if "error" in results[name]:
-            rows.append(figure(BENCH, f"reference {references[name]}", None, "", note=results[name]["error"]))
     return rows
 
 

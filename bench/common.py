@@ -210,9 +210,11 @@ def free_port() -> int:
 
 
 class Daphne:
-    """`daphne config.asgi:application` as the Dockerfile runs it, on a free loopback port, with
-    DEBUG off (production settings) except the HTTPS redirect and secure cookies: loopback is
-    plain HTTP, as behind a TLS-terminating proxy. Uses DATABASE_URL and REDIS_URL as given."""
+    """`daphne config.asgi:application` on a free loopback port, with DEBUG off (production
+    settings) except the HTTPS redirect and secure cookies: loopback is plain HTTP, as behind a
+    TLS-terminating proxy. Uses DATABASE_URL and REDIS_URL as given."""
+
+    name = "one daphne"
 
     def __init__(self, **env: str) -> None:
         self.port = free_port()
@@ -231,33 +233,36 @@ class Daphne:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "config.asgi:application",
+        ]
+
+    def ready(self) -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
     def __enter__(self) -> Daphne:
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "config.asgi:application",
-            ],
-            cwd=ROOT,
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
+            self.command(), cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=self._stderr
         )
         deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__(None, None, None)
-                    raise RuntimeError(f"daphne did not start: {self.stderr_tail()}") from None
-                time.sleep(0.1)
+        while not self.ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"{self.name} did not start: {self.stderr_tail()}")
+            time.sleep(0.1)
+        return self
 
     def stderr_tail(self, chars: int = 2000) -> str:
         self._stderr.seek(0)
@@ -272,6 +277,34 @@ class Daphne:
                 self.process.kill()
                 self.process.wait(timeout=10)
         self._stderr.close()
+
+
+class Uvicorn(Daphne):
+    """`uvicorn config.asgi:application --workers N` as the Dockerfile runs it (N: WEB_CONCURRENCY
+    there), same environment as Daphne; ready once every worker has loaded the application."""
+
+    def __init__(self, workers: int = 1, **env: str) -> None:
+        super().__init__(**env)
+        self.workers = workers
+        self.name = f"uvicorn, {workers} worker{'s' if workers > 1 else ''}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            str(self.workers),
+            "--no-access-log",
+            "config.asgi:application",
+        ]
+
+    def ready(self) -> bool:
+        return self.stderr_tail(1_000_000).count("Application startup complete") >= self.workers
 
 
 # --- a websocket client, as a browser tab connects ----------------------------------------

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from simulator.models import SimulatorRun
+from simulator.models import SimulatorRun, SimulatorTrade
 
 
 def running_runs(*, user_id: int | None = None) -> QuerySet[SimulatorRun]:
@@ -66,3 +66,20 @@ def running_thresholds() -> list[RunThreshold]:
             watched = None if watched is None or seen.watched_keys is None else watched | seen.watched_keys
         by_user[user_id] = RunThreshold(user_id, min_edge, max_leg, watched)
     return list(by_user.values())
+
+
+# --- The API's read paths (shared with bench/floor.py, which must run the same queries) ----------
+
+
+def own_run(*, user_id: int, run_id: int) -> SimulatorRun | None:
+    return SimulatorRun.objects.filter(pk=run_id, user_id=user_id).first()
+
+
+def latest_trades(*, user_id: int) -> QuerySet[SimulatorTrade]:
+    """A user's trades, newest decision first."""
+    return SimulatorTrade.objects.filter(user_id=user_id).order_by("-decided_at", "-id")
+
+
+def run_trades(*, run_id: int) -> QuerySet[SimulatorTrade]:
+    """One run's trades, newest decision first."""
+    return SimulatorTrade.objects.filter(run_id=run_id).order_by("-decided_at", "-id")
