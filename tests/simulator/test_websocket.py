@@ -1,5 +1,6 @@
 """The live feed: /ws/simulator/ through the project's ASGI stack and the configured channel
-layer (channels-redis under ./dev test), and once through a real daphne on loopback."""
+layer (channels-redis under ./dev test), and through real servers on loopback (daphne; uvicorn
+with two workers, as the image runs it)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -228,7 +230,7 @@ def test_ping_gets_pong_and_garbage_keeps_the_socket_open(user):
     asyncio.run(scenario())
 
 
-# --- end to end: a real daphne process, a raw RFC 6455 client ---------------------------------
+# --- end to end: a real server process (daphne, or uvicorn as the image runs it) ------------------
 
 
 def _free_port() -> int:
@@ -237,9 +239,19 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+SERVERS = {
+    "daphne": lambda port: ["daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+    # The image's web tier: several worker processes, a socket held by any one of them.
+    "uvicorn-2-workers": lambda port: [
+        "uvicorn", "--host", "127.0.0.1", "--port", str(port), "--workers", "2", "config.asgi:application",
+    ],
+}  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.postgres_only
-def test_trade_reaches_a_browser_socket_through_daphne(user):
+@pytest.mark.parametrize("server_name", SERVERS)
+def test_trade_reaches_a_browser_socket_through_the_server(user, server_name):
     if not os.environ.get("REDIS_URL") or settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         pytest.skip("needs PostgreSQL and Redis (./dev test)")
     cookie = session_cookie(user)
@@ -253,7 +265,7 @@ def test_trade_reaches_a_browser_socket_through_daphne(user):
         "DB_CONN_MAX_AGE": "0",  # no connection left open to block the test database's teardown
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [sys.executable, "-m", *SERVERS[server_name](port)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -273,7 +285,7 @@ def test_trade_reaches_a_browser_socket_through_daphne(user):
             f"ws://127.0.0.1:{port}/ws/simulator/",
             origin=Origin(f"http://127.0.0.1:{port}"),
             additional_headers={"Cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}"},
-            open_timeout=10,
+            open_timeout=30,  # uvicorn's workers may still be loading the application
         ) as conn:
             conn.send('{"type": "ping"}')
             assert json.loads(conn.recv(timeout=10)) == {"event": "pong"}
@@ -282,6 +294,8 @@ def test_trade_reaches_a_browser_socket_through_daphne(user):
             assert isinstance(text, str), "a text frame"
             frame = json.loads(text)
             assert (frame["event"], frame["data"]["id"]) == ("simulator:trade", trade.pk)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/accounts/login/", timeout=30) as page:
+            assert page.status == 200  # plain HTTP through the same server
         # Logged out, the browser sees the close code that sends the page to the login form.
         with websocket_connect(
             f"ws://127.0.0.1:{port}/ws/simulator/", origin=Origin(f"http://127.0.0.1:{port}"), open_timeout=10
