@@ -269,6 +269,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.add_throttled_response",  # every operation may answer 429
+    ],
     # Runs and trades both have a `status`; name their enums apart.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": ["running", "stopped", "expired", "failed"],

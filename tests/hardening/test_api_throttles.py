@@ -109,3 +109,20 @@ def test_with_the_cache_unreachable_requests_go_through(settings, user):
     assert client.post("/simulator/start", {"starting_usd": "100"}, format="json").status_code == 201
     bad = APIClient(HTTP_AUTHORIZATION="Token made-up")
     assert bad.get("/simulator/status").status_code in (401, 403)
+
+
+def test_the_schema_documents_the_throttled_answer_on_every_operation(user):
+    client = APIClient()
+    client.force_login(user)
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    operations = [
+        (path, method, operation)
+        for path, methods in schema["paths"].items()
+        for method, operation in methods.items()
+    ]
+    assert ("/simulator/start", "post") in {(path, method) for path, method, _ in operations}
+    for path, method, operation in operations:
+        throttled = operation["responses"].get("429")
+        assert throttled is not None, f"{method.upper()} {path} does not document 429"
+        assert "Retry-After" in throttled["headers"]
+    assert "enum" in str(schema["components"]["schemas"]["RunStatusEnum"])  # the default hook still ran
