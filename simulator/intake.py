@@ -39,16 +39,12 @@ def running_user_thresholds() -> list[UserThreshold]:
     ]
 
 
-def _enqueue(task, *args: int) -> None:
-    task.delay(*args)
-
-
 def intent_arrived(intent: ExecutionIntent) -> int:
     """One decision task per running run of the intent's user watching its key, sent when the
     current transaction commits (the worker must see the intent row). Returns the count."""
     runs = selectors.running_runs_watching(intent.opportunity_key, user_id=intent.user_id)
     for run in runs:
-        transaction.on_commit(partial(_enqueue, decide_intent_task, run.pk, intent.pk))
+        transaction.on_commit(partial(decide_intent_task.delay, run.pk, intent.pk))
     return len(runs)
 
 
@@ -58,7 +54,7 @@ def span_started(span: SuccessSpan) -> int:
     `simulator.engine.inputs.span_intent`). Sent on commit; returns the count."""
     runs = selectors.running_runs_watching(span.opportunity_key)
     for run in runs:
-        transaction.on_commit(partial(_enqueue, decide_span_task, run.pk, span.pk))
+        transaction.on_commit(partial(decide_span_task.delay, run.pk, span.pk))
     return len(runs)
 
 
