@@ -40,6 +40,8 @@ class SimulatorRun(models.Model):
     liquidity_state = models.JSONField(default=dict, blank=True)
     traded_day = models.DateField(null=True, blank=True)
     traded_today_usd = models.DecimalField(**MONEY, default=0)
+    # Held for orders on their way: their worst-case cost, released at arrival less what they cost.
+    reserved_usd = models.DecimalField(**MONEY, default=0)
 
     class Meta:
         db_table = "simulator_runs"
@@ -116,7 +118,8 @@ class SimulatorTrade(models.Model):
     direction = models.CharField(max_length=32)
     net_edge_cents = models.DecimalField(**CENTS)
     requested_size = models.DecimalField(**SIZE)
-    matched_size = models.DecimalField(**SIZE)
+    order_size = models.DecimalField(**SIZE, default=0, help_text="What each leg's order asked for.")
+    matched_size = models.DecimalField(**SIZE, help_text="The hedged size: the smaller leg's fill.")
     fill_pct = models.DecimalField(max_digits=5, decimal_places=4)
     cost_usd = models.DecimalField(**MONEY)
     fees_usd = models.DecimalField(**MONEY)
@@ -128,6 +131,15 @@ class SimulatorTrade(models.Model):
     executed_at = models.DateTimeField()
     settled_at = models.DateTimeField()
     settlement_delay_s = models.DecimalField(max_digits=10, decimal_places=3)
+
+    # Execution at arrival: "" while an order is on its way, then full | partial | legged | missed.
+    arrival_outcome = models.CharField(max_length=16, blank=True, default="")
+    reserved_usd = models.DecimalField(**MONEY, default=0, help_text="Worst-case cost held at decision.")
+    signal_edge_cents = models.DecimalField(**CENTS, null=True, blank=True)
+    realised_edge_cents = models.DecimalField(**CENTS, null=True, blank=True)
+    slippage_cents = models.DecimalField(**CENTS, null=True, blank=True)
+    unwind_cost_usd = models.DecimalField(**MONEY, default=0)
+    carried_mark_usd = models.DecimalField(**MONEY, default=0, help_text="Unhedged contracts at the mid.")
 
     # Set once, when the pair's markets resolve (services.resolve_pair): what the legs paid.
     payout_usd = models.DecimalField(**MONEY, null=True, blank=True)
@@ -142,6 +154,8 @@ class SimulatorTrade(models.Model):
             models.Index(fields=["opportunity_key", "executed_at"], name="trade_key_executed"),
             # The report's trade side: one user's trades on a key in a time window.
             models.Index(fields=["user", "opportunity_key", "executed_at"], name="trade_user_key_executed"),
+            # The sweep's question: orders still on their way.
+            models.Index(fields=["decided_at"], condition=Q(arrival_outcome=""), name="trade_in_flight"),
         ]
 
     def __str__(self) -> str:

@@ -6,7 +6,12 @@ arguments. Import from here; the modules are the rooms behind it.
 
 from simulator.core.checks import CHECK_NAMES, NOT_RUN_DETAIL
 from simulator.core.decide import FeeSchedules, SimConfig, decide, decide_span, estimated_cost_usd
-from simulator.core.fills import FillConfig
+from simulator.core.execution import (
+    ARRIVAL_OUTCOMES,
+    CompetitionConfig,
+    ExecutionConfig,
+    LegOrder,
+)
 from simulator.core.liquidity import LiquidityLedger
 from simulator.core.timing import (
     EXECUTED,
@@ -14,9 +19,7 @@ from simulator.core.timing import (
     SETTLED,
     LatencyModel,
     SettlementDelayModel,
-    Timing,
     TimingConfig,
-    draw_timing,
     trade_status,
 )
 from simulator.core.types import (
@@ -38,6 +41,7 @@ from simulator.core.types import (
 )
 
 __all__ = [
+    "ARRIVAL_OUTCOMES",
     "CHECK_NAMES",
     "ELIGIBLE",
     "EXECUTED",
@@ -47,28 +51,28 @@ __all__ = [
     "SKIPPED",
     "TRADED",
     "Check",
+    "CompetitionConfig",
     "Decision",
     "ExchangeValidation",
+    "ExecutionConfig",
     "FeeSchedules",
     "Fill",
-    "FillConfig",
     "Intent",
     "IntentLeg",
     "Keys",
     "LatencyModel",
     "LegFill",
+    "LegOrder",
     "LegValidation",
     "LiquidityLedger",
     "RunLimits",
     "RunState",
     "SettlementDelayModel",
     "SimConfig",
-    "Timing",
     "TimingConfig",
     "TradeDraft",
     "decide",
     "decide_span",
-    "draw_timing",
     "estimated_cost_usd",
     "trade_status",
 ]

@@ -8,7 +8,7 @@ failed" (see `complete`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_FLOOR, Decimal
 
 from exchanges.books import KALSHI, NO, POLYMARKET, VENUES, YES
@@ -19,7 +19,6 @@ from simulator.core.types import (
     Intent,
     IntentLeg,
     Keys,
-    LegFill,
     RunLimits,
     RunState,
 )
@@ -182,11 +181,9 @@ def check_no_depth_left(leg: IntentLeg, available: Decimal, seen: Decimal) -> Ch
     return Check(EXCHANGE_VALIDATION, False, detail)
 
 
-def check_venue_balances(validation: ExchangeValidation, legs: Iterable[LegFill]) -> Check:
-    """Each venue's real balance covers what its legs would cost (price x size + fee)."""
-    cost_by_venue: dict[str, Decimal] = {}
-    for leg in legs:
-        cost_by_venue[leg.venue] = cost_by_venue.get(leg.venue, Decimal(0)) + leg.notional_usd + leg.fee_usd
+def check_venue_balances(validation: ExchangeValidation, cost_by_venue: Mapping[str, Decimal]) -> Check:
+    """Each venue's real balance covers the most its orders can cost (every contract at the limit,
+    plus the fee): the collateral the venue would hold."""
     for venue, cost in sorted(cost_by_venue.items()):
         balance = validation.balances_usd.get(venue)
         if balance is None:
@@ -203,8 +200,8 @@ def check_venue_balances(validation: ExchangeValidation, legs: Iterable[LegFill]
 def check_balance(cost_usd: Decimal, state: RunState) -> Check:
     cost, balance = format_usd(cost_usd), format_usd(state.balance_usd)
     if cost_usd > state.balance_usd:
-        return Check(BALANCE, False, f"cost {cost} > run balance {balance}")
-    return Check(BALANCE, True, f"cost {cost} <= run balance {balance}")
+        return Check(BALANCE, False, f"worst-case cost {cost} > run balance {balance}")
+    return Check(BALANCE, True, f"worst-case cost {cost} <= run balance {balance}")
 
 
 def check_daily_cap(cost_usd: Decimal, state: RunState, limits: RunLimits) -> Check:

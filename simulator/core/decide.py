@@ -38,18 +38,17 @@ from simulator.core.checks import (
     leg_label,
     reason_of,
 )
+from simulator.core.execution import ExecutionConfig, expected_execution_at, plan_orders, worst_case_cost_usd
 from simulator.core.fills import (
     USD_PLACES,
-    FillConfig,
     LegBook,
     depth_at_limit,
     fill_hedged_pair,
-    fill_pct,
     requested_size,
     whole,
 )
 from simulator.core.liquidity import LiquidityLedger
-from simulator.core.timing import TimingConfig, draw_timing
+from simulator.core.timing import TimingConfig, draw_order_timing, settled_after
 from simulator.core.types import (
     ELIGIBLE,
     SKIPPED,
@@ -70,18 +69,18 @@ SPAN_VALIDATION_DETAIL = "not asked: a span decision does not call the exchange"
 
 @dataclass(frozen=True, slots=True)
 class SimConfig:
-    fills: FillConfig = field(default_factory=FillConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     timing: TimingConfig = field(default_factory=TimingConfig)
 
     def as_json(self) -> dict[str, Any]:
-        return {"fills": self.fills.as_json(), "timing": self.timing.as_json()}
+        return {"execution": self.execution.as_json(), "timing": self.timing.as_json()}
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> SimConfig:
         """Missing keys take the defaults, so a run row with {} means the default model."""
         data = data or {}
         return cls(
-            fills=FillConfig.from_json(data["fills"]) if "fills" in data else FillConfig(),
+            execution=ExecutionConfig.from_json(data.get("execution")),
             timing=TimingConfig.from_json(data.get("timing", {})),
         )
 
@@ -126,8 +125,9 @@ def decide(
     ledger: LiquidityLedger,
     config: SimConfig | None = None,
 ) -> Decision:
-    """Run the checks in order; when all pass, return a traded Decision with its TradeDraft and
-    record the fills in `ledger` (the only mutation). `now` is decided_at (aware, UTC)."""
+    """Run the checks in order; when all pass, return a traded Decision with its TradeDraft: the
+    orders sent, and the worst-case cost reserved. `ledger` is read, not changed (fills are taken
+    at arrival). `now` is decided_at (aware, UTC)."""
     config = config or SimConfig()
     checks = _cheap_checks(intent, limits, keys)
     if not checks[-1].ok:
@@ -163,44 +163,63 @@ def decide(
     outcome = fill_hedged_pair(
         leg_books=leg_books,
         requested=requested_size(intent, limits),
-        intent_edge_cents=intent.net_edge_cents,
         min_net_edge_cents=limits.min_net_edge_cents,
-        rng=rng,
-        config=config.fills,
     )
     pair = outcome.pair
     checks[1] = check_fill_edge(intent, limits, pair if pair is not None else outcome.at_target)
     if pair is None:
         return _skipped([*checks, books_check], validation)
 
+    # The orders go out at the size whose fills at the validated book meet the minimum; what they
+    # fill is known only at arrival, so the most they can cost is reserved now.
+    venues = [leg.venue for leg in intent.legs]
+    timing = draw_order_timing(venues, rng, config.timing)
+    orders = plan_orders(
+        intent.legs,
+        size=pair.matched_size,
+        books=[(lb.seen, lb.available) for lb in leg_books],
+        latencies_ms=timing.latencies_ms,
+        unwind_latencies_ms=timing.unwind_latencies_ms,
+        decided_at=now,
+        config=config.execution,
+    )
+    worst_by_venue: dict[str, Decimal] = {}
+    for order, leg_book in zip(orders, leg_books, strict=True):
+        worst = worst_case_cost_usd(order.limit_price, order.size, leg_book.schedule)
+        worst_by_venue[order.venue] = worst_by_venue.get(order.venue, Decimal(0)) + worst
+    reserved = sum(worst_by_venue.values(), Decimal(0))
     for next_check in (
-        lambda: check_venue_balances(validation, pair.legs),
-        lambda: check_balance(pair.cost_usd, state),
-        lambda: check_daily_cap(pair.cost_usd, state, limits),
+        lambda: check_venue_balances(validation, worst_by_venue),
+        lambda: check_balance(reserved, state),
+        lambda: check_daily_cap(reserved, state, limits),
     ):
         checks.append(next_check())
         if not checks[-1].ok:
             return _skipped(checks, validation)
 
-    timing = draw_timing([leg.venue for leg in intent.legs], now, rng, config.timing)
-    for book, leg_fill in zip(seen_books, pair.legs, strict=True):
-        ledger.consume(book, leg_fill.fills)
+    executed_at = expected_execution_at(orders, now)
     trade = TradeDraft(
         requested_size=outcome.requested_size,
-        matched_size=pair.matched_size,
-        fill_pct=fill_pct(pair.matched_size, outcome.requested_size),
-        legs=pair.legs,
-        cost_usd=pair.cost_usd,
-        fees_usd=pair.fees_usd,
-        expected_pnl_usd=pair.expected_pnl_usd,
-        executed_at=timing.executed_at,
-        settled_at=timing.settled_at,
-        settlement_delay_s=timing.settlement_delay_s,
+        order_size=pair.matched_size,
+        reserved_usd=reserved,
+        legs=orders,
+        signal_edge_cents=intent.net_edge_cents,
+        seen_edge_cents=pair.net_edge_cents,
         decided_at=now,
-        net_edge_cents=pair.net_edge_cents,
-        latencies_ms=timing.latencies_ms,
+        executed_at=executed_at,
+        settled_at=settled_after(executed_at, timing.settlement_delay_s),
+        settlement_delay_s=timing.settlement_delay_s,
+        latencies_ms=latencies_by_venue(orders),
     )
     return Decision(outcome=TRADED, reason="", checks=tuple(checks), trade=trade, validation=validation)
+
+
+def latencies_by_venue(orders: Any) -> dict[str, int]:
+    """Per venue, the slowest of its orders' latencies."""
+    latencies: dict[str, int] = {}
+    for order in orders:
+        latencies[order.venue] = max(latencies.get(order.venue, 0), order.latency_ms)
+    return latencies
 
 
 def estimated_cost_usd(intent: Intent, limits: RunLimits, fee_schedules: FeeSchedules) -> Decimal:

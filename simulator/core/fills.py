@@ -13,11 +13,9 @@ matters for fractional Polymarket share sizes; it keeps a simulated cost never b
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import Any
 
 from exchanges.books import ONE_DOLLAR, Level
 from exchanges.fees import FeeSchedule
@@ -28,35 +26,6 @@ USD_PLACES = Decimal("0.0001")
 PRICE_PLACES = Decimal("0.0001")
 FILL_PCT_PLACES = Decimal("0.0001")
 EDGE_PLACES = Decimal("0.0001")
-PARTIAL_STEPS = 10_000  # the partial-fill fraction is drawn on a 1/10,000 grid: no floats
-
-
-@dataclass(frozen=True, slots=True)
-class FillConfig:
-    """When an intent's edge is within `marginal_band_cents` above the user's minimum, only a
-    fraction u ~ Uniform[partial_fill_min, partial_fill_max] of the depth is matched: at a
-    marginal edge the other side of the book is usually racing us for the same size."""
-
-    marginal_band_cents: Decimal = Decimal("1.0")
-    partial_fill_min: Decimal = Decimal("0.3")
-    partial_fill_max: Decimal = Decimal("1.0")
-
-    def __post_init__(self) -> None:
-        if not (ZERO < self.partial_fill_min <= self.partial_fill_max <= 1):
-            raise ValueError("need 0 < partial_fill_min <= partial_fill_max <= 1")
-        if self.marginal_band_cents < 0:
-            raise ValueError("marginal_band_cents must be >= 0")
-
-    def as_json(self) -> dict[str, str]:
-        return {
-            "marginal_band_cents": str(self.marginal_band_cents),
-            "partial_fill_min": str(self.partial_fill_min),
-            "partial_fill_max": str(self.partial_fill_max),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FillConfig:
-        return cls(**{name: Decimal(str(value)) for name, value in data.items()})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,10 +60,8 @@ class PairFill:
 class FillOutcome:
     requested_size: Decimal
     depth_size: Decimal  # whole contracts both legs can take at their limits (<= requested)
-    target_size: Decimal  # after the marginal-edge partial fill
-    partial: bool
-    at_target: PairFill  # the real fills and fees at target_size
-    pair: PairFill | None  # the largest size <= target whose real edge meets the minimum
+    at_target: PairFill  # the real fills and fees at depth_size
+    pair: PairFill | None  # the largest size <= depth_size whose real edge meets the minimum
 
     @property
     def fill_pct(self) -> Decimal:
@@ -199,28 +166,15 @@ def _cost_usd(ladders: Sequence[tuple[list[Level], FeeSchedule]], size: Decimal)
     return notional.quantize(USD_PLACES, rounding=ROUND_CEILING) + fees
 
 
-def is_marginal(net_edge_cents: Decimal, min_net_edge_cents: Decimal, config: FillConfig) -> bool:
-    return net_edge_cents - min_net_edge_cents < config.marginal_band_cents
-
-
-def partial_size(depth_size: Decimal, rng: random.Random, config: FillConfig) -> Decimal:
-    """floor(depth x u), u drawn on a 1/10,000 grid in [min, max]; at least 1 contract."""
-    step = rng.randrange(PARTIAL_STEPS + 1)
-    u = config.partial_fill_min + (config.partial_fill_max - config.partial_fill_min) * step / PARTIAL_STEPS
-    return max(whole(depth_size * u), Decimal(1))
-
-
 def fill_hedged_pair(
     *,
     leg_books: Sequence[LegBook],
     requested: Decimal,
-    intent_edge_cents: Decimal,
     min_net_edge_cents: Decimal,
-    rng: random.Random,
-    config: FillConfig,
 ) -> FillOutcome:
-    """Size the pair from the available depth, apply the marginal-edge partial fill, then keep
-    the largest size whose real fills and fees still give an edge >= the user's minimum.
+    """Size the pair from the available depth at the validated book, then keep the largest size
+    whose real fills and fees there still give an edge >= the user's minimum: the size the orders
+    are sent at (what they fill is decided at arrival, `simulator.core.execution`).
 
     The caller guarantees every leg has at least one whole contract at or below its limit. A
     smaller size never pays a worse average price, but the fee per contract is not monotone
@@ -232,8 +186,7 @@ def fill_hedged_pair(
     depth_size = min(requested, depth)
     if depth_size < 1:
         raise ValueError("no whole contract available on some leg")
-    partial = is_marginal(intent_edge_cents, min_net_edge_cents, config)
-    target = partial_size(depth_size, rng, config) if partial else depth_size
+    target = depth_size
     at_target = fill_pair(leg_books, target)
     size = target
     if not at_target.meets(min_net_edge_cents):
@@ -245,8 +198,6 @@ def fill_hedged_pair(
     return FillOutcome(
         requested_size=requested,
         depth_size=depth_size,
-        target_size=target,
-        partial=partial,
         at_target=at_target,
         pair=pair,
     )

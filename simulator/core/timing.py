@@ -1,7 +1,8 @@
 """When a virtual trade executes and settles (pure: clock and random generator injected).
 
-Each leg's order takes a latency drawn from its venue's lognormal model (bounded); the pair
-has executed when its slower leg has, and settled after the slower venue's settlement delay
+Each leg's order takes a latency drawn from its venue's lognormal model (bounded), and so would
+its unwind; the trade has executed when its last order has arrived, and settled after the slower
+venue's settlement delay
 (Kalshi settles in its own ledger within ~2 s; Polymarket's match settles on chain, ~2-10 s).
 A trade's status is never stored as truth: it is derived from these times and the clock.
 """
@@ -115,12 +116,32 @@ class TimingConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Timing:
-    decided_at: datetime
-    executed_at: datetime
-    settled_at: datetime
-    settlement_delay_s: Decimal  # settled_at - executed_at
-    latencies_ms: dict[str, int]  # per venue: the slowest leg on that venue
+class OrderTiming:
+    """Per leg, in the legs' order: the order's latency and its unwind's; and the trade's
+    settlement delay (the slowest venue's)."""
+
+    latencies_ms: tuple[int, ...]
+    unwind_latencies_ms: tuple[int, ...]
+    settlement_delay_s: Decimal
+
+
+def draw_order_timing(venues: Sequence[str], rng: random.Random, config: TimingConfig) -> OrderTiming:
+    """Leg by leg in order: the order's latency, its unwind's latency, then a settlement delay (a
+    fixed order keeps a seeded run reproducible)."""
+    if not venues:
+        raise ValueError("a trade needs at least one leg")
+    latencies, unwinds, delays = [], [], []
+    for venue in venues:
+        if venue not in config.latency or venue not in config.settlement:
+            raise ValueError(f"no timing model for venue {venue!r}")
+        latencies.append(config.latency[venue].draw_ms(rng))
+        unwinds.append(config.latency[venue].draw_ms(rng))
+        delays.append(config.settlement[venue].draw_s(rng))
+    return OrderTiming(tuple(latencies), tuple(unwinds), max(delays))
+
+
+def settled_after(executed_at: datetime, delay_s: Decimal) -> datetime:
+    return executed_at + timedelta(milliseconds=int(delay_s * 1000))
 
 
 def _require_aware(name: str, moment: datetime) -> None:
@@ -128,38 +149,11 @@ def _require_aware(name: str, moment: datetime) -> None:
         raise ValueError(f"{name} must be timezone-aware (UTC)")
 
 
-def draw_timing(
-    venues: Sequence[str], decided_at: datetime, rng: random.Random, config: TimingConfig
-) -> Timing:
-    """Draw, leg by leg in order, a latency then a settlement delay (a fixed order keeps a
-    seeded run reproducible); the pair waits for its slowest leg at each step."""
-    _require_aware("decided_at", decided_at)
-    if not venues:
-        raise ValueError("a trade needs at least one leg")
-    latencies: dict[str, int] = {}
-    delays: list[Decimal] = []
-    for venue in venues:
-        if venue not in config.latency or venue not in config.settlement:
-            raise ValueError(f"no timing model for venue {venue!r}")
-        latency_ms = config.latency[venue].draw_ms(rng)
-        latencies[venue] = max(latencies.get(venue, 0), latency_ms)
-        delays.append(config.settlement[venue].draw_s(rng))
-    executed_at = decided_at + timedelta(milliseconds=max(latencies.values()))
-    delay_s = max(delays)
-    settled_at = executed_at + timedelta(milliseconds=int(delay_s * 1000))
-    return Timing(
-        decided_at=decided_at,
-        executed_at=executed_at,
-        settled_at=settled_at,
-        settlement_delay_s=delay_s,
-        latencies_ms=latencies,
-    )
-
-
-def trade_status(now: datetime, executed_at: datetime, settled_at: datetime) -> str:
-    """queued before executed_at, executed until settled_at, then settled."""
+def trade_status(now: datetime, executed_at: datetime, settled_at: datetime, *, arrived: bool = True) -> str:
+    """queued until every order has arrived (and before executed_at), executed until settled_at,
+    then settled."""
     _require_aware("now", now)
-    if now < executed_at:
+    if not arrived or now < executed_at:
         return QUEUED
     if now < settled_at:
         return EXECUTED

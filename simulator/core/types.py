@@ -201,31 +201,28 @@ class LegFill:
 
 @dataclass(frozen=True, slots=True)
 class TradeDraft:
-    """A virtual trade before the engine gives it an id and a row."""
+    """A virtual trade at decision, before the engine gives it an id and a row: its orders are on
+    their way (`legs`, `simulator.core.execution.LegOrder`) and the most they can cost is held."""
 
     requested_size: Decimal
-    matched_size: Decimal
-    fill_pct: Decimal  # matched / requested, 0-1, 4 places
-    legs: tuple[LegFill, ...]
-    cost_usd: Decimal  # sum of price x size over both legs, plus fees
-    fees_usd: Decimal
-    expected_pnl_usd: Decimal  # matched x $1 - cost: a hedged pair pays $1 per contract
-    executed_at: datetime
+    order_size: Decimal  # what each order asks for (fills meet the minimum at the validated book)
+    reserved_usd: Decimal  # the worst-case cost, held against balance and daily cap until arrival
+    legs: tuple[Any, ...]  # LegOrder, one per leg
+    signal_edge_cents: Decimal  # the intent's edge
+    seen_edge_cents: Decimal  # the edge of the order size's fills at the validated book
+    decided_at: datetime
+    executed_at: datetime  # expected: when the last order arrives
     settled_at: datetime
     settlement_delay_s: Decimal
-    decided_at: datetime | None = None
-    net_edge_cents: Decimal | None = None  # the edge of the real fills, per contract
     latencies_ms: Mapping[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "requested_size": str(self.requested_size),
-            "matched_size": str(self.matched_size),
-            "fill_pct": str(self.fill_pct),
-            "cost_usd": str(self.cost_usd),
-            "fees_usd": str(self.fees_usd),
-            "expected_pnl_usd": str(self.expected_pnl_usd),
-            "net_edge_cents": str(self.net_edge_cents) if self.net_edge_cents is not None else None,
+            "order_size": str(self.order_size),
+            "reserved_usd": str(self.reserved_usd),
+            "signal_edge_cents": str(self.signal_edge_cents),
+            "seen_edge_cents": str(self.seen_edge_cents),
             "decided_at": _dt_json(self.decided_at),
             "executed_at": _dt_json(self.executed_at),
             "settled_at": _dt_json(self.settled_at),
