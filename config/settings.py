@@ -143,6 +143,11 @@ else:
     CELERY_BROKER_URL = "memory://"
 # Without Redis there is no broker to reach a worker: tasks run in-process.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
+# How a traded decision's orders arrive (simulator/tasks.py): celery (tasks due at their arrival
+# time, on the workers), timer (a thread of this process: the demo), inline (at once, here: eager).
+SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="inline" if CELERY_TASK_ALWAYS_EAGER else "celery")
+if SIMULATOR_ARRIVALS not in ("celery", "timer", "inline"):
+    raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery, timer or inline")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -162,6 +167,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-runs": {"task": "simulator.tasks.expire_runs", "schedule": 30.0},
     # The broker can lose a message when a worker dies at the wrong moment: the DB knows better.
     "redispatch-undecided": {"task": "simulator.tasks.redispatch_undecided", "schedule": 30.0},
+    "redispatch-overdue-arrivals": {"task": "simulator.tasks.redispatch_overdue_arrivals", "schedule": 10.0},
     "ingest-live-tick": {
         "task": "ingest.tasks.live_tick",
         "schedule": env.float("INGEST_TICK_S", default=1.0),

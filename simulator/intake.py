@@ -4,7 +4,8 @@ as decision tasks for the workers (`simulator.tasks`), one per running run that 
 Ingest imports nothing else of the simulator. It calls
 - `running_user_thresholds()` to learn whose runs an edge could interest,
 - `intent_arrived(intent)` and `span_started(span)` once the row is committed.
-Beat's sweep (`simulator.sweeps`) calls `redispatch_undecided()` for what the broker lost."""
+Beat's sweep (`simulator.sweeps`) calls `redispatch_undecided()` and
+`redispatch_overdue_arrivals()` for what the broker lost."""
 
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from django.utils import timezone
 from ingest.intents import UserThreshold
 from ingest.models import ExecutionIntent, SuccessSpan
 from simulator import selectors
-from simulator.models import Decision
-from simulator.tasks import decide_intent_task, decide_span_task
+from simulator.engine import steps_of
+from simulator.models import Decision, SimulatorTrade
+from simulator.tasks import decide_intent_task, decide_span_task, schedule_arrivals
 
 logger = logging.getLogger(__name__)
 
@@ -90,3 +92,22 @@ def redispatch_undecided(
     if sent:
         logger.warning("event=undecided_intents_redispatched count=%s", sent)
     return sent
+
+
+def redispatch_overdue_arrivals(
+    *, now: datetime | None = None, late_s: float = 10.0, limit: int = 2000
+) -> int:
+    """Schedule again every arrival step due more than `late_s` ago and still not done: its task
+    was lost (a worker killed between the broker's pop and its unacknowledged copy, or between a
+    decision's commit and its scheduling). The step is done once whatever the deliveries."""
+    now = now or timezone.now()
+    steps = []
+    in_flight = SimulatorTrade.objects.filter(
+        arrival_outcome="", decided_at__lte=now - timedelta(seconds=late_s)
+    )
+    for trade in in_flight.order_by("decided_at", "id").only("legs")[:limit]:
+        steps += [step for step in steps_of(trade) if (now - step[2]).total_seconds() >= late_s]
+    schedule_arrivals(steps)
+    if steps:
+        logger.warning("event=overdue_arrivals_redispatched count=%s", len(steps))
+    return len(steps)

@@ -31,3 +31,8 @@ def redispatch_undecided(self) -> int:
         if waiting:
             return 0
     return intake.redispatch_undecided()
+
+
+@shared_task(name="simulator.tasks.redispatch_overdue_arrivals", **RETRY)
+def redispatch_overdue_arrivals(self) -> int:
+    return intake.redispatch_overdue_arrivals()

@@ -1,17 +1,26 @@
-"""Celery tasks on the `simulator` queue that decide: a few lines each, the engine does the work.
-`simulator.intake` sends them; beat's periodic tasks are in `simulator.sweeps`.
+"""Celery tasks on the `simulator` queue that decide and arrive: a few lines each, the engine does
+the work. `simulator.intake` sends the decisions; beat's periodic tasks are in `simulator.sweeps`.
 
 acks_late + reject_on_worker_lost (settings): a worker killed mid-task leaves the message
-unacknowledged, the broker redelivers it, and the engine's unique constraints make the
-redelivery find the decision already written (exactly once).
+unacknowledged, the broker redelivers it, and the engine finds the decision (or the arrival
+step) already written: exactly once.
+
+A traded decision's orders arrive later (`schedule_arrivals`): as Celery tasks due at their
+arrival time (SIMULATOR_ARRIVALS=celery, with workers), on a timer thread of this process
+(timer: the demo), or here and now (inline: eager tasks, no workers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import partial
+
 from celery import shared_task
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from simulator.engine import decide_intent, decide_span_start
+from simulator import engine
+from simulator.arrival_timer import timer
 
 RETRY = {
     "bind": True,
@@ -26,11 +35,45 @@ RETRY = {
 
 @shared_task(name="simulator.tasks.decide_intent_task", **RETRY)
 def decide_intent_task(self, run_id: int, intent_id: int) -> int | None:
-    decision = decide_intent(run_id=run_id, intent_id=intent_id)
-    return decision.pk if decision is not None else None
+    decision = engine.decide_intent(run_id=run_id, intent_id=intent_id)
+    if decision is None:
+        return None
+    # Also on a redelivery: the first delivery may have died before it scheduled them.
+    schedule_arrivals(engine.in_flight_steps(decision))
+    return decision.pk
 
 
 @shared_task(name="simulator.tasks.decide_span_task", **RETRY)
 def decide_span_task(self, run_id: int, span_id: int) -> int | None:
-    decision = decide_span_start(run_id=run_id, span_id=span_id)
+    decision = engine.decide_span_start(run_id=run_id, span_id=span_id)
     return decision.pk if decision is not None else None
+
+
+@shared_task(name="simulator.tasks.arrive_task", **RETRY)
+def arrive_task(self, trade_id: int, step: str) -> str | None:
+    arrived = engine.arrive(trade_id=trade_id, step=step)
+    if arrived is None:
+        return None
+    schedule_arrivals(arrived.next_steps)
+    return arrived.trade.arrival_outcome or "in_flight"
+
+
+def _arrive_on_timer(trade_id: int, step: str) -> None:
+    arrived = engine.arrive(trade_id=trade_id, step=step)
+    if arrived is not None:
+        schedule_arrivals(arrived.next_steps)
+
+
+def schedule_arrivals(steps: Sequence[engine.Step]) -> None:
+    """Have each step run at its arrival time (see the module's docstring for the modes)."""
+    if not steps:
+        return
+    mode = settings.SIMULATOR_ARRIVALS
+    if mode == "inline":
+        engine.arrive_in_order(steps)
+    elif mode == "timer":
+        for trade_id, step, at in steps:
+            timer.call_at(at, partial(_arrive_on_timer, trade_id, step))
+    else:
+        for trade_id, step, at in steps:
+            arrive_task.apply_async((trade_id, step), eta=at)

@@ -19,9 +19,15 @@ from simulator.core.fills import USD_PLACES
 RESULTS = ("yes", "no")
 
 
+def _size(fills: Iterable[Mapping[str, Any]] | None) -> Decimal:
+    return sum((Decimal(str(fill["size"])) for fill in fills or ()), Decimal(0))
+
+
 def leg_contracts(leg: Mapping[str, Any]) -> Decimal:
-    """Contracts a leg holds: the sum of its fills (a trade's `legs` JSON)."""
-    return sum((Decimal(str(fill["size"])) for fill in leg.get("fills", ())), Decimal(0))
+    """Contracts a leg holds (a trade's `legs` JSON): its fills less what its unwind sold. A
+    carried excess is held, so it pays too."""
+    unwind = leg.get("unwind") or {}
+    return _size(leg.get("fills")) - _size(unwind.get("fills"))
 
 
 def payout_usd(legs: Iterable[Mapping[str, Any]], results: Mapping[str, str]) -> Decimal:

@@ -59,7 +59,7 @@ from simulator.engine.inputs import (
     span_intent,
 )
 from simulator.engine.load import existing_decision, run_and_decided, run_intent_and_stamps
-from simulator.engine.rows import book_trade, decision_row, reason_code, trade_row
+from simulator.engine.rows import decision_row, reason_code, reserve_for_trade, trade_row
 from simulator.engine.validation import (
     CachedValidator,
     Validator,
@@ -174,7 +174,7 @@ def _decide_locked(
     )
     if result.outcome == TRADED:
         trade = trade_row(run, intent_row, decision, result, now)
-        write_decision(decision, trade=trade, run=run, run_fields=book_trade(run, trade, ledger, now))
+        write_decision(decision, trade=trade, run=run, run_fields=reserve_for_trade(run, trade, now))
         transaction.on_commit(partial(broadcast_decision, trade, run))
     else:
         run.decision_count += 1

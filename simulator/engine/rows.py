@@ -1,5 +1,6 @@
 """Rows: the core's decision as the rows to write, not yet saved (`simulator.engine.write` saves
-them): the decision row, the trade row of a decision that traded, and the run's money moved by it."""
+them): the decision row, the trade row of a decision that traded (its orders on their way), and
+the run's money held for it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from decimal import Decimal
 from typing import Any
 
 from ingest.models import ExecutionIntent, SuccessSpan
-from simulator.core import Check, LiquidityLedger
+from simulator.core import Check
 from simulator.core import Decision as CoreDecision
 from simulator.engine.inputs import run_state, utc_day
 from simulator.engine.sql import cache_related, new_row
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
+
+ZERO = Decimal(0)
 
 
 def _checks_json(checks: Sequence[Check]) -> list[dict[str, Any]]:
@@ -63,7 +66,9 @@ def trade_row(
     result: CoreDecision,
     now: datetime,
 ) -> SimulatorTrade:
-    """The trade row of a decision that traded, not yet saved (see `write_decision`)."""
+    """The trade row of a decision that traded, not yet saved (see `write_decision`): its orders
+    on their way, nothing filled yet, the worst-case cost held (`simulator.engine.arrival`
+    completes it)."""
     draft = result.trade
     assert draft is not None
     trade = new_row(
@@ -74,15 +79,14 @@ def trade_row(
         user_id=run.user_id,
         opportunity_key=intent_row.opportunity_key,
         direction=intent_row.direction,
-        net_edge_cents=draft.net_edge_cents
-        if draft.net_edge_cents is not None
-        else intent_row.net_edge_cents,
+        net_edge_cents=draft.seen_edge_cents,
         requested_size=draft.requested_size,
-        matched_size=draft.matched_size,
-        fill_pct=draft.fill_pct,
-        cost_usd=draft.cost_usd,
-        fees_usd=draft.fees_usd,
-        expected_pnl_usd=draft.expected_pnl_usd,
+        order_size=draft.order_size,
+        matched_size=ZERO,
+        fill_pct=ZERO,
+        cost_usd=ZERO,
+        fees_usd=ZERO,
+        expected_pnl_usd=ZERO,
         legs=[leg.as_json() for leg in draft.legs],
         checks=decision.checks,
         validation=result.validation.as_json() if result.validation is not None else {},
@@ -92,27 +96,36 @@ def trade_row(
         settlement_delay_s=draft.settlement_delay_s,
         payout_usd=None,  # until the pair's markets resolve
         resolved_at=None,
+        arrival_outcome="",  # until every order has arrived
+        reserved_usd=draft.reserved_usd,
+        signal_edge_cents=draft.signal_edge_cents,
+        realised_edge_cents=None,
+        slippage_cents=None,
+        unwind_cost_usd=ZERO,
+        carried_mark_usd=ZERO,
     )
     cache_related(trade, run=run, intent=intent_row)
     return trade
 
 
-def book_trade(run: SimulatorRun, trade: SimulatorTrade, ledger: LiquidityLedger, now: datetime) -> list[str]:
-    """Move the trade's money into the run (in memory); the names of the fields to save."""
+RESERVE_FIELDS = [
+    "balance_usd",
+    "reserved_usd",
+    "trade_count",
+    "decision_count",
+    "traded_day",
+    "traded_today_usd",
+]
+
+
+def reserve_for_trade(run: SimulatorRun, trade: SimulatorTrade, now: datetime) -> list[str]:
+    """Hold the trade's worst-case cost against the run's balance and daily total (in memory);
+    the names of the fields to save. Released at arrival, less what the orders cost."""
     today = run_state(run, now)
-    run.balance_usd -= trade.cost_usd
-    run.expected_pnl_usd += trade.expected_pnl_usd
+    run.balance_usd -= trade.reserved_usd
+    run.reserved_usd += trade.reserved_usd
     run.trade_count += 1
     run.decision_count += 1
     run.traded_day = utc_day(now)
-    run.traded_today_usd = today.traded_today_usd + trade.cost_usd
-    run.liquidity_state = ledger.to_json()
-    return [
-        "balance_usd",
-        "expected_pnl_usd",
-        "trade_count",
-        "decision_count",
-        "traded_day",
-        "traded_today_usd",
-        "liquidity_state",
-    ]
+    run.traded_today_usd = today.traded_today_usd + trade.reserved_usd
+    return RESERVE_FIELDS

@@ -316,6 +316,34 @@ class ExchangeValidator:
 
     __call__ = validate  # an ExchangeValidator is a `Validator`
 
+    def arrival_book(self, user_id: int, venue: str, instrument_id: str, side: str) -> CallResult[Book]:
+        """The book an order meets when it arrives: a read-only call made now, never from the
+        cache (the book seen at validation is what the order must *not* be filled against),
+        within the venue's rate limit and any Retry-After it asked for."""
+        adapter, problem = self._venue_access(user_id, venue)
+        if adapter is None:
+            return CallResult(kind=REJECTED, venue=venue, call="orderbook", detail=problem, latency_ms=0.0)
+        key = (adapter.venue, adapter.fingerprint)
+        with self._lock:
+            wait_s = self._backoff_until.get(key, 0.0) - self._clock()
+        if wait_s > 0:
+            return CallResult(
+                kind=RATE_LIMITED,
+                venue=venue,
+                call="orderbook",
+                detail=f"{venue} asked us to slow down (429); not calling it for another {wait_s:.1f} s",
+                retry_after_s=wait_s,
+                latency_ms=0.0,
+            )
+        if venue == KALSHI:
+            both = adapter.orderbook(instrument_id)
+            if not both.ok:
+                return both  # type: ignore[return-value]
+            return CallResult.success(
+                both.value[side], venue=KALSHI, call="orderbook", latency_ms=both.latency_ms
+            )
+        return adapter.orderbook(instrument_id, side)
+
     def _validate(
         self,
         user_id: int,
@@ -408,6 +436,11 @@ def validate_intent(
 ) -> ExchangeValidation:
     """Validate one intent's legs for one user through the process-wide validator."""
     return default_validator().validate(user_id, legs, now)
+
+
+def arrival_book(user_id: int, venue: str, instrument_id: str, side: str) -> CallResult[Book]:
+    """`ExchangeValidator.arrival_book` through the process-wide validator."""
+    return default_validator().arrival_book(user_id, venue, instrument_id, side)
 
 
 def validate_intent_from_cache(
