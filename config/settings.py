@@ -144,10 +144,10 @@ else:
 # Without Redis there is no broker to reach a worker: tasks run in-process.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 # How a traded decision's orders arrive (simulator/tasks.py): celery (tasks due at their arrival
-# time, on the workers), timer (a thread of this process: the demo), inline (at once, here: eager).
-SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="inline" if CELERY_TASK_ALWAYS_EAGER else "celery")
-if SIMULATOR_ARRIVALS not in ("celery", "timer", "inline"):
-    raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery, timer or inline")
+# time, on the workers; eager tasks run at once) or timer (a thread of this process: the demo).
+SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="celery")
+if SIMULATOR_ARRIVALS not in ("celery", "timer"):
+    raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery or timer")
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -6,8 +6,8 @@ unacknowledged, the broker redelivers it, and the engine finds the decision (or 
 step) already written: exactly once.
 
 A traded decision's orders arrive later (`schedule_arrivals`): as Celery tasks due at their
-arrival time (SIMULATOR_ARRIVALS=celery, with workers), on a timer thread of this process
-(timer: the demo), or here and now (inline: eager tasks, no workers).
+arrival time (SIMULATOR_ARRIVALS=celery; eager tasks, without workers, run at once), or on a
+timer thread of this process (timer: the demo, which has no workers).
 """
 
 from __future__ import annotations
@@ -68,10 +68,7 @@ def schedule_arrivals(steps: Sequence[engine.Step]) -> None:
     """Have each step run at its arrival time (see the module's docstring for the modes)."""
     if not steps:
         return
-    mode = settings.SIMULATOR_ARRIVALS
-    if mode == "inline":
-        engine.arrive_in_order(steps)
-    elif mode == "timer":
+    if settings.SIMULATOR_ARRIVALS == "timer":
         for trade_id, step, at in steps:
             timer.call_at(at, partial(_arrive_on_timer, trade_id, step))
     else:

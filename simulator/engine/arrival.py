@@ -46,7 +46,7 @@ from simulator.core.execution import (
 from simulator.core.fills import fill_pct
 from simulator.core.liquidity import LiquidityLedger
 from simulator.engine.broadcast import broadcast_decision
-from simulator.engine.inputs import fee_schedules, sim_config, utc_day
+from simulator.engine.inputs import draw_key, fee_schedules, sim_config, utc_day
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
 logger = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ def _leg_arrives(
         taken_by_run=ledger.taken(book) if book is not None else {},
         shares=competition.shares(marginal),
         # Seeded per (run, intent, leg): the same run replayed draws the same competition.
-        rng=random.Random(f"{run.seed}:{trade.intent_id}:arrival:{index}"),
+        rng=random.Random(f"{run.seed}:{draw_key(trade.intent)}:arrival:{index}"),
         schedule=schedule,  # type: ignore[arg-type]
         unavailable=unavailable,
     )

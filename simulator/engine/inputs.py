@@ -162,3 +162,11 @@ def run_state(run: SimulatorRun, now: datetime) -> RunState:
     """Balance and today's traded total; the daily total starts again at each UTC midnight."""
     traded_today = run.traded_today_usd if run.traded_day == utc_day(now) else Decimal(0)
     return RunState(balance_usd=run.balance_usd, traded_today_usd=traded_today)
+
+
+def draw_key(intent: ExecutionIntent) -> str:
+    """What a run's random draws for an intent are seeded by, with the run's seed: the intent's
+    content (its pair, direction and the time its books were seen), not its row id, so the same
+    recording replayed again draws the same latencies and competition."""
+    signal_ms = int(intent.signal_at.timestamp() * 1000)
+    return f"{intent.opportunity_key}:{intent.direction}:{signal_ms}"

@@ -50,6 +50,7 @@ from simulator.engine.broadcast import broadcast_decision
 from simulator.engine.expiry import expire_run_if_due
 from simulator.engine.inputs import (
     core_intent,
+    draw_key,
     explain_missing,
     fee_schedules,
     keys_of,
@@ -157,7 +158,7 @@ def _decide_locked(
         keys=keys,
         validate=validate,
         fee_schedules=fee_schedules(intent_row.pair),
-        rng=random.Random(f"{run.seed}:{intent_row.pk}"),
+        rng=random.Random(f"{run.seed}:{draw_key(intent_row)}"),
         now=now,
         ledger=ledger,
         config=sim_config(run),
