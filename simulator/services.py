@@ -209,8 +209,10 @@ def resolve_pair(
     "no"): every trade on it not yet resolved, in every run whatever its status, gets its payout
     ($1 per contract of each leg whose side won: simulator.core.payout), and its run's balance
     and realised P&L move by it (balance + payout, pnl + payout - cost), under the run's row lock
-    so no decision interleaves. Exactly once per trade: resolving again changes nothing.
-    -> {"trades": n, "runs": n, "payout_usd": Decimal, "pnl_usd": Decimal}."""
+    so no decision interleaves. Exactly once per trade: resolving again changes nothing. A trade
+    whose orders are still on their way (milliseconds) is left for the next resolution: what it
+    holds is not known yet. A carried (unhedged) excess pays like any held contract.
+    -> {"trades": n, "runs": n, "payout_usd": Decimal, "pnl_usd": Decimal, "in_flight": n}."""
     now = now or timezone.now()
     errors = {
         venue: f"must be one of {', '.join(RESULTS)}"
@@ -224,8 +226,15 @@ def resolve_pair(
             f"no market pair with opportunity key {opportunity_key!r}", field="opportunity_key"
         )
     results = {"kalshi": kalshi, "polymarket": polymarket}
-    unresolved = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=True)
-    summary: dict[str, Any] = {"trades": 0, "runs": 0, "payout_usd": Decimal(0), "pnl_usd": Decimal(0)}
+    open_trades = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=True)
+    unresolved = open_trades.exclude(arrival_outcome="")
+    summary: dict[str, Any] = {
+        "trades": 0,
+        "runs": 0,
+        "payout_usd": Decimal(0),
+        "pnl_usd": Decimal(0),
+        "in_flight": open_trades.filter(arrival_outcome="").count(),
+    }
     for run_id in unresolved.values_list("run_id", flat=True).distinct().order_by("run_id"):
         with transaction.atomic():
             run = SimulatorRun.objects.select_for_update().get(pk=run_id)

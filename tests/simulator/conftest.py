@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from exchanges.books import KALSHI, POLYMARKET, Book, Level
-from simulator.core import ExchangeValidation, IntentLeg, LegValidation
+from simulator.core import ExchangeValidation, IntentLeg, LegOrder, LegValidation
 from tests.simulator.factories import NOW, MarketPairFactory, trader
 
 D = Decimal
@@ -47,6 +47,40 @@ class BookValidator:
                 )
             )
         return ExchangeValidation(ok=True, legs=tuple(validated), balances_usd=dict(self.balances))
+
+
+class ArrivalBooks:
+    """The books orders meet at arrival, per venue: asks and bids given as (price, size) pairs;
+    a venue left out answers nothing (unreachable). Counts the reads."""
+
+    def __init__(self, **ladders: tuple[list[tuple[str, str]], list[tuple[str, str]]]) -> None:
+        self.ladders = ladders
+        self.reads: list[tuple[str, datetime]] = []
+
+    def __call__(self, user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
+        self.reads.append((order.venue, at))
+        if order.venue not in self.ladders:
+            return None, "no book at arrival: unreachable"
+        asks, bids = self.ladders[order.venue]
+        return (
+            Book(
+                venue=order.venue,
+                instrument_id=order.instrument_id,
+                side=order.side,
+                asks=tuple(Level(D(p), D(s)) for p, s in asks),
+                bids=tuple(Level(D(p), D(s)) for p, s in bids),
+                received_ts_ms=int(at.timestamp() * 1000),
+            ),
+            "",
+        )
+
+
+# The default intent's books at arrival as they were at decision, deep enough that the default
+# competition (others take up to a fifth of each level first) leaves the whole order.
+UNCHANGED_BOOKS = {
+    "kalshi": ([("0.45", "20")], [("0.44", "50")]),
+    "polymarket": ([("0.50", "20")], [("0.49", "50")]),
+}
 
 
 @pytest.fixture

@@ -12,16 +12,15 @@ import orjson
 import pytest
 from django.conf import settings
 
-from exchanges.books import Book, Level
 from ingest.models import ExecutionIntent, SuccessSpan
 from simulator import presenters
 from simulator.core import ExecutionConfig, SimConfig
-from simulator.core.execution import LegOrder
 from simulator.engine import arrive, arrive_in_order, decide_intent, in_flight_steps
 from simulator.intake import redispatch_overdue_arrivals
 from simulator.models import SimulatorRun, SimulatorTrade
 from simulator.replay import replay_recording
 from simulator.services import start_run, stop_run
+from tests.simulator.conftest import UNCHANGED_BOOKS, ArrivalBooks
 from tests.simulator.factories import NOW, ExecutionIntentFactory, set_thresholds
 
 pytestmark = pytest.mark.django_db
@@ -29,36 +28,7 @@ D = Decimal
 NO_COMPETITION = {"share_min": "0", "share_max": "0", "marginal_share_min": "0", "marginal_share_max": "0"}
 
 
-class ArrivalBooks:
-    """The books orders meet at arrival, per venue: asks and bids given as (price, size) pairs;
-    a venue left out answers nothing (unreachable). Counts the reads."""
-
-    def __init__(self, **ladders: tuple[list[tuple[str, str]], list[tuple[str, str]]]) -> None:
-        self.ladders = ladders
-        self.reads: list[tuple[str, datetime]] = []
-
-    def __call__(self, user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
-        self.reads.append((order.venue, at))
-        if order.venue not in self.ladders:
-            return None, "no book at arrival: unreachable"
-        asks, bids = self.ladders[order.venue]
-        return (
-            Book(
-                venue=order.venue,
-                instrument_id=order.instrument_id,
-                side=order.side,
-                asks=tuple(Level(D(p), D(s)) for p, s in asks),
-                bids=tuple(Level(D(p), D(s)) for p, s in bids),
-                received_ts_ms=int(at.timestamp() * 1000),
-            ),
-            "",
-        )
-
-
-UNCHANGED = {
-    "kalshi": ([("0.45", "10")], [("0.44", "50")]),
-    "polymarket": ([("0.50", "10")], [("0.49", "50")]),
-}
+UNCHANGED = UNCHANGED_BOOKS
 
 
 def start(user, **execution) -> SimulatorRun:

@@ -8,10 +8,10 @@ import pytest
 
 from accounts.models import UserSecret
 from simulator.core import CHECK_NAMES, NOT_RUN_DETAIL, ExchangeValidation, LegValidation
-from simulator.engine import decide_intent
+from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
 from simulator.models import Decision, SimulatorTrade
 from simulator.services import start_run, stop_run
-from tests.simulator.conftest import BookValidator
+from tests.simulator.conftest import UNCHANGED_BOOKS, ArrivalBooks, BookValidator
 from tests.simulator.factories import NOW, ExecutionIntentFactory, intent_legs, set_thresholds
 
 pytestmark = pytest.mark.django_db
@@ -40,7 +40,8 @@ def test_all_checks_passing_gives_a_trade_with_the_contract_arithmetic(trading_u
     intent = ExecutionIntentFactory(user=trading_user, pair=pair)
     decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
     assert decision.outcome == "traded" and decision.reason == "" and decision.reason_code == ""
-    trade = decision.trade
+    arrive_in_order(in_flight_steps(decision), books=ArrivalBooks(**UNCHANGED_BOOKS))
+    trade = SimulatorTrade.objects.get(decision=decision)
     assert (trade.requested_size, trade.matched_size, trade.fill_pct) == (10, 10, D("1"))
     assert (trade.cost_usd, trade.fees_usd, trade.expected_pnl_usd) == (D("9.68"), D("0.18"), D("0.32"))
     assert [check["name"] for check in trade.checks] == list(CHECK_NAMES)
@@ -66,10 +67,10 @@ def test_all_checks_passing_gives_a_trade_with_the_contract_arithmetic(trading_u
     assert trade.decided_at == NOW <= trade.executed_at <= trade.settled_at
     assert trade.validation["ok"] is True
     run.refresh_from_db()
-    assert run.balance_usd == D("1000") - trade.cost_usd
+    assert run.balance_usd == D("1000") - trade.cost_usd and run.reserved_usd == 0
     assert (run.trade_count, run.decision_count) == (1, 1)
     assert run.expected_pnl_usd == D("0.32") and run.traded_today_usd == D("9.68")
-    assert run.liquidity_state["books"]
+    assert run.liquidity_state["books"]  # what the arrivals took from the books they met
 
 
 def test_the_trade_is_broadcast_after_commit(
@@ -253,17 +254,22 @@ def trade_fingerprint(run_seed: int, intents_in_order, user, pair) -> list[tuple
     run.seed = run_seed
     run.save(update_fields=["seed"])
     deep = BookValidator(asks=[("0.44", "3"), ("0.45", "4"), ("0.46", "50")])
+    books = ArrivalBooks(
+        kalshi=([("0.45", "9")], [("0.40", "9")]), polymarket=([("0.50", "9")], [("0.45", "9")])
+    )
     out = {}
     for second, intent in enumerate(intents_in_order):
         at = NOW + timedelta(seconds=second)
         decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=at, validator=deep)
-        trade = decision.trade
+        arrive_in_order(in_flight_steps(decision), books=books)
+        trade = SimulatorTrade.objects.get(decision=decision)
         out[intent.pk] = (
             trade.matched_size,
             trade.cost_usd,
             trade.executed_at - at,
             trade.settled_at - at,
-            str(trade.legs),
+            # The legs as drawn, without the clock times their position in the sequence gives.
+            str([{k: v for k, v in leg.items() if not k.endswith(("_at", "_ts_ms"))} for leg in trade.legs]),
         )
     return [out[intent.pk] for intent in sorted(intents_in_order, key=lambda i: i.pk)]
 
@@ -271,8 +277,14 @@ def trade_fingerprint(run_seed: int, intents_in_order, user, pair) -> list[tuple
 def test_same_seed_and_inputs_give_identical_trades(trading_user, pair):
     set_thresholds(trading_user, min_edge="1", max_leg="1000", daily_cap="100000")
     intents = [
-        ExecutionIntentFactory(user=trading_user, pair=pair, net_edge_cents=D("1.5"), size=D("7"))
-        for _ in range(4)
+        ExecutionIntentFactory(
+            user=trading_user,
+            pair=pair,
+            net_edge_cents=D("1.5"),
+            size=D("7"),
+            signal_at=NOW + timedelta(seconds=n),
+        )
+        for n in range(4)
     ]
     first = trade_fingerprint(12345, intents, trading_user, pair)
     again = trade_fingerprint(12345, intents, trading_user, pair)
@@ -283,8 +295,14 @@ def test_same_seed_and_inputs_give_identical_trades(trading_user, pair):
 def test_each_intent_draws_the_same_trade_whatever_the_order(trading_user, pair):
     set_thresholds(trading_user, min_edge="1", max_leg="1000", daily_cap="100000")
     intents = [
-        ExecutionIntentFactory(user=trading_user, pair=pair, net_edge_cents=D("1.5"), size=D("7"))
-        for _ in range(3)
+        ExecutionIntentFactory(
+            user=trading_user,
+            pair=pair,
+            net_edge_cents=D("1.5"),
+            size=D("7"),
+            signal_at=NOW + timedelta(seconds=n),
+        )
+        for n in range(3)
     ]
     forwards = trade_fingerprint(777, intents, trading_user, pair)
     backwards = trade_fingerprint(777, list(reversed(intents)), trading_user, pair)

@@ -8,9 +8,10 @@ import pytest
 from exchanges.double import Fault
 from exchanges.ratelimit import BookCache, LocalRateLimiter
 from simulator.core import IntentLeg
-from simulator.engine import decide_intent
+from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
 from simulator.engine.inputs import core_intent
 from simulator.engine.validation import ExchangeValidator
+from simulator.models import SimulatorTrade
 from simulator.services import start_run
 from tests.accounts.factories import UserFactory
 from tests.simulator.factories import (
@@ -77,8 +78,14 @@ def decide(scene, validator):
 def test_a_healthy_exchange_validates_and_the_trade_fills_from_its_books(scene, validator):
     decision = decide(scene, validator)
     assert decision.outcome == "traded", decision.reason
-    trade = decision.trade
-    assert (trade.matched_size, trade.cost_usd) == (D("10"), D("9.68"))
+    # Each order meets the double's book again at its arrival time (a read, not the cache).
+    arrive_in_order(in_flight_steps(decision))
+    trade = SimulatorTrade.objects.get(decision=decision)
+    assert (trade.arrival_outcome, trade.matched_size, trade.cost_usd) == ("full", D("10"), D("9.68"))
+    for leg in trade.legs:
+        assert leg["arrival_book"] and D(leg["arrival_available"][0]["size"]) <= D(
+            leg["arrival_book"][0]["size"]
+        )
     validation = trade.validation
     assert validation["ok"] is True
     assert {leg["kind"] for leg in validation["legs"]} == {"ok"}

@@ -8,9 +8,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
 from config.errors import NotFoundError
-from simulator.engine import decide_intent
+from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
 from simulator.models import SimulatorRun, SimulatorTrade
 from simulator.services import resolve_pair, start_run, stop_run
+from tests.simulator.conftest import UNCHANGED_BOOKS, ArrivalBooks
 from tests.simulator.factories import NOW, ExecutionIntentFactory, set_thresholds
 
 pytestmark = pytest.mark.django_db
@@ -23,6 +24,7 @@ def traded(trading_user, pair, book_validator):
     intent = ExecutionIntentFactory(user=trading_user, pair=pair)
     decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
     assert decision.outcome == "traded", decision.reason
+    arrive_in_order(in_flight_steps(decision), books=ArrivalBooks(**UNCHANGED_BOOKS))
     return SimulatorRun.objects.get(pk=run.pk), SimulatorTrade.objects.get(pk=decision.trade.pk)
 
 
@@ -37,7 +39,13 @@ def test_venues_agreeing_pay_the_matched_size_and_realise_the_expected_pnl(trade
     assert after.balance_usd == run.balance_usd + trade.matched_size
     assert after.pnl_usd == trade.matched_size - trade.cost_usd == trade.expected_pnl_usd
     assert after.balance_usd == Decimal("1000") + after.pnl_usd  # nothing else is open
-    assert summary == {"trades": 1, "runs": 1, "payout_usd": trade.matched_size, "pnl_usd": after.pnl_usd}
+    assert summary == {
+        "trades": 1,
+        "runs": 1,
+        "payout_usd": trade.matched_size,
+        "pnl_usd": after.pnl_usd,
+        "in_flight": 0,
+    }
 
 
 def test_venues_disagreeing_against_the_pair_pay_nothing(traded, pair):
