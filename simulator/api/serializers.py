@@ -15,6 +15,7 @@ from rest_framework import serializers
 from config.number_fields import RuleDecimalField, RuleIntegerField
 from config.numbers import DecimalRule, WholeRule
 from ingest.models import OPPORTUNITY_KEY_RULE
+from simulator import run_settings
 from simulator.services import RUN_ID, STARTING_USD, duration_minutes_rule
 
 REPORT_DEFAULTS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
@@ -26,6 +27,31 @@ REPORT_MIN_EDGE_CENTS = DecimalRule(Decimal("0"), Decimal("100"), places=4, unit
 class OpportunityKeyField(serializers.CharField):
     def __init__(self, **kwargs):
         super().__init__(max_length=64, validators=[OPPORTUNITY_KEY_RULE], **kwargs)
+
+
+class SettingChoiceField(serializers.ChoiceField):
+    """One of a run setting's choices, defaulted when left out; a refusal lists the choices (DRF's
+    own says only "not a valid choice")."""
+
+    def __init__(self, name: str, **kwargs):
+        choices = run_settings.CHOICES[name]
+        super().__init__(choices, required=False, default=run_settings.DEFAULTS[name], **kwargs)
+        listed = ", ".join(choices)
+        self.error_messages["invalid_choice"] = f'"{{input}}" is not one of the choices: {listed}'
+        self.error_messages["blank"] = f"may not be blank; one of the choices: {listed}"
+        self.error_messages["null"] = f"may not be null; one of the choices: {listed}"
+
+
+def latency_ms_field(name: str, venue: str) -> RuleIntegerField:
+    rule = run_settings.LATENCY_RULES[name]
+    return RuleIntegerField(
+        rule,
+        required=False,
+        allow_null=True,
+        default=run_settings.DEFAULTS[name],
+        help_text=f"Median latency of an order to {venue}, in ms (null: the default); each order's "
+        f"latency is drawn around it, from {rule.low} to {rule.high} ms.",
+    )
 
 
 class StartInputSerializer(serializers.Serializer):
@@ -46,6 +72,28 @@ class StartInputSerializer(serializers.Serializer):
     )
     label = serializers.CharField(required=False, default="", allow_blank=True, max_length=120)
     notes = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+    kalshi_order_type = SettingChoiceField(
+        "kalshi_order_type",
+        help_text="Kalshi time in force: ioc (immediate-or-cancel: take what is there, cancel the "
+        "rest) or fok (fill-or-kill: all or nothing).",
+    )
+    polymarket_order_type = SettingChoiceField(
+        "polymarket_order_type",
+        help_text="Polymarket time in force: fak (fill-and-kill: take what is there, cancel the "
+        "rest) or fok (fill-or-kill: all or nothing).",
+    )
+    sequencing = SettingChoiceField(
+        "sequencing",
+        help_text="together: both legs sent at once; kalshi_first or polymarket_first: that leg "
+        "first, the other sent when its fill is known, sized to it.",
+    )
+    unhedged = SettingChoiceField(
+        "unhedged",
+        help_text="When the legs fill differently, the excess is unwound (sold at that venue's "
+        "bids one latency later, fees paid) or carried (held as an open position to resolution).",
+    )
+    kalshi_latency_ms = latency_ms_field("kalshi_latency_ms", "Kalshi")
+    polymarket_latency_ms = latency_ms_field("polymarket_latency_ms", "Polymarket")
 
     def validate(self, attrs):
         keys = list(attrs.pop("opportunity_keys", []))
@@ -120,6 +168,15 @@ class TradeLegOut(serializers.Serializer):
     book = LevelOut(many=True)
 
 
+class RunExecutionOut(serializers.Serializer):
+    kalshi_order_type = one_of(*run_settings.CHOICES["kalshi_order_type"])
+    polymarket_order_type = one_of(*run_settings.CHOICES["polymarket_order_type"])
+    sequencing = one_of(*run_settings.CHOICES["sequencing"])
+    unhedged = one_of(*run_settings.CHOICES["unhedged"])
+    kalshi_latency_ms = serializers.IntegerField(help_text="Median Kalshi order latency, ms.")
+    polymarket_latency_ms = serializers.IntegerField(help_text="Median Polymarket order latency, ms.")
+
+
 class RunOut(serializers.Serializer):
     id = serializers.IntegerField()
     status = one_of("running", "stopped", "expired", "failed")
@@ -140,6 +197,7 @@ class RunOut(serializers.Serializer):
     ends_at = serializers.DateTimeField()
     stopped_at = serializers.DateTimeField(allow_null=True)
     stop_reason = serializers.CharField()
+    execution = RunExecutionOut(help_text="The execution settings the run started with.")
 
 
 class StartedRunOut(RunOut):

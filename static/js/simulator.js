@@ -102,6 +102,13 @@
     const h = Math.floor(ms / 3600000), m = Math.floor((ms % 3600000) / 60000);
     return h >= 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${h} h ${m} min`;
   }
+  const SEQUENCING = { together: "legs together", kalshi_first: "Kalshi first", polymarket_first: "Polymarket first" };
+  function executionText(e) {
+    if (!e) return "–";
+    return `Kalshi ${esc(String(e.kalshi_order_type).toUpperCase())} ${esc(e.kalshi_latency_ms)} ms · ` +
+      `Polymarket ${esc(String(e.polymarket_order_type).toUpperCase())} ${esc(e.polymarket_latency_ms)} ms · ` +
+      `${esc(SEQUENCING[e.sequencing] || e.sequencing)} · ${esc(e.unhedged)}`;
+  }
   function renderRunning(runs) {
     const box = $("#running-runs");
     if (!runs.length) { box.innerHTML = `<p class="empty">No run is running. Start one with the form.</p>`; return; }
@@ -113,7 +120,8 @@
             <dt>trades</dt><dd data-field="trades">${esc(run.trade_count)}</dd>
             <dt>decisions</dt><dd>${esc(run.decision_count)}</dd>
             <dt>watching</dt><dd>${run.opportunity_keys && run.opportunity_keys.length ? esc(run.opportunity_keys.join(", ")) : "all keys"}</dd>
-            <dt>time left</dt><dd>${timeLeft(run)}</dd></dl>
+            <dt>time left</dt><dd>${timeLeft(run)}</dd>
+            <dt>execution</dt><dd data-field="execution">${executionText(run.execution)}</dd></dl>
         <button class="danger" data-stop="${esc(run.id)}">Stop</button>
       </div>`).join("");
   }
@@ -271,6 +279,10 @@
       duration_minutes: data.get("duration_minutes") === "" ? undefined : data.get("duration_minutes"),
       label: data.get("label"), notes: data.get("notes"),
     };
+    // The execution settings; an empty latency box is left out too (the API's default).
+    for (const input of form.querySelectorAll("#execution-settings [name]")) {
+      if (input.value !== "") body[input.name] = input.value;
+    }
     $("#start-button").disabled = true;
     try {
       const run = await api("/simulator/start", { method: "POST", body });
