@@ -15,11 +15,11 @@ CHOICE_TEXT = {
     "ioc": "IOC: immediate-or-cancel",
     "fak": "FAK: fill-and-kill",
     "fok": "FOK: fill-or-kill",
-    "together": "Both legs at once",
-    "kalshi_first": "Kalshi first, then Polymarket sized to its fill",
-    "polymarket_first": "Polymarket first, then Kalshi sized to its fill",
-    "unwind": "Unwind: sell the excess at the bids",
-    "carry": "Carry: hold the excess as an open position",
+    "together": "Both at once",
+    "kalshi_first": "Kalshi first",
+    "polymarket_first": "Polymarket first",
+    "unwind": "Unwind: sell it back",
+    "carry": "Carry: hold it",
 }
 SETTING_TEXT = {
     "kalshi_order_type": ("Kalshi order", "IOC takes what is there and cancels the rest; FOK all or nothing"),
@@ -29,8 +29,8 @@ SETTING_TEXT = {
         "FAK takes what is there and cancels the rest; FOK all or nothing",
     ),
     "polymarket_latency_ms": ("Polymarket latency, ms", "median time for an order to reach Polymarket"),
-    "sequencing": ("Legs", "how the two orders are sent"),
-    "unhedged": ("Unhedged excess", "when one leg fills more than the other"),
+    "sequencing": ("Legs", "one venue first: the other is sent sized to its fill"),
+    "unhedged": ("Unhedged excess", "when one leg fills more: sold at the bids, or held"),
 }
 
 

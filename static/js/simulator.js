@@ -102,12 +102,15 @@
     const h = Math.floor(ms / 3600000), m = Math.floor((ms % 3600000) / 60000);
     return h >= 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${h} h ${m} min`;
   }
+  // A run's execution settings, compactly: time in force and median latency per venue; then how
+  // the legs are sent and what happens to an unhedged excess.
   const SEQUENCING = { together: "legs together", kalshi_first: "Kalshi first", polymarket_first: "Polymarket first" };
-  function executionText(e) {
-    if (!e) return "–";
-    return `Kalshi ${esc(String(e.kalshi_order_type).toUpperCase())} ${esc(e.kalshi_latency_ms)} ms · ` +
-      `Polymarket ${esc(String(e.polymarket_order_type).toUpperCase())} ${esc(e.polymarket_latency_ms)} ms · ` +
-      `${esc(SEQUENCING[e.sequencing] || e.sequencing)} · ${esc(e.unhedged)}`;
+  function executionRows(e) {
+    if (!e) return "";
+    const order = (venue, type, ms) => `${venue} ${esc(String(type).toUpperCase())} ${esc(ms)} ms`;
+    return `<dt>orders</dt><dd data-field="orders" title="time in force and median latency per venue">` +
+      `${order("K", e.kalshi_order_type, e.kalshi_latency_ms)} · ${order("P", e.polymarket_order_type, e.polymarket_latency_ms)}</dd>` +
+      `<dt>legs</dt><dd data-field="legs">${esc(SEQUENCING[e.sequencing] || e.sequencing)}, ${esc(e.unhedged)} excess</dd>`;
   }
   function renderRunning(runs) {
     const box = $("#running-runs");
@@ -121,7 +124,7 @@
             <dt>decisions</dt><dd>${esc(run.decision_count)}</dd>
             <dt>watching</dt><dd>${run.opportunity_keys && run.opportunity_keys.length ? esc(run.opportunity_keys.join(", ")) : "all keys"}</dd>
             <dt>time left</dt><dd>${timeLeft(run)}</dd>
-            <dt>execution</dt><dd data-field="execution">${executionText(run.execution)}</dd></dl>
+            ${executionRows(run.execution)}</dl>
         <button class="danger" data-stop="${esc(run.id)}">Stop</button>
       </div>`).join("");
   }
