@@ -27,6 +27,20 @@ CHOICES: Mapping[str, tuple[str, ...]] = {
     "unhedged": UNHEDGED_POLICIES,
 }
 LATENCY_VENUES: Mapping[str, str] = {"kalshi_latency_ms": KALSHI, "polymarket_latency_ms": POLYMARKET}
+HELP: Mapping[str, str] = {
+    "kalshi_order_type": "Kalshi time in force: ioc (immediate-or-cancel: take what is there at or "
+    "below the limit, cancel the rest) or fok (fill-or-kill: all or nothing)",
+    "polymarket_order_type": "Polymarket time in force: fak (fill-and-kill: take what is there at or "
+    "below the limit, cancel the rest) or fok (fill-or-kill: all or nothing)",
+    "sequencing": "together: both legs sent at once; kalshi_first or polymarket_first: that leg first, "
+    "the other sent when its fill is known, sized to it",
+    "unhedged": "when the legs fill differently, the excess is unwound (sold at that venue's bids one "
+    "latency later, fees paid) or carried (held as an open position until the market resolves)",
+    "kalshi_latency_ms": "median time for an order to reach Kalshi, in ms; each order's latency is "
+    "drawn around it",
+    "polymarket_latency_ms": "median time for an order to reach Polymarket, in ms; each order's "
+    "latency is drawn around it",
+}
 
 
 def _latency_rule(venue: str) -> WholeRule:

@@ -35,22 +35,27 @@ class SettingChoiceField(serializers.ChoiceField):
 
     def __init__(self, name: str, **kwargs):
         choices = run_settings.CHOICES[name]
-        super().__init__(choices, required=False, default=run_settings.DEFAULTS[name], **kwargs)
+        super().__init__(
+            choices,
+            required=False,
+            default=run_settings.DEFAULTS[name],
+            help_text=f"{run_settings.HELP[name]}.",
+            **kwargs,
+        )
         listed = ", ".join(choices)
         self.error_messages["invalid_choice"] = f'"{{input}}" is not one of the choices: {listed}'
         self.error_messages["blank"] = f"may not be blank; one of the choices: {listed}"
         self.error_messages["null"] = f"may not be null; one of the choices: {listed}"
 
 
-def latency_ms_field(name: str, venue: str) -> RuleIntegerField:
+def latency_ms_field(name: str) -> RuleIntegerField:
     rule = run_settings.LATENCY_RULES[name]
     return RuleIntegerField(
         rule,
         required=False,
         allow_null=True,
         default=run_settings.DEFAULTS[name],
-        help_text=f"Median latency of an order to {venue}, in ms (null: the default); each order's "
-        f"latency is drawn around it, from {rule.low} to {rule.high} ms.",
+        help_text=f"{run_settings.HELP[name]}; {rule.accepted()}; null: the default.",
     )
 
 
@@ -72,28 +77,12 @@ class StartInputSerializer(serializers.Serializer):
     )
     label = serializers.CharField(required=False, default="", allow_blank=True, max_length=120)
     notes = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
-    kalshi_order_type = SettingChoiceField(
-        "kalshi_order_type",
-        help_text="Kalshi time in force: ioc (immediate-or-cancel: take what is there, cancel the "
-        "rest) or fok (fill-or-kill: all or nothing).",
-    )
-    polymarket_order_type = SettingChoiceField(
-        "polymarket_order_type",
-        help_text="Polymarket time in force: fak (fill-and-kill: take what is there, cancel the "
-        "rest) or fok (fill-or-kill: all or nothing).",
-    )
-    sequencing = SettingChoiceField(
-        "sequencing",
-        help_text="together: both legs sent at once; kalshi_first or polymarket_first: that leg "
-        "first, the other sent when its fill is known, sized to it.",
-    )
-    unhedged = SettingChoiceField(
-        "unhedged",
-        help_text="When the legs fill differently, the excess is unwound (sold at that venue's "
-        "bids one latency later, fees paid) or carried (held as an open position to resolution).",
-    )
-    kalshi_latency_ms = latency_ms_field("kalshi_latency_ms", "Kalshi")
-    polymarket_latency_ms = latency_ms_field("polymarket_latency_ms", "Polymarket")
+    kalshi_order_type = SettingChoiceField("kalshi_order_type")
+    polymarket_order_type = SettingChoiceField("polymarket_order_type")
+    sequencing = SettingChoiceField("sequencing")
+    unhedged = SettingChoiceField("unhedged")
+    kalshi_latency_ms = latency_ms_field("kalshi_latency_ms")
+    polymarket_latency_ms = latency_ms_field("polymarket_latency_ms")
 
     def validate(self, attrs):
         keys = list(attrs.pop("opportunity_keys", []))

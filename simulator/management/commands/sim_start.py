@@ -10,17 +10,6 @@ from config.errors import DomainError
 from config.numbers import option_type
 from simulator import presenters, run_settings, services
 
-CHOICE_HELP = {
-    "kalshi_order_type": "Kalshi time in force: immediate-or-cancel or fill-or-kill",
-    "polymarket_order_type": "Polymarket time in force: fill-and-kill or fill-or-kill",
-    "sequencing": "both legs at once, or one venue first and the other sized to its fill",
-    "unhedged": "an unhedged excess is sold back at the bids (unwind) or held (carry)",
-}
-LATENCY_HELP = {
-    "kalshi_latency_ms": "median latency of an order to Kalshi",
-    "polymarket_latency_ms": "median latency of an order to Polymarket",
-}
-
 
 def user_named(username: str):
     user = get_user_model().objects.filter(username=username).first()
@@ -54,14 +43,15 @@ class Command(BaseCommand):
                 f"--{name.replace('_', '-')}",
                 choices=choices,
                 default=run_settings.DEFAULTS[name],
-                help=f"{CHOICE_HELP[name]} (default {run_settings.DEFAULTS[name]})",
+                help=f"{run_settings.HELP[name]} (default {run_settings.DEFAULTS[name]})",
             )
         for name, rule in run_settings.LATENCY_RULES.items():
             parser.add_argument(
                 f"--{name.replace('_', '-')}",
                 type=option_type(rule),
+                metavar="MS",
                 default=run_settings.DEFAULTS[name],
-                help=f"{LATENCY_HELP[name]} (default {run_settings.DEFAULTS[name]}; {rule.accepted()})",
+                help=f"{run_settings.HELP[name]} (default {run_settings.DEFAULTS[name]}; {rule.accepted()})",
             )
 
     def handle(self, *args, **options):
