@@ -15,6 +15,8 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
+from simulator import run_settings
+from simulator.core import SimConfig
 from simulator.core.timing import trade_status
 
 
@@ -28,6 +30,11 @@ def iso_utc(moment: datetime | None) -> str | None:
     if moment is None:
         return None
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def run_execution_json(run) -> dict[str, Any]:
+    """The execution settings the run snapshotted at start (a run without them: the defaults)."""
+    return run_settings.execution_json(SimConfig.from_json(run.sim_config))
 
 
 def run_json(run) -> dict[str, Any]:
@@ -51,6 +58,7 @@ def run_json(run) -> dict[str, Any]:
         "ends_at": iso_utc(run.ends_at),
         "stopped_at": iso_utc(run.stopped_at),
         "stop_reason": run.stop_reason,
+        "execution": run_execution_json(run),
     }
 
 

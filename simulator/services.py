@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -22,8 +23,7 @@ from accounts.selectors import exchanges_with_secrets
 from config.errors import ConflictError, NotFoundError
 from config.numbers import DecimalRule, WholeRule
 from ingest.models import MarketPair
-from simulator import selectors
-from simulator.core import SimConfig
+from simulator import run_settings, selectors
 from simulator.core.payout import RESULTS, payout_usd
 from simulator.engine.broadcast import broadcast_run
 from simulator.engine.expiry import end_run
@@ -85,16 +85,29 @@ def _clean_text(raw: Any, limit: int) -> str:
 
 
 def clean_start_input(
-    *, starting_usd: Any, opportunity_keys: Any, duration_minutes: Any, label: Any, notes: Any
+    *,
+    starting_usd: Any,
+    opportunity_keys: Any,
+    duration_minutes: Any,
+    label: Any,
+    notes: Any,
+    execution: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every field checked; raises ValidationError({field: [message]}) listing all bad fields."""
-    cleaners = {
+    """Every field checked; raises ValidationError({field: [message]}) listing all bad fields.
+    `execution` maps run settings (simulator.run_settings.FIELDS) to what was given (missing or
+    None: the default); they come back one by one and together as `sim_config`, a SimConfig."""
+    execution = execution or {}
+    cleaners: dict[str, Callable[[], Any]] = {
         "starting_usd": lambda: STARTING_USD.parse(starting_usd),
         "opportunity_keys": lambda: _clean_opportunity_keys(opportunity_keys),
         "duration_minutes": lambda: _clean_duration_minutes(duration_minutes),
         "label": lambda: _clean_text(label, MAX_LABEL_CHARS),
         "notes": lambda: _clean_text(notes, MAX_NOTES_CHARS),
     }
+    for name in run_settings.CHOICES:
+        cleaners[name] = partial(run_settings.clean_choice, name, execution.get(name))
+    for name in run_settings.LATENCY_VENUES:
+        cleaners[name] = partial(run_settings.clean_latency_ms, name, execution.get(name))
     cleaned: dict[str, Any] = {}
     errors: dict[str, list[str]] = {}
     for name, clean in cleaners.items():
@@ -102,6 +115,11 @@ def clean_start_input(
             cleaned[name] = clean()
         except ValueError as error:
             errors[name] = [str(error)]
+    if not errors:
+        try:
+            cleaned["sim_config"] = run_settings.sim_config(cleaned)
+        except ValueError as error:  # settings each fine alone that the models refuse together
+            errors["detail"] = [f"these execution settings do not work together: {error}"]
     if errors:
         raise ValidationError(errors)
     return cleaned
@@ -130,9 +148,17 @@ def start_run(
     duration_minutes: int | None = None,
     label: str = "",
     notes: str = "",
+    kalshi_order_type: str | None = None,
+    polymarket_order_type: str | None = None,
+    sequencing: str | None = None,
+    unhedged: str | None = None,
+    kalshi_latency_ms: Any = None,
+    polymarket_latency_ms: Any = None,
     now: datetime | None = None,
 ) -> tuple[SimulatorRun, list[str]]:
     """Start a run with `starting_usd` of fake money; returns it and warnings a user should read.
+    The execution settings (None: the default, simulator.run_settings) become the run's
+    `sim_config`, the model its decisions and arrivals follow.
 
     Raises ValidationError naming the bad field, or ConflictError (409) when the user already has
     the maximum of running runs. The count is taken under a row lock on the user's profile, so
@@ -143,6 +169,14 @@ def start_run(
         duration_minutes=duration_minutes,
         label=label,
         notes=notes,
+        execution={
+            "kalshi_order_type": kalshi_order_type,
+            "polymarket_order_type": polymarket_order_type,
+            "sequencing": sequencing,
+            "unhedged": unhedged,
+            "kalshi_latency_ms": kalshi_latency_ms,
+            "polymarket_latency_ms": polymarket_latency_ms,
+        },
     )
     now = now or timezone.now()
     UserProfile.objects.get_or_create(user=user)
@@ -167,7 +201,7 @@ def start_run(
             started_at=now,
             ends_at=now + timedelta(minutes=minutes or max_duration_minutes()),
             seed=secrets.randbits(63),
-            sim_config=SimConfig().as_json(),
+            sim_config=cleaned["sim_config"].as_json(),
             traded_day=now.astimezone(UTC).date(),
         )
         warnings = start_warnings(profile=profile, user_id=user.pk)

@@ -15,6 +15,7 @@ from rest_framework import serializers
 from config.number_fields import RuleDecimalField, RuleIntegerField
 from config.numbers import DecimalRule, WholeRule
 from ingest.models import OPPORTUNITY_KEY_RULE
+from simulator import run_settings
 from simulator.services import RUN_ID, STARTING_USD, duration_minutes_rule
 
 REPORT_DEFAULTS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
@@ -26,6 +27,36 @@ REPORT_MIN_EDGE_CENTS = DecimalRule(Decimal("0"), Decimal("100"), places=4, unit
 class OpportunityKeyField(serializers.CharField):
     def __init__(self, **kwargs):
         super().__init__(max_length=64, validators=[OPPORTUNITY_KEY_RULE], **kwargs)
+
+
+class SettingChoiceField(serializers.ChoiceField):
+    """One of a run setting's choices, defaulted when left out; a refusal lists the choices (DRF's
+    own says only "not a valid choice")."""
+
+    def __init__(self, name: str, **kwargs):
+        choices = run_settings.CHOICES[name]
+        super().__init__(
+            choices,
+            required=False,
+            default=run_settings.DEFAULTS[name],
+            help_text=f"{run_settings.HELP[name]}.",
+            **kwargs,
+        )
+        listed = ", ".join(choices)
+        self.error_messages["invalid_choice"] = f'"{{input}}" is not one of the choices: {listed}'
+        self.error_messages["blank"] = f"may not be blank; one of the choices: {listed}"
+        self.error_messages["null"] = f"may not be null; one of the choices: {listed}"
+
+
+def latency_ms_field(name: str) -> RuleIntegerField:
+    rule = run_settings.LATENCY_RULES[name]
+    return RuleIntegerField(
+        rule,
+        required=False,
+        allow_null=True,
+        default=run_settings.DEFAULTS[name],
+        help_text=f"{run_settings.HELP[name]}; {rule.accepted()}; null: the default.",
+    )
 
 
 class StartInputSerializer(serializers.Serializer):
@@ -46,6 +77,12 @@ class StartInputSerializer(serializers.Serializer):
     )
     label = serializers.CharField(required=False, default="", allow_blank=True, max_length=120)
     notes = serializers.CharField(required=False, default="", allow_blank=True, max_length=2000)
+    kalshi_order_type = SettingChoiceField("kalshi_order_type")
+    polymarket_order_type = SettingChoiceField("polymarket_order_type")
+    sequencing = SettingChoiceField("sequencing")
+    unhedged = SettingChoiceField("unhedged")
+    kalshi_latency_ms = latency_ms_field("kalshi_latency_ms")
+    polymarket_latency_ms = latency_ms_field("polymarket_latency_ms")
 
     def validate(self, attrs):
         keys = list(attrs.pop("opportunity_keys", []))
@@ -120,6 +157,15 @@ class TradeLegOut(serializers.Serializer):
     book = LevelOut(many=True)
 
 
+class RunExecutionOut(serializers.Serializer):
+    kalshi_order_type = one_of(*run_settings.CHOICES["kalshi_order_type"])
+    polymarket_order_type = one_of(*run_settings.CHOICES["polymarket_order_type"])
+    sequencing = one_of(*run_settings.CHOICES["sequencing"])
+    unhedged = one_of(*run_settings.CHOICES["unhedged"])
+    kalshi_latency_ms = serializers.IntegerField(help_text="Median Kalshi order latency, ms.")
+    polymarket_latency_ms = serializers.IntegerField(help_text="Median Polymarket order latency, ms.")
+
+
 class RunOut(serializers.Serializer):
     id = serializers.IntegerField()
     status = one_of("running", "stopped", "expired", "failed")
@@ -140,6 +186,7 @@ class RunOut(serializers.Serializer):
     ends_at = serializers.DateTimeField()
     stopped_at = serializers.DateTimeField(allow_null=True)
     stop_reason = serializers.CharField()
+    execution = RunExecutionOut(help_text="The execution settings the run started with.")
 
 
 class StartedRunOut(RunOut):

@@ -102,6 +102,16 @@
     const h = Math.floor(ms / 3600000), m = Math.floor((ms % 3600000) / 60000);
     return h >= 24 ? `${Math.floor(h / 24)} d ${h % 24} h` : `${h} h ${m} min`;
   }
+  // A run's execution settings, compactly: time in force and median latency per venue; then how
+  // the legs are sent and what happens to an unhedged excess.
+  const SEQUENCING = { together: "legs together", kalshi_first: "Kalshi first", polymarket_first: "Polymarket first" };
+  function executionRows(e) {
+    if (!e) return "";
+    const order = (venue, type, ms) => `${venue} ${esc(String(type).toUpperCase())} ${esc(ms)} ms`;
+    return `<dt>orders</dt><dd data-field="orders" title="time in force and median latency per venue">` +
+      `${order("K", e.kalshi_order_type, e.kalshi_latency_ms)} · ${order("P", e.polymarket_order_type, e.polymarket_latency_ms)}</dd>` +
+      `<dt>legs</dt><dd data-field="legs">${esc(SEQUENCING[e.sequencing] || e.sequencing)}, ${esc(e.unhedged)} excess</dd>`;
+  }
   function renderRunning(runs) {
     const box = $("#running-runs");
     if (!runs.length) { box.innerHTML = `<p class="empty">No run is running. Start one with the form.</p>`; return; }
@@ -113,7 +123,8 @@
             <dt>trades</dt><dd data-field="trades">${esc(run.trade_count)}</dd>
             <dt>decisions</dt><dd>${esc(run.decision_count)}</dd>
             <dt>watching</dt><dd>${run.opportunity_keys && run.opportunity_keys.length ? esc(run.opportunity_keys.join(", ")) : "all keys"}</dd>
-            <dt>time left</dt><dd>${timeLeft(run)}</dd></dl>
+            <dt>time left</dt><dd>${timeLeft(run)}</dd>
+            ${executionRows(run.execution)}</dl>
         <button class="danger" data-stop="${esc(run.id)}">Stop</button>
       </div>`).join("");
   }
@@ -271,6 +282,10 @@
       duration_minutes: data.get("duration_minutes") === "" ? undefined : data.get("duration_minutes"),
       label: data.get("label"), notes: data.get("notes"),
     };
+    // The execution settings; an empty latency box is left out too (the API's default).
+    for (const input of form.querySelectorAll("#execution-settings [name]")) {
+      if (input.value !== "") body[input.name] = input.value;
+    }
     $("#start-button").disabled = true;
     try {
       const run = await api("/simulator/start", { method: "POST", body });

@@ -247,3 +247,26 @@ def test_equity_chart_of_a_run_with_one_trade_spans_minutes_around_it(page, demo
     assert y_min <= min(balances) and max(balances) <= y_max, label
     assert y_max - y_min <= 0.05 * max(balances), f"the balance axis is not around the balance: {label}"
     assert_no_csp_violations(page)
+
+
+def test_execution_settings_are_refused_in_place_then_shown_on_the_run_card(page, demo):
+    from playwright.sync_api import expect
+
+    log_in(page, demo)
+    page.fill("input[name=kalshi_latency_ms]", "5")
+    page.click("#start-button")
+    expect(page.locator('[data-error-for="kalshi_latency_ms"]')).to_contain_text("from 30 to 2000")
+    expect(page.locator(".run-card", has_text="carry run")).to_have_count(0)
+
+    page.fill("input[name=kalshi_latency_ms]", "300")
+    page.select_option("select[name=sequencing]", "kalshi_first")
+    page.select_option("select[name=unhedged]", "carry")
+    page.fill("input[name=label]", "carry run")
+    page.click("#start-button")
+    card = page.locator(".run-card", has_text="carry run")
+    expect(card.locator('[data-field="orders"]')).to_have_text("K IOC 300 ms · P FAK 250 ms")
+    expect(card.locator('[data-field="legs"]')).to_have_text("Kalshi first, carry excess")
+    page.screenshot(path=SHOTS / "08-execution-settings.png", full_page=True)
+    card.locator("button[data-stop]").click()
+    expect(page.locator(".run-card", has_text="carry run")).to_have_count(0)
+    assert_no_csp_violations(page)

@@ -38,7 +38,9 @@ from rest_framework.test import APIClient
 from accounts.models import UserProfile
 from exchanges.double import Scenario
 from ingest.models import MarketPair
+from simulator.core import SimConfig
 from simulator.models import SimulatorRun
+from simulator.run_settings import LATENCY_VENUES
 from tests.accounts.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -204,6 +206,13 @@ def api_refusal(answer) -> Outcome:
     return Outcome(False, message=json.dumps(answer.json()))
 
 
+def run_value(run: SimulatorRun, name: str) -> Any:
+    """What the run keeps of a start field: a column, or a run setting in its sim_config."""
+    if name in LATENCY_VENUES:
+        return SimConfig.from_json(run.sim_config).timing.latency[LATENCY_VENUES[name]].median_ms
+    return getattr(run, name)
+
+
 def api_start(name: str) -> Callable[[World, Any], Outcome]:
     def submit(world: World, value: Any) -> Outcome:
         body = {"starting_usd": "100", "label": "numbers", name: value}
@@ -212,7 +221,7 @@ def api_start(name: str) -> Callable[[World, Any], Outcome]:
             return api_refusal(answer)
         run = SimulatorRun.objects.get(pk=answer.json()["id"])
         run.delete()  # at most five may run
-        return Outcome(True, getattr(run, name))
+        return Outcome(True, run_value(run, name))
 
     return submit
 
@@ -325,7 +334,7 @@ def command_sim_start(option: str, name: str) -> Callable[[World, Any], Outcome]
             return Outcome(False, message=str(error))
         run = SimulatorRun.objects.get(pk=int(re.search(r"started run (\d+)", out)[1]))
         run.delete()
-        return Outcome(True, getattr(run, name))
+        return Outcome(True, run_value(run, name))
 
     return submit
 
@@ -439,10 +448,14 @@ THRESHOLDS = {
     "daily_cap_usd": (d("0.01"), d(10_000_000), 2),
 }
 RUN_ID = (d(1), d(2**63 - 1), 0)
+KALSHI_LATENCY_MS = (d(30), d(2000), 0)
+POLYMARKET_LATENCY_MS = (d(60), d(5000), 0)
 
 SURFACES = [
     Surface("api start starting_usd", "starting_usd", d("0.0001"), d(10_000_000), 4, api_start("starting_usd"), typed=True),
     Surface("api start duration_minutes", "duration_minutes", d(0), d(10080), 0, api_start("duration_minutes"), typed=True, null=0, blank=0),
+    Surface("api start kalshi_latency_ms", "kalshi_latency_ms", *KALSHI_LATENCY_MS, api_start("kalshi_latency_ms"), typed=True, null=120, blank=120),
+    Surface("api start polymarket_latency_ms", "polymarket_latency_ms", *POLYMARKET_LATENCY_MS, api_start("polymarket_latency_ms"), typed=True, null=250, blank=250),
     Surface("api stop run_id", "run_id", *RUN_ID, api_stop, typed=True, null=None, blank=None),
     Surface("api report hours", "hours", d(1), d(168), 0, api_report("hours"), blank=24),
     Surface("api report max_gap_s", "max_gap_s", d(0), d(86400), 0, api_report("max_gap_s"), blank=120),
@@ -455,6 +468,8 @@ SURFACES = [
     Surface("admin pair kalshi_fee_rate", "kalshi_fee_rate", d(0), d(1), 4, admin_change(MarketPair, "kalshi_fee_rate", pair_fields)),
     Surface("sim_start --starting-usd", "starting_usd", d("0.0001"), d(10_000_000), 4, command_sim_start("--starting-usd", "starting_usd")),
     Surface("sim_start --duration-minutes", "duration_minutes", d(0), d(10080), 0, command_sim_start("--duration-minutes", "duration_minutes"), blank=0),
+    Surface("sim_start --kalshi-latency-ms", "--kalshi-latency-ms", *KALSHI_LATENCY_MS, command_sim_start("--kalshi-latency-ms", "kalshi_latency_ms")),
+    Surface("sim_start --polymarket-latency-ms", "--polymarket-latency-ms", *POLYMARKET_LATENCY_MS, command_sim_start("--polymarket-latency-ms", "polymarket_latency_ms")),
     Surface("sim_stop --run-id", "--run-id", *RUN_ID, command_sim_stop),
     Surface("sim_report --hours", "hours", d(1), d(168), 0, command_sim_report("--hours"), blank=24),
     Surface("sim_report --max-gap-s", "max_gap_s", d(0), d(86400), 0, command_sim_report("--max-gap-s"), blank=120),

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from config.numbers import WholeRule, option_type
-from simulator import selectors
+from simulator import presenters, run_settings, selectors
 from simulator.management.commands.sim_start import user_named
 
 LIMIT = WholeRule(1, 10_000, unit="runs")
@@ -20,6 +20,7 @@ COLUMNS = (
     "decisions",
     "started",
     "ends",
+    "execution",
 )
 
 
@@ -36,6 +37,7 @@ def run_row(run) -> tuple[str, ...]:
         str(run.decision_count),
         run.started_at.strftime("%Y-%m-%d %H:%M"),
         run.ends_at.strftime("%Y-%m-%d %H:%M"),
+        run_settings.summary(presenters.run_execution_json(run)),
     )
 
 

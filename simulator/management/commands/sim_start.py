@@ -1,11 +1,14 @@
-"""manage.py sim_start --user U --starting-usd 1000 [--opportunity-key K ...] [--duration-minutes N]"""
+"""manage.py sim_start --user U --starting-usd 1000 [--opportunity-key K ...] [--duration-minutes N]
+[--kalshi-order-type ioc|fok] [--polymarket-order-type fak|fok] [--sequencing S] [--unhedged unwind|carry]
+[--kalshi-latency-ms N] [--polymarket-latency-ms N]"""
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import DomainError
-from simulator import services
+from config.numbers import option_type
+from simulator import presenters, run_settings, services
 
 
 def user_named(username: str):
@@ -35,6 +38,21 @@ class Command(BaseCommand):
         )
         parser.add_argument("--label", default="")
         parser.add_argument("--notes", default="")
+        for name, choices in run_settings.CHOICES.items():
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                choices=choices,
+                default=run_settings.DEFAULTS[name],
+                help=f"{run_settings.HELP[name]} (default {run_settings.DEFAULTS[name]})",
+            )
+        for name, rule in run_settings.LATENCY_RULES.items():
+            parser.add_argument(
+                f"--{name.replace('_', '-')}",
+                type=option_type(rule),
+                metavar="MS",
+                default=run_settings.DEFAULTS[name],
+                help=f"{run_settings.HELP[name]} (default {run_settings.DEFAULTS[name]}; {rule.accepted()})",
+            )
 
     def handle(self, *args, **options):
         user = user_named(options["user"])
@@ -46,13 +64,14 @@ class Command(BaseCommand):
                 duration_minutes=options["duration_minutes"],
                 label=options["label"],
                 notes=options["notes"],
+                **{name: options[name] for name in run_settings.FIELDS},
             )
         except (ValidationError, DomainError) as error:
             raise command_error(error) from None
         keys = ", ".join(run.opportunity_keys) or "all"
         self.stdout.write(
             f"started run {run.pk} for {user.username}: ${run.starting_usd}, keys {keys}, "
-            f"ends {run.ends_at.isoformat()}"
+            f"ends {run.ends_at.isoformat()}; execution {run_settings.summary(presenters.run_execution_json(run))}"
         )
         for warning in warnings:
             self.stderr.write(f"warning: {warning}")
