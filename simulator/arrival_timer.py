@@ -27,7 +27,7 @@ class ArrivalTimer:
 
     def call_at(self, at: datetime, callback: Callable[[], None]) -> None:
         with self._wake:
-            if self._stopped:
+            if self._stopped:  # stopping: the sweep will send it again
                 return
             heapq.heappush(self._heap, (at, next(self._order), callback))
             if self._thread is None:
@@ -36,12 +36,18 @@ class ArrivalTimer:
             self._wake.notify()
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop taking and running callbacks; steps still waiting are left to the sweep."""
+        """Stop the thread after the callback in hand; callbacks still waiting are dropped (their
+        steps are left to the sweep). A later `call_at` starts a new thread."""
         with self._wake:
             self._stopped = True
             self._wake.notify()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        with self._wake:
+            self._heap.clear()
+            self._thread = None
+            self._stopped = False
 
     def _run(self) -> None:
         while True:

@@ -2,8 +2,9 @@
 
 Threads: the exchange double (loopback, fixed port), the ingest loop replaying the bundled
 recording as if live (its books mirrored into the double, so exchange validation sees what
-ingest saw), and daphne in the foreground. Tasks run in-process, so each intent is decided on
-the ingest thread. No child processes.
+ingest saw), the arrival timer, and daphne in the foreground. Tasks run in-process, so each
+intent is decided on the ingest thread; each order then arrives on the timer thread at its
+arrival time and meets the double's book as the replay has moved it by then. No child processes.
 
 SIGINT (Ctrl-C) or SIGTERM, whatever disposition the process inherited, stops all three in order:
 daphne stops listening (its reactor runs without signal handlers of its own), the ingest thread
@@ -40,7 +41,8 @@ from ingest.pairs import import_pairs_file
 from ingest.recording import REPLAY_SPEED, Replayer, pairs_of, read_recording
 from ingest.services import IngestPipeline, run_source
 from ingest.sources import updates_to_book_updates
-from simulator import selectors, services
+from simulator import intake, selectors, services
+from simulator.arrival_timer import timer as arrival_timer
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +150,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["recording"].is_file():
             raise CommandError(f"--recording: no such file {options['recording']}")
+        # No workers here: orders arrive on this process's timer thread, at their arrival time.
+        settings.SIMULATOR_ARRIVALS = "timer"
         with GracefulShutdown() as shutdown:
             self._run(options, shutdown)
 
@@ -170,6 +174,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"exchange double on {double.base_url}  (kalshi {double.kalshi_host}, polymarket {double.polymarket_host})"
             )
+            # Orders a previous demo left on their way arrive now, against today's books.
+            intake.redispatch_overdue_arrivals(late_s=0)
             ingest.start()
             self.stdout.write(self.style.SUCCESS(f"Open {url}  and log in as  {DEMO_USERNAME} / {password}"))
             self.stdout.flush()
@@ -183,6 +189,7 @@ class Command(BaseCommand):
         finally:
             shutdown.request_stop("demo_ending")  # also when daphne ended on its own (a failed listen)
             ingest.join(timeout=10)
+            arrival_timer.stop()  # before the double: an order left on its way arrives at the next start
             double.stop()
             connections.close_all()
             self.stdout.write("demo stopped: daphne, ingest and the exchange double are down")
