@@ -19,6 +19,7 @@ PURE = (
     "ingest.intents",
     "simulator.core",
     "simulator.engine.wire",
+    "simulator.run_settings",
 )
 FRAMEWORKS = {"django", "channels", "celery", "rest_framework", "drf_spectacular"}
 
