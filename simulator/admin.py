@@ -21,6 +21,8 @@ CSV_COLUMNS = [
     "id", "run_id", "intent_id", "opportunity_key", "direction", "requested_size", "matched_size",
     "fill_pct", "cost_usd", "fees_usd", "expected_pnl_usd", "net_edge_cents", "decided_at",
     "executed_at", "settled_at", "settlement_delay_s", "payout_usd", "resolved_at",
+    "order_size", "reserved_usd", "arrival_outcome", "signal_edge_cents", "realised_edge_cents",
+    "slippage_cents", "unwind_cost_usd", "carried_mark_usd",
 ]  # fmt: skip
 
 
@@ -170,10 +172,10 @@ def trades_csv(trades, filename: str) -> HttpResponse:
 @admin.register(SimulatorTrade)
 class SimulatorTradeAdmin(admin.ModelAdmin):
     list_display = (
-        "id", "run", "user", "opportunity_key", "direction", "matched_size", "fill_pct", "cost_usd",
-        "expected_pnl_usd", "payout_usd", "decided_at", "executed_at",
+        "id", "run", "user", "opportunity_key", "direction", "arrival_outcome", "matched_size", "fill_pct",
+        "cost_usd", "expected_pnl_usd", "slippage_cents", "payout_usd", "decided_at", "executed_at",
     )  # fmt: skip
-    list_filter = ("run", "opportunity_key", "direction", VenueFilter, "executed_at")
+    list_filter = ("run", "opportunity_key", "direction", "arrival_outcome", VenueFilter, "executed_at")
     search_fields = ("opportunity_key", "=run__id", "=intent__id")
     list_select_related = ("run", "user")
     ordering = ("-decided_at", "-id")
