@@ -30,13 +30,13 @@ MOVE_NUMBERS: dict[str, DecimalRule | WholeRule] = {
     "every": WholeRule(1, 1_000_000, unit="reads"),
     "times": WholeRule(1, 10**9, unit="moves"),
     "after_ms": WholeRule(0, 60_000, unit="milliseconds"),
-    "restore_ms": WholeRule(1, 3_600_000, unit="milliseconds"),
+    "lasts_ms": WholeRule(1, 3_600_000, unit="milliseconds"),
     "keep": DecimalRule(Decimal(0), ONE, places=4),
     "depth_cents": DecimalRule(Decimal(0), HUNDRED, places=1, unit="cents"),
     "cents": DecimalRule(Decimal("0.1"), Decimal(99), places=1, unit="cents"),
 }
 MOVE_FIELDS = frozenset({"venue", "kind", "instrument", "side", *MOVE_NUMBERS})
-OPTIONAL_NUMBERS = frozenset({"times", "restore_ms"})  # None: forever / never restored
+OPTIONAL_NUMBERS = frozenset({"times", "lasts_ms"})  # None: forever / until the book is set
 
 
 class MoveError(ValueError):
@@ -61,7 +61,9 @@ Ladder = list[tuple[Decimal, Decimal]]
 @dataclass
 class BookMove:
     """On every `every`th read of a matching book (at most `times` times; None = forever),
-    `after_ms` later the instrument's book changes, until it is set again:
+    `after_ms` later the instrument's book changes until it is set again (by the scenario, a
+    replay's mirror or the control API), or, with `lasts_ms`, for that long: a book set meanwhile
+    is moved too, and at the end the book is as it was last set.
 
     - `thin`: each ask level within `depth_cents` of the best ask keeps `keep` of its size
       (rounded down to the places the size is written with; a level left empty goes);
@@ -70,8 +72,7 @@ class BookMove:
 
     `instrument` is a Kalshi ticker or a Polymarket token id; "" matches any of the venue's.
     `side` (Kalshi only) is the outcome whose asks move: "yes", "no", or "" for both (thin and
-    empty; a jump of YES is a fall of NO, so it names one). `restore_ms`, when set: that long
-    after the move, the book returns to how it was last set, unless it was set again meanwhile.
+    empty; a jump of YES is a fall of NO, so it names one).
     """
 
     venue: str
@@ -84,7 +85,7 @@ class BookMove:
     keep: Decimal = Decimal("0.3")
     depth_cents: Decimal = HUNDRED
     cents: Decimal = ONE
-    restore_ms: int | None = None
+    lasts_ms: int | None = None
     reads: int = field(default=0, compare=False)  # matching reads counted so far
     fired: int = field(default=0, compare=False)  # moves set off so far
 
@@ -162,8 +163,8 @@ def demo_book_moves() -> list[BookMove]:
     other leg's excess is unwound), and every 5th read of a Polymarket book jumps its prices
     3 cents 80 ms later (a leg whose limit the book has passed: a legged trade)."""
     return [
-        BookMove(venue="kalshi", kind="thin", every=4, after_ms=40, keep=Decimal("0.3")),
-        BookMove(venue="polymarket", kind="jump", every=5, after_ms=80, cents=Decimal(3)),
+        BookMove(venue="kalshi", kind="thin", every=3, after_ms=40, keep=Decimal("0.3"), lasts_ms=300),
+        BookMove(venue="polymarket", kind="jump", every=5, after_ms=80, cents=Decimal(3), lasts_ms=500),
     ]
 
 

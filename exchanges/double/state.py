@@ -386,12 +386,13 @@ class ExchangeState:
         self._scenario = copy.deepcopy(scenario) if scenario is not None else Scenario()
         self._updated_ms: dict[str, int] = {}  # ticker -> last change, for Market.updated_time
         self._polymarket_creds: dict[str, PolymarketCreds] = {}  # api_key -> creds
-        self._timers = Timers()  # applies book moves (and restores) after their delay
-        # (venue, instrument) -> how many times the book was set (scenario, mirror, control API):
-        # a restore applies only if the book was not set again since its move.
-        self._book_sets: dict[tuple[str, str], int] = {}
-        # (venue, instrument) -> its ladders as last set, kept from its first move after that set
+        self._timers = Timers()  # applies book moves after their delay, and ends lasting ones
+        # (venue, instrument) -> its ladders as last set (scenario, mirror, control API), kept
+        # while a move has changed them since
         self._unmoved: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # (venue, instrument) -> moves with `lasts_ms` still in force there: re-applied to a
+        # book set meanwhile; each entry is (its own token, the move)
+        self._lasting: dict[tuple[str, str], list[tuple[object, BookMove]]] = {}
         now_ms = self.now_ms()
         for book in self._scenario.polymarket_books.values():
             book.timestamp_ms = book.timestamp_ms or now_ms
@@ -540,7 +541,7 @@ class ExchangeState:
         return move
 
     def clear_book_moves(self) -> None:
-        """No more moves; those set off but not yet applied are dropped (restores still run)."""
+        """No more moves; those set off but not yet applied are dropped (lasting ones still end)."""
         with self._lock:
             self._scenario.moves.clear()
 
@@ -569,53 +570,66 @@ class ExchangeState:
         self._timers.open()
 
     def stop_timers(self) -> None:
-        """Stop the timer thread: moves and restores not yet applied, or set off later, are dropped."""
+        """Stop the timer thread: moves not yet applied or ended, or set off later, are dropped."""
         self._timers.close()
 
     def _move_book(self, move: BookMove, venue: str, instrument: str) -> None:
+        key = (venue, instrument)
         with self._lock:
             if not any(m is move for m in self._scenario.moves):
                 return  # cleared after it was set off
-            key = (venue, instrument)
-            if venue == KALSHI:
-                market = self._scenario.kalshi_markets.get(instrument)
-                if market is None:
-                    return
-                self._unmoved.setdefault(key, (market.yes_bids, market.no_bids))
-                yes_bids, no_bids = moved_kalshi_book(
-                    move, ladder_of(market.yes_bids), ladder_of(market.no_bids)
-                )
-                market.yes_bids, market.no_bids = kalshi_ladder(yes_bids), kalshi_ladder(no_bids)
-            else:
-                book = self._scenario.polymarket_books.get(instrument)
-                if book is None:
-                    return
-                self._unmoved.setdefault(key, (book.bids, book.asks))
-                bids, asks = moved_book(move, ladder_of(book.bids), ladder_of(book.asks))
-                book.bids, book.asks = polymarket_ladder(bids), polymarket_ladder(asks)
-                book.timestamp_ms = self.now_ms()  # the venue stamps the book it changed
-            if move.restore_ms is not None:
-                set_count = self._book_sets.get(key, 0)
-                self._timers.call_later(
-                    move.restore_ms / 1000, lambda: self._restore_book(venue, instrument, set_count)
-                )
+            if not self._apply_move(move, key) or move.lasts_ms is None:
+                return
+            token = object()
+            self._lasting.setdefault(key, []).append((token, move))
+        self._timers.call_later(move.lasts_ms / 1000, lambda: self._end_move(key, token))
 
-    def _restore_book(self, venue: str, instrument: str, set_count: int) -> None:
-        key = (venue, instrument)
+    def _apply_move(self, move: BookMove, key: tuple[str, str]) -> bool:
+        """Move the book (under the lock); False if there is no such book."""
+        venue, instrument = key
+        if venue == KALSHI:
+            market = self._scenario.kalshi_markets.get(instrument)
+            if market is None:
+                return False
+            self._unmoved.setdefault(key, (market.yes_bids, market.no_bids))
+            yes_bids, no_bids = moved_kalshi_book(move, ladder_of(market.yes_bids), ladder_of(market.no_bids))
+            market.yes_bids, market.no_bids = kalshi_ladder(yes_bids), kalshi_ladder(no_bids)
+            return True
+        book = self._scenario.polymarket_books.get(instrument)
+        if book is None:
+            return False
+        self._unmoved.setdefault(key, (book.bids, book.asks))
+        bids, asks = moved_book(move, ladder_of(book.bids), ladder_of(book.asks))
+        book.bids, book.asks = polymarket_ladder(bids), polymarket_ladder(asks)
+        book.timestamp_ms = self.now_ms()  # the venue stamps the book it changed
+        return True
+
+    def _end_move(self, key: tuple[str, str], token: object) -> None:
+        """A lasting move ends: the book as last set, with the moves still lasting applied."""
         with self._lock:
-            if self._book_sets.get(key, 0) != set_count or key not in self._unmoved:
-                return  # set again since the move (or already restored)
-            first, second = self._unmoved.pop(key)
+            lasting = [entry for entry in self._lasting.get(key, []) if entry[0] is not token]
+            if lasting:
+                self._lasting[key] = lasting
+            else:
+                self._lasting.pop(key, None)
+            unmoved = self._unmoved.pop(key, None)
+            if unmoved is None:
+                return
+            venue, instrument = key
             if venue == KALSHI:
-                market = self._scenario.kalshi_markets.get(instrument)
-                if market is not None:
-                    market.yes_bids, market.no_bids = first, second
-            elif (book := self._scenario.polymarket_books.get(instrument)) is not None:
-                book.bids, book.asks = first, second
+                market = self._scenario.kalshi_markets[instrument]
+                market.yes_bids, market.no_bids = unmoved
+            else:
+                book = self._scenario.polymarket_books[instrument]
+                book.bids, book.asks = unmoved
                 book.timestamp_ms = self.now_ms()
+            for _, move in lasting:
+                self._apply_move(move, key)
 
     def _book_set(self, venue: str, instrument: str) -> None:
-        """A book was set from outside (scenario, mirror, control API): moves so far are history."""
+        """A book was set from outside (scenario, mirror, control API): earlier moves are gone,
+        those still lasting apply to the new book."""
         key = (venue, instrument)
-        self._book_sets[key] = self._book_sets.get(key, 0) + 1
         self._unmoved.pop(key, None)
+        for _, move in self._lasting.get(key, ()):
+            self._apply_move(move, key)

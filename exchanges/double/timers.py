@@ -1,4 +1,4 @@
-"""One thread that runs the double's delayed work (book moves and their restores) on time.
+"""One thread that runs the double's delayed work (book moves, and the end of lasting ones) on time.
 
 One thread rather than a `threading.Timer` per move: a busy double sets off moves on many
 reads, and `close()` has one thread to stop and join instead of a crowd.

@@ -1,5 +1,6 @@
 """Book moves: the double changes a book shortly after it was read, as the official clients see it."""
 
+import dataclasses
 import threading
 import time
 from decimal import Decimal as D
@@ -244,43 +245,47 @@ def test_a_replay_mirror_replaces_a_moved_book(double, kalshi, polymarket):
     assert asks_of(polymarket.get_order_book(TOKEN)) == [("0.6", "2")]
 
 
-def test_a_restore_puts_back_the_book_as_last_set(double, kalshi):
-    double.add_book_move(BookMove(venue="kalshi", kind="empty", after_ms=0, restore_ms=20, times=1))
-
+def test_a_lasting_move_also_moves_a_book_set_while_it_lasts(double, kalshi):
+    double.add_book_move(
+        BookMove(venue="kalshi", kind="thin", keep="0.5", after_ms=0, lasts_ms=60_000, times=1)
+    )
     kalshi.get_market_orderbook(TICKER)
-    emptied = kalshi.get_market_orderbook(TICKER).orderbook_fp
-    poll(lambda: double.state.kalshi_market(TICKER).no_bids != [])
-    restored = kalshi.get_market_orderbook(TICKER).orderbook_fp
+    thinned = kalshi.get_market_orderbook(TICKER).orderbook_fp
 
-    assert (emptied.yes_dollars, emptied.no_dollars) == ([], [])
-    assert restored.no_dollars == [["0.5000", "5.00"], ["0.5500", "20.00"]]
-    assert restored.yes_dollars == [["0.4000", "100.00"], ["0.4200", "13.00"]]
+    mirror_to_double(
+        double.state, {"t": 1, "venue": "kalshi", "id": TICKER, "yes": [], "no": [["0.51", "40"]]}
+    )
+
+    assert thinned.no_dollars == [["0.5000", "2.50"], ["0.5500", "10.00"]]
+    assert kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars == [["0.5100", "20.00"]]
 
 
-def test_a_book_set_after_the_move_is_not_restored_over(double, kalshi):
-    double.add_book_move(BookMove(venue="kalshi", kind="empty", after_ms=0, restore_ms=20, times=1))
-    kalshi.get_market_orderbook(TICKER)
-    double.state.set_kalshi_book(TICKER, yes_bids=[], no_bids=[["0.51", "4"]])
-    # A second move whose restore is due after the first one's: once it has run, so has the first.
-    double.add_book_move(BookMove(venue="polymarket", kind="empty", after_ms=0, restore_ms=40, times=1))
-    make_polymarket_client(double.polymarket_host).get_order_book(TOKEN)
-    poll(lambda: double.state.polymarket_book(TOKEN).asks != [])
+def test_a_lasting_move_ends_with_the_book_as_last_set(double, kalshi):
+    double.add_book_move(BookMove(venue="kalshi", kind="empty", after_ms=0, lasts_ms=50, times=1))
+    kalshi.get_market_orderbook(TICKER)  # sets the move off: the book empties for 50 ms
+    mirror_to_double(
+        double.state, {"t": 1, "venue": "kalshi", "id": TICKER, "yes": [], "no": [["0.51", "4"]]}
+    )
 
+    poll(lambda: double.state.kalshi_market(TICKER).no_bids == [["0.5100", "4.00"]])
+
+    assert double.book_moves[0].fired == 1
     assert kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars == [["0.5100", "4.00"]]
 
 
-def test_demo_preset_thins_kalshi_on_the_fourth_read_and_jumps_polymarket_on_the_fifth(
+def test_demo_preset_thins_kalshi_on_the_third_read_and_jumps_polymarket_on_the_fifth(
     double, kalshi, polymarket
 ):
     for move in demo_book_moves():
-        double.add_book_move(move)
+        # Lasting until the book is set again, so that what is asserted cannot end first.
+        double.add_book_move(dataclasses.replace(move, lasts_ms=None))
 
-    kalshi_sizes = [kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars[-1][1] for _ in range(4)]
+    kalshi_sizes = [kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars[-1][1] for _ in range(3)]
     poll(lambda: double.state.kalshi_market(TICKER).no_bids != STORED_NO_BIDS)
     poly_asks = [asks_of(polymarket.get_order_book(TOKEN))[0] for _ in range(5)]
     poll(lambda: double.state.polymarket_book(TOKEN).asks[0]["price"] != "0.52")
 
-    assert kalshi_sizes == ["20.00"] * 4
+    assert kalshi_sizes == ["20.00"] * 3
     assert kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars[-1] == ["0.5500", "6.00"]
     assert poly_asks == [("0.52", "75")] * 5
     assert asks_of(polymarket.get_order_book(TOKEN))[0] == ("0.55", "75")

@@ -538,7 +538,7 @@ SURFACES = [
             ("every", 1, 1_000_000, 0, False),
             ("times", 1, 10**9, 0, True),
             ("after_ms", 0, 60_000, 0, False),
-            ("restore_ms", 1, 3_600_000, 0, True),
+            ("lasts_ms", 1, 3_600_000, 0, True),
             ("keep", 0, 1, 4, False),
             ("depth_cents", 0, 100, 1, False),
             ("cents", "0.1", 99, 1, False),
