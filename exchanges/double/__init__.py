@@ -2,7 +2,7 @@
 
 from exchanges.double import BookMove, ExchangeDouble, Scenario, Fault
 with ExchangeDouble(Scenario.demo()) as double:
-    double.add_book_move(BookMove(venue="kalshi", kind="thin", keep=Decimal("0.3"), after_ms=40))
+    double.add_book_move(BookMove(venue="kalshi", kind="thin", keep="0.3", after_ms=40))
     ...  # point kalshi_python_sync at double.kalshi_host, py_clob_client at double.polymarket_host
 """
 

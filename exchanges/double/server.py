@@ -185,7 +185,7 @@ class ExchangeDouble:
     def polymarket_host(self) -> str:
         return self.base_url
 
-    # --- faults, book moves and counters ------------------------------------------------------------------
+    # --- faults, book moves and counters ------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> Fault:
         return self._faults.add(fault)

@@ -20,8 +20,8 @@ class Timers:
     """`call_later(delay_s, fn)` runs `fn` on the timer thread, started by the first call.
     `close()` drops what is pending, joins the thread and ignores later calls until `open()`."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
+        self._clock = time.monotonic
         self._wake = threading.Condition()
         self._due: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()  # ties run in the order they were asked for
@@ -40,10 +40,6 @@ class Timers:
                 )
                 self._thread.start()
             self._wake.notify_all()
-
-    def pending(self) -> int:
-        with self._wake:
-            return len(self._due)
 
     def open(self) -> None:
         with self._wake:
