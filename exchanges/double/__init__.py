@@ -1,15 +1,18 @@
 """The exchange double: a loopback Kalshi + Polymarket for the unmodified official clients.
 
-from exchanges.double import ExchangeDouble, Scenario, Fault
+from exchanges.double import BookMove, ExchangeDouble, Scenario, Fault
 with ExchangeDouble(Scenario.demo()) as double:
+    double.add_book_move(BookMove(venue="kalshi", kind="thin", keep="0.3", after_ms=40))
     ...  # point kalshi_python_sync at double.kalshi_host, py_clob_client at double.polymarket_host
 """
 
 from .faults import Fault
+from .moves import BookMove, demo_book_moves
 from .server import ExchangeDouble
 from .state import ExchangeState, KalshiAccount, KalshiMarket, PolymarketBook, Scenario
 
 __all__ = [
+    "BookMove",
     "ExchangeDouble",
     "ExchangeState",
     "Fault",
@@ -17,4 +20,5 @@ __all__ = [
     "KalshiMarket",
     "PolymarketBook",
     "Scenario",
+    "demo_book_moves",
 ]

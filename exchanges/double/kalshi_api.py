@@ -76,6 +76,7 @@ def handle(
                 return error(400, "depth must be an integer")
             if depth > 100:
                 return error(400, "depth must be at most 100")
+            state.book_read("kalshi", market.ticker)
             return Reply(200, orderbook_body(market, depth))
     return error(404, f"no route for {path}")
 

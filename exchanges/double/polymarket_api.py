@@ -63,6 +63,7 @@ def handle(
         if book is None:
             return error(404, NO_BOOK if path == "/book" else "market not found")
         if path == "/book":
+            state.book_read("polymarket", token_id)
             return Reply(200, book_body(book))
         if path == "/tick-size":
             return Reply(200, {"minimum_tick_size": float(book.tick_size)})

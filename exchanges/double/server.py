@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import kalshi_api, polymarket_api
 from .faults import NOT_JSON_BODY, Fault, FaultBook, drop_fields
 from .kalshi_api import Reply
+from .moves import BookMove
 from .state import ExchangeState, Scenario
 
 logger = logging.getLogger("exchanges.double")
@@ -128,6 +129,7 @@ class ExchangeDouble:
         if self._httpd is not None:
             raise RuntimeError("the exchange double is already running")
         self._stopping.clear()
+        self.state.start_timers()
         httpd = _Server((self._host, self._port), _Handler)
         httpd.double = self
         self._httpd = httpd
@@ -142,6 +144,7 @@ class ExchangeDouble:
     def stop(self) -> None:
         """Stop serving and drop every open connection, held ones included; returns promptly."""
         httpd, self._httpd = self._httpd, None
+        self.state.stop_timers()  # pending book moves are dropped; none is set off from now on
         if httpd is None:
             return
         self._stopping.set()  # wakes handlers sleeping in a latency/timeout fault
@@ -182,7 +185,7 @@ class ExchangeDouble:
     def polymarket_host(self) -> str:
         return self.base_url
 
-    # --- faults and counters ------------------------------------------------------------------
+    # --- faults, book moves and counters ------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> Fault:
         return self._faults.add(fault)
@@ -194,6 +197,18 @@ class ExchangeDouble:
     def faults(self) -> list[Fault]:
         """The faults still in force."""
         return self._faults.active()
+
+    def add_book_move(self, move: BookMove) -> BookMove:
+        """Move books after matching reads (exchanges/double/moves.py); `state.add_book_move`."""
+        return self.state.add_book_move(move)
+
+    def clear_book_moves(self) -> None:
+        self.state.clear_book_moves()
+
+    @property
+    def book_moves(self) -> list[BookMove]:
+        """The book moves in force, with their counts so far."""
+        return self.state.book_moves
 
     @property
     def call_counts(self) -> Counter[tuple[str, str]]:

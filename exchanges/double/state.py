@@ -22,11 +22,17 @@ import yaml
 
 from config.numbers import DecimalRule, NumberError, WholeRule
 
+from .moves import BookMove, MoveError, ladder_of, move_from_dict, moved_book, moved_kalshi_book
+from .timers import Timers
+
 # The Market.status enum the official Kalshi client enforces; "open" is only a list *filter*.
 KALSHI_STATUSES = frozenset(
     {"initialized", "inactive", "active", "closed", "determined", "disputed", "amended", "finalized"}
 )
 KALSHI_RESULTS = frozenset({"yes", "no", "scalar", ""})
+
+KALSHI = "kalshi"
+POLYMARKET = "polymarket"
 
 # Kalshi ladder level: [price_dollars, count_fp]; Polymarket level: {"price": ..., "size": ...}.
 KalshiLadder = list[list[str]]
@@ -132,6 +138,7 @@ class Scenario:
     auth_window_s: float = 5.0  # freshness window for signed timestamps, both venues
     exchange_active: bool = True
     trading_active: bool = True
+    moves: list[BookMove] = field(default_factory=list)  # books that move after a read
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Scenario:
@@ -145,6 +152,7 @@ class Scenario:
             "kalshi_accounts",
             "polymarket_books",
             "polymarket_accounts",
+            "moves",
         }
         accounts = {}
         for key_id, acct in kalshi.get("accounts", {}).items():
@@ -157,6 +165,7 @@ class Scenario:
             kalshi_accounts=accounts,
             polymarket_books={t: PolymarketBook(token_id=t, **b) for t, b in poly.get("books", {}).items()},
             polymarket_accounts={a.lower(): int(v) for a, v in poly.get("accounts", {}).items()},
+            moves=data["moves"],
             **{k: v for k, v in data.items() if k in knobs},
         )
 
@@ -176,7 +185,11 @@ class Scenario:
             d.pop(key)
             return d
 
-        knobs = {k: v for k, v in asdict(self).items() if not k.startswith(("kalshi_", "polymarket_"))}
+        knobs = {
+            k: v
+            for k, v in asdict(self).items()
+            if not k.startswith(("kalshi_", "polymarket_")) and k != "moves"
+        }
         return {
             "kalshi": {
                 "markets": {t: strip(m, "ticker") for t, m in self.kalshi_markets.items()},
@@ -186,6 +199,7 @@ class Scenario:
                 "books": {t: strip(b, "token_id") for t, b in self.polymarket_books.items()},
                 "accounts": dict(self.polymarket_accounts),
             },
+            "moves": [move.to_dict() for move in self.moves],
             **knobs,
         }
 
@@ -332,6 +346,15 @@ def checked_numbers(data: Mapping[str, Any]) -> dict[str, Any]:
         data["default_balance"] = checks.number("default_balance", data["default_balance"], BALANCE)
     if "auth_window_s" in data:
         data["auth_window_s"] = checks.number("auth_window_s", data["auth_window_s"], AUTH_WINDOW_S)
+    moves = data.get("moves") or []
+    if not isinstance(moves, list):
+        raise ValueError(f"moves: expected a list of moves, got {type(moves).__name__}")
+    data["moves"] = []
+    for index, move in enumerate(moves):
+        try:
+            data["moves"].append(move_from_dict(move))
+        except MoveError as error:
+            checks.problems.append(error.at(f"moves[{index}]"))
     if checks.problems:
         raise ValueError("; ".join(checks.problems))
     if "auth_window_s" in data:
@@ -363,6 +386,13 @@ class ExchangeState:
         self._scenario = copy.deepcopy(scenario) if scenario is not None else Scenario()
         self._updated_ms: dict[str, int] = {}  # ticker -> last change, for Market.updated_time
         self._polymarket_creds: dict[str, PolymarketCreds] = {}  # api_key -> creds
+        self._timers = Timers()  # applies book moves after their delay, and ends lasting ones
+        # (venue, instrument) -> its ladders as last set (scenario, mirror, control API), kept
+        # while a move has changed them since
+        self._unmoved: dict[tuple[str, str], tuple[Any, Any]] = {}
+        # (venue, instrument) -> moves with `lasts_ms` still in force there: re-applied to a
+        # book set meanwhile; each entry is (its own token, the move)
+        self._lasting: dict[tuple[str, str], list[tuple[object, BookMove]]] = {}
         now_ms = self.now_ms()
         for book in self._scenario.polymarket_books.values():
             book.timestamp_ms = book.timestamp_ms or now_ms
@@ -403,6 +433,7 @@ class ExchangeState:
         with self._lock:
             self._scenario.kalshi_markets[market.ticker] = copy.deepcopy(market)
             self._updated_ms[market.ticker] = self.now_ms()
+            self._book_set(KALSHI, market.ticker)
 
     def set_kalshi_book(
         self, ticker: str, yes_bids: Iterable[Sequence[Any]], no_bids: Iterable[Sequence[Any]]
@@ -410,6 +441,7 @@ class ExchangeState:
         with self._lock:
             market = self._kalshi(ticker)
             market.yes_bids, market.no_bids = kalshi_ladder(yes_bids), kalshi_ladder(no_bids)
+            self._book_set(KALSHI, ticker)
 
     def set_kalshi_status(self, ticker: str, status: str, result: str = "") -> None:
         _check_kalshi_status(status, result)
@@ -459,6 +491,7 @@ class ExchangeState:
             book = copy.deepcopy(book)
             book.timestamp_ms = book.timestamp_ms or self.now_ms()
             self._scenario.polymarket_books[book.token_id] = book
+            self._book_set(POLYMARKET, book.token_id)
 
     def set_polymarket_book(
         self,
@@ -471,6 +504,7 @@ class ExchangeState:
             book = self._polymarket(token_id)
             book.bids, book.asks = polymarket_ladder(bids), polymarket_ladder(asks)
             book.timestamp_ms = timestamp_ms if timestamp_ms is not None else self.now_ms()
+            self._book_set(POLYMARKET, token_id)
 
     def set_polymarket_closed(self, token_id: str, closed: bool = True) -> None:
         with self._lock:
@@ -497,3 +531,105 @@ class ExchangeState:
             return self._scenario.polymarket_books[token_id]
         except KeyError:
             raise KeyError(f"unknown Polymarket token id {token_id!r}") from None
+
+    # --- book moves ---------------------------------------------------------------------------
+
+    def add_book_move(self, move: BookMove) -> BookMove:
+        """Start moving books after reads that match `move` (see exchanges/double/moves.py)."""
+        with self._lock:
+            self._scenario.moves.append(move)
+        return move
+
+    def clear_book_moves(self) -> None:
+        """No more moves; those set off but not yet applied are dropped (lasting ones still end)."""
+        with self._lock:
+            self._scenario.moves.clear()
+
+    @property
+    def book_moves(self) -> list[BookMove]:
+        """The moves in force, with their counts of reads and moves so far; copies."""
+        with self._lock:
+            return copy.deepcopy(self._scenario.moves)
+
+    def book_read(self, venue: str, instrument: str) -> None:
+        """Count a read of a book, after its answer was taken; set off the moves it triggers."""
+        with self._lock:
+            if not self._scenario.moves:
+                return
+            triggered = [move for move in self._scenario.moves if move.count_read(venue, instrument)]
+        for move in triggered:
+            if move.after_ms:
+                self._timers.call_later(
+                    move.after_ms / 1000, lambda m=move: self._move_book(m, venue, instrument)
+                )
+            else:
+                self._move_book(move, venue, instrument)
+
+    def start_timers(self) -> None:
+        """Apply book moves again after `stop_timers` (the double calls it when it starts)."""
+        self._timers.open()
+
+    def stop_timers(self) -> None:
+        """Stop the timer thread: moves not yet applied or ended, or set off later, are dropped."""
+        self._timers.close()
+
+    def _move_book(self, move: BookMove, venue: str, instrument: str) -> None:
+        key = (venue, instrument)
+        with self._lock:
+            if not any(m is move for m in self._scenario.moves):
+                return  # cleared after it was set off
+            if not self._apply_move(move, key) or move.lasts_ms is None:
+                return
+            token = object()
+            self._lasting.setdefault(key, []).append((token, move))
+        self._timers.call_later(move.lasts_ms / 1000, lambda: self._end_move(key, token))
+
+    def _apply_move(self, move: BookMove, key: tuple[str, str]) -> bool:
+        """Move the book (under the lock); False if there is no such book."""
+        venue, instrument = key
+        if venue == KALSHI:
+            market = self._scenario.kalshi_markets.get(instrument)
+            if market is None:
+                return False
+            self._unmoved.setdefault(key, (market.yes_bids, market.no_bids))
+            yes_bids, no_bids = moved_kalshi_book(move, ladder_of(market.yes_bids), ladder_of(market.no_bids))
+            market.yes_bids, market.no_bids = kalshi_ladder(yes_bids), kalshi_ladder(no_bids)
+            return True
+        book = self._scenario.polymarket_books.get(instrument)
+        if book is None:
+            return False
+        self._unmoved.setdefault(key, (book.bids, book.asks))
+        bids, asks = moved_book(move, ladder_of(book.bids), ladder_of(book.asks))
+        book.bids, book.asks = polymarket_ladder(bids), polymarket_ladder(asks)
+        book.timestamp_ms = self.now_ms()  # the venue stamps the book it changed
+        return True
+
+    def _end_move(self, key: tuple[str, str], token: object) -> None:
+        """A lasting move ends: the book as last set, with the moves still lasting applied."""
+        with self._lock:
+            lasting = [entry for entry in self._lasting.get(key, []) if entry[0] is not token]
+            if lasting:
+                self._lasting[key] = lasting
+            else:
+                self._lasting.pop(key, None)
+            unmoved = self._unmoved.pop(key, None)
+            if unmoved is None:
+                return
+            venue, instrument = key
+            if venue == KALSHI:
+                market = self._scenario.kalshi_markets[instrument]
+                market.yes_bids, market.no_bids = unmoved
+            else:
+                book = self._scenario.polymarket_books[instrument]
+                book.bids, book.asks = unmoved
+                book.timestamp_ms = self.now_ms()
+            for _, move in lasting:
+                self._apply_move(move, key)
+
+    def _book_set(self, venue: str, instrument: str) -> None:
+        """A book was set from outside (scenario, mirror, control API): earlier moves are gone,
+        those still lasting apply to the new book."""
+        key = (venue, instrument)
+        self._unmoved.pop(key, None)
+        for _, move in self._lasting.get(key, ()):
+            self._apply_move(move, key)

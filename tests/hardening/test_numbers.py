@@ -436,6 +436,10 @@ def poly_book(**book: Any) -> dict:
     return {"polymarket": {"books": {"777": book}}}
 
 
+def book_move(**move: Any) -> dict:
+    return {"moves": [{"venue": "polymarket", "kind": "jump", **move}]}
+
+
 PORT = (d(0), d(65535), 0)
 SPEED = (d("0.01"), d(100_000), 2)
 SECONDS_3 = (d(0), d(86400), 3)
@@ -539,6 +543,22 @@ SURFACES = [
         "scenario auth_window_s", "auth_window_s", d("0.001"), d(86400), 3,
         scenario_file(lambda v: {"auth_window_s": v}, lambda s: s.auth_window_s), typed=True,
     ),
+    *[
+        Surface(
+            f"scenario move {name}", f"moves[0].{name}", d(low), d(high), places,
+            scenario_file(lambda v, name=name: book_move(**{name: v}), lambda s, name=name: getattr(s.moves[0], name)),
+            typed=True, null=None if optional else REFUSED,
+        )
+        for name, low, high, places, optional in [
+            ("every", 1, 1_000_000, 0, False),
+            ("times", 1, 10**9, 0, True),
+            ("after_ms", 0, 60_000, 0, False),
+            ("lasts_ms", 1, 3_600_000, 0, True),
+            ("keep", 0, 1, 4, False),
+            ("depth_cents", 0, 100, 1, False),
+            ("cents", "0.1", 99, 1, False),
+        ]
+    ],
 ]  # fmt: skip
 
 

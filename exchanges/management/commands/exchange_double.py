@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.numbers import WholeRule, option_type
 from config.shutdown import GracefulShutdown
-from exchanges.double import ExchangeDouble, Scenario
+from exchanges.double import ExchangeDouble, Scenario, demo_book_moves
 
 PORT = WholeRule(0, 65535)
 
@@ -32,6 +32,12 @@ class Command(BaseCommand):
             help="scenario file (.json, .yaml or .yml); default: the built-in demo of three paired markets",
         )
         parser.add_argument(
+            "--demo-book-moves",
+            action="store_true",
+            help="also move books shortly after they are read, as the demo does (thinned Kalshi asks, "
+            "Polymarket prices that jump); a scenario file can list its own under moves:",
+        )
+        parser.add_argument(
             "--kalshi-key",
             action="append",
             default=[],
@@ -46,6 +52,9 @@ class Command(BaseCommand):
         except (OSError, ValueError, TypeError) as exc:
             raise CommandError(f"cannot load scenario {scenario_path}: {exc}") from exc
         double = ExchangeDouble(scenario, host=options["host"], port=options["port"])
+        if options["demo_book_moves"]:
+            for move in demo_book_moves():
+                double.add_book_move(move)
         for spec in options["kalshi_key"]:
             key_id, sep, pem_path = spec.partition("=")
             if not (key_id and sep and pem_path):
@@ -64,7 +73,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"Polymarket host: {double.polymarket_host}")
                 self.stdout.write(
                     f"{len(scenario.kalshi_markets)} Kalshi markets, {len(scenario.polymarket_books)} "
-                    "Polymarket books. Ctrl-C (or SIGTERM) to stop."
+                    f"Polymarket books, {len(double.book_moves)} book moves. Ctrl-C (or SIGTERM) to stop."
                 )
                 self.stdout.flush()
                 shutdown.wait()

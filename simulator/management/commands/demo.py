@@ -34,7 +34,7 @@ from django.db import connections, transaction
 from accounts import services as account_services
 from config.numbers import WholeRule, option_type
 from config.shutdown import GracefulShutdown
-from exchanges.double import ExchangeDouble, Scenario
+from exchanges.double import ExchangeDouble, Scenario, demo_book_moves
 from exchanges.testing import polymarket_address
 from ingest.live import mirror_to_double
 from ingest.pairs import import_pairs_file
@@ -146,6 +146,12 @@ class Command(BaseCommand):
             help=f"time compression of the replay (default 10x; {REPLAY_SPEED.accepted()})",
         )
         parser.add_argument("--no-serve", action="store_true", help="run double and ingest only")
+        parser.add_argument(
+            "--no-book-moves",
+            action="store_true",
+            help="serve the recording's books unmoved (by default the double thins or jumps a book "
+            "shortly after some reads, so orders meet a book that moved)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["recording"].is_file():
@@ -165,6 +171,8 @@ class Command(BaseCommand):
         double = ExchangeDouble(Scenario(), host="127.0.0.1", port=options["double_port"]).start()
         double.state.register_kalshi_key(DEMO_KALSHI_KEY_ID, kalshi_public_pem, balance_cents=2_500_000)
         double.state.set_polymarket_balance(polymarket_address(poly_key), 25_000 * 10**6)
+        for move in [] if options["no_book_moves"] else demo_book_moves():
+            double.add_book_move(move)
         ingest = threading.Thread(
             target=self._ingest, args=(options, double, shutdown), name="demo-ingest", daemon=True
         )
