@@ -833,7 +833,7 @@ def test_every_trade_keeps_the_arithmetic_it_records_and_never_costs_more_than_w
         assert (o.detail == "") == (o.filled_size == o.size)
         # A leg sent second goes out at the first leg's arrival, sized to its fill.
         if run["planned"][index].state == WAITING:
-            first = [other for other in orders if run["planned"][orders.index(other)].state == SENT]
+            first = [other for other, plan in zip(orders, run["planned"], strict=True) if plan.state == SENT]
             assert o.size == min(other.filled_size for other in first) > 0
             assert o.sent_at == max(other.arrived_at for other in first)
         assert o.arrived_at == o.sent_at + o.latency_ms * MS
