@@ -107,10 +107,6 @@ def arrive(
     )
 
 
-def sizes(legs) -> list[Decimal]:
-    return [leg.filled_size for leg in legs]
-
-
 # --- settings ---------------------------------------------------------------------------------------
 
 
