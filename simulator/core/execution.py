@@ -423,17 +423,19 @@ def arrival_available(
 
 
 def _fill_detail(order: LegOrder, available: Sequence[Level], wanted: Decimal, filled: Decimal) -> str:
-    depth = depth_at_limit(available, order.limit_price)
-    best = available[0].price if available else None
     if filled >= wanted:
         return ""
     if not available:
         return "no asks at arrival"
-    if order.order_type == FOK and filled == 0 and depth > 0:
-        return f"fill-or-kill: only {whole(depth)} of {wanted} at or below {order.limit_price} at arrival"
-    if depth <= 0 or whole(depth) < 1:
+    # The book moved past the limit only when no ask is at or under it; asks there that competitors
+    # or this run's earlier orders took, or under one whole contract, are a thin book.
+    best = min(level.price for level in available)
+    if best > order.limit_price:
         return f"book moved past the limit: best ask {best} > limit {order.limit_price} at arrival"
-    return f"only {whole(depth)} of {wanted} at or below {order.limit_price} at arrival"
+    depth = whole(depth_at_limit(available, order.limit_price))
+    if order.order_type == FOK and filled == 0:
+        return f"fill-or-kill: only {depth} of {wanted} at or below {order.limit_price} at arrival"
+    return f"only {depth} of {wanted} at or below {order.limit_price} at arrival"
 
 
 def fill_at_arrival(

@@ -172,7 +172,7 @@ def run_decide(
 
 
 class FixedDrawRandom(random.Random):
-    """A Random whose `randrange` answers from a script (the partial-fill fraction's draw)."""
+    """A Random whose `randrange` answers from a script (competitors' shares, drawn per level)."""
 
     def __init__(self, *draws: int) -> None:
         super().__init__(0)

@@ -21,7 +21,6 @@ from simulator.core.checks import (
     format_usd,
     reason_of,
 )
-from simulator.core.types import Fill, LegFill
 from tests.simulator import (
     TICKER,
     TOKEN,
@@ -151,24 +150,25 @@ def test_exchange_books_trust_the_overall_verdict_too():
     assert check_exchange_books(make_intent(), refused).detail == "kalshi exchange paused"
 
 
-def leg_fill(venue: str, price: str, size: str, fee: str) -> LegFill:
-    fills = (Fill(D(price), D(size)),)
-    return LegFill(venue, "X", YES, D(price), fills, D(price), D(fee), ())
-
-
-def test_venue_balances_must_cover_each_venues_own_leg():
-    legs = [leg_fill(KALSHI, "0.45", "10", "0.18"), leg_fill(POLYMARKET, "0.50", "10", "0")]
-    assert check_venue_balances(make_validation(kalshi_balance="4.68"), legs).ok
-    low = check_venue_balances(make_validation(kalshi_balance="3.20"), legs)
+def test_venue_balances_must_cover_the_worst_case_cost_of_each_venues_orders():
+    # Kalshi: 10 at the 0.45 limit + fee 0.18 = $4.68; Polymarket: 10 at 0.50, no fee = $5.00.
+    worst = {KALSHI: D("4.68"), POLYMARKET: D("5.00")}
+    assert check_venue_balances(make_validation(kalshi_balance="4.68"), worst).ok
+    low = check_venue_balances(make_validation(kalshi_balance="3.20"), worst)
     assert low == Check("exchange_validation", False, "kalshi balance $3.20 < leg cost $4.68")
-    low_polymarket = check_venue_balances(make_validation(polymarket_balance="4.9999"), legs)
+    low_polymarket = check_venue_balances(make_validation(polymarket_balance="4.9999"), worst)
     assert low_polymarket.detail == "polymarket balance $4.9999 < leg cost $5.00"
+    unknown = check_venue_balances(make_validation(polymarket_balance=None), worst)
+    assert unknown == Check("exchange_validation", False, "polymarket balance unknown")
 
 
 def test_balance_is_the_runs_fake_usd():
     assert check_balance(D("9.68"), make_state(balance="9.68")).ok
     assert check_balance(D("9.68"), make_state(balance="9.67")) == Check(
-        "balance", False, "cost $9.68 > run balance $9.67"
+        "balance", False, "worst-case cost $9.68 > run balance $9.67"
+    )
+    assert check_balance(D("9.68"), make_state(balance="9.68")).detail == (
+        "worst-case cost $9.68 <= run balance $9.68"
     )
 
 

@@ -1,4 +1,6 @@
-"""The whole decision: seven checks in order, the exchange asked only when it should be."""
+"""The whole decision: seven checks in order, the exchange asked only when it should be, and a
+traded decision's orders sent with their worst-case cost held (what they fill is decided at
+arrival: test_execution.py)."""
 
 import json
 import random
@@ -12,10 +14,11 @@ from exchanges.books import KALSHI, POLYMARKET, YES, Level
 from simulator.core import (
     CHECK_NAMES,
     NOT_RUN_DETAIL,
+    CompetitionConfig,
     Decision,
     ExchangeValidation,
+    ExecutionConfig,
     Fill,
-    FillConfig,
     Keys,
     LegValidation,
     LiquidityLedger,
@@ -23,6 +26,7 @@ from simulator.core import (
     decide,
     decide_span,
 )
+from simulator.core.execution import SENT, WAITING
 from tests.simulator import (
     ALL_KEYS,
     FIXED_TIMING,
@@ -55,20 +59,39 @@ def assert_skipped_at(decision: Decision, name: str) -> None:
     assert all(not check.ok and check.detail == NOT_RUN_DETAIL for check in decision.checks[failed_at + 1 :])
 
 
-def test_all_checks_passing_gives_a_trade():
+def test_all_checks_passing_sends_one_order_per_leg_and_holds_the_worst_case():
     decision = run_decide()
     assert decision.outcome == "traded" and decision.reason == ""
     assert tuple(check.name for check in decision.checks) == CHECK_NAMES
     assert all(check.ok for check in decision.checks)
     trade = decision.trade
-    # The default scenario (tests/simulator/__init__.py): 10 contracts, cost $9.68, P&L $0.32.
-    assert (trade.requested_size, trade.matched_size, trade.fill_pct) == (10, 10, D("1.0000"))
-    assert (trade.cost_usd, trade.fees_usd, trade.expected_pnl_usd) == (D("9.68"), D("0.18"), D("0.32"))
+    # The default scenario (tests/simulator/__init__.py): 10 contracts at the limits 0.45 and 0.50;
+    # the most they can cost is 4.50 + 0.18 (Kalshi's fee) + 5.00 = $9.68, which is also what the
+    # fills at the validated book cost (3.20c).
+    assert (trade.requested_size, trade.order_size, trade.reserved_usd) == (10, 10, D("9.68"))
+    assert (trade.signal_edge_cents, trade.seen_edge_cents) == (D("3.20"), D("3.2"))
+    kalshi, polymarket = trade.legs
+    assert (kalshi.venue, kalshi.limit_price, kalshi.size, kalshi.order_type) == (
+        KALSHI,
+        D("0.45"),
+        10,
+        "ioc",
+    )
+    assert (polymarket.venue, polymarket.limit_price, polymarket.order_type) == (POLYMARKET, D("0.50"), "fak")
+    # Sent at the decision, each arriving one latency later; nothing is filled yet.
+    assert kalshi.state == polymarket.state == SENT
+    assert kalshi.sent_at == polymarket.sent_at == NOW
+    assert kalshi.arrived_at == NOW + timedelta(milliseconds=120)
+    assert polymarket.arrived_at == NOW + timedelta(milliseconds=250)
+    assert kalshi.fills == polymarket.fills == ()
+    assert kalshi.arrival_book is None
     assert trade.decided_at == NOW
-    assert trade.executed_at == NOW + timedelta(milliseconds=250)  # the slower leg
+    assert trade.executed_at == NOW + timedelta(milliseconds=250)  # expected: the last arrival
     assert trade.settled_at == trade.executed_at + timedelta(seconds=5)
     assert trade.settlement_delay_s == D("5.000")
+    assert trade.latencies_ms == {KALSHI: 120, POLYMARKET: 250}
     assert decision.checks[1].detail == "net edge 3.20c (fills: 3.20c) >= your minimum 1.00c"
+    assert decision.checks[5].detail == "worst-case cost $9.68 <= run balance $1000.00"
 
 
 def test_a_traded_decision_serialises_to_the_json_contract():
@@ -81,17 +104,45 @@ def test_a_traded_decision_serialises_to_the_json_contract():
         "instrument_id",
         "side",
         "limit_price",
-        "avg_fill_price",
-        "fee_usd",
-        "fills",
+        "order_type",
+        "sent_at",
+        "arrived_at",
         "book",
+        "arrival_book",
+        "arrival_available",
+        "fills",
+        "filled_size",
+        "unhedged_size",
+        "unwind",
     } <= set(leg)
-    assert leg["fills"] == [{"price": "0.45", "size": "10"}]
+    assert leg["fills"] == [] and leg["arrival_book"] is None and leg["unwind"] is None
     assert leg["book"] == [{"price": "0.45", "size": "10"}]
-    assert payload["trade"]["cost_usd"] == "9.6800"  # USD totals to 4 places
-    assert leg["fee_usd"] == "0.18"  # Kalshi charges whole cents
+    assert leg["sent_at"] == "2025-11-25T15:00:00Z"
+    assert leg["arrived_at"] == "2025-11-25T15:00:00.120000Z"
+    assert payload["trade"]["reserved_usd"] == "9.6800"  # USD totals to 4 places
+    assert payload["trade"]["order_size"] == "10"
     assert payload["trade"]["executed_at"] == "2025-11-25T15:00:00.250000Z"
     assert payload["validation"]["balances_usd"] == {"kalshi": "500", "polymarket": "500"}
+
+
+def test_the_worst_case_is_every_contract_at_its_limit_not_at_the_better_book():
+    # The book offers 0.40 under a 0.45 limit: the fills there cost 4.00 + 0.17 + 5.00 = 9.17
+    # (8.30c), but the book can move up to the limit before the order arrives: $9.68 is held.
+    decision = run_decide(validation=make_validation(kalshi=kalshi_book(("0.40", "10"))))
+    trade = decision.trade
+    assert trade.seen_edge_cents == D("8.3")
+    assert trade.reserved_usd == D("9.68")
+    assert decision.checks[5].detail == "worst-case cost $9.68 <= run balance $1000.00"
+
+
+def test_the_worst_case_fee_is_the_largest_a_fill_at_or_under_the_limit_can_carry():
+    # Kalshi at a 0.70 limit: a fill at 0.50 carries the largest fee, 0.07 x 10 x 0.25 = 0.175 ->
+    # $0.18 (at 0.70 it would be 0.147 -> $0.15). Held: 7.00 + 0.18 + 2.50 = $9.68.
+    intent = make_intent(kalshi_limit="0.70", polymarket_limit="0.25", net_edge_cents="3")
+    validation = make_validation(
+        kalshi=kalshi_book(("0.70", "10")), polymarket=polymarket_book(("0.25", "10"))
+    )
+    assert run_decide(intent, validation=validation).trade.reserved_usd == D("9.68")
 
 
 def test_an_intent_without_orders_is_skipped_at_has_orders():
@@ -184,6 +235,11 @@ def closed_polymarket() -> ExchangeValidation:
         (make_validation(polymarket_balance=None), "polymarket balance unknown"),
         # 10 @ 0.45 + fee 0.18 = $4.68 on Kalshi.
         (make_validation(kalshi_balance="3.20"), "kalshi balance $3.20 < leg cost $4.68"),
+        # The venue holds the worst case: 10 at the 0.45 limit (the book is at 0.40) + fee 0.18.
+        (
+            make_validation(kalshi=kalshi_book(("0.40", "10")), kalshi_balance="4.67"),
+            "kalshi balance $4.67 < leg cost $4.68",
+        ),
         (
             make_validation(kalshi=kalshi_book(("0.45", "0.5"))),
             f"kalshi {TICKER} yes: only 0.5 contracts at or below 0.45",
@@ -208,7 +264,7 @@ def test_a_market_without_a_fee_schedule_is_skipped_at_exchange_validation():
 def test_a_cost_over_the_run_balance_is_skipped_at_balance():
     decision = run_decide(state=make_state(balance="9.67"))
     assert_skipped_at(decision, "balance")
-    assert decision.reason == "balance: cost $9.68 > run balance $9.67"
+    assert decision.reason == "balance: worst-case cost $9.68 > run balance $9.67"
 
 
 def test_a_trade_over_the_daily_cap_is_skipped_at_daily_cap():
@@ -243,65 +299,87 @@ def test_fills_worse_than_the_intent_claimed_are_skipped_at_net_edge():
     assert decision.validation is not None
 
 
-def test_depth_already_taken_on_the_same_snapshot_is_not_taken_again():
+def take_from(ledger: LiquidityLedger, book, *fills: tuple[str, str]) -> None:
+    """What an earlier trade's orders took at arrival from `book`'s snapshot."""
+    ledger.consume(book, [Fill(D(price), D(size)) for price, size in fills])
+
+
+def test_depth_already_taken_on_the_same_snapshot_is_not_ordered_again():
     ledger = LiquidityLedger()
-    first = run_decide(ledger=ledger)
-    second = run_decide(ledger=ledger)
-    assert first.outcome == "traded"
-    assert_skipped_at(second, "exchange_validation")
-    assert "this run already took the depth at or below 0.45 on this book snapshot" in second.reason
+    take_from(ledger, kalshi_book(("0.45", "10")), ("0.45", "10"))
+    decision = run_decide(ledger=ledger)
+    assert_skipped_at(decision, "exchange_validation")
+    assert "this run already took the depth at or below 0.45 on this book snapshot" in decision.reason
 
 
-def test_a_second_intent_on_the_same_snapshot_fills_the_next_level():
+def test_an_intent_on_a_snapshot_already_taken_from_is_sized_to_what_is_left():
     ledger = LiquidityLedger()
     validation = make_validation(kalshi=kalshi_book(("0.44", "6"), ("0.45", "20")))
-    first = run_decide(validation=validation, ledger=ledger)
-    second = run_decide(validation=validation, ledger=ledger)
-    assert first.trade.legs[0].fills[0].price == D("0.44")
-    # The first took 6 @ 0.44 and 4 @ 0.45; the Polymarket leg is gone too (10 of 10).
-    assert_skipped_at(second, "exchange_validation")
-    fresh = make_validation(
-        kalshi=kalshi_book(("0.44", "6"), ("0.45", "20")), polymarket=polymarket_book(("0.50", "30"))
-    )
-    third = run_decide(validation=fresh, ledger=ledger)
-    # A newer Polymarket snapshot? No: same timestamp, so Kalshi is still reduced to 0.45 x 16.
-    assert third.trade.legs[0].fills == (Fill(D("0.45"), D("10")),)
-    assert third.trade.legs[0].book_available == (Level(D("0.45"), D("16")),)
-    assert third.trade.legs[0].book == (Level(D("0.44"), D("6")), Level(D("0.45"), D("20")))
+    take_from(ledger, kalshi_book(("0.44", "6"), ("0.45", "20")), ("0.44", "6"), ("0.45", "4"))
+    trade = run_decide(validation=validation, ledger=ledger).trade
+    assert trade.order_size == 10
+    assert trade.legs[0].book_available == (Level(D("0.45"), D("16")),)
+    assert trade.legs[0].book == (Level(D("0.44"), D("6")), Level(D("0.45"), D("20")))
+    # The Polymarket side was taken down to 3: both orders go out for 3.
+    take_from(ledger, polymarket_book(("0.50", "10")), ("0.50", "7"))
+    trade = run_decide(validation=validation, ledger=ledger).trade
+    assert trade.order_size == 3
+    assert trade.legs[1].book_available == (Level(D("0.50"), D("3")),)
 
 
 def test_a_newer_snapshot_restores_the_depth():
     ledger = LiquidityLedger()
-    assert run_decide(ledger=ledger).outcome == "traded"
+    take_from(ledger, kalshi_book(("0.45", "10")), ("0.45", "10"))
     newer = make_validation(
         kalshi=kalshi_book(("0.45", "10"), ts_ms=2_000_000_000_000),
         polymarket=polymarket_book(("0.50", "10"), ts_ms=2_000_000_000_000),
     )
-    assert run_decide(validation=newer, ledger=ledger).trade.matched_size == 10
+    assert run_decide(validation=newer, ledger=ledger).trade.order_size == 10
 
 
-def test_a_skipped_decision_does_not_consume_the_ledger():
+def test_a_decision_never_changes_the_ledger():
+    # Fills are taken at arrival: neither a traded nor a skipped decision consumes anything.
     ledger = LiquidityLedger()
+    assert run_decide(ledger=ledger).outcome == "traded"
     run_decide(state=make_state(balance="1"), ledger=ledger)
     assert ledger.to_json()["books"] == []
+    assert run_decide(ledger=ledger).trade.order_size == 10
 
 
-def test_a_marginal_edge_gets_a_partial_fill_that_still_meets_the_minimum():
-    # Edge 3.20c with a 2.50c minimum is within the 1c band: some seed must give a partial fill.
-    sizes = set()
-    for seed in range(30):
-        decision = run_decide(limits=make_limits(min_edge="2.50"), seed=seed)
-        trade = decision.trade
-        sizes.add(trade.matched_size)
-        assert trade.expected_pnl_usd * 100 >= D("2.50") * trade.matched_size
-        assert trade.fill_pct == (trade.matched_size / trade.requested_size).quantize(D("0.0001"))
-    assert min(sizes) < 10
-    assert all(3 <= size <= 10 for size in sizes)  # u in [0.3, 1.0] of 10
+def test_a_marginal_edge_sends_the_whole_size():
+    # Edge 3.20c with a 2.50c minimum is within the 1c marginal band: the orders still ask for the
+    # whole depth; competitors take their (larger) share when the orders arrive.
+    for seed in range(10):
+        trade = run_decide(limits=make_limits(min_edge="2.50"), seed=seed).trade
+        assert trade.order_size == 10 and trade.reserved_usd == D("9.68")
+
+
+@pytest.mark.parametrize(
+    ("sequencing", "waiting"), [("kalshi_first", POLYMARKET), ("polymarket_first", KALSHI)]
+)
+def test_a_sequence_sends_the_first_venue_and_holds_the_other_leg_back(sequencing, waiting):
+    config = SimConfig(execution=ExecutionConfig(sequencing=sequencing), timing=FIXED_TIMING)
+    trade = run_decide(config=config).trade
+    sent = [leg for leg in trade.legs if leg.venue != waiting]
+    held = [leg for leg in trade.legs if leg.venue == waiting]
+    assert [leg.state for leg in sent] == [SENT] and sent[0].sent_at == NOW
+    assert [leg.state for leg in held] == [WAITING]
+    assert held[0].sent_at is None and held[0].arrived_at is None
+    # Expected: the first leg's latency, then the second's (120 + 250 ms); the whole size is held.
+    assert trade.executed_at == NOW + timedelta(milliseconds=370)
+    assert trade.reserved_usd == D("9.68")
+
+
+def test_the_runs_order_types_are_on_the_orders():
+    config = SimConfig(
+        execution=ExecutionConfig(kalshi_order_type="fok", polymarket_order_type="fok"), timing=FIXED_TIMING
+    )
+    assert [leg.order_type for leg in run_decide(config=config).trade.legs] == ["fok", "fok"]
 
 
 def test_the_same_seed_and_inputs_give_the_same_decision():
     default_timing = SimConfig()  # the random latency and settlement models
-    limits = make_limits(min_edge="2.50")  # marginal, so the partial fill draws too
+    limits = make_limits(min_edge="2.50")
     one = run_decide(limits=limits, seed=99, config=default_timing)
     two = run_decide(limits=limits, seed=99, config=default_timing)
     assert one == two
@@ -318,7 +396,7 @@ def test_a_success_span_start_is_eligible_without_asking_the_exchange():
     assert tuple(check.name for check in decision.checks) == CHECK_NAMES
     assert decision.checks[4].detail == "not asked: a span decision does not call the exchange"
     # Estimated at the limits: 4.50 + 5.00 + 0.18 = 9.68.
-    assert decision.checks[5].detail == "cost $9.68 <= run balance $1000.00"
+    assert decision.checks[5].detail == "worst-case cost $9.68 <= run balance $1000.00"
 
 
 @pytest.mark.parametrize(
@@ -345,6 +423,12 @@ def test_a_success_span_start_says_why_a_run_was_not_eligible(arguments, name):
 
 
 def test_sim_config_round_trips_json():
-    config = SimConfig(fills=FillConfig(marginal_band_cents=D("0.5")), timing=FIXED_TIMING)
+    execution = ExecutionConfig(
+        kalshi_order_type="fok",
+        sequencing="kalshi_first",
+        unhedged="carry",
+        competition=CompetitionConfig(marginal_band_cents=D("0.5"), share_max=D("0.1")),
+    )
+    config = SimConfig(execution=execution, timing=FIXED_TIMING)
     assert SimConfig.from_json(json.loads(json.dumps(config.as_json()))) == config
     assert SimConfig.from_json({}) == SimConfig()

@@ -1,6 +1,6 @@
-"""The fill model: hand-computed cases (the arithmetic in the comments), then properties."""
+"""Sizing at the validated book: hand-computed cases (the arithmetic in the comments), then
+properties. What an order fills at arrival is tested in test_execution.py."""
 
-import random
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 import pytest
@@ -10,15 +10,14 @@ from hypothesis import strategies as st
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from simulator.core import CHECK_NAMES
+from simulator.core.execution import worst_case_cost_usd
 from simulator.core.fills import (
-    FillConfig,
     LegBook,
     depth_at_limit,
     fill_hedged_pair,
     fill_leg,
     fill_pair,
     fill_pct,
-    partial_size,
     requested_size,
     take,
 )
@@ -26,7 +25,6 @@ from simulator.core.types import Fill, IntentLeg
 from tests.simulator import (
     TICKER,
     TOKEN,
-    FixedDrawRandom,
     kalshi_book,
     levels,
     make_fee_schedules,
@@ -52,16 +50,9 @@ def polymarket_leg(limit: str = "0.50", *asks: tuple[str, str], fee_rate: str = 
     return LegBook(IntentLeg(POLYMARKET, TOKEN, NO, D(limit), D(100)), ladder, ladder, schedule)
 
 
-def hedged(
-    kalshi: LegBook, polymarket: LegBook, *, requested: str = "10", edge: str = "10", minimum: str = "1"
-):
+def hedged(kalshi: LegBook, polymarket: LegBook, *, requested: str = "10", minimum: str = "1"):
     return fill_hedged_pair(
-        leg_books=[kalshi, polymarket],
-        requested=D(requested),
-        intent_edge_cents=D(edge),
-        min_net_edge_cents=D(minimum),
-        rng=random.Random(7),
-        config=FillConfig(),
+        leg_books=[kalshi, polymarket], requested=D(requested), min_net_edge_cents=D(minimum)
     )
 
 
@@ -86,7 +77,7 @@ def test_thin_book_fills_only_what_is_there():
     # Kalshi shows 3 contracts at 0.45 for a 10-contract intent: both legs get 3.
     outcome = hedged(kalshi_leg("0.45", ("0.45", "3")), polymarket_leg("0.50", ("0.50", "10")))
     pair = outcome.pair
-    assert outcome.depth_size == 3 and not outcome.partial
+    assert outcome.depth_size == 3
     assert pair.matched_size == 3
     assert [leg.fills for leg in pair.legs] == [(Fill(D("0.45"), D("3")),), (Fill(D("0.50"), D("3")),)]
     # Kalshi fee: 0.07 x 3 x 0.45 x 0.55 = 0.051975 -> $0.06. Cost 1.35 + 1.50 + 0.06 = 2.91.
@@ -159,45 +150,14 @@ def test_fractional_level_sizes_still_give_whole_contracts():
     assert outcome.pair.cost_usd == D("5.7850")
 
 
-def test_a_marginal_edge_gets_a_partial_fill_from_the_seeded_draw():
-    # Edge 3.5c with a 3c minimum is inside the 1c band. Draw 5000/10000: u = 0.3 + 0.7 x 0.5 = 0.65,
-    # floor(10 x 0.65) = 6.
-    rng = FixedDrawRandom(5000)
-    outcome = fill_hedged_pair(
-        leg_books=[kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.50", ("0.50", "10"))],
-        requested=D("10"),
-        intent_edge_cents=D("3.5"),
-        min_net_edge_cents=D("3"),
-        rng=rng,
-        config=FillConfig(),
+def test_a_marginal_edge_is_sized_to_the_whole_depth_and_draws_nothing():
+    # The size sent is the depth at the validated book whatever the edge: competitors racing us at a
+    # marginal edge take their share at arrival (test_execution.py), not here.
+    outcome = hedged(
+        kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.50", ("0.50", "10")), minimum="3.1"
     )
-    assert outcome.partial and outcome.target_size == 6
-    # 6 contracts: Kalshi fee 0.07 x 6 x 0.2475 = 0.10395 -> 0.11; cost 2.70 + 3.00 + 0.11 = 5.81;
-    # edge 0.19 / 6 = 3.16c >= 3c, so 6 stands.
-    assert outcome.pair.matched_size == 6
-    assert outcome.pair.net_edge_cents == D("3.1666")
-
-
-def test_a_comfortable_edge_is_not_partially_filled_and_draws_nothing():
-    rng = FixedDrawRandom()
-    outcome = fill_hedged_pair(
-        leg_books=[kalshi_leg("0.45", ("0.45", "10")), polymarket_leg("0.50", ("0.50", "10"))],
-        requested=D("10"),
-        intent_edge_cents=D("3.2"),
-        min_net_edge_cents=D("2.2"),  # exactly the band's width above: not marginal
-        rng=rng,
-        config=FillConfig(),
-    )
-    assert not outcome.partial and outcome.pair.matched_size == 10
-    assert rng.randrange_calls == 0
-
-
-@pytest.mark.parametrize(
-    ("depth", "step", "expected"), [("10", 0, 3), ("10", 10_000, 10), ("1", 0, 1), ("3", 0, 1)]
-)
-def test_partial_size_is_floor_of_depth_times_u_and_at_least_one(depth, step, expected):
-    # u = 0.3 at step 0 and 1.0 at step 10000; floor(1 x 0.3) = 0 becomes 1, floor(3 x 0.3) = 0 too.
-    assert partial_size(D(depth), FixedDrawRandom(step), FillConfig()) == expected
+    assert outcome.depth_size == 10 and outcome.pair.matched_size == 10
+    assert outcome.fill_pct == D("1.0000")
 
 
 def test_size_is_reduced_until_the_real_fills_meet_the_minimum():
@@ -208,7 +168,6 @@ def test_size_is_reduced_until_the_real_fills_meet_the_minimum():
     outcome = hedged(
         kalshi_leg("0.45", ("0.45", "10")),
         polymarket_leg("0.55", ("0.50", "4"), ("0.55", "6")),
-        edge="3.5",
         minimum="2",
     )
     assert outcome.at_target.matched_size == 10
@@ -240,13 +199,6 @@ def test_pair_cost_is_notional_plus_fees():
     assert pair.net_edge_cents == D("3.2")
 
 
-def test_fill_config_rejects_a_bad_range_and_round_trips_json():
-    with pytest.raises(ValueError):
-        FillConfig(partial_fill_min=D("0.8"), partial_fill_max=D("0.5"))
-    config = FillConfig(marginal_band_cents=D("0.5"), partial_fill_min=D("0.2"))
-    assert FillConfig.from_json(config.as_json()) == config
-
-
 prices = st.integers(min_value=5, max_value=70).map(lambda cents: D(cents) / 100)
 # The limit sits a few cents around the best ask, as ingest sets it.
 limit_offsets = st.integers(min_value=-2, max_value=10).map(lambda cents: D(cents) / 100)
@@ -269,7 +221,7 @@ ladders = st.lists(st.tuples(prices, sizes), min_size=1, max_size=6, unique_by=l
     max_leg=st.sampled_from(["5", "100"]),
     seed=st.integers(min_value=0, max_value=2**32),
 )
-def test_fills_never_beat_the_book_and_the_arithmetic_holds(
+def test_fills_at_the_validated_book_never_beat_it_and_the_orders_hold_their_worst_case(
     kalshi_asks,
     polymarket_asks,
     kalshi_offset,
@@ -303,10 +255,21 @@ def test_fills_never_beat_the_book_and_the_arithmetic_holds(
         assert decision.reason.split(":")[0] in {"net_edge", "exchange_validation", "has_orders"}
         return
     trade = decision.trade
-    assert 1 <= trade.matched_size <= trade.requested_size <= size
+    assert 1 <= trade.order_size <= trade.requested_size <= size
+    # The size sent is the pair that meets the minimum at the validated book (no ledger: all of it).
+    leg_books = [
+        LegBook(leg, book.asks, book.asks, schedules[(leg.venue, leg.instrument_id)])
+        for leg, book in zip(legs, (kalshi, polymarket), strict=True)
+    ]
+    pair = fill_hedged_pair(
+        leg_books=leg_books, requested=trade.requested_size, min_net_edge_cents=D(min_edge)
+    ).pair
+    assert pair is not None and pair.matched_size == trade.order_size
+    assert trade.seen_edge_cents == pair.net_edge_cents
+    assert trade.signal_edge_cents == D(intent_edge)
     notional = D(0)
-    for leg, book in zip(trade.legs, (kalshi, polymarket), strict=True):
-        assert sum(fill.size for fill in leg.fills) == trade.matched_size
+    for leg, book, order in zip(pair.legs, (kalshi, polymarket), trade.legs, strict=True):
+        assert leg.size == trade.order_size
         book_sizes = {level.price: level.size for level in book.asks}
         for fill in leg.fills:
             assert book.best_ask.price <= fill.price <= leg.limit_price
@@ -316,13 +279,20 @@ def test_fills_never_beat_the_book_and_the_arithmetic_holds(
             [(fill.price, fill.size) for fill in leg.fills]
         )
         notional += sum(fill.price * fill.size for fill in leg.fills)
-    assert trade.fees_usd == sum(leg.fee_usd for leg in trade.legs)
-    assert trade.cost_usd == notional.quantize(D("0.0001"), rounding=ROUND_CEILING) + trade.fees_usd
-    assert trade.expected_pnl_usd == trade.matched_size - trade.cost_usd
-    assert trade.expected_pnl_usd * 100 >= D(min_edge) * trade.matched_size
-    assert trade.fill_pct == (trade.matched_size / trade.requested_size).quantize(
-        D("0.0001"), rounding=ROUND_DOWN
+        assert (order.limit_price, order.size, order.fills) == (leg.limit_price, trade.order_size, ())
+    assert pair.fees_usd == sum(leg.fee_usd for leg in pair.legs)
+    assert pair.cost_usd == notional.quantize(D("0.0001"), rounding=ROUND_CEILING) + pair.fees_usd
+    assert pair.expected_pnl_usd == pair.matched_size - pair.cost_usd
+    assert pair.expected_pnl_usd * 100 >= D(min_edge) * pair.matched_size
+    # What is held is every contract at its limit plus the largest fee: never less than the fills.
+    reserved = sum(
+        worst_case_cost_usd(leg.limit_price, trade.order_size, schedules[(leg.venue, leg.instrument_id)])
+        for leg in pair.legs
     )
+    assert trade.reserved_usd == reserved >= pair.cost_usd
+    assert fill_pct(pair.matched_size, trade.requested_size) == (
+        pair.matched_size / trade.requested_size
+    ).quantize(D("0.0001"), rounding=ROUND_DOWN)
 
 
 @settings(max_examples=150, deadline=None)
@@ -339,9 +309,9 @@ def test_the_size_kept_is_the_largest_that_meets_the_minimum(
     polymarket = polymarket_leg("0.99", *((str(p), str(s)) for p, s in polymarket_asks))
     if min(depth_at_limit(lb.available, D("0.99")) for lb in (kalshi, polymarket)) < 1:
         return
-    outcome = hedged(kalshi, polymarket, requested=str(requested), edge="50", minimum=min_edge)
+    outcome = hedged(kalshi, polymarket, requested=str(requested), minimum=min_edge)
     kept = outcome.pair.matched_size if outcome.pair is not None else D(0)
-    for size in range(int(kept) + 1, int(outcome.target_size) + 1):
+    for size in range(int(kept) + 1, int(outcome.depth_size) + 1):
         assert not fill_pair([kalshi, polymarket], D(size)).meets(D(min_edge))
     if outcome.pair is not None:
         assert outcome.pair.meets(D(min_edge))

@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from exchanges.books import KALSHI, POLYMARKET
-from simulator.core import LatencyModel, SettlementDelayModel, TimingConfig, draw_timing, trade_status
+from simulator.core import LatencyModel, SettlementDelayModel, TimingConfig, trade_status
+from simulator.core.timing import draw_order_timing, settled_after
 from tests.simulator import NOW
 
 D = Decimal
@@ -23,12 +24,35 @@ FIXED = TimingConfig(
 )
 
 
-def test_the_pair_executes_with_its_slower_leg_and_settles_after_the_slower_venue():
-    timing = draw_timing([KALSHI, POLYMARKET], NOW, random.Random(1), FIXED)
-    assert timing.latencies_ms == {KALSHI: 120, POLYMARKET: 250}
-    assert timing.executed_at == NOW + timedelta(milliseconds=250)
+def test_each_leg_draws_its_order_and_unwind_latency_and_the_slower_venue_sets_the_settlement():
+    timing = draw_order_timing([KALSHI, POLYMARKET], random.Random(1), FIXED)
+    assert timing.latencies_ms == (120, 250)
+    assert timing.unwind_latencies_ms == (120, 250)
     assert timing.settlement_delay_s == D("6.000")
-    assert timing.settled_at == NOW + timedelta(milliseconds=6_250)
+    assert settled_after(NOW + timedelta(milliseconds=250), timing.settlement_delay_s) == NOW + timedelta(
+        milliseconds=6_250
+    )
+
+
+def test_latencies_are_per_leg_in_the_legs_order():
+    timing = draw_order_timing([POLYMARKET, KALSHI, KALSHI], random.Random(1), FIXED)
+    assert timing.latencies_ms == (250, 120, 120)
+    assert len(timing.unwind_latencies_ms) == 3
+
+
+def test_draws_come_leg_by_leg_order_then_unwind_then_settlement():
+    # A fixed draw order keeps a seeded run reproducible: replay it by hand on the same seed.
+    config = TimingConfig()
+    timing = draw_order_timing([KALSHI, POLYMARKET], random.Random(4), config)
+    rng = random.Random(4)
+    expected = []
+    for venue in (KALSHI, POLYMARKET):
+        expected.append((config.latency[venue].draw_ms(rng), config.latency[venue].draw_ms(rng)))
+        expected.append(config.settlement[venue].draw_s(rng))
+    assert timing.latencies_ms == (expected[0][0], expected[2][0])
+    assert timing.unwind_latencies_ms == (expected[0][1], expected[2][1])
+    assert timing.settlement_delay_s == max(expected[1], expected[3])
+    assert timing.latencies_ms != timing.unwind_latencies_ms  # an unwind's latency is a draw of its own
 
 
 def test_status_follows_the_injected_clock():
@@ -40,6 +64,8 @@ def test_status_follows_the_injected_clock():
     assert trade_status(settled_at - timedelta(microseconds=1), executed_at, settled_at) == "executed"
     assert trade_status(settled_at, executed_at, settled_at) == "settled"
     assert trade_status(settled_at + timedelta(days=3), executed_at, settled_at) == "settled"
+    # An order still on its way keeps the trade queued past its expected execution.
+    assert trade_status(settled_at + timedelta(days=3), executed_at, settled_at, arrived=False) == "queued"
 
 
 def test_latency_draws_stay_within_bounds():
@@ -61,22 +87,22 @@ def test_default_models_give_kalshi_faster_than_polymarket_and_on_chain_settleme
 
 
 def test_the_same_seed_gives_the_same_times():
-    one = draw_timing([KALSHI, POLYMARKET], NOW, random.Random(3), TimingConfig())
-    two = draw_timing([KALSHI, POLYMARKET], NOW, random.Random(3), TimingConfig())
+    one = draw_order_timing([KALSHI, POLYMARKET], random.Random(3), TimingConfig())
+    two = draw_order_timing([KALSHI, POLYMARKET], random.Random(3), TimingConfig())
     assert one == two
 
 
 def test_naive_datetimes_are_refused():
     naive = datetime(2025, 11, 25, 15, 0)
     with pytest.raises(ValueError, match="timezone-aware"):
-        draw_timing([KALSHI], naive, random.Random(1), FIXED)
-    with pytest.raises(ValueError, match="timezone-aware"):
         trade_status(naive, NOW, NOW)
 
 
 def test_a_venue_without_a_model_is_refused():
     with pytest.raises(ValueError, match="no timing model"):
-        draw_timing(["betfair"], NOW, random.Random(1), FIXED)
+        draw_order_timing(["betfair"], random.Random(1), FIXED)
+    with pytest.raises(ValueError, match="at least one leg"):
+        draw_order_timing([], random.Random(1), FIXED)
 
 
 def test_bad_models_are_refused():
