@@ -38,7 +38,13 @@ from simulator.core.checks import (
     leg_label,
     reason_of,
 )
-from simulator.core.execution import ExecutionConfig, expected_execution_at, plan_orders, worst_case_cost_usd
+from simulator.core.execution import (
+    ExecutionConfig,
+    expected_execution_at,
+    plan_orders,
+    reserve_usd,
+    worst_case_cost_usd,
+)
 from simulator.core.fills import (
     USD_PLACES,
     LegBook,
@@ -187,7 +193,7 @@ def decide(
     for order, leg_book in zip(orders, leg_books, strict=True):
         worst = worst_case_cost_usd(order.limit_price, order.size, leg_book.schedule)
         worst_by_venue[order.venue] = worst_by_venue.get(order.venue, Decimal(0)) + worst
-    reserved = sum(worst_by_venue.values(), Decimal(0))
+    reserved = reserve_usd(worst_by_venue.values())
     for next_check in (
         lambda: check_venue_balances(validation, worst_by_venue),
         lambda: check_balance(reserved, state),

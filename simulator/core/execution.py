@@ -342,10 +342,20 @@ def legs_from_json(data: Iterable[Mapping[str, Any]]) -> tuple[LegOrder, ...]:
 
 def worst_case_cost_usd(limit_price: Decimal, size: Decimal, schedule: FeeSchedule) -> Decimal:
     """The most an order can cost: every contract at its limit, plus the largest fee a fill at or
-    below the limit can carry (a taker fee of p x (1 - p) grows up to $0.50). An unwind only
-    brings money back (its proceeds cover its fee), so this bounds the trade."""
+    below the limit can carry (a taker fee of p x (1 - p) grows up to $0.50)."""
     notional = (limit_price * size).quantize(USD_PLACES, rounding=ROUND_CEILING)
     return notional + schedule.fee_usd(size, min(limit_price, Decimal("0.5")))
+
+
+UNWIND_ROUNDING_USD = Decimal("0.01")
+
+
+def reserve_usd(worst_cases: Iterable[Decimal]) -> Decimal:
+    """What a trade holds at decision: its orders' worst cases, rounded up to the cent, plus a
+    cent. An unwind's proceeds cover its exact fee, but a venue rounds the fee up per order (Kalshi
+    to the cent), so selling a sliver can lose up to a cent more than it brings back."""
+    total = sum(worst_cases, ZERO).quantize(Decimal("0.01"), rounding=ROUND_CEILING)
+    return (total + UNWIND_ROUNDING_USD).quantize(USD_PLACES)
 
 
 def plan_orders(

@@ -66,9 +66,10 @@ def test_all_checks_passing_sends_one_order_per_leg_and_holds_the_worst_case():
     assert all(check.ok for check in decision.checks)
     trade = decision.trade
     # The default scenario (tests/simulator/__init__.py): 10 contracts at the limits 0.45 and 0.50;
-    # the most they can cost is 4.50 + 0.18 (Kalshi's fee) + 5.00 = $9.68, which is also what the
+    # the most they can cost is 4.50 + 0.18 (Kalshi's fee) + 5.00 = $9.68, plus a cent for an
+    # unwind's fee rounding: $9.69 held. $9.68 is also what the
     # fills at the validated book cost (3.20c).
-    assert (trade.requested_size, trade.order_size, trade.reserved_usd) == (10, 10, D("9.68"))
+    assert (trade.requested_size, trade.order_size, trade.reserved_usd) == (10, 10, D("9.69"))
     assert (trade.signal_edge_cents, trade.seen_edge_cents) == (D("3.20"), D("3.2"))
     kalshi, polymarket = trade.legs
     assert (kalshi.venue, kalshi.limit_price, kalshi.size, kalshi.order_type) == (
@@ -91,7 +92,7 @@ def test_all_checks_passing_sends_one_order_per_leg_and_holds_the_worst_case():
     assert trade.settlement_delay_s == D("5.000")
     assert trade.latencies_ms == {KALSHI: 120, POLYMARKET: 250}
     assert decision.checks[1].detail == "net edge 3.20c (fills: 3.20c) >= your minimum 1.00c"
-    assert decision.checks[5].detail == "worst-case cost $9.68 <= run balance $1000.00"
+    assert decision.checks[5].detail == "worst-case cost $9.69 <= run balance $1000.00"
 
 
 def test_a_traded_decision_serialises_to_the_json_contract():
@@ -119,7 +120,7 @@ def test_a_traded_decision_serialises_to_the_json_contract():
     assert leg["book"] == [{"price": "0.45", "size": "10"}]
     assert leg["sent_at"] == "2025-11-25T15:00:00Z"
     assert leg["arrived_at"] == "2025-11-25T15:00:00.120000Z"
-    assert payload["trade"]["reserved_usd"] == "9.6800"  # USD totals to 4 places
+    assert payload["trade"]["reserved_usd"] == "9.6900"  # USD totals to 4 places
     assert payload["trade"]["order_size"] == "10"
     assert payload["trade"]["executed_at"] == "2025-11-25T15:00:00.250000Z"
     assert payload["validation"]["balances_usd"] == {"kalshi": "500", "polymarket": "500"}
@@ -127,22 +128,22 @@ def test_a_traded_decision_serialises_to_the_json_contract():
 
 def test_the_worst_case_is_every_contract_at_its_limit_not_at_the_better_book():
     # The book offers 0.40 under a 0.45 limit: the fills there cost 4.00 + 0.17 + 5.00 = 9.17
-    # (8.30c), but the book can move up to the limit before the order arrives: $9.68 is held.
+    # (8.30c), but the book can move up to the limit before the order arrives: $9.68 (and the unwind's cent) is held.
     decision = run_decide(validation=make_validation(kalshi=kalshi_book(("0.40", "10"))))
     trade = decision.trade
     assert trade.seen_edge_cents == D("8.3")
-    assert trade.reserved_usd == D("9.68")
-    assert decision.checks[5].detail == "worst-case cost $9.68 <= run balance $1000.00"
+    assert trade.reserved_usd == D("9.69")
+    assert decision.checks[5].detail == "worst-case cost $9.69 <= run balance $1000.00"
 
 
 def test_the_worst_case_fee_is_the_largest_a_fill_at_or_under_the_limit_can_carry():
     # Kalshi at a 0.70 limit: a fill at 0.50 carries the largest fee, 0.07 x 10 x 0.25 = 0.175 ->
-    # $0.18 (at 0.70 it would be 0.147 -> $0.15). Held: 7.00 + 0.18 + 2.50 = $9.68.
+    # $0.18 (at 0.70 it would be 0.147 -> $0.15). Held: 7.00 + 0.18 + 2.50 = $9.68, plus the unwind's cent.
     intent = make_intent(kalshi_limit="0.70", polymarket_limit="0.25", net_edge_cents="3")
     validation = make_validation(
         kalshi=kalshi_book(("0.70", "10")), polymarket=polymarket_book(("0.25", "10"))
     )
-    assert run_decide(intent, validation=validation).trade.reserved_usd == D("9.68")
+    assert run_decide(intent, validation=validation).trade.reserved_usd == D("9.69")
 
 
 def test_an_intent_without_orders_is_skipped_at_has_orders():
@@ -264,14 +265,14 @@ def test_a_market_without_a_fee_schedule_is_skipped_at_exchange_validation():
 def test_a_cost_over_the_run_balance_is_skipped_at_balance():
     decision = run_decide(state=make_state(balance="9.67"))
     assert_skipped_at(decision, "balance")
-    assert decision.reason == "balance: worst-case cost $9.68 > run balance $9.67"
+    assert decision.reason == "balance: worst-case cost $9.69 > run balance $9.67"
 
 
 def test_a_trade_over_the_daily_cap_is_skipped_at_daily_cap():
     decision = run_decide(state=make_state(traded_today="995"), limits=make_limits(daily_cap="1000"))
     assert_skipped_at(decision, "daily_cap")
     assert (
-        decision.reason == "daily_cap: today $995.00 + this trade $9.68 = $1004.68 > your daily cap $1000.00"
+        decision.reason == "daily_cap: today $995.00 + this trade $9.69 = $1004.69 > your daily cap $1000.00"
     )
 
 
@@ -351,7 +352,7 @@ def test_a_marginal_edge_sends_the_whole_size():
     # whole depth; competitors take their (larger) share when the orders arrive.
     for seed in range(10):
         trade = run_decide(limits=make_limits(min_edge="2.50"), seed=seed).trade
-        assert trade.order_size == 10 and trade.reserved_usd == D("9.68")
+        assert trade.order_size == 10 and trade.reserved_usd == D("9.69")
 
 
 @pytest.mark.parametrize(
@@ -367,7 +368,7 @@ def test_a_sequence_sends_the_first_venue_and_holds_the_other_leg_back(sequencin
     assert held[0].sent_at is None and held[0].arrived_at is None
     # Expected: the first leg's latency, then the second's (120 + 250 ms); the whole size is held.
     assert trade.executed_at == NOW + timedelta(milliseconds=370)
-    assert trade.reserved_usd == D("9.68")
+    assert trade.reserved_usd == D("9.69")
 
 
 def test_the_runs_order_types_are_on_the_orders():

@@ -162,7 +162,7 @@ def test_balance_failing_alone(trading_user, pair, book_validator):
     run = start(trading_user, usd="5")
     intent = ExecutionIntentFactory(user=trading_user, pair=pair)
     decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
-    assert_skipped_at(decision, "balance", "cost $9.68 > run balance $5.00")
+    assert_skipped_at(decision, "balance", "worst-case cost $9.69 > run balance $5.00")
     run.refresh_from_db()
     assert (run.balance_usd, run.decision_count, run.trade_count) == (D("5"), 1, 0)
 
@@ -206,7 +206,7 @@ def test_the_daily_cap_starts_again_at_utc_midnight(trading_user, pair, book_val
         == "traded"
     )
     run.refresh_from_db()
-    assert run.traded_day == next_day.date() and run.traded_today_usd == D("9.68")
+    assert run.traded_day == next_day.date() and run.traded_today_usd == D("9.69")  # held, not arrived
 
 
 def test_an_intent_decided_twice_makes_one_decision(trading_user, pair, book_validator):
@@ -218,7 +218,7 @@ def test_an_intent_decided_twice_makes_one_decision(trading_user, pair, book_val
     assert Decision.objects.filter(run=run).count() == 1
     assert SimulatorTrade.objects.filter(run=run).count() == 1
     run.refresh_from_db()
-    assert (run.trade_count, run.decision_count, run.balance_usd) == (1, 1, D("990.32"))
+    assert (run.trade_count, run.decision_count, run.balance_usd) == (1, 1, D("990.31"))  # $9.69 held
     assert book_validator.calls == 1
 
 

@@ -40,6 +40,7 @@ from simulator.core.execution import (
     legs_from_json,
     pending_steps,
     plan_orders,
+    reserve_usd,
     send_waiting,
     settle_arrival,
     unwind_at_arrival,
@@ -555,17 +556,24 @@ def test_the_costliest_unwind_still_fits_in_what_was_held():
     # largest, 0.02), Polymarket's 0.01 order filled nothing. The unwind meets a sliver: 0.01 of a
     # contract at 0.01 brings back $0.0001 and pays Kalshi's whole-cent fee, $0.01.
     # Held: 0.50 + 0.02 + 0.01 = 0.53. Cost: 0.50 + 0.02 - (0.0001 - 0.01) = 0.5299.
-    kalshi = arrive(order(limit="0.50", size="1"), ("0.50", "1"))
-    polymarket = arrive(order(POLYMARKET, limit="0.01", size="1", latency_ms=250), ("0.02", "5"))
-    kalshi, polymarket = hedge((kalshi, polymarket), policy=UNWIND)
-    kalshi = unwind_at_arrival(kalshi, bids=levels(("0.01", "0.01")), schedule=KALSHI_FEES)
-    assert (kalshi.unwind.proceeds_usd, kalshi.unwind.fee_usd) == (D("0.0001"), D("0.01"))
-    result = settle_arrival((kalshi, polymarket), decided_size=D(1), signal_edge_cents=D("1"), decided_at=NOW)
-    held = worst_case_cost_usd(D("0.50"), D(1), KALSHI_FEES) + worst_case_cost_usd(
-        D("0.01"), D(1), POLYMARKET_FEES
-    )
-    assert (result.outcome, result.cost_usd, held) == (LEGGED, D("0.5299"), D("0.53"))
-    assert result.cost_usd <= held
+    # Held: 0.50 + 0.02 + 0.01 = 0.53, plus the cent an unwind's fee rounding can lose: 0.54.
+    for poly_limit in ("0.01", "0.005"):  # a Polymarket market on a 0.001 tick
+        kalshi = arrive(order(limit="0.50", size="1"), ("0.50", "1"))
+        polymarket = arrive(order(POLYMARKET, limit=poly_limit, size="1", latency_ms=250), ("0.02", "5"))
+        kalshi, polymarket = hedge((kalshi, polymarket), policy=UNWIND)
+        kalshi = unwind_at_arrival(kalshi, bids=levels(("0.01", "0.01")), schedule=KALSHI_FEES)
+        assert (kalshi.unwind.proceeds_usd, kalshi.unwind.fee_usd) == (D("0.0001"), D("0.01"))
+        result = settle_arrival(
+            (kalshi, polymarket), decided_size=D(1), signal_edge_cents=D("1"), decided_at=NOW
+        )
+        held = reserve_usd(
+            [
+                worst_case_cost_usd(D("0.50"), D(1), KALSHI_FEES),
+                worst_case_cost_usd(D(poly_limit), D(1), POLYMARKET_FEES),
+            ]
+        )
+        assert (result.outcome, result.cost_usd, held) == (LEGGED, D("0.5299"), D("0.54"))
+        assert result.cost_usd <= held
 
 
 def test_orders_round_trip_their_json():
@@ -725,7 +733,7 @@ def run_trade(trade: dict) -> dict:
         config=config,
     )
     planned_orders = orders
-    reserved = sum((worst_case_cost_usd(o.limit_price, o.size, schedules[o.venue]) for o in orders), ZERO)
+    reserved = reserve_usd(worst_case_cost_usd(o.limit_price, o.size, schedules[o.venue]) for o in orders)
     steps_run = []
     while pending := pending_steps(orders):
         step, _ = min(pending, key=lambda item: (item[1], item[0]))
@@ -898,7 +906,7 @@ def test_every_trade_keeps_the_arithmetic_it_records_and_never_costs_more_than_w
     )
     # The money invariant: what the orders cost never passes the worst case held at decision.
     assert result.cost_usd <= run["reserved"]
-    assert run["reserved"] == sum(
+    assert run["reserved"] == reserve_usd(
         worst_case_cost_usd(o.limit_price, o.size, schedules[o.venue]) for o in run["planned"]
     )
     # Every order survives the JSON a trade row stores.

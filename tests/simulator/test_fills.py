@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from simulator.core import CHECK_NAMES
-from simulator.core.execution import worst_case_cost_usd
+from simulator.core.execution import reserve_usd, worst_case_cost_usd
 from simulator.core.fills import (
     LegBook,
     depth_at_limit,
@@ -285,7 +285,7 @@ def test_fills_at_the_validated_book_never_beat_it_and_the_orders_hold_their_wor
     assert pair.expected_pnl_usd == pair.matched_size - pair.cost_usd
     assert pair.expected_pnl_usd * 100 >= D(min_edge) * pair.matched_size
     # What is held is every contract at its limit plus the largest fee: never less than the fills.
-    reserved = sum(
+    reserved = reserve_usd(
         worst_case_cost_usd(leg.limit_price, trade.order_size, schedules[(leg.venue, leg.instrument_id)])
         for leg in pair.legs
     )
