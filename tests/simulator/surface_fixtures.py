@@ -16,11 +16,17 @@ import pytest
 from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
 from simulator.core.checks import CHECK_NAMES
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
-from tests.simulator.factories import ExecutionIntentFactory, MarketPairFactory, SuccessSpanFactory
+from tests.simulator.factories import (
+    ExecutionIntentFactory,
+    MarketPairFactory,
+    SuccessSpanFactory,
+    leg_order_json,
+)
 
 __all__ = [
     "ALL_CHECKS_OK",
     "NOW",
+    "leg_order_json",
     "make_decision",
     "make_intent",
     "make_pair",
@@ -103,9 +109,8 @@ def make_trade(run, *, intent=None, executed_at: datetime | None = None, **field
     opportunity_key = fields.pop("opportunity_key", intent.opportunity_key if intent else "FED-CUT-MAR")
     intent = intent or make_intent(run.user, opportunity_key)
     executed_at = executed_at or NOW - timedelta(minutes=30)
-    decision = make_decision(
-        run, intent=intent, outcome=Decision.TRADED, created_at=executed_at - timedelta(milliseconds=250)
-    )
+    decided_at = executed_at - timedelta(milliseconds=250)
+    decision = make_decision(run, intent=intent, outcome=Decision.TRADED, created_at=decided_at)
     pair = intent.pair
     values = {
         "direction": intent.direction,
@@ -116,31 +121,40 @@ def make_trade(run, *, intent=None, executed_at: datetime | None = None, **field
         "cost_usd": Decimal("9.55"),
         "fees_usd": Decimal("0.07"),
         "expected_pnl_usd": Decimal("0.45"),
+        "order_size": Decimal("10"),
+        "reserved_usd": Decimal("9.6700"),
+        "arrival_outcome": "full",
+        "signal_edge_cents": Decimal("4.5"),
+        "realised_edge_cents": Decimal("4.5"),
+        "slippage_cents": Decimal("0"),
         "legs": [
-            {
-                "venue": "kalshi",
-                "instrument_id": pair.kalshi_ticker,
-                "side": "yes",
-                "limit_price": "0.45",
-                "avg_fill_price": "0.44",
-                "fee_usd": "0.07",
-                "fills": [{"price": "0.44", "size": "10"}],
-                "book": [{"price": "0.44", "size": "30"}],
-            },
-            {
-                "venue": "polymarket",
-                "instrument_id": pair.poly_no_token,
-                "side": "no",
-                "limit_price": "0.51",
-                "avg_fill_price": "0.50",
-                "fee_usd": "0",
-                "fills": [{"price": "0.50", "size": "10"}],
-                "book": [{"price": "0.50", "size": "40"}],
-            },
+            leg_order_json(
+                venue="kalshi",
+                instrument_id=pair.kalshi_ticker,
+                side="yes",
+                limit_price="0.45",
+                decided_at=decided_at,
+                latency_ms=250,
+                book=[("0.44", "30")],
+                arrival_book=[("0.44", "30")],
+                fills=[("0.44", "10")],
+                fee_usd="0.07",
+            ),
+            leg_order_json(
+                venue="polymarket",
+                instrument_id=pair.poly_no_token,
+                side="no",
+                limit_price="0.51",
+                decided_at=decided_at,
+                latency_ms=180,
+                book=[("0.50", "40")],
+                arrival_book=[("0.50", "40")],
+                fills=[("0.50", "10")],
+            ),
         ],
         "checks": ALL_CHECKS_OK,
         "validation": {"ok": True, "detail": "", "legs": [], "balances_usd": {}},
-        "decided_at": executed_at - timedelta(milliseconds=250),
+        "decided_at": decided_at,
         "executed_at": executed_at,
         "settled_at": executed_at + timedelta(seconds=5),
         "settlement_delay_s": Decimal("5.000"),
