@@ -73,7 +73,10 @@ def _arrival_rows(report: dict[str, Any]) -> list[list[Any]]:
     return [
         ["trades arrived", report["trades_arrived"]],
         ["trades in flight", report["trades_in_flight"]],
-        ["full / partial / legged / missed", " / ".join(str(outcomes[k]) for k in ("full", "partial", "legged", "missed"))],
+        [
+            "full / partial / legged / missed",
+            " / ".join(str(outcomes[k]) for k in ("full", "partial", "legged", "missed")),
+        ],
         [
             "slippage p50 / p95",
             f"{_or_dash(slippage['p50'])} c / {_or_dash(slippage['p95'])} c ({slippage['trades']} trades)",
