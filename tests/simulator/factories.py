@@ -173,7 +173,8 @@ def leg_order_json(
 ) -> dict[str, Any]:
     """One leg of a trade as the engine stores it (`LegOrder.as_json()`): sent at `decided_at`,
     arrived `latency_ms` later (`arrival_book=None`: still on its way). `unwind` takes Unwind's
-    fields by name; its ladder as `bids`, its times from the leg's arrival and `latency_ms`."""
+    fields by name, its ladder as `bids` (None: on its way), sent `sent_after_ms` after the
+    decision (default: at this leg's arrival) and arriving its `latency_ms` later."""
     arrived = arrival_book is not None
     arrived_at = decided_at + timedelta(milliseconds=latency_ms)
     sale = None
@@ -181,11 +182,12 @@ def leg_order_json(
         unwind = dict(unwind)
         unwind_latency = unwind.pop("latency_ms", 150)
         bids = unwind.pop("bids", None)
+        sent_at = decided_at + timedelta(milliseconds=unwind.pop("sent_after_ms", latency_ms))
         sale = Unwind(
             size=D(unwind.pop("size")),
             latency_ms=unwind_latency,
-            sent_at=arrived_at,
-            arrived_at=arrived_at + timedelta(milliseconds=unwind_latency),
+            sent_at=sent_at,
+            arrived_at=sent_at + timedelta(milliseconds=unwind_latency),
             book=_levels(bids),
             fills=tuple(Fill(D(p), D(n)) for p, n in unwind.pop("fills", ())),
             fee_usd=D(unwind.pop("fee_usd", "0")),

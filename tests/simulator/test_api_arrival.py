@@ -6,11 +6,10 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from tests.simulator.surface_fixtures import leg_order_json, make_run, make_trade
+from tests.simulator.surface_fixtures import MOVED, leg_order_json, make_legged_trade, make_run, make_trade
 
 pytestmark = pytest.mark.django_db
 
-MOVED = "book moved past the limit: best ask 0.53 > limit 0.51 at arrival"
 ARRIVAL_FIELDS = {
     "order_size", "reserved_usd", "arrival_outcome", "signal_edge_cents", "realised_edge_cents",
     "slippage_cents", "unwind_cost_usd", "carried_mark_usd",
@@ -50,59 +49,6 @@ def in_flight_trade(run, decided_at):
         slippage_cents=None,
         legs=legs,
     )
-
-
-def legged_trade_with_unwind(run, executed_at, **fields):
-    """Kalshi filled 10 at 0.44; Polymarket's book moved past its limit, so nothing hedged and the
-    10 were sold back at Kalshi's bids (6 at 0.42, 4 at 0.41)."""
-    decided_at = executed_at - timedelta(milliseconds=600)
-    legs = [
-        leg_order_json(
-            venue="kalshi",
-            decided_at=decided_at,
-            latency_ms=120,
-            book=[("0.44", "30")],
-            arrival_book=[("0.44", "12"), ("0.45", "20")],
-            arrival_available=[("0.44", "10"), ("0.45", "15")],
-            fills=[("0.44", "10")],
-            fee_usd="0.18",
-            unhedged_size="10",
-            unwind={
-                "size": "10",
-                "latency_ms": 180,
-                "bids": [("0.42", "6"), ("0.41", "10")],
-                "fills": [("0.42", "6"), ("0.41", "4")],
-                "fee_usd": "0.17",
-                "proceeds_usd": "4.16",
-            },
-        ),
-        leg_order_json(
-            venue="polymarket",
-            side="no",
-            limit_price="0.51",
-            decided_at=decided_at,
-            latency_ms=400,
-            book=[("0.50", "40")],
-            arrival_book=[("0.53", "40")],
-            fills=[],
-            detail=MOVED,
-        ),
-    ]
-    values = {
-        "arrival_outcome": "legged",
-        "matched_size": Decimal("0"),
-        "fill_pct": Decimal("0"),
-        "cost_usd": Decimal("0.5900"),
-        "fees_usd": Decimal("0.3500"),
-        "expected_pnl_usd": Decimal("-0.5900"),
-        "signal_edge_cents": Decimal("4.5"),
-        "realised_edge_cents": None,
-        "slippage_cents": None,
-        "unwind_cost_usd": Decimal("0.5900"),
-        "legs": legs,
-    }
-    values.update(fields)
-    return make_trade(run, executed_at=executed_at, decided_at=decided_at, **values)
 
 
 def carried_trade(run, *, carried="4", mark="1.7200", **fields):
@@ -147,7 +93,7 @@ def test_a_trade_in_flight_is_queued_with_no_outcome_whatever_the_clock(api, use
 
 
 def test_a_legged_trade_shows_both_books_the_fills_and_the_unwind(api, user):
-    trade = legged_trade_with_unwind(make_run(user), timezone.now() - timedelta(seconds=1))
+    trade = make_legged_trade(make_run(user), timezone.now() - timedelta(seconds=1))
     body = api.get(f"/simulator/trades/{trade.pk}").json()
     assert body["status"] == "executed"
     assert body["arrival_outcome"] == "legged"
@@ -196,7 +142,7 @@ def test_a_run_shows_what_it_holds_reserved_and_unhedged(api, user):
     carried_trade(run, carried="4", mark="1.7200")
     carried_trade(run, carried="2", mark="0.8800")
     carried_trade(run, carried="5", mark="2.2000", payout_usd=Decimal("6"))  # resolved: no longer held
-    legged_trade_with_unwind(run, timezone.now())  # unwound: nothing carried
+    make_legged_trade(run, timezone.now())  # unwound: nothing carried
     make_trade(run)  # full: nothing unhedged
     body = api.get(f"/simulator/runs/{run.pk}").json()
     assert body["reserved_usd"] == "19.3400"
