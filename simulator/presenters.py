@@ -16,7 +16,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
 from simulator.core.timing import trade_status
-from simulator.selectors import RunExposure, run_exposures
+from simulator.selectors import attach_exposures
 
 
 def decimal_str(value: Decimal | int | None) -> str | None:
@@ -31,10 +31,12 @@ def iso_utc(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def run_json(run, exposure: RunExposure | None = None) -> dict[str, Any]:
-    """A run; `exposure` when the caller read it for many runs at once (else one query)."""
+def run_json(run) -> dict[str, Any]:
+    """A run, with its exposure as `selectors.attach_exposures` read it (else one query here)."""
+    exposure = getattr(run, "exposure", None)
     if exposure is None:
-        exposure = run_exposures([run.pk])[run.pk]
+        attach_exposures([run])
+        exposure = run.exposure
     return {
         "id": run.pk,
         "status": run.status,
@@ -64,8 +66,8 @@ def run_json(run, exposure: RunExposure | None = None) -> dict[str, Any]:
 def runs_json(runs: Iterable) -> list[dict[str, Any]]:
     """Many runs, their exposures read in one query."""
     runs = list(runs)
-    exposures = run_exposures(run.pk for run in runs)
-    return [run_json(run, exposures[run.pk]) for run in runs]
+    attach_exposures(runs)
+    return [run_json(run) for run in runs]
 
 
 def trade_json(trade, now: datetime | None = None) -> dict[str, Any]:

@@ -113,3 +113,15 @@ def run_exposures(run_ids: Iterable[int]) -> dict[int, RunExposure]:
         run_id: RunExposure(marks[run_id].quantize(USD_PLACES), contracts[run_id].quantize(SIZE_PLACES))
         for run_id in ids
     }
+
+
+def attach_exposures(runs: Iterable[SimulatorRun]) -> None:
+    """Read the runs' exposures in one query onto `run.exposure`, where the run's presenter finds
+    it: where a run is presented the database may not be reachable (the websocket's sender
+    thread runs an event loop), and a list of runs should not cost a query per run."""
+    runs = list(runs)
+    if not runs:
+        return
+    exposures = run_exposures(run.pk for run in runs)
+    for run in runs:
+        run.exposure = exposures[run.pk]
