@@ -51,12 +51,12 @@ from simulator.arrival_figures import (
     arrival_figures,
     percentile,
 )
+from simulator.core.fills import EDGE_PLACES
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.presenters import decimal_str, iso_utc
 
 NO_DECISION = "no decision"
 USD = Decimal("0.0001")
-CENTS = Decimal("0.0001")  # the edge columns' places
 CENT_IN_USD = Value(Decimal("0.01"), output_field=DecimalField(max_digits=3, decimal_places=2))
 _USD_SUM = DecimalField(max_digits=24, decimal_places=4)
 ZERO_USD = Value(Decimal("0"), output_field=_USD_SUM)
@@ -227,7 +227,7 @@ def _arrived_trades(trades: QuerySet[SimulatorTrade]) -> list[ArrivedTrade]:
 
 
 def _cents(value: Decimal | int | None) -> str | None:
-    return decimal_str(Decimal(value).quantize(CENTS)) if value is not None else None
+    return decimal_str(Decimal(value).quantize(EDGE_PLACES)) if value is not None else None
 
 
 def _arrival_json(figures: ArrivalFigures) -> dict[str, Any]:
