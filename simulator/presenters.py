@@ -18,6 +18,7 @@ from django.utils import timezone
 from simulator import run_settings
 from simulator.core import SimConfig
 from simulator.core.timing import trade_status
+from simulator.selectors import attach_exposures
 
 
 def decimal_str(value: Decimal | int | None) -> str | None:
@@ -38,6 +39,11 @@ def run_execution_json(run) -> dict[str, Any]:
 
 
 def run_json(run) -> dict[str, Any]:
+    """A run, with its exposure as `selectors.attach_exposures` read it (else one query here)."""
+    exposure = getattr(run, "exposure", None)
+    if exposure is None:
+        attach_exposures([run])
+        exposure = run.exposure
     return {
         "id": run.pk,
         "status": run.status,
@@ -48,6 +54,9 @@ def run_json(run) -> dict[str, Any]:
         "balance_usd": decimal_str(run.balance_usd),
         "pnl_usd": decimal_str(run.pnl_usd),
         "expected_pnl_usd": decimal_str(run.expected_pnl_usd),
+        "reserved_usd": decimal_str(run.reserved_usd),
+        "unhedged_exposure_usd": decimal_str(exposure.unhedged_exposure_usd),
+        "unhedged_contracts": decimal_str(exposure.unhedged_contracts),
         "trade_count": run.trade_count,
         "decision_count": run.decision_count,
         "min_net_edge_cents": decimal_str(run.min_net_edge_cents),
@@ -62,6 +71,13 @@ def run_json(run) -> dict[str, Any]:
     }
 
 
+def runs_json(runs: Iterable) -> list[dict[str, Any]]:
+    """Many runs, their exposures read in one query."""
+    runs = list(runs)
+    attach_exposures(runs)
+    return [run_json(run) for run in runs]
+
+
 def trade_json(trade, now: datetime | None = None) -> dict[str, Any]:
     now = now or timezone.now()
     return {
@@ -71,14 +87,22 @@ def trade_json(trade, now: datetime | None = None) -> dict[str, Any]:
         "decision_id": trade.decision_id,
         "opportunity_key": trade.opportunity_key,
         "direction": trade.direction,
-        "status": trade_status(now, trade.executed_at, trade.settled_at),
+        "status": trade_status(now, trade.executed_at, trade.settled_at, arrived=bool(trade.arrival_outcome)),
         "net_edge_cents": decimal_str(trade.net_edge_cents),
         "requested_size": decimal_str(trade.requested_size),
+        "order_size": decimal_str(trade.order_size),
         "matched_size": decimal_str(trade.matched_size),
         "fill_pct": decimal_str(trade.fill_pct),
         "cost_usd": decimal_str(trade.cost_usd),
         "fees_usd": decimal_str(trade.fees_usd),
         "expected_pnl_usd": decimal_str(trade.expected_pnl_usd),
+        "reserved_usd": decimal_str(trade.reserved_usd),
+        "arrival_outcome": trade.arrival_outcome or None,
+        "signal_edge_cents": decimal_str(trade.signal_edge_cents),
+        "realised_edge_cents": decimal_str(trade.realised_edge_cents),
+        "slippage_cents": decimal_str(trade.slippage_cents),
+        "unwind_cost_usd": decimal_str(trade.unwind_cost_usd),
+        "carried_mark_usd": decimal_str(trade.carried_mark_usd),
         "decided_at": iso_utc(trade.decided_at),
         "executed_at": iso_utc(trade.executed_at),
         "settled_at": iso_utc(trade.settled_at),

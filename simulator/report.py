@@ -5,14 +5,19 @@ its opportunity key is one the user's runs watched (every key when a run watched
 the user had no run in the window). It is *captured* when one of the user's trades on the same
 key executed between the span's start and its end + `max_gap_s` (an open span ends "now").
 
-Everything is counted in the database (Exists / Subquery / aggregates over the
+Beside it, what the window's trades met at their venues (simulator/arrival_figures.py):
+outcomes at arrival, slippage, legging incidents and unwind cost, missed trades by reason, and
+each venue's arrival latency.
+
+The capture figures are counted in the database (Exists / Subquery / aggregates over the
 span_key_started and trade_key_executed indexes); only the latencies of captured spans come
-back as rows, to take percentiles. The query count does not depend on the number of rows.
+back as rows, to take percentiles, and one short row per arrived trade (its outcome, slippage,
+unwind cost and a few keys of each leg, not its books) for the execution figures. The query
+count does not depend on the number of rows.
 """
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -33,9 +38,20 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.fields.json import KT
 from django.db.models.functions import Coalesce
 
 from ingest.models import SuccessSpan
+from simulator.arrival_figures import (
+    P50,
+    P95,
+    ArrivalFigures,
+    ArrivedLeg,
+    ArrivedTrade,
+    arrival_figures,
+    percentile,
+)
+from simulator.core.fills import EDGE_PLACES
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.presenters import decimal_str, iso_utc
 
@@ -44,14 +60,6 @@ USD = Decimal("0.0001")
 CENT_IN_USD = Value(Decimal("0.01"), output_field=DecimalField(max_digits=3, decimal_places=2))
 _USD_SUM = DecimalField(max_digits=24, decimal_places=4)
 ZERO_USD = Value(Decimal("0"), output_field=_USD_SUM)
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (None when empty)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 def _watched_keys(user, window_start: datetime, now: datetime) -> list[str] | None:
@@ -155,6 +163,7 @@ def build_report(
     trade_totals = trades.aggregate(
         outside=Count("pk", filter=~Q(in_spans)),
         edge_captured_usd=Coalesce(Sum("expected_pnl_usd", filter=Q(in_spans)), ZERO_USD),
+        in_flight=Count("pk", filter=Q(arrival_outcome="")),
     )
 
     return {
@@ -168,15 +177,75 @@ def build_report(
         "missed": missed,
         "capture_rate": round(totals["captured"] / totals["spans"], 4) if totals["spans"] else None,
         "latency_s": {
-            "p50": _seconds(percentile(latencies, 0.50)),
-            "p95": _seconds(percentile(latencies, 0.95)),
+            "p50": _seconds(percentile(latencies, P50)),
+            "p95": _seconds(percentile(latencies, P95)),
         },
         "edge_available_usd": _usd(totals["edge_available_usd"]),
         "edge_captured_usd": _usd(trade_totals["edge_captured_usd"]),
         "missed_reasons": missed_reasons,
         "trades_outside_spans": trade_totals["outside"],
+        "trades_in_flight": trade_totals["in_flight"],
+        **_arrival_json(arrival_figures(_arrived_trades(trades))),
         "by_opportunity_key": _by_key(window_spans, caught, trades, in_spans),
         "by_run": _by_run(user, trades, in_spans, window_start=window_start, now=now),
+    }
+
+
+# A trade has two legs (Kalshi and Polymarket); these of each come back as text, the same on
+# every database, instead of the whole legs JSON with its books.
+LEG_KEYS = ("venue", "state", "latency_ms", "filled_size", "detail")
+LEG_COUNT = 2
+
+
+def _arrived_trades(trades: QuerySet[SimulatorTrade]) -> list[ArrivedTrade]:
+    """The window's trades whose orders have all arrived, with what the figures need."""
+    leg_fields = {f"leg{i}_{key}": KT(f"legs__{i}__{key}") for i in range(LEG_COUNT) for key in LEG_KEYS}
+    rows = (
+        trades.exclude(arrival_outcome="")
+        .order_by()
+        .values("arrival_outcome", "slippage_cents", "unwind_cost_usd", **leg_fields)
+    )
+    return [
+        ArrivedTrade(
+            outcome=row["arrival_outcome"],
+            slippage_cents=row["slippage_cents"],
+            unwind_cost_usd=row["unwind_cost_usd"],
+            legs=tuple(
+                ArrivedLeg(
+                    venue=row[f"leg{i}_venue"],
+                    state=row[f"leg{i}_state"] or "",
+                    latency_ms=int(row[f"leg{i}_latency_ms"] or 0),
+                    filled_size=Decimal(row[f"leg{i}_filled_size"] or 0),
+                    detail=row[f"leg{i}_detail"] or "",
+                )
+                for i in range(LEG_COUNT)
+                if row[f"leg{i}_venue"] is not None
+            ),
+        )
+        for row in rows
+    ]
+
+
+def _cents(value: Decimal | int | None) -> str | None:
+    return decimal_str(Decimal(value).quantize(EDGE_PLACES)) if value is not None else None
+
+
+def _arrival_json(figures: ArrivalFigures) -> dict[str, Any]:
+    return {
+        "trades_arrived": figures.trades,
+        "arrival_outcomes": figures.outcomes,
+        "slippage_cents": {
+            "p50": _cents(figures.slippage_cents.low),
+            "p95": _cents(figures.slippage_cents.high),
+            "trades": figures.slippage_cents.count,
+        },
+        "legging_incidents": figures.legging_incidents,
+        "unwind_cost_usd": _usd(figures.unwind_cost_usd),
+        "missed_at_arrival": figures.missed_reasons,
+        "arrival_latency_ms": {
+            venue: {"p50": latency.low, "p99": latency.high, "orders": latency.count}
+            for venue, latency in figures.latency_ms.items()
+        },
     }
 
 

@@ -18,6 +18,7 @@ PURE = (
     "ingest.spans",
     "ingest.intents",
     "simulator.core",
+    "simulator.arrival_figures",
     "simulator.engine.wire",
     "simulator.run_settings",
 )

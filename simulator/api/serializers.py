@@ -130,9 +130,13 @@ class DecimalString(serializers.CharField):
 
 
 def one_of(*values: str, **kwargs) -> serializers.CharField:
-    """A string out of `values`, as an inline enum (named enum components collide on `status`)."""
+    """A string out of `values`, as an inline enum (named enum components collide on `status`);
+    with `allow_null=True`, or null."""
     field_class = type("OneOfField", (serializers.CharField,), {})
-    return extend_schema_field({"type": "string", "enum": list(values)})(field_class)(**kwargs)
+    schema: dict = {"type": "string", "enum": list(values)}
+    if kwargs.get("allow_null"):
+        schema = {**schema, "enum": [*values, None], "nullable": True}
+    return extend_schema_field(schema)(field_class)(**kwargs)
 
 
 class CheckOut(serializers.Serializer):
@@ -146,15 +150,51 @@ class LevelOut(serializers.Serializer):
     size = DecimalString()
 
 
-class TradeLegOut(serializers.Serializer):
-    venue = serializers.CharField()
-    instrument_id = serializers.CharField()
-    side = serializers.CharField()
-    limit_price = DecimalString()
-    avg_fill_price = DecimalString()
-    fee_usd = DecimalString()
+class UnwindOut(serializers.Serializer):
+    size = DecimalString(help_text="Contracts the unwind sells: the leg's unhedged excess.")
+    latency_ms = serializers.IntegerField()
+    sent_at = serializers.DateTimeField()
+    arrived_at = serializers.DateTimeField()
+    book = LevelOut(
+        many=True, allow_null=True, help_text="The bids at arrival, best first; null until it arrives."
+    )
     fills = LevelOut(many=True)
-    book = LevelOut(many=True)
+    fee_usd = DecimalString()
+    proceeds_usd = DecimalString()
+    detail = serializers.CharField(
+        help_text="Why the bids took less than the size; empty when they took it all."
+    )
+
+
+class TradeLegOut(serializers.Serializer):
+    venue = one_of("kalshi", "polymarket")
+    instrument_id = serializers.CharField()
+    side = one_of("yes", "no")
+    limit_price = DecimalString()
+    order_type = one_of("ioc", "fak", "fok")
+    size = DecimalString(help_text="What the order asked for.")
+    state = one_of("waiting", "sent", "arrived", "not_sent")
+    latency_ms = serializers.IntegerField()
+    unwind_latency_ms = serializers.IntegerField()
+    sent_at = serializers.DateTimeField(allow_null=True)
+    arrived_at = serializers.DateTimeField(allow_null=True)
+    book = LevelOut(many=True, help_text="The asks the validation saw, best first.")
+    book_available = LevelOut(many=True, help_text="The same, less what this run had already taken.")
+    arrival_book = LevelOut(many=True, allow_null=True, help_text="The asks at arrival, best first.")
+    arrival_available = LevelOut(
+        many=True, allow_null=True, help_text="Per level, what this order could take after competition."
+    )
+    arrival_book_ts_ms = serializers.IntegerField(allow_null=True)
+    arrival_best_bid = DecimalString(allow_null=True)
+    fills = LevelOut(many=True)
+    filled_size = DecimalString()
+    avg_fill_price = DecimalString(allow_null=True)
+    fee_usd = DecimalString()
+    detail = serializers.CharField(help_text="Why the leg took less than its size; empty when it filled.")
+    unhedged_size = DecimalString()
+    carried_size = DecimalString()
+    carried_mark_usd = DecimalString()
+    unwind = UnwindOut(allow_null=True)
 
 
 class RunExecutionOut(serializers.Serializer):
@@ -176,6 +216,11 @@ class RunOut(serializers.Serializer):
     balance_usd = DecimalString(**_money)
     pnl_usd = DecimalString(**_money)
     expected_pnl_usd = DecimalString(**_money)
+    reserved_usd = DecimalString(help_text="Held for orders on their way (their worst-case cost).")
+    unhedged_exposure_usd = DecimalString(
+        help_text="Contracts carried unhedged on trades not yet resolved, at the mid when they arrived."
+    )
+    unhedged_contracts = DecimalString(help_text="How many contracts those are.")
     trade_count = serializers.IntegerField()
     decision_count = serializers.IntegerField()
     min_net_edge_cents = DecimalString(allow_null=True)
@@ -203,11 +248,23 @@ class TradeOut(serializers.Serializer):
     status = one_of("queued", "executed", "settled")
     net_edge_cents = DecimalString()
     requested_size = DecimalString()
-    matched_size = DecimalString()
+    order_size = DecimalString(help_text="What each leg's order asked for.")
+    matched_size = DecimalString(help_text="The hedged size: the smaller leg's fill.")
     fill_pct = DecimalString()
     cost_usd = DecimalString()
     fees_usd = DecimalString()
     expected_pnl_usd = DecimalString()
+    reserved_usd = DecimalString(help_text="The worst-case cost held at decision.")
+    arrival_outcome = one_of(
+        "full", "partial", "legged", "missed", allow_null=True, help_text="null while an order is on its way."
+    )
+    signal_edge_cents = DecimalString(allow_null=True, help_text="The intent's net edge.")
+    realised_edge_cents = DecimalString(
+        allow_null=True, help_text="Expected P&L per hedged contract; null when nothing hedged."
+    )
+    slippage_cents = DecimalString(allow_null=True, help_text="Signal edge less realised edge.")
+    unwind_cost_usd = DecimalString()
+    carried_mark_usd = DecimalString()
     decided_at = serializers.DateTimeField()
     executed_at = serializers.DateTimeField()
     settled_at = serializers.DateTimeField()
@@ -319,6 +376,25 @@ class ReportRunOut(serializers.Serializer):
     span_skips = serializers.IntegerField()
 
 
+class SlippageOut(serializers.Serializer):
+    p50 = DecimalString(allow_null=True)
+    p95 = DecimalString(allow_null=True)
+    trades = serializers.IntegerField(help_text="Trades with a realised edge (something hedged).")
+
+
+class VenueLatencyOut(serializers.Serializer):
+    p50 = serializers.IntegerField(allow_null=True)
+    p99 = serializers.IntegerField(allow_null=True)
+    orders = serializers.IntegerField()
+
+
+class ArrivalOutcomesOut(serializers.Serializer):
+    full = serializers.IntegerField()
+    partial = serializers.IntegerField()
+    legged = serializers.IntegerField()
+    missed = serializers.IntegerField()
+
+
 class ReportOut(serializers.Serializer):
     hours = serializers.IntegerField()
     max_gap_s = serializers.IntegerField()
@@ -334,5 +410,13 @@ class ReportOut(serializers.Serializer):
     edge_captured_usd = DecimalString()
     missed_reasons = serializers.DictField(child=serializers.IntegerField())
     trades_outside_spans = serializers.IntegerField()
+    trades_in_flight = serializers.IntegerField(help_text="Trades whose orders are still on their way.")
+    trades_arrived = serializers.IntegerField(help_text="Trades whose orders have all arrived.")
+    arrival_outcomes = ArrivalOutcomesOut()
+    slippage_cents = SlippageOut(help_text="Signal edge less realised edge, nearest-rank percentiles.")
+    legging_incidents = serializers.IntegerField(help_text="Trades whose legs filled different sizes.")
+    unwind_cost_usd = DecimalString()
+    missed_at_arrival = serializers.DictField(child=serializers.IntegerField())
+    arrival_latency_ms = serializers.DictField(child=VenueLatencyOut())
     by_opportunity_key = ReportKeyOut(many=True)
     by_run = ReportRunOut(many=True)

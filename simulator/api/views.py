@@ -86,7 +86,7 @@ class StatusApi(ApiView):
         now = timezone.now()
         return Response(
             {
-                "runs": [presenters.run_json(run) for run in runs],
+                "runs": presenters.runs_json(runs),
                 "recent_trades": [
                     presenters.trade_json(trade, now)
                     for trade in selectors.latest_trades(user_id=request.user.pk)[:RECENT_TRADES]
@@ -99,10 +99,9 @@ class ActiveApi(ApiView):
     @extend_schema(responses=s.ActiveOut)
     def get(self, request):
         """Whether you have a running run, and which."""
-        runs = [
-            presenters.run_json(run)
-            for run in selectors.running_runs(user_id=request.user.pk).order_by("-started_at", "-id")
-        ]
+        runs = presenters.runs_json(
+            selectors.running_runs(user_id=request.user.pk).order_by("-started_at", "-id")
+        )
         return Response(
             {
                 "active": bool(runs),
@@ -119,9 +118,12 @@ class _PresentedListApi(ApiView, ListAPIView):
     def present(self, row) -> dict:
         raise NotImplementedError
 
+    def present_page(self, page: list) -> list[dict]:
+        return [self.present(row) for row in page]
+
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response([self.present(row) for row in page])
+        return self.get_paginated_response(self.present_page(page))
 
 
 class RunListApi(_PresentedListApi):
@@ -132,8 +134,8 @@ class RunListApi(_PresentedListApi):
     def get_queryset(self):
         return selectors.user_runs(user_id=self.request.user.pk)
 
-    def present(self, row) -> dict:
-        return presenters.run_json(row)
+    def present_page(self, page: list) -> list[dict]:
+        return presenters.runs_json(page)
 
 
 class RunDetailApi(ApiView):

@@ -24,10 +24,82 @@
   }
 
   // --- Trade status is derived from the clock, so it moves without a reload ----------------
+  // Queued while an order is on its way (no arrival outcome yet), whatever the clock says.
   function tradeStatus(trade, now = Date.now()) {
-    if (now < Date.parse(trade.executed_at)) return "queued";
+    if (!trade.arrival_outcome || now < Date.parse(trade.executed_at)) return "queued";
     if (now < Date.parse(trade.settled_at)) return "executed";
     return "settled";
+  }
+
+  // --- Execution at arrival ----------------------------------------------------------------
+  // The outcome once every order has arrived; "queued" while one is on its way.
+  const outcomeBadge = (trade) => {
+    const outcome = trade.arrival_outcome || "queued";
+    return `<span class="outcome ${esc(outcome)}" data-outcome>${esc(outcome)}</span>`;
+  };
+  const cents = (v) => (v === null || v === undefined ? "–" : `${esc(v)}¢`);
+  const offsetMs = (from, iso) => (iso ? Math.round(Date.parse(iso) - Date.parse(from)) : null);
+
+  // decided -> sent -> arrived (-> unwind sent -> unwind arrived), each at +ms from the decision.
+  function legTimeline(trade, leg) {
+    const steps = [["decided", trade.decided_at, true]];
+    if (leg.state === "waiting") steps.push(["waiting for the first leg", null, false]);
+    else if (leg.state === "not_sent") steps.push(["not sent", null, true]);
+    else {
+      steps.push(["sent", leg.sent_at, true]);
+      steps.push([leg.state === "arrived" ? "arrived" : "arrives", leg.arrived_at, leg.state === "arrived"]);
+    }
+    if (leg.unwind) {
+      steps.push(["unwind sent", leg.unwind.sent_at, true]);
+      steps.push([leg.unwind.book ? "unwind arrived" : "unwind arrives", leg.unwind.arrived_at, Boolean(leg.unwind.book)]);
+    }
+    return `<ol class="timeline" data-timeline>${steps.map(([label, at, done]) => {
+      const ms = offsetMs(trade.decided_at, at);
+      return `<li class="${done ? "done" : "pending"}"><span>${esc(label)}</span><small>${ms === null ? "" : `+${esc(ms)} ms`}</small></li>`;
+    }).join("")}</ol>`;
+  }
+
+  const filledAt = (fills, price) => (fills || []).filter((f) => Number(f.price) === Number(price)).reduce((n, f) => n + Number(f.size), 0);
+
+  // The asks the validation saw beside the asks at arrival: per arrival level, what this order
+  // could take (after competition and the run's own takes) and what it took.
+  function legBooks(leg) {
+    const seen = (leg.book || []).map((lvl) => `<tr><td>${esc(lvl.price)}</td><td>${esc(lvl.size)}</td></tr>`).join("")
+      || `<tr><td colspan="2" class="empty">no asks</td></tr>`;
+    let arrival;
+    if (leg.arrival_book === null || leg.arrival_book === undefined) {
+      arrival = `<tr><td colspan="4" class="empty">${leg.state === "not_sent" ? "not sent" : "on its way"}</td></tr>`;
+    } else if (!leg.arrival_book.length) {
+      arrival = `<tr><td colspan="4" class="empty">no asks at arrival</td></tr>`;
+    } else {
+      arrival = leg.arrival_book.map((lvl, i) => {
+        const available = (leg.arrival_available || [])[i];
+        const took = filledAt(leg.fills, lvl.price);
+        return `<tr class="${took ? "took" : ""}"><td>${esc(lvl.price)}</td><td>${esc(lvl.size)}</td>
+          <td class="${available && Number(available.size) > 0 ? "avail" : ""}">${available ? esc(available.size) : ""}</td><td>${took ? esc(took) : ""}</td></tr>`;
+      }).join("");
+    }
+    return `<div class="books">
+      <table data-book="seen"><caption>asks seen at validation</caption><thead><tr><th>price</th><th>size</th></tr></thead><tbody>${seen}</tbody></table>
+      <table data-book="arrival"><caption>asks at arrival (limit ${esc(leg.limit_price)})</caption><thead><tr><th>price</th><th>size</th><th>available</th><th>taken</th></tr></thead><tbody>${arrival}</tbody></table>
+    </div>`;
+  }
+
+  function legUnwind(leg) {
+    const u = leg.unwind;
+    if (!u) return leg.carried_size && Number(leg.carried_size) > 0
+      ? `<p><small>carried unhedged:</small> ${esc(leg.carried_size)} contracts, marked ${usd(leg.carried_mark_usd)}</p>` : "";
+    const bids = u.book === null
+      ? `<tr><td colspan="3" class="empty">on its way</td></tr>`
+      : (u.book.length ? u.book.map((lvl) => {
+        const sold = filledAt(u.fills, lvl.price);
+        return `<tr class="${sold ? "took" : ""}"><td>${esc(lvl.price)}</td><td>${esc(lvl.size)}</td><td>${sold ? esc(sold) : ""}</td></tr>`;
+      }).join("") : `<tr><td colspan="3" class="empty">no bids at arrival</td></tr>`);
+    return `<div class="unwind" data-unwind><h5>Unwind: sell ${esc(u.size)} back</h5>
+      <table data-book="unwind"><caption>bids at the unwind's arrival</caption><thead><tr><th>price</th><th>size</th><th>sold</th></tr></thead><tbody>${bids}</tbody></table>
+      <div class="kv"><div><small>proceeds</small>${usd(u.proceeds_usd)}</div><div><small>fee</small>${usd(u.fee_usd)}</div>
+      ${Number(leg.carried_size) > 0 ? `<div><small>carried</small>${esc(leg.carried_size)} (${usd(leg.carried_mark_usd)})</div>` : ""}</div>
+      ${u.detail ? `<p class="warn"><small>${esc(u.detail)}</small></p>` : ""}</div>`;
   }
 
   // --- Trades table --------------------------------------------------------------------------
@@ -40,7 +112,7 @@
     if (isNew) { row = document.createElement("tr"); row.dataset.tradeId = trade.id; row.className = "clickable"; }
     const status = tradeStatus(trade);
     row.innerHTML = `<td>${esc(trade.id)}</td><td>${time(trade.decided_at)}</td><td>${esc(trade.opportunity_key)}</td>
-      <td><span class="status ${status}" data-status>${status}</span></td><td>${esc(trade.matched_size)}/${esc(trade.requested_size)}</td>
+      <td><span class="status ${status}" data-status>${status}</span></td><td>${outcomeBadge(trade)}</td><td>${esc(trade.matched_size)}/${esc(trade.requested_size)}</td>
       <td>${Math.round(Number(trade.fill_pct) * 100)}%</td><td>${usd(trade.cost_usd)}</td><td>${signed(trade.expected_pnl_usd)}</td>
       <td><button class="link-dark" data-detail="${esc(trade.id)}">details</button></td>`;
     if (isNew) {
@@ -69,19 +141,27 @@
     try {
       const t = await api(`/simulator/trades/${encodeURIComponent(id)}`);
       const legs = (t.legs || []).map((leg) => `
+        <section class="leg" data-leg="${esc(leg.venue)}">
         <h4>${esc(leg.venue)} · ${esc(leg.side).toUpperCase()} · <code>${esc(leg.instrument_id)}</code></h4>
-        <div class="kv"><div><small>limit</small>${esc(leg.limit_price)}</div><div><small>avg fill</small>${esc(leg.avg_fill_price)}</div><div><small>fee</small>${usd(leg.fee_usd)}</div></div>
-        <table><thead><tr><th>book (asks seen)</th><th>size</th><th>filled</th></tr></thead><tbody>
-        ${(leg.book || []).map((lvl) => {
-          const hit = (leg.fills || []).find((f) => f.price === lvl.price);
-          return `<tr><td>${esc(lvl.price)}</td><td>${esc(lvl.size)}</td><td>${hit ? esc(hit.size) : ""}</td></tr>`;
-        }).join("")}</tbody></table>`).join("");
+        ${legTimeline(t, leg)}
+        <div class="kv"><div><small>order</small>${esc(leg.order_type || "–").toUpperCase()} ${esc(leg.size ?? "")} @ ≤ ${esc(leg.limit_price)}</div>
+          <div><small>filled</small>${esc(leg.filled_size ?? "–")}</div><div><small>avg fill</small>${esc(leg.avg_fill_price ?? "–")}</div>
+          <div><small>fee</small>${usd(leg.fee_usd)}</div><div><small>unhedged</small>${esc(leg.unhedged_size ?? "0")}</div></div>
+        ${leg.detail ? `<p class="warn"><small>${esc(leg.detail)}</small></p>` : ""}
+        ${legBooks(leg)}
+        ${legUnwind(leg)}
+        </section>`).join("");
       const checks = (t.checks || []).map((c) => `<tr><td>${c.ok ? "✔" : "✘"}</td><td><code>${esc(c.name)}</code></td><td>${esc(c.detail)}</td></tr>`).join("");
       const validation = t.validation ? `<pre>${esc(JSON.stringify(t.validation, null, 2))}</pre>` : "<p class='empty'>none</p>";
       $("#trade-detail").innerHTML = `
-        <h3>Trade ${esc(t.id)} · ${esc(t.opportunity_key)} · <span class="status ${tradeStatus(t)}">${tradeStatus(t)}</span></h3>
+        <h3>Trade ${esc(t.id)} · ${esc(t.opportunity_key)} · <span class="status ${tradeStatus(t)}">${tradeStatus(t)}</span> ${outcomeBadge(t)}</h3>
+        <div class="kv" data-edges>
+          <div><small>signal edge</small>${cents(t.signal_edge_cents)}</div><div><small>realised edge</small>${cents(t.realised_edge_cents)}</div>
+          <div><small>slippage</small>${cents(t.slippage_cents)}</div><div><small>unwind cost</small>${usd(t.unwind_cost_usd)}</div>
+          <div><small>carried (mark)</small>${usd(t.carried_mark_usd)}</div><div><small>reserved at decision</small>${usd(t.reserved_usd)}</div>
+        </div>
         <div class="kv">
-          <div><small>requested</small>${esc(t.requested_size)}</div><div><small>matched</small>${esc(t.matched_size)} (${Math.round(Number(t.fill_pct) * 100)}%)</div>
+          <div><small>requested / ordered</small>${esc(t.requested_size)} / ${esc(t.order_size)}</div><div><small>matched (hedged)</small>${esc(t.matched_size)} (${Math.round(Number(t.fill_pct) * 100)}%)</div>
           <div><small>cost</small>${usd(t.cost_usd)}</div><div><small>fees</small>${usd(t.fees_usd)}</div><div><small>expected P&amp;L</small>${signed(t.expected_pnl_usd)}</div>
           <div><small>decided</small>${time(t.decided_at)}</div><div><small>executed</small>${time(t.executed_at)}</div><div><small>settled</small>${time(t.settled_at)}</div>
           <div><small>settlement delay</small>${esc(t.settlement_delay_s)} s</div><div><small>run / intent</small>${esc(t.run_id)} / ${esc(t.intent_id)}</div>
@@ -120,6 +200,8 @@
         <h3>#${esc(run.id)} ${esc(run.label || "unlabelled")}</h3>
         <dl><dt>balance</dt><dd data-field="balance">${usd(run.balance_usd)}</dd>
             <dt>P&amp;L (exp.)</dt><dd>${signed(run.expected_pnl_usd)}</dd>
+            <dt>reserved</dt><dd data-field="reserved">${usd(run.reserved_usd)}</dd>
+            <dt>unhedged</dt><dd data-field="unhedged">${usd(run.unhedged_exposure_usd)} <small>(${esc(run.unhedged_contracts ?? "0")} contracts)</small></dd>
             <dt>trades</dt><dd data-field="trades">${esc(run.trade_count)}</dd>
             <dt>decisions</dt><dd>${esc(run.decision_count)}</dd>
             <dt>watching</dt><dd>${run.opportunity_keys && run.opportunity_keys.length ? esc(run.opportunity_keys.join(", ")) : "all keys"}</dd>

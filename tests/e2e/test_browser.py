@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.demo_process import DemoProcess
+from tests.e2e.demo_process import DemoProcess, embedded_env
 
 pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,9 +34,41 @@ def demo(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("demo")
     process = DemoProcess(data_dir, speed=40.0)
     process.wait_for_login()
-    process.admin_password = make_admin(data_dir / "demo.sqlite3")
+    process.sqlite_path = data_dir / "demo.sqlite3"
+    process.admin_password = make_admin(process.sqlite_path)
     yield process
     process.stop()
+
+
+# A trader of their own in the demo's database, with one legged trade whose Kalshi leg was unwound
+# (tests/simulator/surface_fixtures.py): the modal's timeline and books have known contents.
+SEED_LEGGED_TRADE = """
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from tests.simulator.surface_fixtures import make_legged_trade, make_run
+user = get_user_model().objects.create_user({username!r}, password={password!r})
+run = make_run(user, label="legged run", reserved_usd="12.50")
+print(make_legged_trade(run, timezone.now()).pk)
+"""
+
+
+def seed_legged_trade(sqlite_path: Path, username: str, password: str) -> int:
+    made = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            SEED_LEGGED_TRADE.format(username=username, password=password),
+        ],
+        cwd=ROOT,
+        env=embedded_env(sqlite_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    return int(made.stdout.split()[-1])
 
 
 def make_admin(sqlite_path: Path) -> str:
@@ -102,10 +134,10 @@ def assert_no_csp_violations(page) -> None:
     assert page.csp_violations == [], "\n".join(page.csp_violations)
 
 
-def log_in(page, demo):
+def log_in(page, demo, username: str | None = None, password: str | None = None):
     page.goto(f"http://127.0.0.1:{demo.port}/simulator/")
-    page.fill("input[name=username]", demo.username)
-    page.fill("input[name=password]", demo.password)
+    page.fill("input[name=username]", username or demo.username)
+    page.fill("input[name=password]", password or demo.password)
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/simulator/$"))
 
@@ -140,6 +172,9 @@ def test_trader_starts_a_run_sees_a_trade_arrive_live_opens_it_and_stops_the_run
     expect(modal).to_contain_text("exchange_validation")
     expect(modal).to_contain_text("daily_cap")
     expect(modal.locator("h4", has_text="kalshi")).to_be_visible()
+    expect(modal.locator("[data-timeline]").first).to_contain_text("decided")
+    expect(modal.locator("table[data-book=seen]").first).to_be_visible()
+    expect(modal.locator("table[data-book=arrival]").first).to_be_visible()
     page.screenshot(path=SHOTS / "04-trade-detail.png", full_page=True)
     page.keyboard.press("Escape")
 
@@ -269,4 +304,47 @@ def test_execution_settings_are_refused_in_place_then_shown_on_the_run_card(page
     page.screenshot(path=SHOTS / "08-execution-settings.png", full_page=True)
     card.locator("button[data-stop]").click()
     expect(page.locator(".run-card", has_text="carry run")).to_have_count(0)
+    assert_no_csp_violations(page)
+
+
+def test_legged_trade_shows_each_legs_timeline_both_books_and_the_unwind(page, demo):
+    from playwright.sync_api import expect
+
+    username, password = "legged-trader", secrets.token_urlsafe(12)
+    trade_id = seed_legged_trade(demo.sqlite_path, username, password)
+    log_in(page, demo, username, password)
+    card = page.locator(".run-card", has_text="legged run")
+    expect(card.locator("[data-field=reserved]")).to_have_text("$12.50")
+    expect(card.locator("[data-field=unhedged]")).to_contain_text("$0.00")
+    row = page.locator(f"#trades tbody tr[data-trade-id='{trade_id}']")
+    expect(row.locator("[data-outcome]")).to_have_text("legged")
+
+    row.click()
+    modal = page.locator("#trade-modal")
+    expect(modal.locator("h3 [data-outcome]")).to_have_text("legged")
+    expect(modal.locator("[data-edges]")).to_contain_text(re.compile(r"signal edge\s*4\.5000¢"))
+    expect(modal.locator("[data-edges]")).to_contain_text(
+        re.compile(r"realised edge\s*\u2013")
+    )  # none: nothing hedged
+    kalshi = modal.locator("[data-leg=kalshi]")
+    expect(kalshi.locator("[data-timeline] li")).to_have_text(
+        [
+            re.compile(r"decided\s*\+0 ms"),
+            re.compile(r"sent\s*\+0 ms"),
+            re.compile(r"arrived\s*\+120 ms"),
+            re.compile(r"unwind sent\s*\+400 ms"),  # at the last leg's arrival (Polymarket's)
+            re.compile(r"unwind arrived\s*\+580 ms"),
+        ]
+    )
+    expect(kalshi.locator("table[data-book=seen] tbody tr")).to_have_text([re.compile(r"0\.44\s*30")])
+    arrival = kalshi.locator("table[data-book=arrival] tbody tr")
+    expect(arrival).to_have_count(2)
+    expect(arrival.nth(0)).to_have_class("took")  # 10 of the 10 available at 0.44 taken
+    expect(arrival.nth(0)).to_have_text(re.compile(r"0\.44\s*12\s*10\s*10"))
+    sold = kalshi.locator("table[data-book=unwind] tbody tr.took")
+    expect(sold).to_have_count(2)
+    polymarket = modal.locator("[data-leg=polymarket]")
+    expect(polymarket).to_contain_text("book moved past the limit")
+    expect(polymarket.locator("table[data-book=arrival] tbody tr.took")).to_have_count(0)
+    page.screenshot(path=SHOTS / "09-legged-trade.png", full_page=True)
     assert_no_csp_violations(page)

@@ -6,19 +6,22 @@ The default intent is the core tests' scenario (tests/simulator/__init__.py): YE
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import factory
 
 from accounts.models import UserProfile
 from accounts.services import set_secret
-from exchanges.books import KALSHI, NO, POLYMARKET, YES
+from exchanges.books import KALSHI, NO, POLYMARKET, YES, Level
 from exchanges.double import ExchangeDouble, Scenario
 from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY, kalshi_key_pair
 from ingest.models import ExecutionIntent, MarketPair, SuccessSpan
+from simulator.core.execution import ARRIVED, IOC, SENT, LegOrder, Unwind
+from simulator.core.types import Fill
 from tests.accounts.factories import UserFactory
 
 D = Decimal
@@ -139,3 +142,84 @@ def demo_double() -> Iterator[ExchangeDouble]:
     with ExchangeDouble(Scenario.demo()) as running:
         running.state.register_kalshi_key(KALSHI_KEY_ID, public_pem, balance_cents=50_000)
         yield running
+
+
+Ladder = Sequence[tuple[str, str]]
+
+
+def _levels(ladder: Ladder | None) -> tuple[Level, ...] | None:
+    return None if ladder is None else tuple(Level(D(price), D(size)) for price, size in ladder)
+
+
+def leg_order_json(
+    *,
+    venue: str = KALSHI,
+    instrument_id: str = "KXFED",
+    side: str = YES,
+    limit_price: str = "0.45",
+    size: str = "10",
+    decided_at: datetime = NOW,
+    latency_ms: int = 120,
+    book: Ladder = (("0.44", "30"),),
+    arrival_book: Ladder | None = (("0.44", "30"),),
+    arrival_available: Ladder | None = None,
+    fills: Ladder = (("0.44", "10"),),
+    fee_usd: str = "0",
+    detail: str = "",
+    unhedged_size: str = "0",
+    carried_size: str = "0",
+    carried_mark_usd: str = "0",
+    unwind: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One leg of a trade as the engine stores it (`LegOrder.as_json()`): sent at `decided_at`,
+    arrived `latency_ms` later (`arrival_book=None`: still on its way). `unwind` takes Unwind's
+    fields by name, its ladder as `bids` (None: on its way), sent `sent_after_ms` after the
+    decision (default: at this leg's arrival) and arriving its `latency_ms` later."""
+    arrived = arrival_book is not None
+    arrived_at = decided_at + timedelta(milliseconds=latency_ms)
+    sale = None
+    if unwind is not None:
+        unwind = dict(unwind)
+        unwind_latency = unwind.pop("latency_ms", 150)
+        bids = unwind.pop("bids", None)
+        sent_at = decided_at + timedelta(milliseconds=unwind.pop("sent_after_ms", latency_ms))
+        sale = Unwind(
+            size=D(unwind.pop("size")),
+            latency_ms=unwind_latency,
+            sent_at=sent_at,
+            arrived_at=sent_at + timedelta(milliseconds=unwind_latency),
+            book=_levels(bids),
+            fills=tuple(Fill(D(p), D(n)) for p, n in unwind.pop("fills", ())),
+            fee_usd=D(unwind.pop("fee_usd", "0")),
+            proceeds_usd=D(unwind.pop("proceeds_usd", "0")),
+            detail=unwind.pop("detail", ""),
+        )
+        assert not unwind, f"unknown unwind fields: {sorted(unwind)}"
+    order = LegOrder(
+        venue=venue,
+        instrument_id=instrument_id,
+        side=side,
+        limit_price=D(limit_price),
+        order_type=IOC,
+        size=D(size),
+        latency_ms=latency_ms,
+        unwind_latency_ms=150,
+        book=_levels(book) or (),
+        book_available=_levels(book) or (),
+        state=ARRIVED if arrived else SENT,
+        sent_at=decided_at,
+        arrived_at=arrived_at,
+        arrival_book=_levels(arrival_book),
+        arrival_available=_levels(arrival_available if arrival_available is not None else arrival_book)
+        if arrived
+        else None,
+        book_ts_ms=int(arrived_at.timestamp() * 1000) if arrived else None,
+        fills=tuple(Fill(D(p), D(n)) for p, n in fills) if arrived else (),
+        fee_usd=D(fee_usd),
+        detail=detail,
+        unhedged_size=D(unhedged_size),
+        carried_size=D(carried_size),
+        carried_mark_usd=D(carried_mark_usd),
+        unwind=sale,
+    )
+    return order.as_json()

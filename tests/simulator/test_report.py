@@ -5,10 +5,18 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from simulator.models import Decision
-from simulator.report import NO_DECISION, build_report, percentile
-from tests.simulator.surface_fixtures import NOW, make_decision, make_run, make_span, make_trade
+from simulator.report import NO_DECISION, build_report
+from tests.simulator.surface_fixtures import (
+    NOW,
+    leg_order_json,
+    make_decision,
+    make_run,
+    make_span,
+    make_trade,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -156,15 +164,9 @@ def test_report_query_count_does_not_grow_with_rows(user, django_assert_max_num_
             make_trade(run, executed_at=span.started_at + timedelta(seconds=3))
         else:
             make_decision(run, span=span, reason_code="net_edge")
-    with django_assert_max_num_queries(10):
+    with django_assert_max_num_queries(11):
         answer = report(user)
     assert (answer["captured"], answer["missed_reasons"]) == (15, {"net_edge": 15})
-
-
-def test_percentile_is_nearest_rank():
-    assert percentile([], 0.5) is None
-    assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0
-    assert percentile([1.0, 2.0, 3.0, 4.0], 0.95) == 4.0
 
 
 def test_sim_report_command_prints_a_table(user, scene, capsys):
@@ -183,3 +185,123 @@ def test_sim_report_command_names_a_bad_parameter(user):
 def test_sim_report_command_needs_a_known_user(db):
     with pytest.raises(CommandError, match="no user"):
         call_command("sim_report", "--user", "nobody")
+
+
+MOVED = "book moved past the limit: best ask 0.47 > limit 0.45 at arrival"
+
+
+def arrived_trade(run, outcome, *, kalshi, polymarket, now=NOW, **fields):
+    """A trade 20 minutes before `now` whose legs are (filled, latency_ms, detail) per venue."""
+    executed_at = now - timedelta(minutes=20)
+    decided_at = executed_at - timedelta(seconds=1)
+
+    def leg(venue, filled, latency_ms, detail):
+        fills = [("0.44", filled)] if filled != "0" else []
+        return leg_order_json(
+            venue=venue, decided_at=decided_at, latency_ms=latency_ms, fills=fills, detail=detail
+        )
+
+    legs = [leg("kalshi", *kalshi), leg("polymarket", *polymarket)]
+    return make_trade(run, executed_at=executed_at, arrival_outcome=outcome, legs=legs, **fields)
+
+
+@pytest.fixture
+def arrivals(user, other_user):
+    """Six trades of ours in the window, one still in flight, and another user's missed trade."""
+    run = make_run(user)
+    arrived_trade(
+        run, "full", kalshi=("10", 100, ""), polymarket=("10", 300, ""), slippage_cents=Decimal("0")
+    )
+    arrived_trade(
+        run,
+        "partial",
+        kalshi=("10", 110, ""),
+        polymarket=("6", 310, "only 6 of 10 at or below 0.51 at arrival"),
+        slippage_cents=Decimal("1.5"),
+        unwind_cost_usd=Decimal("0.1234"),
+    )
+    arrived_trade(
+        run,
+        "partial",
+        kalshi=("5", 120, "only 5 of 10 at or below 0.45 at arrival"),
+        polymarket=("5", 320, "only 5 of 10 at or below 0.51 at arrival"),
+        slippage_cents=Decimal("0.75"),
+    )
+    arrived_trade(
+        run,
+        "legged",
+        kalshi=("0", 130, MOVED),
+        polymarket=("10", 330, ""),
+        realised_edge_cents=None,
+        slippage_cents=None,
+        unwind_cost_usd=Decimal("0.4000"),
+    )
+    for _ in range(2):
+        arrived_trade(
+            run,
+            "missed",
+            kalshi=("0", 140, MOVED),
+            polymarket=("0", 2000, "no asks at arrival"),
+            realised_edge_cents=None,
+            slippage_cents=None,
+        )
+    arrived_trade(run, "", kalshi=("0", 150, ""), polymarket=("0", 350, ""), slippage_cents=None)
+    arrived_trade(make_run(other_user), "missed", kalshi=("0", 1, MOVED), polymarket=("0", 1, MOVED))
+    return run
+
+
+def test_report_counts_arrival_outcomes_and_legging(user, arrivals):
+    answer = report(user)
+    assert answer["trades_arrived"] == 6
+    assert answer["trades_in_flight"] == 1
+    assert answer["arrival_outcomes"] == {"full": 1, "partial": 2, "legged": 1, "missed": 2}
+    assert answer["legging_incidents"] == 2  # the 10/6 partial and the legged trade, not the 5/5 one
+    assert answer["unwind_cost_usd"] == "0.5234"
+
+
+def test_report_slippage_is_nearest_rank_over_trades_with_a_realised_edge(user, arrivals):
+    # three trades hedged something: 0, 0.75, 1.5 cents
+    assert report(user)["slippage_cents"] == {"p50": "0.7500", "p95": "1.5000", "trades": 3}
+
+
+def test_report_names_why_trades_missed_at_arrival(user, arrivals):
+    assert report(user)["missed_at_arrival"] == {"book moved past the limit + no asks at arrival": 2}
+
+
+def test_report_gives_each_venues_arrival_latency(user, arrivals):
+    latency = report(user)["arrival_latency_ms"]
+    assert latency["kalshi"] == {"p50": 120, "p99": 140, "orders": 6}
+    assert latency["polymarket"] == {"p50": 320, "p99": 2000, "orders": 6}
+
+
+def test_report_without_arrived_trades_has_no_slippage_or_latency(user):
+    answer = report(user)
+    assert answer["slippage_cents"] == {"p50": None, "p95": None, "trades": 0}
+    assert answer["arrival_latency_ms"]["kalshi"] == {"p50": None, "p99": None, "orders": 0}
+    assert answer["missed_at_arrival"] == {}
+
+
+def test_report_endpoint_carries_the_arrival_figures(api, user):
+    arrived_trade(
+        make_run(user),
+        "missed",
+        kalshi=("0", 90, MOVED),
+        polymarket=("0", 250, MOVED),
+        now=timezone.now(),
+        realised_edge_cents=None,
+        slippage_cents=None,
+    )
+    body = api.get("/simulator/report").json()
+    assert body["arrival_outcomes"] == {"full": 0, "partial": 0, "legged": 0, "missed": 1}
+    assert body["missed_at_arrival"] == {"book moved past the limit": 1}
+    assert body["arrival_latency_ms"]["polymarket"] == {"p50": 250, "p99": 250, "orders": 1}
+
+
+def test_sim_report_command_prints_the_arrival_figures(user, arrivals, capsys):
+    call_command("sim_report", "--user", user.username, "--now", NOW.isoformat())
+    out = capsys.readouterr().out
+    assert "full / partial / legged / missed  1 / 2 / 1 / 2" in out
+    assert "0.7500 c / 1.5000 c (3 trades)" in out
+    assert "legging incidents" in out
+    assert "book moved past the limit + no asks at arrival  2" in out
+    assert "polymarket" in out and "2000" in out

@@ -63,6 +63,29 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _arrival_rows(report: dict[str, Any]) -> list[list[Any]]:
+    outcomes = report["arrival_outcomes"]
+    slippage = report["slippage_cents"]
+    return [
+        ["trades arrived", report["trades_arrived"]],
+        ["trades in flight", report["trades_in_flight"]],
+        [
+            "full / partial / legged / missed",
+            " / ".join(str(outcomes[k]) for k in ("full", "partial", "legged", "missed")),
+        ],
+        [
+            "slippage p50 / p95",
+            f"{_or_dash(slippage['p50'])} c / {_or_dash(slippage['p95'])} c ({slippage['trades']} trades)",
+        ],
+        ["legging incidents", report["legging_incidents"]],
+        ["unwind cost", f"${report['unwind_cost_usd']}"],
+    ]
+
+
 def render(report: dict[str, Any]) -> str:
     rate = report["capture_rate"]
     latency = report["latency_s"]
@@ -88,6 +111,23 @@ def render(report: dict[str, Any]) -> str:
         parts.append(
             _table(["missed because", "spans"], [[k, v] for k, v in report["missed_reasons"].items()])
         )
+    parts.append(_table(["execution at arrival", ""], _arrival_rows(report)))
+    if report["missed_at_arrival"]:
+        parts.append(
+            _table(
+                ["missed at arrival because", "trades"],
+                [[k, v] for k, v in report["missed_at_arrival"].items()],
+            )
+        )
+    parts.append(
+        _table(
+            ["venue", "orders arrived", "latency p50 ms", "latency p99 ms"],
+            [
+                [venue, latency["orders"], _or_dash(latency["p50"]), _or_dash(latency["p99"])]
+                for venue, latency in report["arrival_latency_ms"].items()
+            ],
+        )
+    )
     if report["by_opportunity_key"]:
         parts.append(
             _table(
