@@ -74,4 +74,4 @@ class RecordedBooks:
     def arrival_books(self, user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
         """The book an order meets when it arrives at `at`."""
         book = self.book_at(order.venue, order.instrument_id, order.side, _ms(at))
-        return (book, "") if book is not None else (None, "no recorded book at the arrival time")
+        return (book, "") if book is not None else (None, "no book at arrival: nothing recorded for it yet")
