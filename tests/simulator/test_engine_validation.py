@@ -1,17 +1,19 @@
 """Exchange validation through the real adapters and official clients, against the exchange
 double on loopback: every fault is a skipped decision with its reason, never a crash."""
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
-from exchanges.double import Fault
+from exchanges.double import BookMove, Fault
 from exchanges.ratelimit import BookCache, LocalRateLimiter
 from simulator.core import IntentLeg
 from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
 from simulator.engine.inputs import core_intent
 from simulator.engine.validation import ExchangeValidator
-from simulator.models import SimulatorTrade
+from simulator.models import SimulatorRun, SimulatorTrade
 from simulator.services import start_run
 from tests.accounts.factories import UserFactory
 from tests.simulator.factories import (
@@ -219,3 +221,46 @@ def test_a_kept_cached_validation_ends_with_its_answers_ttl_and_with_a_venue_bac
     assert not validator.validate(run.user_id, other, NOW).ok
     limited = validator.from_cache(run.user_id, legs, NOW)
     assert not limited.ok and "rate_limited" in {leg.kind for leg in limited.legs}
+
+
+@pytest.fixture
+def polymarket_book_restored(double):
+    book = double.state.polymarket_book(NO_TOKEN)
+    bids, asks = list(book.bids), list(book.asks)
+    yield
+    double.clear_book_moves()
+    double.state.set_polymarket_book(NO_TOKEN, bids, asks)
+
+
+def test_a_price_that_jumps_between_decision_and_arrival_shows_in_the_trade_and_the_report(
+    scene, validator, double, client, polymarket_book_restored
+):
+    """The double moves Polymarket's book right after the validation reads it (its second read:
+    the market's status is read from the book too): the order meets a price 3 c above its limit,
+    the Kalshi leg that filled is sold back at its bids, and the API's trade and report say so."""
+    run, intent = scene
+    double.add_book_move(
+        BookMove(
+            venue="polymarket", kind="jump", instrument=NO_TOKEN, cents=D(3), after_ms=0, every=2, times=1
+        )
+    )
+    now = timezone.now()  # the report looks at the last 24 hours
+    SimulatorRun.objects.filter(pk=run.pk).update(started_at=now, ends_at=now + timedelta(days=1))
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=now, validator=validator.validate)
+    assert decision.outcome == "traded", decision.reason
+    arrive_in_order(in_flight_steps(decision))  # the venue read at each arrival: the double
+
+    client.force_login(run.user)
+    trade = client.get(f"/simulator/trades/{decision.trade.pk}").json()
+    kalshi, polymarket = (
+        next(leg for leg in trade["legs"] if leg["venue"] == venue) for venue in ("kalshi", "polymarket")
+    )
+    assert trade["arrival_outcome"] == "legged" and D(trade["matched_size"]) == 0
+    assert D(polymarket["arrival_book"][0]["price"]) == D(polymarket["book"][0]["price"]) + D("0.03")
+    assert D(polymarket["filled_size"]) == 0 and "moved past the limit" in polymarket["detail"]
+    assert D(kalshi["filled_size"]) == 10 and D(kalshi["unwind"]["size"]) == 10 and kalshi["unwind"]["fills"]
+    assert D(trade["unwind_cost_usd"]) > 0 and D(trade["expected_pnl_usd"]) < 0
+
+    report = client.get("/simulator/report").json()
+    assert report["arrival_outcomes"]["legged"] == 1 and report["legging_incidents"] == 1
+    assert D(report["unwind_cost_usd"]) == D(trade["unwind_cost_usd"])
