@@ -244,7 +244,8 @@ def test_a_price_that_jumps_between_decision_and_arrival_shows_in_the_trade_and_
             venue="polymarket", kind="jump", instrument=NO_TOKEN, cents=D(3), after_ms=0, every=2, times=1
         )
     )
-    now = timezone.now()  # the report looks at the last 24 hours
+    # Decided a minute ago: the report (the last 24 hours) counts trades whose orders have arrived.
+    now = timezone.now() - timedelta(minutes=1)
     SimulatorRun.objects.filter(pk=run.pk).update(started_at=now, ends_at=now + timedelta(days=1))
     decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=now, validator=validator.validate)
     assert decision.outcome == "traded", decision.reason
