@@ -50,7 +50,7 @@ def status(request: HttpRequest) -> HttpResponse:
     trades = selectors.latest_trades(user_id=user.pk)[:RECENT_TRADES]
     return _json(
         {
-            "runs": presenters.runs_json(runs),
+            "runs": [presenters.run_json(run) for run in runs],
             "recent_trades": [presenters.trade_json(trade, now) for trade in trades],
         }
     )

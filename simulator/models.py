@@ -42,6 +42,9 @@ class SimulatorRun(models.Model):
     traded_today_usd = models.DecimalField(**MONEY, default=0)
     # Held for orders on their way: their worst-case cost, released at arrival less what they cost.
     reserved_usd = models.DecimalField(**MONEY, default=0)
+    # Carried (unhedged) contracts of trades not yet resolved, and their mark at arrival.
+    unhedged_exposure_usd = models.DecimalField(**MONEY, default=0)
+    unhedged_contracts = models.DecimalField(**SIZE, default=0)
 
     class Meta:
         db_table = "simulator_runs"

@@ -18,7 +18,6 @@ from django.utils import timezone
 from simulator import run_settings
 from simulator.core import SimConfig
 from simulator.core.timing import trade_status
-from simulator.selectors import attach_exposures
 
 
 def decimal_str(value: Decimal | int | None) -> str | None:
@@ -39,11 +38,7 @@ def run_execution_json(run) -> dict[str, Any]:
 
 
 def run_json(run) -> dict[str, Any]:
-    """A run, with its exposure as `selectors.attach_exposures` read it (else one query here)."""
-    exposure = getattr(run, "exposure", None)
-    if exposure is None:
-        attach_exposures([run])
-        exposure = run.exposure
+    """A run (its own columns only: presented off the database too, by the websocket's sender)."""
     return {
         "id": run.pk,
         "status": run.status,
@@ -55,8 +50,8 @@ def run_json(run) -> dict[str, Any]:
         "pnl_usd": decimal_str(run.pnl_usd),
         "expected_pnl_usd": decimal_str(run.expected_pnl_usd),
         "reserved_usd": decimal_str(run.reserved_usd),
-        "unhedged_exposure_usd": decimal_str(exposure.unhedged_exposure_usd),
-        "unhedged_contracts": decimal_str(exposure.unhedged_contracts),
+        "unhedged_exposure_usd": decimal_str(run.unhedged_exposure_usd),
+        "unhedged_contracts": decimal_str(run.unhedged_contracts),
         "trade_count": run.trade_count,
         "decision_count": run.decision_count,
         "min_net_edge_cents": decimal_str(run.min_net_edge_cents),
@@ -69,13 +64,6 @@ def run_json(run) -> dict[str, Any]:
         "stop_reason": run.stop_reason,
         "execution": run_execution_json(run),
     }
-
-
-def runs_json(runs: Iterable) -> list[dict[str, Any]]:
-    """Many runs, their exposures read in one query."""
-    runs = list(runs)
-    attach_exposures(runs)
-    return [run_json(run) for run in runs]
 
 
 def trade_json(trade, now: datetime | None = None) -> dict[str, Any]:

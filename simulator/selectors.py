@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from simulator.core.execution import LEGGED, PARTIAL, SIZE_PLACES
-from simulator.core.fills import USD_PLACES
 from simulator.models import SimulatorRun, SimulatorTrade
 
 
@@ -86,42 +83,3 @@ def latest_trades(*, user_id: int) -> QuerySet[SimulatorTrade]:
 def run_trades(*, run_id: int) -> QuerySet[SimulatorTrade]:
     """One run's trades, newest decision first."""
     return SimulatorTrade.objects.filter(run_id=run_id).order_by("-decided_at", "-id")
-
-
-class RunExposure(NamedTuple):
-    """What a run holds unhedged: contracts one leg bought that were neither hedged nor sold back,
-    on trades whose pair has not resolved yet, and what they are worth at the mid."""
-
-    unhedged_exposure_usd: Decimal
-    unhedged_contracts: Decimal
-
-
-def run_exposures(run_ids: Iterable[int]) -> dict[int, RunExposure]:
-    """Each run's open unhedged position, in one query whatever the number of runs. Only a
-    partial or legged trade can carry contracts (its legs filled differently), so only those
-    rows are read; the carried sizes live in the legs' JSON."""
-    ids = list(run_ids)
-    marks: dict[int, Decimal] = dict.fromkeys(ids, Decimal(0))
-    contracts: dict[int, Decimal] = dict.fromkeys(ids, Decimal(0))
-    rows = SimulatorTrade.objects.filter(
-        run_id__in=ids, payout_usd__isnull=True, arrival_outcome__in=(PARTIAL, LEGGED)
-    ).values_list("run_id", "carried_mark_usd", "legs")
-    for run_id, carried_mark_usd, legs in rows:
-        marks[run_id] += carried_mark_usd
-        contracts[run_id] += sum((Decimal(leg.get("carried_size") or "0") for leg in legs or ()), Decimal(0))
-    return {
-        run_id: RunExposure(marks[run_id].quantize(USD_PLACES), contracts[run_id].quantize(SIZE_PLACES))
-        for run_id in ids
-    }
-
-
-def attach_exposures(runs: Iterable[SimulatorRun]) -> None:
-    """Read the runs' exposures in one query onto `run.exposure`, where the run's presenter finds
-    it: where a run is presented the database may not be reachable (the websocket's sender
-    thread runs an event loop), and a list of runs should not cost a query per run."""
-    runs = list(runs)
-    if not runs:
-        return
-    exposures = run_exposures(run.pk for run in runs)
-    for run in runs:
-        run.exposure = exposures[run.pk]

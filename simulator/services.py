@@ -24,7 +24,7 @@ from config.errors import ConflictError, NotFoundError
 from config.numbers import DecimalRule, WholeRule
 from ingest.models import MarketPair
 from simulator import run_settings, selectors
-from simulator.core.payout import RESULTS, payout_usd
+from simulator.core.payout import RESULTS, carried_contracts, payout_usd
 from simulator.engine.broadcast import broadcast_run
 from simulator.engine.expiry import end_run
 from simulator.models import SimulatorRun, SimulatorTrade
@@ -275,6 +275,8 @@ def resolve_pair(
             trades = list(unresolved.filter(run_id=run_id).select_for_update())
             paid = pnl = Decimal(0)
             for trade in trades:
+                run.unhedged_exposure_usd -= trade.carried_mark_usd
+                run.unhedged_contracts -= carried_contracts(trade.legs)
                 trade.payout_usd = payout_usd(trade.legs, results)
                 trade.resolved_at = now
                 paid += trade.payout_usd
@@ -282,7 +284,7 @@ def resolve_pair(
             SimulatorTrade.objects.bulk_update(trades, ["payout_usd", "resolved_at"])
             run.balance_usd += paid
             run.pnl_usd += pnl
-            run.save(update_fields=["balance_usd", "pnl_usd"])
+            run.save(update_fields=["balance_usd", "pnl_usd", "unhedged_exposure_usd", "unhedged_contracts"])
             transaction.on_commit(partial(broadcast_run, run))
         summary["trades"] += len(trades)
         summary["runs"] += 1 if trades else 0

@@ -86,7 +86,7 @@ class StatusApi(ApiView):
         now = timezone.now()
         return Response(
             {
-                "runs": presenters.runs_json(runs),
+                "runs": [presenters.run_json(run) for run in runs],
                 "recent_trades": [
                     presenters.trade_json(trade, now)
                     for trade in selectors.latest_trades(user_id=request.user.pk)[:RECENT_TRADES]
@@ -99,9 +99,10 @@ class ActiveApi(ApiView):
     @extend_schema(responses=s.ActiveOut)
     def get(self, request):
         """Whether you have a running run, and which."""
-        runs = presenters.runs_json(
-            selectors.running_runs(user_id=request.user.pk).order_by("-started_at", "-id")
-        )
+        runs = [
+            presenters.run_json(run)
+            for run in selectors.running_runs(user_id=request.user.pk).order_by("-started_at", "-id")
+        ]
         return Response(
             {
                 "active": bool(runs),
@@ -135,7 +136,7 @@ class RunListApi(_PresentedListApi):
         return selectors.user_runs(user_id=self.request.user.pk)
 
     def present_page(self, page: list) -> list[dict]:
-        return presenters.runs_json(page)
+        return [presenters.run_json(run) for run in page]
 
 
 class RunDetailApi(ApiView):

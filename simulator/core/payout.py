@@ -41,3 +41,8 @@ def payout_usd(legs: Iterable[Mapping[str, Any]], results: Mapping[str, str]) ->
         if side == results[venue]:
             total += leg_contracts(leg)
     return total.quantize(USD_PLACES)  # whole contracts: exact
+
+
+def carried_contracts(legs: Iterable[Mapping[str, Any]]) -> Decimal:
+    """Contracts a trade holds unhedged (its legs' carried sizes)."""
+    return sum((Decimal(str(leg.get("carried_size") or "0")) for leg in legs), Decimal(0))

