@@ -872,7 +872,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"any of {', '.join(SCENARIOS)}")
         number = {
-            "--intents": (WholeRule(1, 10_000_000), 10_000, "intents for kill and pg-restart"),
+            "--intents": (WholeRule(1, 10_000_000), 2_000, "intents for kill and pg-restart"),
             "--workers": (WholeRule(1, 64), 2, "Celery worker processes"),
             "--redis-down-s": (DecimalRule(Decimal(0), Decimal(3600), places=3), 30.0, "Redis outage length"),
             "--fuzz-examples": (WholeRule(1, 1_000_000), 400, "per API operation"),
