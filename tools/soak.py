@@ -3,10 +3,18 @@
 It starts its own throwaway PostgreSQL cluster (PG_BIN or Debian's) and redis-server on free
 loopback ports, migrates, then re-runs itself inside that environment and tries, bounded:
 
-- kill:        N intents decided by Celery workers while random workers are SIGKILLed (and a
-               tenth of the intents is sent twice); every (run, intent) decided exactly once,
-               the run's money equal to a clean re-computation from its trades;
-- pg-restart:  the same while the PostgreSQL server is restarted mid-run;
+- kill:        N intents decided by Celery workers while the exchange double's books move
+               between intents (seeded: mostly deep, sometimes thin, jumped past a limit, or
+               gone), so most intents trade and their orders meet a moved book at arrival:
+               fills, partials, legged trades, unwinds, misses. Random workers are SIGKILLed
+               while decisions and arrivals are in flight; a tenth of the intents and a tenth
+               of the trades' arrival tasks are sent twice; beat's sweeps run from here. Then:
+               every (run, intent) decided exactly once, every order's arrival done exactly once
+               (no trade left in flight, no step done twice per the workers' logs), every
+               trade's arithmetic, and the run's money equal to a clean re-computation from its
+               trades;
+- pg-restart:  the same (without kills) while the PostgreSQL server is crashed and restarted
+               twice mid-run, orders in flight;
 - redis-down:  Redis stopped for S seconds: trades decided meanwhile are committed (their
                broadcast fails), and a websocket client gets frames again once Redis is back;
 - fuzz:        the OpenAPI fuzz of tests/simulator/test_openapi_fuzz.py at a larger budget.
@@ -28,16 +36,19 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal
+from datetime import UTC, timedelta
+from decimal import ROUND_CEILING, Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -65,7 +76,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-SWEEP_EVERY_S = 30.0
+# The soak runs beat's sweeps itself, more often and with shorter delays than beat's (10 s and
+# 30 s, a step 10 s late, an intent 60 s old), so that what the broker lost comes back in seconds.
+SWEEP_EVERY_S = 5.0
+ARRIVAL_LATE_S = 5.0
+UNDECIDED_AGE_S = 20.0
+TICK_S = 0.05
 
 
 def wait_until(condition, timeout_s: float, what: str, every_s: float = 0.1) -> None:
@@ -191,25 +207,48 @@ class Workers:
         self.env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_TASK_ALWAYS_EAGER": "0",
                     "REDIS_URL": settings.REDIS_URL, "DB_CONN_MAX_AGE": "0"}  # fmt: skip
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.logs: dict[int, Path] = {}
+        self.ready: set[int] = set()
         self.pool = [self._spawn() for _ in range(count)]
 
     def _spawn(self) -> subprocess.Popen:
         self.started += 1
-        log = open(self.log_dir / f"worker-{self.started}.log", "ab")  # noqa: SIM115
-        return subprocess.Popen(
+        path = self.log_dir / f"worker-{self.started}.log"
+        log = open(path, "ab")  # noqa: SIM115
+        worker = subprocess.Popen(
             [sys.executable, "-c", WORKER_MAIN, str(VISIBILITY_TIMEOUT_S)],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        self.logs[worker.pid] = path
+        return worker
 
-    def kill_one(self, rng: random.Random) -> None:
-        """SIGKILL a random worker wherever it is (mid-task, mid-transaction) and start another."""
-        index = rng.randrange(len(self.pool))
+    def is_ready(self, worker: subprocess.Popen) -> bool:
+        """Started and consuming (its log says "ready"): starting takes seconds on a busy machine."""
+        if (
+            worker.pid not in self.ready
+            and worker.poll() is None
+            and b" ready." in self.logs[worker.pid].read_bytes()
+        ):
+            self.ready.add(worker.pid)
+        return worker.pid in self.ready and worker.poll() is None
+
+    def any_ready(self) -> bool:
+        return any(self.is_ready(worker) for worker in self.pool)
+
+    def kill_one(self, rng: random.Random) -> bool:
+        """SIGKILL a random worker that is working (mid-task, mid-transaction, holding messages)
+        and start another. Never the last one working (with two or more): a kill rate faster
+        than a worker starts would otherwise leave none, and nothing to kill. False when none was."""
+        ready = [index for index, worker in enumerate(self.pool) if self.is_ready(worker)]
+        if len(ready) < min(2, len(self.pool)):
+            return False
+        index = rng.choice(ready)
         victim = self.pool[index]
-        if victim.poll() is None:
-            os.kill(victim.pid, signal.SIGKILL)
-            victim.wait(timeout=10)
-            self.killed += 1
+        os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=10)
+        self.killed += 1
         self.pool[index] = self._spawn()
+        return True
 
     def stop(self) -> None:
         for worker in self.pool:
@@ -225,17 +264,27 @@ class Workers:
 
 @dataclass
 class Verdict:
-    """What was tried and what held for one run."""
+    """What was tried and what held for one scenario."""
 
     scenario: str
     intents: int
     sent: int = 0
     kills: int = 0
+    kills_in_flight: int = 0  # of which while some of the run's orders were on their way
     restarts: int = 0
+    restarts_in_flight: int = 0
+    book_moves: dict[str, int] = field(default_factory=dict)  # per kind of move
     decided: int = 0
     traded: int = 0
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     sample_reasons: list[str] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)  # full / partial / legged / missed
+    unwinds: int = 0
+    arrival_steps: int = 0  # orders that reached their venue (legs and unwinds), from the trades
+    arrival_steps_logged: int = 0  # "event=arrived" lines in the workers' logs, at most one each
+    arrival_steps_resent: int = 0  # arrival tasks sent a second time on purpose
+    arrival_steps_swept: int = 0  # sent again by the overdue-arrivals sweep
+    money: dict[str, str] = field(default_factory=dict)  # the run's figures, re-computed equal
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -244,18 +293,116 @@ class Verdict:
         return not self.problems
 
 
-def check_run(run_id: int, intent_ids: list[int], verdict: Verdict) -> Verdict:
-    """Exactly once per (run, intent), and the run's money re-computed from its trades."""
+CENT = Decimal("0.01")
+MONEY_PLACES = Decimal("0.0001")  # the money columns' places
+ARRIVAL_LINE = re.compile(rb"event=arrived trade_id=(\d+) step=(\S+)")
+MAX_LISTED = 10  # problems of one kind listed in full; the rest counted
+
+
+def _amounts(rows) -> list[tuple[Decimal, Decimal]]:
+    return [(Decimal(row["price"]), Decimal(row["size"])) for row in rows or ()]
+
+
+def trade_arithmetic(trade) -> list[str]:
+    """The arithmetic every completed trade must satisfy, re-computed from its legs: what each
+    order could take is at most the arrival book, its fills are the best-first walk of that at or
+    below its limit, the hedged size is the smaller fill, the excess is what was unwound or carried,
+    and the cost and expected P&L follow from the fills, fees and unwinds."""
+    wrong, filled = [], []
+    notional = fees = unwound = marks = Decimal(0)
+    for index, leg in enumerate(trade.legs):
+        where = f"trade {trade.pk} leg {index}"
+        fills = _amounts(leg["fills"])
+        size = sum((s for _, s in fills), Decimal(0))
+        if leg["state"] == "arrived":
+            book = dict(_amounts(leg["arrival_book"]))
+            available = _amounts(leg["arrival_available"])
+            wrong += [
+                f"{where}: {s} available at {p}, more than the arrival book's {book.get(p, 0)}"
+                for p, s in available
+                if s > book.get(p, Decimal(0))
+            ]
+            walk, left = [], size
+            for price, depth in sorted(available):
+                if left <= 0 or price > Decimal(leg["limit_price"]):
+                    break
+                if depth > 0:
+                    walk.append((price, min(depth, left)))
+                    left -= min(depth, left)
+            if fills != walk:
+                wrong.append(f"{where}: fills {fills} are not the walk {walk} of what was available")
+        elif fills:
+            wrong.append(f"{where}: fills on an order that never arrived ({leg['state']})")
+        if Decimal(leg["filled_size"]) != size:
+            wrong.append(f"{where}: filled_size {leg['filled_size']} but its fills sum to {size}")
+        filled.append(size)
+        notional += sum((p * s for p, s in fills), Decimal(0))
+        fees += Decimal(leg["fee_usd"])
+        marks += Decimal(leg.get("carried_mark_usd") or 0)
+        if leg.get("unwind"):
+            unwind = leg["unwind"]
+            sold = _amounts(unwind["fills"])
+            bids = dict(_amounts(unwind["book"]))
+            if sum((s for _, s in sold), Decimal(0)) > Decimal(unwind["size"]):
+                wrong.append(f"{where}: the unwind sold more than its size {unwind['size']}")
+            wrong += [
+                f"{where}: the unwind sold {s} at {p}, more than bid" for p, s in sold if s > bids.get(p, 0)
+            ]
+            unwound += Decimal(unwind["proceeds_usd"]) - Decimal(unwind["fee_usd"])
+    matched = min(filled)
+    if trade.matched_size != matched:
+        wrong.append(f"trade {trade.pk}: matched_size {trade.matched_size}, the smaller fill is {matched}")
+    for index, (leg, size) in enumerate(zip(trade.legs, filled, strict=True)):
+        if Decimal(leg["unhedged_size"]) != size - matched:
+            wrong.append(
+                f"trade {trade.pk} leg {index}: unhedged {leg['unhedged_size']}, not {size - matched}"
+            )
+    cost = (notional.quantize(CENT, rounding=ROUND_CEILING) + fees - unwound).quantize(MONEY_PLACES)
+    if trade.cost_usd != cost:
+        wrong.append(f"trade {trade.pk}: cost_usd {trade.cost_usd}, re-computed {cost}")
+    pnl = (matched - cost + marks).quantize(MONEY_PLACES)
+    if trade.expected_pnl_usd != pnl:
+        wrong.append(f"trade {trade.pk}: expected_pnl_usd {trade.expected_pnl_usd}, re-computed {pnl}")
+    return wrong
+
+
+def arrival_steps_done(trade) -> list[str]:
+    """The trade's orders that reached their venue, as the steps that did it."""
+    steps = [f"leg:{i}" for i, leg in enumerate(trade.legs) if leg["state"] == "arrived"]
+    return steps + [
+        f"unwind:{i}" for i, leg in enumerate(trade.legs) if (leg.get("unwind") or {}).get("book") is not None
+    ]
+
+
+def logged_arrivals(log_dir: Path) -> Counter:
+    """(trade id, step) -> how many workers logged doing it (`simulator.engine.arrival` logs
+    each step it did, after its commit)."""
+    done: Counter = Counter()
+    for log in Path(log_dir).glob("worker-*.log"):
+        for trade_id, step in ARRIVAL_LINE.findall(log.read_bytes()):
+            done[(int(trade_id), step.decode())] += 1
+    return done
+
+
+def _listed(problems: list[str], what: str) -> list[str]:
+    if len(problems) <= MAX_LISTED:
+        return problems
+    return [*problems[:MAX_LISTED], f"... and {len(problems) - MAX_LISTED} more {what}"]
+
+
+def check_run(run_id: int, intent_ids: list[int], verdict: Verdict, log_dir: Path | None = None) -> Verdict:
+    """Exactly once per (run, intent) and per arrival step, every trade's arithmetic, and the
+    run's money re-computed from its trades: balance = starting - what the completed trades cost -
+    what the ones still in flight hold; held = the in-flight trades' reserves; expected P&L = the
+    completed trades'."""
     from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
     run = SimulatorRun.objects.get(pk=run_id)
     decisions = Counter(
         Decision.objects.filter(run=run, intent__isnull=False).values_list("intent_id", flat=True)
     )
-    trades = list(
-        SimulatorTrade.objects.filter(run=run).values_list("intent_id", "cost_usd", "expected_pnl_usd")
-    )
-    per_intent = Counter(intent for intent, _, _ in trades)
+    trades = list(SimulatorTrade.objects.filter(run=run).order_by("pk"))
+    per_intent = Counter(trade.intent_id for trade in trades)
     missing = [i for i in intent_ids if decisions[i] == 0]
     verdict.decided = sum(1 for i in intent_ids if decisions[i])
     verdict.traded = len(trades)
@@ -268,22 +415,60 @@ def check_run(run_id: int, intent_ids: list[int], verdict: Verdict) -> Verdict:
     problems = verdict.problems
     if missing:
         problems.append(f"{len(missing)} intents never decided (e.g. {missing[:5]})")
-    problems += [f"intent {i} decided {n} times" for i, n in decisions.items() if n > 1]
-    problems += [f"intent {i} traded {n} times" for i, n in per_intent.items() if n > 1]
+    problems += _listed([f"intent {i} decided {n} times" for i, n in decisions.items() if n > 1], "doubles")
+    problems += _listed([f"intent {i} traded {n} times" for i, n in per_intent.items() if n > 1], "doubles")
     traded_decisions = Decision.objects.filter(run=run, outcome="traded").count()
     if traded_decisions != len(trades):
         problems.append(f"{traded_decisions} traded decisions but {len(trades)} trades")
-    costs = sum((cost for _, cost, _ in trades), start=run.starting_usd * 0)
-    pnl = sum((p for _, _, p in trades), start=run.starting_usd * 0)
+
+    done = [trade for trade in trades if trade.arrival_outcome]
+    in_flight = [trade for trade in trades if not trade.arrival_outcome]
+    verdict.outcomes = dict(Counter(trade.arrival_outcome or "in flight" for trade in trades))
+    verdict.unwinds = sum(1 for trade in trades for leg in trade.legs if leg.get("unwind"))
+    if in_flight:
+        problems.append(
+            f"{len(in_flight)} trades still have orders on their way (e.g. trade {in_flight[0].pk})"
+        )
+    problems += _listed([wrong for trade in done for wrong in trade_arithmetic(trade)], "arithmetic errors")
+    steps = {(trade.pk, step) for trade in trades for step in arrival_steps_done(trade)}
+    verdict.arrival_steps = len(steps)
+    if log_dir is not None:
+        ours = {trade.pk for trade in trades}
+        logged = {key: n for key, n in logged_arrivals(log_dir).items() if key[0] in ours}
+        verdict.arrival_steps_logged = sum(logged.values())
+        problems += _listed(
+            [f"trade {t} step {s} done {n} times (workers' logs)" for (t, s), n in logged.items() if n > 1],
+            "steps done twice",
+        )
+        problems += _listed(
+            [
+                f"trade {t} step {s} logged as done but not in the trade"
+                for (t, s) in logged
+                if (t, s) not in steps
+            ],
+            "unrecorded steps",
+        )
+
+    zero = Decimal(0)
+    spent = sum((trade.cost_usd for trade in done), zero)
+    held = sum((trade.reserved_usd for trade in in_flight), zero)
     expected = {
-        "balance_usd": run.starting_usd - costs,
-        "expected_pnl_usd": pnl,
+        "balance_usd": run.starting_usd - spent - held,
+        "reserved_usd": held,
+        "expected_pnl_usd": sum((trade.expected_pnl_usd for trade in done), zero),
         "trade_count": len(trades),
         "decision_count": sum(decisions.values()),
     }
+    if trades and all(trade.decided_at.astimezone(UTC).date() == run.traded_day for trade in trades):
+        expected["traded_today_usd"] = spent + held  # held at decision, the unused part released
     for name, value in expected.items():
         if getattr(run, name) != value:
-            problems.append(f"run {name} is {getattr(run, name)}, re-computed from the rows: {value}")
+            problems.append(f"run {name} is {getattr(run, name)}, re-computed from the trades: {value}")
+    verdict.money = {
+        "starting_usd": str(run.starting_usd),
+        "spent_usd": str(spent),
+        **{k: str(v) for k, v in expected.items()},
+    }
     return verdict
 
 
@@ -291,6 +476,11 @@ KALSHI_KEY_ID = "soak-kalshi-key"
 TICKER = "FED-25DEC-T4.00"  # the double's demo scenario: crossed books on this pair
 YES_TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
 NO_TOKEN = "52114319501245915516055106046884209969926127482827954674443846427813813222426"
+KALSHI_LIMIT, POLYMARKET_LIMIT = Decimal("0.45"), Decimal("0.50")
+LEGS = [
+    {"venue": "kalshi", "instrument_id": TICKER, "side": "yes", "limit_price": str(KALSHI_LIMIT), "size": "10"},
+    {"venue": "polymarket", "instrument_id": NO_TOKEN, "side": "no", "limit_price": str(POLYMARKET_LIMIT), "size": "10"},
+]  # fmt: skip
 
 
 def make_scene(double, intents: int, tag: str) -> tuple[int, list[int]]:
@@ -300,7 +490,7 @@ def make_scene(double, intents: int, tag: str) -> tuple[int, list[int]]:
 
     from accounts.services import set_secret, update_profile
     from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY, kalshi_key_pair
-    from ingest.models import ExecutionIntent, MarketPair
+    from ingest.models import MarketPair
     from simulator.services import start_run
 
     private_pem, public_pem = kalshi_key_pair()
@@ -311,36 +501,146 @@ def make_scene(double, intents: int, tag: str) -> tuple[int, list[int]]:
                extra={"private_key": private_pem, "host": double.kalshi_host})  # fmt: skip
     set_secret(user=user, exchange="polymarket",
                extra={"private_key": TEST_POLYMARKET_PRIVATE_KEY, "host": double.polymarket_host})  # fmt: skip
-    pair, _ = MarketPair.objects.get_or_create(
+    MarketPair.objects.get_or_create(
         opportunity_key="FED-DEC",
         defaults={"title": "Fed cut in December", "kalshi_ticker": TICKER,
                   "poly_yes_token": YES_TOKEN, "poly_no_token": NO_TOKEN},
     )  # fmt: skip
     run, _ = start_run(user=user, starting_usd="1000000", label=f"soak {tag}")
-    legs = [
-        {"venue": "kalshi", "instrument_id": TICKER, "side": "yes", "limit_price": "0.45", "size": "10"},
-        {"venue": "polymarket", "instrument_id": NO_TOKEN, "side": "no", "limit_price": "0.50", "size": "10"},
-    ]
+    return run.pk, add_intents(run.pk, intents)
+
+
+def add_intents(run_id: int, count: int) -> list[int]:
+    """`count` intents on the demo pair for the run's user, seen now (as ingest would make them:
+    each intent's time seeds the run's draws for it, so each draws its own latencies)."""
+    from django.utils import timezone
+
+    from ingest.models import ExecutionIntent, MarketPair
+    from simulator.models import SimulatorRun
+
+    user_id = SimulatorRun.objects.values_list("user_id", flat=True).get(pk=run_id)
+    pair = MarketPair.objects.get(opportunity_key="FED-DEC")
+    now = timezone.now()
     rows = ExecutionIntent.objects.bulk_create(
-        ExecutionIntent(user=user, pair=pair, opportunity_key=pair.opportunity_key,
+        ExecutionIntent(user_id=user_id, pair=pair, opportunity_key=pair.opportunity_key,
                         direction="kalshi_yes_poly_no", net_edge_cents="3.20", size="10", fees_usd="0.18",
-                        cost_usd="9.50", legs=legs, books=[], signal_at=run.started_at)
-        for _ in range(intents)
+                        cost_usd="9.50", legs=LEGS, books=[], signal_at=now - timedelta(milliseconds=i))
+        for i in range(count)
     )  # fmt: skip
-    return run.pk, [row.pk for row in rows]
+    return [row.pk for row in rows]
 
 
-def decided_count(run_id: int) -> int | None:
-    """Decisions so far; None while the database is unreachable (a restart in progress)."""
+class BookMover:
+    """Moves the double's books on the scene's pair every `every_ms`, seeded, as a market moves
+    between intents: mostly a deep book at the intents' limits (they trade in full), sometimes a
+    thin one (partial fills, the other leg's excess unwound), a price that jumped past one leg's
+    limit (decisions skip it; orders already on their way leg, their filled leg unwound) or past
+    both (missed), and now and then thin bids (an unwind sells part and carries the rest). Every
+    move is a new snapshot (Polymarket's timestamp goes up; Kalshi's books are stamped when read),
+    so the run's liquidity ledger starts again at each move. Puts the books back when stopped."""
+
+    KINDS = {"deep": 70, "thin": 12, "jumped": 13, "gone": 5}
+
+    def __init__(self, double, seed: int, every_ms: tuple[int, int] = (30, 250)) -> None:
+        self.double, self.rng, self.every_ms = double, random.Random(seed), every_ms
+        self.moves: Counter = Counter()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_ts_ms = 0
+        self._kalshi = double.state.kalshi_market(TICKER)
+        self._polymarket = double.state.polymarket_book(NO_TOKEN)
+
+    def move(self) -> str:
+        rng, tick = self.rng, CENT
+        kind = rng.choices(list(self.KINDS), weights=list(self.KINDS.values()))[0]
+        asks = {"kalshi": KALSHI_LIMIT, "polymarket": POLYMARKET_LIMIT}
+        depth = {venue: rng.randint(20, 60) for venue in asks}
+        if kind == "thin":
+            depth[rng.choice(list(asks))] = rng.randint(1, 9)
+        elif kind == "jumped":
+            venue = rng.choice(list(asks))
+            asks[venue] += tick * rng.randint(1, 3)
+        elif kind == "gone":
+            for venue in asks:
+                asks[venue] += tick * rng.randint(1, 3)
+        bids = {venue: rng.randint(1, 9) if rng.random() < 0.2 else rng.randint(20, 200) for venue in asks}
+        ask, bid = asks["kalshi"], asks["kalshi"] - tick
+        # Kalshi lists bids only: a YES ask at p is a NO bid at 1 - p.
+        self.double.state.set_kalshi_book(
+            TICKER,
+            yes_bids=[[bid, bids["kalshi"]], [bid - 2 * tick, 100]],
+            no_bids=[[1 - ask, depth["kalshi"]], [1 - ask - tick, 100]],
+        )
+        ask, bid = asks["polymarket"], asks["polymarket"] - tick
+        self._last_ts_ms = max(int(time.time() * 1000), self._last_ts_ms + 1)
+        self.double.state.set_polymarket_book(
+            NO_TOKEN,
+            bids=[[bid, bids["polymarket"]], [bid - 2 * tick, 100]],
+            asks=[[ask, depth["polymarket"]], [ask + tick, 100]],
+            timestamp_ms=self._last_ts_ms,
+        )
+        self.moves[kind] += 1
+        return kind
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.rng.uniform(*self.every_ms) / 1000):
+            self.move()
+
+    def start(self) -> BookMover:
+        self.move()
+        self._thread = threading.Thread(target=self._loop, name="soak-book-mover", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.double.state.add_kalshi_market(self._kalshi)
+        self.double.state.add_polymarket_book(self._polymarket)
+
+
+def quietly(read, default=None):
+    """`read()`, or `default` while the database is unreachable (a restart in progress)."""
     from django.db import DatabaseError, connection
 
-    from simulator.models import Decision
-
     try:
-        return Decision.objects.filter(run_id=run_id).count()
+        return read()
     except DatabaseError:
         connection.close()
-        return None
+        return default
+
+
+def progress_of(run_id: int) -> tuple[int, int] | None:
+    """(decisions, trades with orders on their way); None while the database is unreachable."""
+    from simulator.models import Decision, SimulatorTrade
+
+    def read() -> tuple[int, int]:
+        decided = Decision.objects.filter(run_id=run_id).count()
+        return decided, SimulatorTrade.objects.filter(run_id=run_id, arrival_outcome="").count()
+
+    return quietly(read)
+
+
+class ArrivalDuplicates:
+    """Sends the arrival tasks of about a tenth of the run's new trades a second time (a
+    duplicate delivery), once each."""
+
+    def __init__(self, run_id: int, rng: random.Random, share: float = 0.1) -> None:
+        self.run_id, self.rng, self.share, self.seen, self.sent = run_id, rng, share, 0, 0
+
+    def __call__(self) -> None:
+        from simulator.engine import steps_of
+        from simulator.models import SimulatorTrade
+        from simulator.tasks import schedule_arrivals
+
+        new = SimulatorTrade.objects.filter(run_id=self.run_id, pk__gt=self.seen).order_by("pk")
+        for trade in new.only("legs", "arrival_outcome"):
+            self.seen = trade.pk
+            if not trade.arrival_outcome and self.rng.random() < self.share:
+                steps = steps_of(trade)
+                schedule_arrivals(steps)
+                self.sent += len(steps)
 
 
 def workers_scenario(
@@ -357,57 +657,94 @@ def workers_scenario(
     postgres: PostgresCluster | None = None,
     restarts: int = 0,
     restart_down_s: float = 2.0,
+    window: int = 0,
+    progress=None,
 ) -> Verdict:
-    """Intents flow to Celery workers; workers are SIGKILLed at random moments (and the
-    database restarted `restarts` times when given); a tenth of the intents is sent twice."""
+    """Intents flow to Celery workers while the double's books move; workers are SIGKILLed at
+    random moments (and the database restarted `restarts` times when given), a tenth of the
+    intents and a tenth of the trades' arrival tasks are sent twice, and the sweeps run as beat
+    would, more often. Then every trade's orders are waited for and the run is checked."""
     from config.celery import app
-    from simulator.sweeps import redispatch_undecided
+    from simulator.intake import redispatch_overdue_arrivals, redispatch_undecided
     from simulator.tasks import decide_intent_task
 
+    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     verdict = Verdict(scenario=name, intents=intents)
     started = time.monotonic()
-    run_id, intent_ids = make_scene(double, intents, name)
+    run_id, intent_ids = make_scene(double, 0, name)
+    window = window or 3 * workers  # undecided intents at a time: arrivals run near their time
     with app.connection_for_write() as connection:
         connection.default_channel.queue_purge("simulator")
     pool = Workers(workers, log_dir)
+    mover = BookMover(double, rng.randrange(2**32))
+    duplicates = ArrivalDuplicates(run_id, random.Random(rng.randrange(2**32)))
+    deadline = started + timeout_s
     try:
-        for intent_id in intent_ids:
-            for _ in range(2 if rng.random() < 0.1 else 1):
-                decide_intent_task.delay(run_id, intent_id)
-                verdict.sent += 1
-        deadline = time.monotonic() + timeout_s
-        last_sweep = time.monotonic()
-        while time.monotonic() < deadline:
-            time.sleep(rng.uniform(*kill_every_s))
-            if time.monotonic() - last_sweep >= SWEEP_EVERY_S:  # as beat does in a deployment
-                redispatch_undecided.delay()
-                last_sweep = time.monotonic()
-            done = decided_count(run_id)
-            if done is not None and done >= intents:
+        wait_until(pool.any_ready, max(1.0, deadline - time.monotonic()), "a Celery worker to start")
+        mover.start()
+        now = time.monotonic()
+        next_kill, next_sweep, next_say = now + rng.uniform(*kill_every_s), now + SWEEP_EVERY_S, now
+        decided = in_flight = 0
+        while True:
+            now = time.monotonic()
+            if now > deadline:
+                raise TimeoutError(f"timed out after {timeout_s}s with {decided} of {intents} decided "
+                                   f"and {in_flight} trades still in flight")  # fmt: skip
+            if now >= next_say:
+                say(f"soak: {name}: {len(intent_ids)}/{intents} intents sent, {decided} decided, "
+                    f"{in_flight} trades in flight, {pool.killed} kills, {verdict.restarts} restarts, "
+                    f"{sum(mover.moves.values())} book moves")  # fmt: skip
+                next_say = now + 10
+            counts = progress_of(run_id)
+            if counts is None:  # the database is restarting
+                time.sleep(TICK_S)
+                continue
+            decided, in_flight = counts
+            if decided >= intents and in_flight == 0:
                 break
-            if pool.killed < max_kills:
-                pool.kill_one(rng)
-            due = done is not None and done < intents  # mid-run: while intents are still flowing
-            if postgres is not None and verdict.restarts < restarts and due:
+            room = min(window - (len(intent_ids) - decided), intents - len(intent_ids))
+            if room > 0 and (new := quietly(lambda n=room: add_intents(run_id, n))):
+                for intent_id in new:
+                    for _ in range(2 if rng.random() < 0.1 else 1):
+                        decide_intent_task.delay(run_id, intent_id)
+                        verdict.sent += 1
+                intent_ids += new
+            quietly(duplicates)
+            if now >= next_sweep:  # as beat does, more often
+                verdict.arrival_steps_swept += quietly(
+                    lambda: redispatch_overdue_arrivals(late_s=ARRIVAL_LATE_S), 0
+                )
+                quietly(lambda: redispatch_undecided(min_age_s=UNDECIDED_AGE_S))
+                next_sweep = now + SWEEP_EVERY_S
+            if now >= next_kill and pool.killed < max_kills:
+                if pool.kill_one(rng):
+                    verdict.kills_in_flight += in_flight > 0
+                next_kill = now + rng.uniform(*kill_every_s)
+            due = (verdict.restarts + 1) * intents / (restarts + 1)  # evenly through the run
+            if postgres is not None and verdict.restarts < restarts and decided >= due:
                 postgres.stop("immediate")  # as a crash: connections dropped mid-transaction
                 time.sleep(restart_down_s)
                 postgres.start()
                 verdict.restarts += 1
-        verdict.kills = pool.killed
-        wait_until(lambda: (decided_count(run_id) or 0) >= intents, max(5.0, deadline - time.monotonic()),
-                   "every intent to be decided", every_s=0.5)  # fmt: skip
+                verdict.restarts_in_flight += in_flight > 0
+            time.sleep(TICK_S)
         time.sleep(VISIBILITY_TIMEOUT_S + 1)  # let redeliveries of the last messages land too
     except TimeoutError as error:
         verdict.problems.append(str(error))
     finally:
+        mover.stop()
         pool.stop()
-    check_run(run_id, intent_ids, verdict)
+    verdict.kills = pool.killed
+    verdict.book_moves = dict(mover.moves)
+    verdict.arrival_steps_resent = duplicates.sent
+    check_run(run_id, intent_ids, verdict, log_dir=log_dir)
     verdict.seconds = round(time.monotonic() - started, 1)
     return verdict
 
 
-# The double's books never move, and a run cannot take the same depth twice (its liquidity
-# ledger): one scene's books hold six trades. Keep intents_during + 2 within that.
+# Here the double's books stay as the demo has them, and a run cannot take the same depth twice
+# from one snapshot (its liquidity ledger): one scene's books hold six trades. Keep
+# intents_during + 2 within that.
 def redis_outage_scenario(*, redis: RedisServer, down_s: float, double, intents_during: int = 4) -> Verdict:
     """The channel layer's Redis is stopped for `down_s` and started again on its port. Intents
     decided meanwhile (eager tasks, through the engine) are committed although their broadcast
@@ -535,7 +872,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"any of {', '.join(SCENARIOS)}")
         number = {
-            "--intents": (WholeRule(1, 10_000_000), 10_000, "intents for kill and pg-restart"),
+            "--intents": (WholeRule(1, 10_000_000), 2_000, "intents for kill and pg-restart"),
             "--workers": (WholeRule(1, 64), 2, "Celery worker processes"),
             "--redis-down-s": (DecimalRule(Decimal(0), Decimal(3600), places=3), 30.0, "Redis outage length"),
             "--fuzz-examples": (WholeRule(1, 1_000_000), 400, "per API operation"),
@@ -656,12 +993,33 @@ class Command(BaseCommand):
         if as_json:
             self.stdout.write(json.dumps({**asdict(verdict), "held": verdict.held}, default=str))
             return
+        v = verdict
+        moves = sum(v.book_moves.values())
         self.stdout.write(
-            f"{verdict.scenario}: {'HELD' if verdict.held else 'BROKE'} in {verdict.seconds}s: "
-            f"{verdict.intents} intents, {verdict.sent} sent, {verdict.kills} workers killed, "
-            f"{verdict.restarts} database restarts -> {verdict.decided} decided once, {verdict.traded} traded, "
-            f"skipped {verdict.skipped_by_reason}"
+            f"{v.scenario}: {'HELD' if v.held else 'BROKE'} in {v.seconds}s: {v.intents} intents, {v.sent} sent, "
+            f"{v.kills} workers killed ({v.kills_in_flight} with orders in flight), {v.restarts} database "
+            f"restarts ({v.restarts_in_flight} with orders in flight), {moves} book moves {v.book_moves}"
         )
+        if v.intents:
+            share = f" ({100 * v.traded // v.decided}%)" if v.decided else ""
+            self.stdout.write(
+                f"  decisions: {v.decided} of {v.intents} decided once, traded/decided {v.traded}/{v.decided}"
+                f"{share}, skipped {v.skipped_by_reason}"
+            )
+        if v.traded:
+            outcomes = ", ".join(f"{name} {count}" for name, count in sorted(v.outcomes.items()))
+            self.stdout.write(
+                f"  arrivals: {v.arrival_steps} orders reached their venue ({v.arrival_steps_logged} logged by "
+                f"the workers); {v.arrival_steps_resent} arrival tasks sent twice on purpose, "
+                f"{v.arrival_steps_swept} re-sent by the overdue sweep; outcomes: {outcomes}; {v.unwinds} unwinds"
+            )
+        if v.money:
+            m = v.money
+            self.stdout.write(
+                f"  money re-computed from {v.traded} trades: balance {m['balance_usd']} = {m['starting_usd']} "
+                f"- {m['spent_usd']} spent - {m['reserved_usd']} held; reserved {m['reserved_usd']}; "
+                f"expected P&L {m['expected_pnl_usd']}: {'equal' if v.held else 'see the problems'}"
+            )
         for problem in verdict.problems:
             self.stdout.write(f"  problem: {problem}")
 
