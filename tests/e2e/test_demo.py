@@ -38,13 +38,18 @@ def test_demo_serves_trades_within_a_minute_and_stops_on_ctrl_c(tmp_path):
         while not trades and time.monotonic() < deadline:
             status = client.get("/simulator/status")
             assert status.status_code == 200, status.text[:500]
-            trades = status.json()["recent_trades"]
+            # A trade whose orders have arrived (they do within a second of the decision).
+            trades = [t for t in status.json()["recent_trades"] if t["arrival_outcome"]]
             time.sleep(1)
         assert trades, f"no trade within a minute of the URL appearing:\n{demo.log()[-3000:]}"
         trade = trades[0]
         for leg in trade["legs"]:
-            best_ask = min(float(level["price"]) for level in leg["book"])
-            assert all(best_ask <= float(f["price"]) <= float(leg["limit_price"]) for f in leg["fills"])
+            # Filled against the book the order met at arrival: never better, never past the limit.
+            available = {level["price"]: float(level["size"]) for level in leg["arrival_available"]}
+            best_ask = min((float(level["price"]) for level in leg["arrival_book"]), default=1.0)
+            for fill in leg["fills"]:
+                assert best_ask <= float(fill["price"]) <= float(leg["limit_price"])
+                assert float(fill["size"]) <= available[fill["price"]]
         assert [c["name"] for c in trade["checks"]] == [
             "has_orders",
             "net_edge",

@@ -93,7 +93,7 @@ def test_sim_runs_and_sim_status_print_tables(trading_user, pair):
     out, _ = run_command("sim_runs", "--user", trading_user.username)
     header, row = out.splitlines()
     assert header.split()[:3] == ["id", "status", "label"]
-    assert row.split()[:3] == [str(run.pk), "running", "table"] and "$990.3200" in row
+    assert row.split()[:3] == [str(run.pk), "running", "table"] and "$990.3100" in row  # $9.69 held
     out, _ = run_command("sim_status", "--user", trading_user.username)
     assert "running runs of" in out and "recent trades:" in out and pair.opportunity_key in out
 

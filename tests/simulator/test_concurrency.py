@@ -62,7 +62,9 @@ def test_an_intent_delivered_twice_at_once_makes_one_decision(trading_user, pair
     assert Decision.objects.filter(run=run).count() == 1
     assert SimulatorTrade.objects.filter(run=run).count() == 1
     run.refresh_from_db()
-    assert (run.trade_count, run.decision_count, run.balance_usd) == (1, 1, D("990.32"))
+    # Its orders are on their way: their worst case, $9.69, is held.
+    assert (run.trade_count, run.decision_count, run.balance_usd) == (1, 1, D("990.31"))
+    assert run.reserved_usd == D("9.69")
 
 
 def decide_eight_at_once(run, intents) -> list:
@@ -85,8 +87,9 @@ def test_eight_workers_cannot_overdraw_the_balance(trading_user, pair):
     assert outcomes == ["skipped"] * 3 + ["traded"] * 5, [r.reason for r in results]
     assert {r.reason_code for r in results if r.outcome == "skipped"} == {"balance"}
     run.refresh_from_db()
-    costs = sum(SimulatorTrade.objects.filter(run=run).values_list("cost_usd", flat=True))
-    assert run.balance_usd == D("50") - costs == D("1.60")
+    # Held at decision: each trade's worst case, $9.69 (the orders have not arrived).
+    held = sum(SimulatorTrade.objects.filter(run=run).values_list("reserved_usd", flat=True))
+    assert run.balance_usd == D("50") - held == D("1.55") and run.reserved_usd == held
     assert (run.trade_count, run.decision_count) == (5, 8)
 
 
@@ -98,4 +101,4 @@ def test_eight_workers_cannot_pass_the_daily_cap(trading_user, pair):
     assert sum(r.outcome == "traded" for r in results) == 3, results
     assert {r.reason_code for r in results if r.outcome == "skipped"} == {"daily_cap"}
     run.refresh_from_db()
-    assert run.traded_today_usd == D("29.04") <= D("30")
+    assert run.traded_today_usd == D("29.07") <= D("30")  # three worst cases of $9.69 held

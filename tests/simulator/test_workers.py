@@ -121,13 +121,19 @@ def test_a_worker_decides_dispatched_intents(scene, tmp_path):
         for intent in intents:
             assert intent_arrived(intent) == 1
         wait_for(lambda: Decision.objects.filter(run=run).count() == 3, 60, "3 decisions")
+        # Each traded decision's orders arrive as tasks due at their arrival time, on the worker,
+        # and meet the double's book then.
+        wait_for(
+            lambda: not SimulatorTrade.objects.filter(run=run, arrival_outcome="").exists(), 60, "arrivals"
+        )
     finally:
         stop(worker)
     assert Decision.objects.filter(run=run, outcome="traded").count() >= 1
+    trades = list(SimulatorTrade.objects.filter(run=run))
+    assert all(trade.arrival_outcome and trade.legs[0]["arrival_book"] is not None for trade in trades)
     run.refresh_from_db()
-    costs = sum(SimulatorTrade.objects.filter(run=run).values_list("cost_usd", flat=True))
-    assert run.balance_usd == D("1000") - costs
-    assert run.decision_count == 3
+    assert run.balance_usd == D("1000") - sum(trade.cost_usd for trade in trades)
+    assert run.reserved_usd == 0 and run.decision_count == 3
 
 
 def test_a_worker_killed_mid_task_loses_nothing(scene, double, tmp_path):
