@@ -28,6 +28,7 @@ from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
 # What the arrival reads of the intent: its draw key (`inputs.draw_key`) and its pair's fees.
 INTENT_FIELDS = ("id", "pair", "opportunity_key", "direction", "signal_at")
+MISSED_FIELDS = ("reason", "reason_code")  # what a missed trade changes of its decision
 _statements: dict[Any, str] = {}
 
 
@@ -35,18 +36,20 @@ def _placeholder(field: Any) -> str:
     return "%s::jsonb" if isinstance(field, JSONField) else "%s"
 
 
+def _orders_sql() -> str:
+    key = "orders"
+    if key not in _statements:
+        columns = shape(SimulatorTrade, ("user", "legs")).columns("t")
+        _statements[key] = f"SELECT {columns} FROM {SimulatorTrade._meta.db_table} t WHERE t.id = %s"  # noqa: S608
+    return _statements[key]
+
+
 def trade_orders(trade_id: int) -> tuple[int, list[dict]] | None:
     """(user id, legs JSON) of the trade, unlocked; None when there is no such trade."""
     if not on_postgres():
         row = SimulatorTrade.objects.filter(pk=trade_id).values_list("user_id", "legs").first()
         return tuple(row) if row is not None else None  # type: ignore[return-value]
-    key = "orders"
-    if key not in _statements:
-        trade_shape = shape(SimulatorTrade, ("user", "legs"))
-        _statements[key] = (
-            f"SELECT {trade_shape.columns('t')} FROM {SimulatorTrade._meta.db_table} t WHERE t.id = %s"  # noqa: S608
-        )
-    rows = execute(_statements[key], (trade_id,))
+    rows = execute(_orders_sql(), (trade_id,))
     if not rows:
         return None
     values = shape(SimulatorTrade, ("user", "legs")).instance(rows[0])
@@ -101,24 +104,18 @@ def lock_run_and_trade(trade_id: int) -> tuple[SimulatorRun, SimulatorTrade]:
     return run, trade
 
 
+def _update(model: type, names: tuple[str, ...]) -> str:
+    sets = ", ".join(f"{f.column} = {_placeholder(f)}" for f in shape(model, names).fields)
+    return f"UPDATE {model._meta.db_table} SET {sets} WHERE id = %s"  # noqa: S608
+
+
 def _write_sql(trade_fields: tuple[str, ...], run_fields: tuple[str, ...], with_decision: bool) -> str:
     key = ("write", trade_fields, run_fields, with_decision)
     if key not in _statements:
-
-        def sets(model: type, names: tuple[str, ...]) -> str:
-            return ", ".join(f"{f.column} = {_placeholder(f)}" for f in shape(model, names).fields)
-
-        parts = [
-            f"t AS (UPDATE {SimulatorTrade._meta.db_table} SET {sets(SimulatorTrade, trade_fields)} WHERE id = %s)"
-        ]  # noqa: S608
+        parts = [f"t AS ({_update(SimulatorTrade, trade_fields)})"]
         if with_decision:
-            parts.append(
-                f"d AS (UPDATE {Decision._meta.db_table} SET reason = %s, reason_code = %s WHERE id = %s)"
-            )  # noqa: S608
-        run_update = (
-            f"UPDATE {SimulatorRun._meta.db_table} SET {sets(SimulatorRun, run_fields)} WHERE id = %s"  # noqa: S608
-        )
-        _statements[key] = f"WITH {', '.join(parts)} {run_update}"
+            parts.append(f"d AS ({_update(Decision, MISSED_FIELDS)})")
+        _statements[key] = f"WITH {', '.join(parts)} {_update(SimulatorRun, run_fields)}"
     return _statements[key]
 
 
@@ -135,14 +132,18 @@ def write_arrival(
         trade.save(update_fields=list(trade_fields))
         run.save(update_fields=list(run_fields))
         if missed is not None:
-            Decision.objects.filter(pk=trade.decision_id).update(reason=missed[0], reason_code=missed[1])
+            Decision.objects.filter(pk=trade.decision_id).update(
+                **dict(zip(MISSED_FIELDS, missed, strict=True))
+            )
         return
     trade_fields, run_fields = tuple(trade_fields), tuple(run_fields)
     json_text: dict[int, str] = {}
     params = shape(SimulatorTrade, trade_fields).params(trade, json_text)
     params.append(trade.pk)
     if missed is not None:
-        params += [*missed, trade.decision_id]
+        reason = dict(zip(MISSED_FIELDS, missed, strict=True))
+        params += [reason[field.name] for field in shape(Decision, MISSED_FIELDS).fields]
+        params.append(trade.decision_id)
     params += shape(SimulatorRun, run_fields).params(run, json_text)
     params.append(run.pk)
     execute(_write_sql(trade_fields, run_fields, missed is not None), params, commit=True)
