@@ -68,7 +68,7 @@ def row(name: str, latencies_ms: list[float], elapsed_s: float) -> dict:
     }
 
 
-def setup_scene(double, intents: int):
+def setup_scene(double, intents: int, key_id: str = KEY_ID):
     from decimal import Decimal
 
     from django.contrib.auth import get_user_model
@@ -79,7 +79,7 @@ def setup_scene(double, intents: int):
     from ingest.models import ExecutionIntent, MarketPair
 
     stamp = int(time.time() * 1000)
-    user = get_user_model().objects.create(username=f"bench-engine-{stamp}")
+    user = get_user_model().objects.create(username=f"bench-engine-{stamp}-{key_id}")
     UserProfile.objects.update_or_create(
         user=user,
         defaults={
@@ -92,7 +92,7 @@ def setup_scene(double, intents: int):
     set_secret(
         user=user,
         exchange="kalshi",
-        api_key=KEY_ID,
+        api_key=key_id,
         extra={"private_key": private_pem, "host": double.kalshi_host},
     )
     set_secret(
