@@ -17,6 +17,7 @@ decision's are; elsewhere (the embedded SQLite) the ORM reads and saves the same
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import accumulate
 from typing import Any
 
 from django.db.models import JSONField
@@ -89,17 +90,17 @@ def lock_run_and_trade(trade_id: int) -> tuple[SimulatorRun, SimulatorTrade]:
         run = SimulatorRun.objects.select_for_update().get(pk=run_id)
         return run, SimulatorTrade.objects.select_related("intent__pair").get(pk=trade_id)
     (values,) = execute(_lock_sql(), (trade_id,))
-    run_shape, trade_shape = shape(SimulatorRun), shape(SimulatorTrade)
-    intent_shape, pair_shape = shape(ExecutionIntent, INTENT_FIELDS), shape(MarketPair, PAIR_FIELDS)
-    ends = []
-    end = 0
-    for part in (run_shape, trade_shape, intent_shape):
-        end += len(part.fields)
-        ends.append(end)
-    run = run_shape.instance(values[: ends[0]])
-    trade = trade_shape.instance(values[ends[0] : ends[1]])
-    intent = intent_shape.instance(values[ends[1] : ends[2]])
-    cache_related(intent, pair=pair_shape.instance(values[ends[2] :]))
+    shapes = (
+        shape(SimulatorRun),
+        shape(SimulatorTrade),
+        shape(ExecutionIntent, INTENT_FIELDS),
+        shape(MarketPair, PAIR_FIELDS),
+    )
+    bounds = [0, *accumulate(len(part.fields) for part in shapes)]
+    run, trade, intent, pair = (
+        part.instance(values[start:end]) for part, start, end in zip(shapes, bounds, bounds[1:], strict=False)
+    )
+    cache_related(intent, pair=pair)
     cache_related(trade, intent=intent, run=run)
     return run, trade
 
