@@ -29,6 +29,7 @@ MODULES = [
     "bench_detector",
     "bench_ingest",
     "bench_engine",
+    "bench_arrival",
     "bench_websocket",
     "bench_api",
     "bench_report",

@@ -1,18 +1,33 @@
-"""Intents decided per second by one engine worker on PostgreSQL, next to a raw psycopg loop.
+"""Intents decided and their orders arrived, per second, by one engine worker on PostgreSQL,
+next to a raw libpq loop writing the same rows in no more round trips.
 
 Not a test: prints a table (and `run()` gives its figure rows to `python -m bench`). Needs
-DATABASE_URL (PostgreSQL; `./dev bench` starts one) and REDIS_URL for the channel layer. Rows:
+DATABASE_URL (PostgreSQL; `./dev bench` starts one) and REDIS_URL for the channel layer. Each
+intent goes through both phases, as a worker runs them: `decide_intent` (the trade written with
+its orders sent), then every arrival step of its trade (`arrive_in_order`: each leg's order
+filled against the book at its arrival, the trade completed and the held money released). The
+books at arrival come from memory (deep, so every order fills): the figure is the engine's own
+cost, not a venue's. Rows:
 
-- engine, validation against the exchange double on loopback, no cache (every decision signs and
-  sends the Kalshi and Polymarket calls),
+- engine, validation against the exchange double on loopback, no cache (every decision signs
+  and sends the Kalshi and Polymarket calls),
 - engine, validation cached (BookCache TTL longer than the run): the engine's own overhead,
-- raw psycopg: the same rows (decision, trade, run update, with the engine's JSON) in the same
-  transactions (lock the run, check for an existing decision, insert, insert, update, commit),
-  with no logic at all, on psycopg's defaults (statements prepared after 5 uses).
+- raw libpq (the reference): the same rows, written and read by the engine's own SQL statements
+  (the same text, prepared once on the server), in the same transactions with the same locks,
+  in the same number of round trips, from a bare libpq connection (`psycopg.pq`, blocking) with
+  every parameter pre-encoded from a trade the engine wrote: no logic, no ORM, no JSON work.
+  Per intent: BEGIN + the locked read of run, decided, intent, pair and secret stamps; the
+  insert of decision and trade with the run's money, + COMMIT; then per arrival step: the
+  trade's orders (no lock); BEGIN + the run's and trade's rows locked and read; the trade's and
+  run's update + COMMIT. Each "+" is a libpq pipeline: one round trip.
+
+Round trips per intent are counted, not assumed: after the timed batches, a few intents of the
+cached engine and of the reference go through a loopback TCP proxy in front of PostgreSQL that
+counts each time a client speaks after the server has answered (`RoundTripCounter`).
 
 The three are measured interleaved, in batches of `--batch` intents each, so that load from
 other processes on the machine falls on all of them alike; /proc/loadavg is printed with the
-figures. The engine's latency includes sending its websocket events after commit (Redis layer).
+figures. The engine's time includes sending its websocket events after commit (Redis layer).
 Django's DEBUG query log is off, as in a deployment.
 
 The ratio engine-cached / raw is the figure to watch (target >= 0.5), with p99 latency < 25 ms.
@@ -53,7 +68,7 @@ def row(name: str, latencies_ms: list[float], elapsed_s: float) -> dict:
     }
 
 
-def setup_scene(double, intents: int):
+def setup_scene(double, intents: int, key_id: str = KEY_ID):
     from decimal import Decimal
 
     from django.contrib.auth import get_user_model
@@ -64,7 +79,7 @@ def setup_scene(double, intents: int):
     from ingest.models import ExecutionIntent, MarketPair
 
     stamp = int(time.time() * 1000)
-    user = get_user_model().objects.create(username=f"bench-engine-{stamp}")
+    user = get_user_model().objects.create(username=f"bench-engine-{stamp}-{key_id}")
     UserProfile.objects.update_or_create(
         user=user,
         defaults={
@@ -77,7 +92,7 @@ def setup_scene(double, intents: int):
     set_secret(
         user=user,
         exchange="kalshi",
-        api_key=KEY_ID,
+        api_key=key_id,
         extra={"private_key": private_pem, "host": double.kalshi_host},
     )
     set_secret(
@@ -116,6 +131,37 @@ def setup_scene(double, intents: int):
     return user, [intent.pk for intent in rows]
 
 
+class ArrivalBooks:
+    """The book each order meets at arrival, from memory: one deep book per venue, so every
+    order fills whole (an `ArrivalBooks` source for `arrive`)."""
+
+    def __init__(self) -> None:
+        from decimal import Decimal
+
+        from exchanges.books import Book, Level
+
+        deep = Decimal(DEEP)
+        self.books = {
+            "kalshi": Book(
+                venue="kalshi",
+                instrument_id=TICKER,
+                side="yes",
+                asks=(Level(Decimal("0.45"), deep),),
+                bids=(Level(Decimal("0.44"), deep),),
+            ),
+            "polymarket": Book(
+                venue="polymarket",
+                instrument_id=NO_TOKEN,
+                side="no",
+                asks=(Level(Decimal("0.50"), deep),),
+                bids=(Level(Decimal("0.47"), deep),),
+            ),
+        }
+
+    def __call__(self, user_id, order, at):
+        return self.books[order.venue], ""
+
+
 class Mode:
     """One row of the table: its own run, latencies and time, accumulated over the batches."""
 
@@ -124,92 +170,296 @@ class Mode:
         self.latencies_ms: list[float] = []
         self.elapsed_s = 0.0
         self.traded = 0
+        self.steps = 0
+        self.cpu_s = 0.0  # the measuring thread's own CPU time (not the server's, not waits)
 
     def result(self) -> dict:
         result = row(self.name, self.latencies_ms, self.elapsed_s)
         result["traded"] = self.traded
+        result["steps"] = self.steps
+        result["cpu_ms"] = self.cpu_s * 1000 / len(self.latencies_ms)
         return result
 
 
-def engine_batch(mode: Mode, run_id: int, intent_ids: list[int], validator) -> None:
-    from simulator.engine import decide_intent
+def engine_batch(mode: Mode, run_id: int, intent_ids: list[int], validator, books: ArrivalBooks) -> None:
+    """Each intent as a worker takes it: decided, then every step of its trade's arrival."""
+    from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.thread_time()
     for intent_id in intent_ids:
         t0 = time.perf_counter()
         decision = decide_intent(run_id=run_id, intent_id=intent_id, validator=validator)
+        mode.steps += arrive_in_order(in_flight_steps(decision), books=books)
         mode.latencies_ms.append((time.perf_counter() - t0) * 1000)
         mode.traded += decision.outcome == "traded"
     mode.elapsed_s += time.perf_counter() - started
+    mode.cpu_s += time.thread_time() - cpu
+
+
+def _proxy(target: tuple[str, int], ready, count) -> None:
+    """The counting proxy's process (see `RoundTripCounter`): threads pumping bytes both ways."""
+    import selectors
+    import socket
+    import threading
+
+    def pump(client: socket.socket, server: socket.socket) -> None:
+        selector = selectors.DefaultSelector()
+        selector.register(client, selectors.EVENT_READ, server)
+        selector.register(server, selectors.EVENT_READ, client)
+        last_from = None
+        with client, server:
+            while True:
+                for key, _ in selector.select():
+                    data = key.fileobj.recv(65536)
+                    if not data:
+                        return
+                    if key.fileobj is client and last_from is not client:
+                        with count.get_lock():
+                            count.value += 1
+                    last_from = key.fileobj
+                    key.data.sendall(data)
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    ready.send(listener.getsockname()[1])
+    while True:
+        client, _ = listener.accept()
+        server = socket.create_connection(target)
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        threading.Thread(target=pump, args=(client, server), daemon=True).start()
+
+
+class RoundTripCounter:
+    """A loopback TCP proxy in front of PostgreSQL that counts round trips: each time a client
+    sends after the server has answered (or first on its connection) counts one, however many
+    statements or packets that message holds. In a process of its own (libpq's blocking calls
+    hold this one's interpreter lock). Only for counting: it adds latency."""
+
+    def __init__(self, host: str, port: int) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._count = context.Value("q", 0)
+        receive, send = context.Pipe(duplex=False)
+        self._process = context.Process(target=_proxy, args=((host, port), send, self._count), daemon=True)
+        self._process.start()
+        self.port = receive.recv()
+
+    @property
+    def count(self) -> int:
+        return self._count.value
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.join(5)
+
+
+def _numbered(sql: str) -> bytes:
+    """%s placeholders as the server's $1, $2, ..."""
+    parts = sql.split("%s")
+    return "".join(part + (f"${n}" if n < len(parts) else "") for n, part in enumerate(parts, 1)).encode()
 
 
 class RawWriter:
-    """The same writes with psycopg and nothing else: the floor for one worker."""
+    """The reference: the engine's rows, statements, transactions and round trips, with nothing
+    else (see the module's docstring). Its parameters are those of a trade the engine wrote
+    (`template`), encoded once; per intent only the run, intent and trade ids change."""
 
-    def __init__(self, user, template_run_id: int) -> None:
-        import json
-
-        import psycopg
+    def __init__(self, template: dict, host: str, port: int) -> None:
         from django.db import connection
+        from psycopg import pq
+        from psycopg.adapt import PyFormat, Transformer
+        from psycopg.conninfo import make_conninfo
 
-        from simulator.models import SimulatorRun, SimulatorTrade
+        from simulator.engine import arrival, arrival_store, load, write
+        from simulator.engine.rows import RESERVE_FIELDS
+        from simulator.engine.sql import shape
+        from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
-        template = SimulatorTrade.objects.filter(run_id=template_run_id).order_by("-id").first()
-        self.user_id = user.pk
-        self.legs, self.checks, self.validation = (
-            json.dumps(template.legs),
-            json.dumps(template.checks),
-            json.dumps(template.validation),
-        )
-        self.ledger = json.dumps(SimulatorRun.objects.get(pk=template_run_id).liquidity_state)
+        self.pq = pq
+        self.ok = {pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK}
+        connection.ensure_connection()
+        transformer = Transformer(connection.connection)
+
+        def encoded(params: list) -> list[bytes | None]:
+            return list(transformer.dump_sequence(params, [PyFormat.TEXT] * len(params)))
+
         params = connection.get_connection_params()
-        self.connection = psycopg.connect(
-            **{k: v for k, v in params.items() if k in {"dbname", "user", "password", "host", "port"}}
-        )
+        keys = {"dbname", "user", "password"}
+        conninfo = make_conninfo(**{k: v for k, v in params.items() if k in keys}, host=host, port=port)
+        self.pgconn = pq.PGconn.connect(conninfo.encode())
+        if self.pgconn.status != pq.ConnStatus.OK:
+            raise RuntimeError(self.pgconn.get_error_message())
+        trade_fields, money_fields = tuple(arrival.TRADE_FIELDS), tuple(arrival.MONEY_FIELDS)
+        statements = {
+            "decide_read": load._inputs_sql(lock=True),
+            "decide_write": write._write_sql(True, tuple(RESERVE_FIELDS)),
+            "orders": arrival_store._orders_sql(),
+            "arrive_read": arrival_store._lock_sql(),
+            "arrive_write": arrival_store._write_sql(("legs",), ("liquidity_state",), False),
+            "complete_write": arrival_store._write_sql(trade_fields, money_fields, False),
+        }
+        for name, sql in statements.items():
+            self._check([self.pgconn.prepare(name.encode(), _numbered(sql))])
+
+        # The decision's write: the decision and trade rows (run_id and intent_id set per
+        # intent), the run's money, the run's id.
+        json_text: dict[int, str] = {}
+        decision_shape, trade_shape = write._insert_shape(Decision), write._insert_shape(SimulatorTrade)
+        decision = decision_shape.params(template["decision"], json_text)
+        trade = trade_shape.params(template["queued"], json_text, skip="decision_id")
+        reserve = shape(SimulatorRun, tuple(RESERVE_FIELDS)).params(template["run_decided"], json_text)
+        self.decide_params = encoded([*decision, *trade, *reserve, 0])
+        names = [f.attname for f in decision_shape.fields]
+        trade_names = [f.attname for f in trade_shape.fields if f.attname != "decision_id"]
+        self.run_slots = [names.index("run_id"), len(names) + trade_names.index("run_id"), -1]
+        self.intent_slots = [names.index("intent_id"), len(names) + trade_names.index("intent_id")]
+        # The arrival's writes: after the first leg (legs; the ledger), after the last (the
+        # trade's figures; the run's money). Slot -2: the trade's id, -1: the run's id.
+        first = shape(SimulatorTrade, ("legs",)).params(template["first_leg"], json_text)
+        ledger = shape(SimulatorRun, ("liquidity_state",)).params(template["run_first_leg"], json_text)
+        trade_id_slot = len(first)
+        self.arrive_params = encoded([*first, 0, *ledger, 0])
+        self.arrive_trade_slot = trade_id_slot
+        done = shape(SimulatorTrade, trade_fields).params(template["done"], json_text)
+        money = shape(SimulatorRun, money_fields).params(template["run_done"], json_text)
+        self.complete_params = encoded([*done, 0, *money, 0])
+        self.complete_trade_slot = len(done)
+
+    def _check(self, results) -> None:
+        for result in results:
+            if result.status not in self.ok:
+                raise RuntimeError(result.error_message.decode())
+
+    def _pipeline(self, *messages: tuple[bytes, list]) -> list:
+        """One round trip: the messages (b"BEGIN", b"COMMIT" or a prepared statement's name with
+        its parameters), then a sync; their results."""
+        pq, pgconn = self.pq, self.pgconn
+        pgconn.enter_pipeline_mode()
+        for name, params in messages:
+            if name in (b"BEGIN", b"COMMIT"):
+                pgconn.send_query_params(name, None)
+            else:
+                pgconn.send_query_prepared(name, params)
+        pgconn.pipeline_sync()
+        results = []
+        while True:
+            result = pgconn.get_result()
+            if result is None:
+                continue
+            if result.status == pq.ExecStatus.PIPELINE_SYNC:
+                break
+            results.append(result)
+        pgconn.exit_pipeline_mode()
+        self._check(results)
+        return results
+
+    def decide_and_arrive(self, run_id: int, intent_id: int) -> None:
+        run, intent = str(run_id).encode(), str(intent_id).encode()
+        self._pipeline((b"BEGIN", []), (b"decide_read", [run, intent]))
+        params = self.decide_params.copy()
+        for slot in self.run_slots:
+            params[slot] = run
+        for slot in self.intent_slots:
+            params[slot] = intent
+        written = self._pipeline((b"decide_write", params), (b"COMMIT", []))[0]
+        trade = written.get_value(0, 1)
+        for statement, template, slot in (
+            (b"arrive_write", self.arrive_params, self.arrive_trade_slot),
+            (b"complete_write", self.complete_params, self.complete_trade_slot),
+        ):
+            self._check([self.pgconn.exec_prepared(b"orders", [trade])])
+            self._pipeline((b"BEGIN", []), (b"arrive_read", [trade]))
+            params = template.copy()
+            params[slot], params[-1] = trade, run
+            self._pipeline((statement, params), (b"COMMIT", []))
 
     def batch(self, mode: Mode, run_id: int, intent_ids: list[int]) -> None:
-        raw = self.connection
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         for intent_id in intent_ids:
             t0 = time.perf_counter()
-            with raw.transaction(), raw.cursor() as cur:
-                cur.execute("SELECT balance_usd FROM simulator_runs WHERE id = %s FOR UPDATE", (run_id,))
-                cur.execute(
-                    "SELECT id FROM simulator_decisions WHERE run_id = %s AND intent_id = %s",
-                    (run_id, intent_id),
-                )
-                cur.execute(
-                    "INSERT INTO simulator_decisions (run_id, intent_id, decision_source, outcome, reason, reason_code,"
-                    " checks, edge_cents, opportunity_key, created_at) VALUES (%s, %s, 'intent', 'traded', '', '',"
-                    " %s, 3.2, 'BENCH-FED', now()) RETURNING id",
-                    (run_id, intent_id, self.checks),
-                )
-                decision_id = cur.fetchone()[0]
-                cur.execute(
-                    "INSERT INTO simulator_trades (run_id, intent_id, decision_id, user_id, opportunity_key, direction,"
-                    " net_edge_cents, requested_size, matched_size, fill_pct, cost_usd, fees_usd, expected_pnl_usd,"
-                    " legs, checks, validation, decided_at, executed_at, settled_at, settlement_delay_s) VALUES"
-                    " (%s, %s, %s, %s, 'BENCH-FED', 'kalshi_yes_poly_no', 3.2, 10, 10, 1, 9.68, 0.18, 0.32,"
-                    " %s, %s, %s, now(), now(), now(), 5)",
-                    (run_id, intent_id, decision_id, self.user_id, self.legs, self.checks, self.validation),
-                )
-                cur.execute(
-                    "UPDATE simulator_runs SET balance_usd = balance_usd - 9.68, expected_pnl_usd = expected_pnl_usd"
-                    " + 0.32, trade_count = trade_count + 1, decision_count = decision_count + 1,"
-                    " traded_today_usd = traded_today_usd + 9.68, liquidity_state = %s WHERE id = %s",
-                    (self.ledger, run_id),
-                )
+            self.decide_and_arrive(run_id, intent_id)
             mode.latencies_ms.append((time.perf_counter() - t0) * 1000)
             mode.traded += 1
+            mode.steps += 2
         mode.elapsed_s += time.perf_counter() - started
+        mode.cpu_s += time.thread_time() - cpu
 
     def close(self) -> None:
-        self.connection.close()
+        self.pgconn.finish()
+
+
+def capture_template(user, intent_id: int, validator, books: ArrivalBooks) -> dict:
+    """One intent decided and arrived step by step by the engine, its rows read after each
+    step: the values the reference writes."""
+    from simulator.engine import arrive, decide_intent, in_flight_steps
+    from simulator.models import Decision, SimulatorRun, SimulatorTrade
+    from simulator.services import start_run, stop_run
+
+    run_id = start_run(user=user, starting_usd="10000000", label="template")[0].pk
+    decision = decide_intent(run_id=run_id, intent_id=intent_id, validator=validator)
+    template = {
+        "decision": Decision.objects.get(pk=decision.pk),
+        "queued": SimulatorTrade.objects.get(decision_id=decision.pk),
+        "run_decided": SimulatorRun.objects.get(pk=run_id),
+    }
+    steps = sorted(in_flight_steps(decision), key=lambda step: step[2])
+    if len(steps) != 2:
+        raise RuntimeError(f"expected two legs sent at once, got steps {steps}")
+    for (trade_id, step, _), trade_key, run_key in zip(
+        steps, ("first_leg", "done"), ("run_first_leg", "run_done"), strict=True
+    ):
+        arrived = arrive(trade_id=trade_id, step=step, books=books)
+        if not arrived.done_now or arrived.next_steps:
+            raise RuntimeError(f"step {step}: expected done with nothing after, got {arrived}")
+        template[trade_key] = SimulatorTrade.objects.get(pk=trade_id)
+        template[run_key] = SimulatorRun.objects.get(pk=run_id)
+    if template["done"].arrival_outcome != "full":
+        raise RuntimeError(f"the template trade arrived {template['done'].arrival_outcome!r}, not full")
+    stop_run(user=user, run_id=run_id)
+    return template
+
+
+def count_round_trips(user, intent_ids: list[int], validator, books, template, database) -> dict:
+    """Round trips per intent, engine (validation cached) and reference, through the counting
+    proxy: a few intents to prepare the statements on the new connections, then `intent_ids`."""
+    from django.db import connection
+
+    from simulator.services import start_run, stop_run
+
+    counter = RoundTripCounter(database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432))
+    warm, counted = intent_ids[:3], intent_ids[3:]
+    settings_dict = connection.settings_dict
+    original = (settings_dict["HOST"], settings_dict["PORT"])
+    connection.close()
+    settings_dict["HOST"], settings_dict["PORT"] = "127.0.0.1", counter.port
+    try:
+        run_id = start_run(user=user, starting_usd="10000000", label="count")[0].pk
+        engine_batch(Mode("warm-up"), run_id, warm, validator, books)
+        before = counter.count
+        engine_batch(Mode("count"), run_id, counted, validator, books)
+        engine = (counter.count - before) / len(counted)
+        stop_run(user=user, run_id=run_id)
+        raw_run = start_run(user=user, starting_usd="10000000", label="count raw")[0].pk
+        raw = RawWriter(template, "127.0.0.1", counter.port)
+        raw.batch(Mode("warm-up"), raw_run, warm)
+        before = counter.count
+        raw.batch(Mode("count"), raw_run, counted)
+        reference = (counter.count - before) / len(counted)
+        raw.close()
+        stop_run(user=user, run_id=raw_run)
+    finally:
+        connection.close()
+        settings_dict["HOST"], settings_dict["PORT"] = original
+        counter.close()
+    return {"engine": engine, "reference": reference, "intents": len(counted)}
 
 
 def measure(intents: int = 500, batch: int = 25) -> dict:
-    """The three modes, interleaved batch by batch. -> {"results": [...], "load": (before, after)}."""
+    """The three modes, interleaved batch by batch, then the round trips counted.
+    -> {"results": [...], "load": (before, after), "round_trips": {...}}."""
     from django.conf import settings
+    from django.db import connection
 
     from bench.common import loadavg, migrate
     from exchanges.double import ExchangeDouble, Scenario
@@ -221,6 +471,7 @@ def measure(intents: int = 500, batch: int = 25) -> dict:
     migrate()
     debug, settings.DEBUG = settings.DEBUG, False  # no query log: a deployment has none
     _, public_pem = kalshi_key_pair()
+    books = ArrivalBooks()
     try:
         with ExchangeDouble(Scenario.demo()) as double:
             double.state.register_kalshi_key(KEY_ID, public_pem, balance_cents=10**12)
@@ -235,32 +486,40 @@ def measure(intents: int = 500, batch: int = 25) -> dict:
             def new_run(label: str) -> int:
                 return start_run(user=user, starting_usd="10000000", label=label)[0].pk
 
-            warm_run = new_run("warm-up")
             warm = intent_ids[: min(20, len(intent_ids))]
-            engine_batch(Mode("warm-up"), warm_run, warm, live)
-            stop_run(user=user, run_id=warm_run)
-            warm_run = new_run("warm-up")
-            engine_batch(Mode("warm-up"), warm_run, warm, cached)
-            raw_writer = RawWriter(user, template_run_id=warm_run)
-            stop_run(user=user, run_id=warm_run)
+            for validator in (live, cached):
+                warm_run = new_run("warm-up")
+                engine_batch(Mode("warm-up"), warm_run, warm, validator, books)
+                stop_run(user=user, run_id=warm_run)
+            template = capture_template(user, intent_ids[0], cached, books)
+            database = connection.settings_dict
+            raw_writer = RawWriter(template, database["HOST"] or "127.0.0.1", int(database["PORT"] or 5432))
+            raw_writer.batch(Mode("warm-up"), new_run("warm-up"), warm)
             modes = {
                 "live": (Mode("engine, validation against the double"), new_run("engine, live")),
                 "cached": (Mode("engine, validation cached"), new_run("engine, cached")),
-                "raw": (Mode("raw psycopg, same rows and transactions"), new_run("raw")),
+                "raw": (Mode("raw libpq, same rows and round trips"), new_run("raw")),
             }
             load_before = loadavg()
             for first in range(0, len(intent_ids), batch):
                 chunk = intent_ids[first : first + batch]
-                engine_batch(*modes["live"], chunk, live)
-                engine_batch(*modes["cached"], chunk, cached)
+                engine_batch(*modes["live"], chunk, live, books)
+                engine_batch(*modes["cached"], chunk, cached, books)
                 raw_writer.batch(*modes["raw"], chunk)
             load_after = loadavg()
             raw_writer.close()
             for _, run_id in modes.values():
                 stop_run(user=user, run_id=run_id)
+            round_trips = count_round_trips(
+                user, intent_ids[: min(23, len(intent_ids))], cached, books, template, database
+            )
     finally:
         settings.DEBUG = debug
-    return {"results": [mode.result() for mode, _ in modes.values()], "load": (load_before, load_after)}
+    return {
+        "results": [mode.result() for mode, _ in modes.values()],
+        "load": (load_before, load_after),
+        "round_trips": round_trips,
+    }
 
 
 def run(intents: int = 500, batch: int = 25) -> list[dict]:
@@ -273,13 +532,21 @@ def run(intents: int = 500, batch: int = 25) -> list[dict]:
     setup_django()
     measured = measure(intents, batch)
     live, cached, raw = measured["results"]
+    trips = measured["round_trips"]
     load = f"loadavg {measured['load'][0]} -> {measured['load'][1]}"
     rows = []
-    for result, note in ((live, ""), (cached, "target: ratio >= 0.5")):
+    for result, note in (
+        (live, ""),
+        (
+            cached,
+            f"target: ratio >= 0.5; {intents} intents, {cached['traded']} traded,"
+            f" {cached['steps']} arrival steps",
+        ),
+    ):
         rows.append(
             figure(
                 "engine",
-                f"{result['name']}, per s",
+                f"{result['name']}, decided + arrived, per s",
                 result["per_s"],
                 "/s",
                 f"{raw['name']}, per s",
@@ -290,7 +557,7 @@ def run(intents: int = 500, batch: int = 25) -> list[dict]:
         rows.append(
             figure(
                 "engine",
-                f"{result['name']}, p99",
+                f"{result['name']}, decided + arrived, p99",
                 result["p99"],
                 "ms",
                 f"{raw['name']}, p99",
@@ -298,36 +565,42 @@ def run(intents: int = 500, batch: int = 25) -> list[dict]:
                 "target < 25 ms" if note else "",
             )
         )
-    rows[-1]["note"] += f"; {load}"
+    rows.append(
+        figure(
+            "engine",
+            "engine, validation cached, CPU per intent (the worker's thread)",
+            cached["cpu_ms"],
+            "ms",
+            f"{raw['name']}, CPU per intent",
+            raw["cpu_ms"],
+            f"wall time per intent {1000 / cached['per_s']:.2f} ms (reference {1000 / raw['per_s']:.2f} ms)",
+        )
+    )
+    rows.append(
+        figure(
+            "engine",
+            "engine, validation cached, PostgreSQL round trips per intent",
+            trips["engine"],
+            "trips",
+            f"{raw['name']}, round trips per intent",
+            trips["reference"],
+            f"counted by a TCP proxy over {trips['intents']} intents; {load}",
+        )
+    )
     return rows
 
 
 def main() -> None:
+    from bench.common import print_table
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--intents", type=int, default=500)
     parser.add_argument("--batch", type=int, default=25, help="intents per mode before switching")
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
-        print("bench_engine: set DATABASE_URL to a PostgreSQL database (./dev bench does)")
-        return
-    import django
-
-    django.setup()
-    measured = measure(args.intents, args.batch)
-    results = measured["results"]
-    print(
-        f"\nbench_engine: {args.intents} intents, one worker, PostgreSQL, interleaved in batches of {args.batch}"
+    rows = run(args.intents, args.batch)
+    print_table(
+        rows, f"bench_engine: {args.intents} intents, one worker, interleaved in batches of {args.batch}"
     )
-    print(f"{'':44} {'per s':>9} {'p50 ms':>8} {'p99 ms':>8} {'traded':>7}")
-    for result in results:
-        print(
-            f"{result['name']:44} {result['per_s']:9.0f} {result['p50']:8.2f} {result['p99']:8.2f} {result['traded']!s:>7}"
-        )
-    ratio = results[1]["per_s"] / results[2]["per_s"]
-    print(
-        f"ratio engine (validation cached) / raw: {ratio:.2f} (target >= 0.5); p99 {results[1]['p99']:.1f} ms (target < 25)"
-    )
-    print(f"loadavg before: {measured['load'][0]}; after: {measured['load'][1]}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
 """The arrival phase: each order of a trade meets its venue's book at its arrival time, exactly once.
 
 A step is one order reaching its venue: `leg:<i>` (a leg's order) or `unwind:<i>` (the sale of a
-leg's unhedged excess). `arrive(trade_id, step)` runs one step:
+leg's unhedged excess). `arrive(trade_id, step)` runs one step, in three round trips to the
+database (`simulator.engine.arrival_store`):
 
-1. Without any lock, the book the order meets is asked of `books` (a read-only venue call made at
-   the arrival time, or a recording's book at that time): a slow venue never holds a lock.
-2. One transaction: the run's row locked (it holds the money and the liquidity ledger, and it
-   orders every worker of the run), the trade read again; a step already done is returned as it
-   is (a redelivered task, a duplicate sent by the sweep).
+1. Without any lock or transaction, the trade's orders are read (one round trip), and the book
+   the order meets is asked of `books` (a read-only venue call made at the arrival time, or a
+   recording's book at that time): a slow venue never holds a lock.
+2. One transaction: BEGIN with the run's row and the trade's row locked and read (one round trip;
+   the run holds the money and the liquidity ledger, and it orders every worker of the run); a
+   step already done is returned as it is (a redelivered task, a duplicate sent by the sweep).
 3. The pure core fills the order (`simulator.core.execution`), sends a waiting leg sized to the
    first fill, hedges once every leg is in (unwind or carry), and when nothing is left on its way
-   settles the trade's figures and releases the held money less what the orders cost.
+   settles the trade's figures and releases the held money less what the orders cost. The
+   trade, the run's money and (for a missed trade) the decision's reason are written in one
+   statement with the COMMIT (one round trip).
 4. After commit: the trade's next steps are returned to the caller to schedule, and the trade is
    broadcast.
 
@@ -46,6 +50,7 @@ from simulator.core.execution import (
 )
 from simulator.core.fills import fill_pct
 from simulator.core.liquidity import LiquidityLedger
+from simulator.engine.arrival_store import lock_run_and_trade, trade_orders, write_arrival
 from simulator.engine.broadcast import broadcast_decision
 from simulator.engine.inputs import draw_key, fee_schedules, sim_config, utc_day
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
@@ -129,19 +134,18 @@ def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Ar
     """Run one arrival step of a trade once. None when the trade does not exist."""
     kind, index = _parse(step)
     books = books or venue_books
-    trade = SimulatorTrade.objects.filter(pk=trade_id).only("legs", "user_id").first()
-    if trade is None:
+    seen = trade_orders(trade_id)
+    if seen is None:
         return None
-    orders = legs_from_json(trade.legs)
+    user_id, legs = seen
+    orders = legs_from_json(legs)
     if index >= len(orders) or _due(orders[index], kind) is None:
         return Arrived(trade=SimulatorTrade.objects.get(pk=trade_id), done_now=False, next_steps=[])
     order = orders[index]
-    book, unavailable = books(trade.user_id, order, _due(order, kind))  # type: ignore[arg-type]
+    book, unavailable = books(user_id, order, _due(order, kind))  # type: ignore[arg-type]
 
     with transaction.atomic():
-        run_id = SimulatorTrade.objects.filter(pk=trade_id).values_list("run_id", flat=True).get()
-        run = SimulatorRun.objects.select_for_update().get(pk=run_id)
-        trade = SimulatorTrade.objects.select_related("intent__pair").get(pk=trade_id)
+        run, trade = lock_run_and_trade(trade_id)
         orders = legs_from_json(trade.legs)
         before = {name for name, _ in pending_steps(orders)}
         if _due(orders[index], kind) is None:  # done by another delivery while we read the book
@@ -159,14 +163,12 @@ def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Ar
                 unwind_at_arrival(orders[index], bids=bids, schedule=schedule, unavailable=unavailable),
             )
         trade.legs = [leg.as_json() for leg in orders]
-        fields = ["legs"]
-        run_fields = ["liquidity_state"]
         run.liquidity_state = ledger.to_json()
         if is_complete(orders):
-            fields, run_fields = TRADE_FIELDS, MONEY_FIELDS
-            _complete(trade, run, orders)
-        trade.save(update_fields=fields)
-        run.save(update_fields=run_fields)
+            missed = _complete(trade, run, orders)
+            write_arrival(trade, TRADE_FIELDS, run, MONEY_FIELDS, missed=missed)
+        else:
+            write_arrival(trade, ["legs"], run, ["liquidity_state"])
         transaction.on_commit(partial(broadcast_decision, trade, run))
     new_steps = [(trade.pk, name, at) for name, at in pending_steps(orders) if name not in before]
     logger.info(
@@ -215,8 +217,9 @@ def _leg_arrives(
     return orders
 
 
-def _complete(trade: SimulatorTrade, run: SimulatorRun, orders: Sequence[LegOrder]) -> None:
-    """The trade's figures from its orders; the held money released less what they cost."""
+def _complete(trade: SimulatorTrade, run: SimulatorRun, orders: Sequence[LegOrder]) -> tuple[str, str] | None:
+    """The trade's figures from its orders; the held money released less what they cost.
+    Returns the decision's new (reason, reason_code) when no order filled, else None."""
     result = settle_arrival(
         orders,
         decided_size=trade.order_size,
@@ -249,9 +252,8 @@ def _complete(trade: SimulatorTrade, run: SimulatorRun, orders: Sequence[LegOrde
     run.unhedged_exposure_usd += result.carried_mark_usd
     run.unhedged_contracts += sum((order.carried_size for order in orders), Decimal(0))
     if result.outcome == MISSED:
-        Decision.objects.filter(pk=trade.decision_id).update(
-            reason=f"arrival: {result.reason}"[:300], reason_code="arrival"
-        )
+        return f"arrival: {result.reason}"[:300], "arrival"
+    return None
 
 
 def arrive_in_order(steps: Sequence[Step], books: ArrivalBooks | None = None) -> int:
@@ -272,5 +274,7 @@ def in_flight_steps(decision: Decision) -> list[Step]:
     """The steps of a decision's trade still on their way ([] when it did not trade)."""
     if decision.outcome != Decision.TRADED:
         return []
+    if Decision.trade.is_cached(decision):  # just decided here: the trade as written, no query
+        return steps_of(decision.trade)
     trade = SimulatorTrade.objects.filter(decision_id=decision.pk, arrival_outcome="").only("legs").first()
     return steps_of(trade) if trade is not None else []

@@ -18,9 +18,19 @@ from simulator.engine.sql import cache_related, execute, on_postgres, shape
 from simulator.engine.validation import SecretStamp, secret_stamps
 from simulator.models import Decision, SimulatorRun
 
-# What the engine reads of an intent and its pair (core_intent, fee_schedules, the decision and
-# trade rows); the rest (an intent's books above all) stays in the database.
-INTENT_FIELDS = ("id", "user", "pair", "opportunity_key", "direction", "net_edge_cents", "size", "legs")
+# What the engine reads of an intent and its pair (core_intent, fee_schedules, draw_key, the
+# decision and trade rows); the rest (an intent's books above all) stays in the database.
+INTENT_FIELDS = (
+    "id",
+    "user",
+    "pair",
+    "opportunity_key",
+    "direction",
+    "net_edge_cents",
+    "size",
+    "legs",
+    "signal_at",
+)
 PAIR_FIELDS = (
     "id",
     "opportunity_key",

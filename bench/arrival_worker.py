@@ -1,0 +1,111 @@
+"""A Celery worker on the `simulator` queue that records how late each arrival step starts, for
+bench_arrival. The product's worker, plus two bench-only probes that change nothing it does:
+
+- `task_prerun` (a Celery signal): when an `arrive_task` starts, minus its ETA (and, at
+  `task_postrun`, how long it ran: probe `run`);
+- around `simulator.engine.arrival.venue_books` (the book an order meets, asked at its arrival):
+  when the step asks for its book, minus the step's arrival time. This is the moment the fill
+  starts: the book is what the order is filled against.
+
+With BOOKS `memory`, the books come from memory (`bench.bench_engine.ArrivalBooks`) instead of
+a venue call: the steps then cost only the engine's own work. With `venue`, the product's call.
+DATABASE `close`: as the product's worker (Celery closes the connection around each task);
+`keep`: the connection kept across tasks while Django deems it usable (see below).
+
+Each probe appends `<probe> <milliseconds late>` to the file named by the first argument (and
+`ready 0` once the worker takes tasks).
+
+    python -m bench.arrival_worker OUT POOL CONCURRENCY PREFETCH TIMER_PRECISION_S memory|venue close|keep
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+
+def main() -> None:
+    out_path, pool, concurrency, prefetch, precision, books, database = sys.argv[1:8]
+    from celery.signals import task_postrun, task_prerun, worker_ready
+
+    from config.celery import app
+
+    started: dict[str, float] = {}  # task id -> when it started
+    out = os.open(out_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+    def record(probe: str, late_s: float) -> None:
+        os.write(out, f"{probe} {late_s * 1000:.3f}\n".encode())  # one write: lines never interleave
+
+    @task_prerun.connect(weak=False)
+    def task_started(task=None, **_: object) -> None:
+        if task is None or task.name != "simulator.tasks.arrive_task" or not task.request.eta:
+            return
+        eta = task.request.eta
+        eta = datetime.fromisoformat(eta) if isinstance(eta, str) else eta
+        record("task", time.time() - eta.timestamp())
+        started[task.request.id] = time.perf_counter()
+
+    @task_postrun.connect(weak=False)
+    def task_done(task=None, **_: object) -> None:
+        began = started.pop(getattr(task.request, "id", None), None) if task is not None else None
+        if began is not None:
+            record("run", time.perf_counter() - began)
+
+    @worker_ready.connect(weak=False)
+    def ready(**_: object) -> None:
+        os.write(out, b"ready 0\n")
+
+    import django
+
+    django.setup()
+    from simulator.engine import arrival
+
+    if books == "memory":
+        from bench.bench_engine import ArrivalBooks
+
+        venue_books = ArrivalBooks()
+    else:
+        venue_books = arrival.venue_books
+
+    def timed_venue_books(user_id, order, at):
+        record("book", time.time() - at.timestamp())
+        return venue_books(user_id, order, at)
+
+    arrival.venue_books = timed_venue_books
+    if database == "keep":
+        # Celery's Django fixup closes every database connection before and after each task
+        # unless CELERY_DB_REUSE_MAX is set; Django's own check then keeps a connection while it
+        # is usable and younger than CONN_MAX_AGE (as it does for a web request).
+        from django.db import close_old_connections
+
+        app.conf.CELERY_DB_REUSE_MAX = 10**9
+        for signal in (task_prerun, task_postrun):
+            signal.connect(lambda **_: close_old_connections(), weak=False)
+    app.conf.worker_prefetch_multiplier = int(prefetch)
+    app.conf.worker_timer_precision = float(precision)
+    app.worker_main(
+        [
+            "worker",
+            "-Q",
+            "simulator",
+            "-P",
+            pool,
+            "-c",
+            concurrency,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "WARNING",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    main()
