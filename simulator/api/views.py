@@ -162,12 +162,14 @@ class RunTradesApi(_PresentedListApi):
 class RunEquityApi(ApiView):
     @extend_schema(responses=s.EquityOut)
     def get(self, request, run_id: int):
-        """Balance and expected P&L after each trade, in decision order (the equity curve)."""
+        """Balance and expected P&L after each trade whose orders have arrived, in decision order
+        (the equity curve): a trade still in flight has no cost yet."""
         run = _own_run(request, run_id)
         balance, pnl = run.starting_usd, Decimal(0)
         points = []
         rows = (
             SimulatorTrade.objects.filter(run=run)
+            .exclude(arrival_outcome="")
             .order_by("decided_at", "id")
             .values_list("id", "decided_at", "cost_usd", "expected_pnl_usd")
         )
