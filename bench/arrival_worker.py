@@ -9,8 +9,8 @@ bench_arrival. The product's worker, plus two bench-only probes that change noth
 
 With BOOKS `memory`, the books come from memory (`bench.bench_engine.ArrivalBooks`) instead of
 a venue call: the steps then cost only the engine's own work. With `venue`, the product's call.
-DATABASE `close`: as the product's worker (Celery closes the connection around each task);
-`keep`: the connection kept across tasks while Django deems it usable (see below).
+DATABASE `keep`: as the product's worker (the connection kept across tasks while Django deems it
+usable, config/celery.py); `close`: Celery's default, the connection closed around each task.
 
 Each probe appends `<probe> <milliseconds late>` to the file named by the first argument (and
 `ready 0` once the worker takes tasks).
@@ -78,15 +78,10 @@ def main() -> None:
         return venue_books(user_id, order, at)
 
     arrival.venue_books = timed_venue_books
-    if database == "keep":
-        # Celery's Django fixup closes every database connection before and after each task
-        # unless CELERY_DB_REUSE_MAX is set; Django's own check then keeps a connection while it
-        # is usable and younger than CONN_MAX_AGE (as it does for a web request).
-        from django.db import close_old_connections
-
-        app.conf.CELERY_DB_REUSE_MAX = 10**9
-        for signal in (task_prerun, task_postrun):
-            signal.connect(lambda **_: close_old_connections(), weak=False)
+    if database == "close":
+        # Celery's Django fixup left at its default: it closes the database connection before and
+        # after every task (the product's worker keeps it, config/celery.py).
+        app.conf.CELERY_DB_REUSE_MAX = None
     app.conf.worker_prefetch_multiplier = int(prefetch)
     app.conf.worker_timer_precision = float(precision)
     app.worker_main(

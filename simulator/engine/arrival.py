@@ -15,8 +15,8 @@ database (`simulator.engine.arrival_store`):
    settles the trade's figures and releases the held money less what the orders cost. The
    trade, the run's money and (for a missed trade) the decision's reason are written in one
    statement with the COMMIT (one round trip).
-4. After commit: the trade's next steps are returned to the caller to schedule, and the trade is
-   broadcast.
+4. After commit: the trade's next steps are returned to the caller to schedule, and a completed
+   trade is broadcast.
 
 A run stopped while orders are in flight lets them complete, as a venue would.
 """
@@ -167,9 +167,11 @@ def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Ar
         if is_complete(orders):
             missed = _complete(trade, run, orders)
             write_arrival(trade, TRADE_FIELDS, run, MONEY_FIELDS, missed=missed)
+            # The page hears of a trade twice: queued at decision, and here with its fills. The
+            # steps in between are milliseconds apart (the API shows them).
+            transaction.on_commit(partial(broadcast_decision, trade, run))
         else:
             write_arrival(trade, ["legs"], run, ["liquidity_state"])
-        transaction.on_commit(partial(broadcast_decision, trade, run))
     new_steps = [(trade.pk, name, at) for name, at in pending_steps(orders) if name not in before]
     logger.info(
         "event=arrived trade_id=%s step=%s outcome=%s", trade.pk, step, trade.arrival_outcome or "in_flight"
