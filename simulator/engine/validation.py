@@ -126,6 +126,16 @@ class ExchangeValidator:
             return adapter
 
     def _cached[T](self, adapter: Any, what: str, fetch: Callable[[], CallResult[T]]) -> CallResult[T]:
+        """`fetch`'s answer, shared through the cache for its TTL."""
+        if _cache_only.get():
+            fetch = _refuse_to_call
+        cache = self.cache
+        return self._call(
+            adapter, what, lambda: cache.get_or_fetch(adapter.venue, what, adapter.fingerprint, fetch)
+        )
+
+    def _call[T](self, adapter: Any, what: str, fetch: Callable[[], CallResult[T]]) -> CallResult[T]:
+        """`fetch()` unless the venue asked us to slow down; a 429 it answers sets that pause."""
         key = (adapter.venue, adapter.fingerprint)
         with self._lock:
             wait_s = self._backoff_until.get(key, 0.0) - self._clock()
@@ -138,9 +148,7 @@ class ExchangeValidator:
                 retry_after_s=wait_s,
                 latency_ms=0.0,
             )
-        if _cache_only.get():
-            fetch = _refuse_to_call
-        result = self.cache.get_or_fetch(adapter.venue, what, adapter.fingerprint, fetch)
+        result = fetch()
         if result.kind == RATE_LIMITED:
             # Honour the venue's Retry-After (at least 1 s, as Kalshi's docs ask) for every call.
             pause_s = max(result.retry_after_s or 0.0, MIN_BACKOFF_S)
@@ -176,18 +184,7 @@ class ExchangeValidator:
         )
 
     def _book(self, adapter: Any, leg: IntentLeg) -> CallResult[Book]:
-        if adapter.venue == KALSHI:
-            both = self._cached(adapter, _book_key(leg), lambda: adapter.orderbook(leg.instrument_id))
-            if not both.ok:
-                return both  # type: ignore[return-value]
-            return CallResult.success(
-                both.value[leg.side], venue=KALSHI, call="orderbook", latency_ms=both.latency_ms
-            )
-        return self._cached(
-            adapter,
-            _book_key(leg),
-            lambda: adapter.orderbook(leg.instrument_id, leg.side),
-        )
+        return self._cached(adapter, _book_key(leg), lambda: _side_book(adapter, leg.instrument_id, leg.side))
 
     @staticmethod
     def _failed(leg: IntentLeg, kind: str, detail: str, latency_ms: int | None) -> LegValidation:
@@ -323,26 +320,7 @@ class ExchangeValidator:
         adapter, problem = self._venue_access(user_id, venue)
         if adapter is None:
             return CallResult(kind=REJECTED, venue=venue, call="orderbook", detail=problem, latency_ms=0.0)
-        key = (adapter.venue, adapter.fingerprint)
-        with self._lock:
-            wait_s = self._backoff_until.get(key, 0.0) - self._clock()
-        if wait_s > 0:
-            return CallResult(
-                kind=RATE_LIMITED,
-                venue=venue,
-                call="orderbook",
-                detail=f"{venue} asked us to slow down (429); not calling it for another {wait_s:.1f} s",
-                retry_after_s=wait_s,
-                latency_ms=0.0,
-            )
-        if venue == KALSHI:
-            both = adapter.orderbook(instrument_id)
-            if not both.ok:
-                return both  # type: ignore[return-value]
-            return CallResult.success(
-                both.value[side], venue=KALSHI, call="orderbook", latency_ms=both.latency_ms
-            )
-        return adapter.orderbook(instrument_id, side)
+        return self._call(adapter, "orderbook", lambda: _side_book(adapter, instrument_id, side))
 
     def _validate(
         self,
@@ -390,6 +368,16 @@ class _NotCached(Exception):
     pass
 
 
+def _side_book(adapter: Any, instrument_id: str, side: str) -> CallResult[Book]:
+    """One side's book: Kalshi answers both sides of a market in one call, Polymarket a token's."""
+    if adapter.venue != KALSHI:
+        return adapter.orderbook(instrument_id, side)
+    both = adapter.orderbook(instrument_id)
+    if not both.ok:
+        return both  # type: ignore[return-value]
+    return CallResult.success(both.value[side], venue=KALSHI, call="orderbook", latency_ms=both.latency_ms)
+
+
 def _refuse_to_call() -> CallResult[Any]:
     raise _NotCached
 
@@ -406,8 +394,7 @@ def _status_key(leg: IntentLeg) -> str:
 
 
 def _book_key(leg: IntentLeg) -> str:
-    # Kalshi answers both sides of a market in one book call; Polymarket has a book per token.
-    return f"book:{leg.instrument_id}" + ("" if leg.venue == KALSHI else f":{leg.side}")
+    return f"book:{leg.instrument_id}:{leg.side}"
 
 
 def _answer_keys(legs: Sequence[IntentLeg]) -> list[str]:
