@@ -160,17 +160,19 @@ def move_from_dict(data: Mapping[str, Any]) -> BookMove:
 def demo_book_moves() -> list[BookMove]:
     """The demo's moves, for its default latencies (Kalshi median 120 ms, Polymarket 250 ms).
 
-    Every 3rd read of a Kalshi book thins both outcomes' asks to 30%, 40 ms later, for 300 ms (an
-    order sent on the read before arrives at the thin book: a partial leg, the other leg's excess
-    unwound). Every 5th read of a Polymarket book raises its prices 3 cents, 80 ms later, for
-    500 ms (the leg's limit passed: a legged trade). The counts are odd because reads come in
-    decision/arrival turns: an even count would mostly fall on arrivals, moving a book after the
-    order met it. The moves last through the replay's updates (one per instrument every ~0.1 s
-    at the demo's 10x) and then give the book back to the recording.
+    A trade reads a Kalshi book twice (validation, arrival) and a Polymarket book three times (the
+    market's status is read from its book, then the book, then the arrival). Every 3rd read of a
+    Kalshi book (the second trade's validation) thins both outcomes' asks to 30%, 40 ms later, for
+    300 ms: the order arrives at the thin book, a partial leg, the other leg's excess unwound. Every
+    4th read of a Polymarket book (a validation read of the second and third trades) raises its
+    prices 3 cents, 80 ms later, for 500 ms: the leg's limit passed, a legged trade. A count that
+    falls on an arrival moves the book after the order met it. The moves last through the replay's
+    updates (one per instrument every ~0.1 s at the demo's 10x) and then give the book back to the
+    recording.
     """
     return [
         BookMove(venue="kalshi", kind="thin", every=3, after_ms=40, keep=Decimal("0.3"), lasts_ms=300),
-        BookMove(venue="polymarket", kind="jump", every=5, after_ms=80, cents=Decimal(3), lasts_ms=500),
+        BookMove(venue="polymarket", kind="jump", every=4, after_ms=80, cents=Decimal(3), lasts_ms=500),
     ]
 
 
