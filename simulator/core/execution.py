@@ -467,7 +467,7 @@ def fill_at_arrival(
         return replace(order, state=ARRIVED, arrival_book=(), arrival_available=(), detail=unavailable)
     available = arrival_available(arrival_asks, taken_by_run=taken_by_run, shares=shares, rng=rng)
     depth = whole(depth_at_limit(available, order.limit_price))
-    size = min(order.size, depth)
+    size = min(order.size, depth).quantize(SIZE_PLACES)  # sizes read alike: 74.00, not 74
     if order.order_type == FOK and depth < order.size:
         size = ZERO
     fills = take(available, order.limit_price, size) if size > 0 else ()

@@ -34,10 +34,12 @@ from functools import partial
 from django.db import transaction
 
 from exchanges.books import Book
+from exchanges.fees import FeeSchedule
 from simulator.core import SimConfig
 from simulator.core.execution import (
     MISSED,
     SENT,
+    WAITING,
     LegOrder,
     fill_at_arrival,
     hedge,
@@ -53,6 +55,7 @@ from simulator.core.liquidity import LiquidityLedger
 from simulator.engine.arrival_store import lock_run_and_trade, trade_orders, write_arrival
 from simulator.engine.broadcast import broadcast_decision
 from simulator.engine.inputs import draw_key, fee_schedules, sim_config, utc_day
+from simulator.engine.validation import arrival_book
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
 logger = logging.getLogger(__name__)
@@ -91,8 +94,6 @@ TRADE_FIELDS = [
 def venue_books(user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
     """The live path (and the demo's, whose venue is the exchange double fed by the replay): a
     read-only book call made now, at the arrival time, with the user's keys."""
-    from simulator.engine.validation import arrival_book
-
     result = arrival_book(user_id, order.venue, order.instrument_id, order.side)
     if not result.ok:
         return None, f"no book at arrival: {result.kind.replace('_', ' ')}: {result.detail}"
@@ -192,7 +193,7 @@ def _leg_arrives(
     trade: SimulatorTrade,
     ledger: LiquidityLedger,
     config: SimConfig,
-    schedule: object,
+    schedule: FeeSchedule,
 ) -> tuple[LegOrder, ...]:
     """The leg's order fills at its arrival book (what this run took from that snapshot and a
     seeded competitor share gone first); a waiting leg goes out; all in: hedge."""
@@ -208,13 +209,13 @@ def _leg_arrives(
         shares=competition.shares(marginal),
         # Seeded per (run, intent, leg): the same run replayed draws the same competition.
         rng=random.Random(f"{run.seed}:{draw_key(trade.intent)}:arrival:{index}"),
-        schedule=schedule,  # type: ignore[arg-type]
+        schedule=schedule,
         unavailable=unavailable,
     )
     if book is not None and filled.fills:
         ledger.consume(book, filled.fills)
     orders = send_waiting(_replace(orders, index, filled))
-    if all(o.state not in ("waiting", SENT) for o in orders):
+    if all(o.state not in (WAITING, SENT) for o in orders):
         orders = hedge(orders, policy=config.execution.unhedged)
     return orders
 
