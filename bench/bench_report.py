@@ -45,8 +45,26 @@ REPORT_ARGS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
 CHECKS_JSON = json.dumps([{"name": "has_orders", "ok": True, "detail": "ok"}])
 LEGS_JSON = json.dumps(
     [
-        {"venue": "kalshi", "side": "yes", "limit_price": "0.45", "avg_fill_price": "0.44", "fills": []},
-        {"venue": "polymarket", "side": "no", "limit_price": "0.51", "avg_fill_price": "0.50", "fills": []},
+        {
+            "venue": "kalshi",
+            "side": "yes",
+            "limit_price": "0.45",
+            "avg_fill_price": "0.44",
+            "fills": [],
+            "filled_size": "10",
+            "latency_ms": 120,
+            "detail": "",
+        },
+        {
+            "venue": "polymarket",
+            "side": "no",
+            "limit_price": "0.51",
+            "avg_fill_price": "0.50",
+            "fills": [],
+            "filled_size": "10",
+            "latency_ms": 250,
+            "detail": "",
+        },
     ]
 )
 
@@ -102,11 +120,14 @@ SEED_SQL = [
         INSERT INTO simulator_trades (run_id, intent_id, decision_id, user_id, opportunity_key,
             direction, net_edge_cents, requested_size, matched_size, fill_pct, cost_usd, fees_usd,
             expected_pnl_usd, legs, checks, validation, decided_at, executed_at, settled_at,
-            settlement_delay_s)
+            settlement_delay_s, order_size, arrival_outcome, reserved_usd, signal_edge_cents,
+            realised_edge_cents, slippage_cents, unwind_cost_usd, carried_mark_usd)
         SELECT d.run_id, d.intent_id, d.id, r.user_id, d.opportunity_key, 'kalshi_yes_poly_no',
             3.2, 10, 10, 1, 9.68, 0.18, 0.32, %(legs)s, %(checks)s, '{"ok": true}',
             d.created_at, d.created_at + interval '250 milliseconds',
-            d.created_at + interval '5 seconds', 5
+            d.created_at + interval '5 seconds', 5, 10,
+            (ARRAY['full', 'full', 'full', 'full', 'full', 'full', 'full', 'partial', 'legged', 'missed'])[d.id %% 10 + 1],
+            9.69, 3.2 + (d.id %% 7) / 10.0, 3.2, (d.id %% 7) / 10.0, 0, 0
         FROM simulator_decisions AS d JOIN simulator_runs AS r ON r.id = d.run_id
         WHERE d.outcome = 'traded'
         """,
