@@ -152,9 +152,6 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-# How often a worker's timer looks for tasks that are due (Celery's default is 1 s, which left
-# arrival steps up to ~30 ms late at p99 at 100 orders/s; docs/benchmarks.md, arrival).
-CELERY_WORKER_TIMER_PRECISION = env.float("CELERY_WORKER_TIMER_PRECISION", default=0.01)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
