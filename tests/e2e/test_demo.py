@@ -178,8 +178,9 @@ def test_a_command_interrupted_while_it_starts_stops_all_the_same(tmp_path):
     assert _manage_py_lifted_sigint_ignore(command.process.pid), "manage.py kept SIGINT ignored"
     command.process.send_signal(signal.SIGINT)
     returncode = command.process.wait(timeout=30)
-    # 130: stopped by manage.py's Ctrl-C, seconds before the command's own handlers would exist
-    assert returncode == 130, command.log()[-2000:]
+    # 130: stopped by manage.py's Ctrl-C, seconds before the command's own handlers would exist;
+    # 0: the Ctrl-C was dropped by a finalizer, sent again, and met the command's own handlers
+    assert returncode in (130, 0), command.log()[-2000:]
     assert "Traceback" not in command.log()
     assert not listening(port)
     assert command.session_is_empty()
