@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +31,12 @@ KALSHI_STATUSES = frozenset(
     {"initialized", "inactive", "active", "closed", "determined", "disputed", "amended", "finalized"}
 )
 KALSHI_RESULTS = frozenset({"yes", "no", "scalar", ""})
+
+logger = logging.getLogger("exchanges.double")
+
+# what changed, for ExchangeState listeners
+BOOK_CHANGED = "book"
+LIFECYCLE_CHANGED = "lifecycle"
 
 KALSHI = "kalshi"
 POLYMARKET = "polymarket"
@@ -121,6 +128,7 @@ class PolymarketBook:
     min_order_size: str = "5"
     timestamp_ms: int = 0  # 0 = stamped when loaded
     closed: bool = False  # a closed market has no book: every token endpoint answers 404
+    winner: bool | None = None  # once resolved: did this token's outcome win
 
     def __post_init__(self) -> None:
         self.bids = polymarket_ladder(self.bids)
@@ -393,12 +401,32 @@ class ExchangeState:
         # (venue, instrument) -> moves with `lasts_ms` still in force there: re-applied to a
         # book set meanwhile; each entry is (its own token, the move)
         self._lasting: dict[tuple[str, str], list[tuple[object, BookMove]]] = {}
+        # called with (what, venue, instrument) after each change, outside no lock guarantee:
+        # what is BOOK_CHANGED or LIFECYCLE_CHANGED (the websocket feeds push from these)
+        self._listeners: list[Callable[[str, str, str], None]] = []
         now_ms = self.now_ms()
         for book in self._scenario.polymarket_books.values():
             book.timestamp_ms = book.timestamp_ms or now_ms
 
     def now_ms(self) -> int:
         return int(self._clock() * 1000)
+
+    def add_listener(self, listener: Callable[[str, str, str], None]) -> None:
+        """Call `listener(what, venue, instrument)` after every book or lifecycle change, with the
+        state's lock held (so listeners see changes in order; they must not block)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[str, str, str], None]) -> None:
+        with self._lock:
+            self._listeners = [existing for existing in self._listeners if existing is not listener]
+
+    def _notify(self, what: str, venue: str, instrument: str) -> None:
+        for listener in self._listeners:
+            try:
+                listener(what, venue, instrument)
+            except Exception:
+                logger.exception("event=double_listener_failed what=%s venue=%s", what, venue)
 
     @property
     def auth_window_s(self) -> float:
@@ -449,6 +477,7 @@ class ExchangeState:
             market = self._kalshi(ticker)
             market.status, market.result = status, result
             self._updated_ms[ticker] = self.now_ms()
+            self._notify(LIFECYCLE_CHANGED, KALSHI, ticker)
 
     def kalshi_account(self, api_key_id: str) -> KalshiAccount | None:
         with self._lock:
@@ -509,6 +538,22 @@ class ExchangeState:
     def set_polymarket_closed(self, token_id: str, closed: bool = True) -> None:
         with self._lock:
             self._polymarket(token_id).closed = closed
+            self._notify(LIFECYCLE_CHANGED, POLYMARKET, token_id)
+
+    def set_polymarket_resolved(self, winning_token_id: str) -> None:
+        """The market of `winning_token_id` resolved for that token: every token of the market
+        (same condition id) is closed, with `winner` set."""
+        with self._lock:
+            condition = self._polymarket(winning_token_id).market
+            tokens = [
+                book
+                for book in self._scenario.polymarket_books.values()
+                if book.token_id == winning_token_id or (condition and book.market == condition)
+            ]
+            for book in tokens:
+                book.closed, book.winner = True, book.token_id == winning_token_id
+            for book in tokens:
+                self._notify(LIFECYCLE_CHANGED, POLYMARKET, book.token_id)
 
     def polymarket_balance(self, address: str) -> int:
         with self._lock:
@@ -594,6 +639,7 @@ class ExchangeState:
             self._unmoved.setdefault(key, (market.yes_bids, market.no_bids))
             yes_bids, no_bids = moved_kalshi_book(move, ladder_of(market.yes_bids), ladder_of(market.no_bids))
             market.yes_bids, market.no_bids = kalshi_ladder(yes_bids), kalshi_ladder(no_bids)
+            self._notify(BOOK_CHANGED, KALSHI, instrument)
             return True
         book = self._scenario.polymarket_books.get(instrument)
         if book is None:
@@ -602,6 +648,7 @@ class ExchangeState:
         bids, asks = moved_book(move, ladder_of(book.bids), ladder_of(book.asks))
         book.bids, book.asks = polymarket_ladder(bids), polymarket_ladder(asks)
         book.timestamp_ms = self.now_ms()  # the venue stamps the book it changed
+        self._notify(BOOK_CHANGED, POLYMARKET, instrument)
         return True
 
     def _end_move(self, key: tuple[str, str], token: object) -> None:
@@ -623,6 +670,7 @@ class ExchangeState:
                 book = self._scenario.polymarket_books[instrument]
                 book.bids, book.asks = unmoved
                 book.timestamp_ms = self.now_ms()
+            self._notify(BOOK_CHANGED, venue, instrument)
             for _, move in lasting:
                 self._apply_move(move, key)
 
@@ -631,5 +679,6 @@ class ExchangeState:
         those still lasting apply to the new book."""
         key = (venue, instrument)
         self._unmoved.pop(key, None)
+        self._notify(BOOK_CHANGED, venue, instrument)
         for _, move in self._lasting.get(key, ()):
             self._apply_move(move, key)
