@@ -119,7 +119,8 @@ class Command(BaseCommand):
                     source.stop()
 
             every_s = options["stats_every_s"]
-            with Progress(f"ingest {mode}", unit="updates", stream=self.stdout, every_s=every_s) as progress:
+            what = "ingest replay" if options["replay"] else "ingest live"
+            with Progress(what, unit="updates", stream=self.stdout, every_s=every_s) as progress:
                 final = run_source(
                     source,
                     pipeline,
