@@ -8,8 +8,9 @@ error's class name at most): never an exception's message, which can carry a URL
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
@@ -25,7 +26,9 @@ logger = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 1.0
 # A ping answered by fewer workers than expected waits out this timeout; enough replies end it early.
 WORKER_PING_TIMEOUT_S = 1.0
-_pinger = ThreadPoolExecutor(max_workers=2, thread_name_prefix="healthz-ping")
+_pinger = ThreadPoolExecutor(max_workers=1, thread_name_prefix="healthz-ping")
+_in_flight: dict[int, Future] = {}  # expected replies -> the ping under way
+_in_flight_lock = threading.Lock()
 
 OK, FAILING = "ok", "failing"
 
@@ -57,6 +60,17 @@ def check_redis() -> dict[str, Any]:
     return {"status": OK}
 
 
+def _ping(expected: int) -> Future:
+    """The ping under way, or a new one: however often /healthz is asked (it is open to anyone),
+    a process has at most one ping out at a time."""
+    with _in_flight_lock:
+        future = _in_flight.get(expected)
+        if future is None or future.done():
+            future = _pinger.submit(celery_app.control.ping, timeout=WORKER_PING_TIMEOUT_S, limit=expected)
+            _in_flight[expected] = future
+        return future
+
+
 def check_workers(*, broker_ok: bool) -> dict[str, Any]:
     """Celery's broadcast ping, ended by the expected number of replies or WORKER_PING_TIMEOUT_S.
 
@@ -71,7 +85,7 @@ def check_workers(*, broker_ok: bool) -> dict[str, Any]:
         return {"status": "not checked"}
     if not broker_ok:
         return {"status": FAILING, "why": "the broker (Redis) does not answer", "expected": expected}
-    future = _pinger.submit(celery_app.control.ping, timeout=WORKER_PING_TIMEOUT_S, limit=expected)
+    future = _ping(expected)
     try:
         replies = future.result(timeout=WORKER_PING_TIMEOUT_S + 0.5)
     except FutureTimeout:
