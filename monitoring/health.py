@@ -118,18 +118,19 @@ def check_streams(*, redis_ok: bool) -> dict[str, Any]:
     streams = []
     for status in statuses:
         last_data_ms = status.get("last_data_ms")
-        age_s = round((now_ms - last_data_ms) / 1000, 3) if last_data_ms is not None else None
+        age_s = round((now_ms - last_data_ms) / 1000, 3) if isinstance(last_data_ms, int) else None
+        # .get: a status from an ingest process of another version must not break the probe.
         stream = {
-            "venue": status["venue"],
-            "shard": status["shard"],
-            "state": status["state"],
+            "venue": status.get("venue"),
+            "shard": status.get("shard"),
+            "state": status.get("state"),
             "data_age_s": age_s,
-            "instruments": status["instruments"],
-            "stale_instruments": status["stale_instruments"],
+            "instruments": status.get("instruments"),
+            "stale_instruments": status.get("stale_instruments"),
             "status": OK,
         }
-        if status["state"] != "live":
-            stream.update(status=FAILING, why=f"stream {status['state']}")
+        if stream["state"] != "live":
+            stream.update(status=FAILING, why=f"stream {stream['state']}")
         elif age_s is None or age_s > max_age_s:
             stream.update(status=FAILING, why=f"no data for more than {max_age_s:g} s")
         streams.append(stream)

@@ -41,7 +41,8 @@ class ArbsimCollector(Collector):
         for source in (self._streams, self._rows, self._arrivals, self._websockets, self._queues):
             try:
                 yield from source()
-            except (redis.RedisError, DatabaseError) as error:
+            # KeyError, TypeError: a stream status from an ingest process of another version.
+            except (redis.RedisError, DatabaseError, KeyError, TypeError) as error:
                 logger.warning(
                     "event=metrics_source_failed source=%s error=%s", source.__name__, type(error).__name__
                 )
