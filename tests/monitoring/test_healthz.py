@@ -144,3 +144,14 @@ def test_healthz_is_503_when_redis_does_not_answer_and_shows_no_secret(settings)
     assert report["checks"]["workers"]["why"] == "the broker (Redis) does not answer"
     assert b"hunter2" not in response.content
     assert b"Traceback" not in response.content
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="workers need a broker")
+def test_healthz_is_503_when_fewer_workers_answer_than_expected(settings, publish):
+    settings.HEALTHZ_MIN_WORKERS = 2  # this suite runs one worker at most
+    publish("ingest-a", stream_status("kalshi"))
+    status, report = get_health()
+    assert (status, report["failing"]) == (503, ["workers"])
+    workers = report["checks"]["workers"]
+    assert workers["expected"] == 2 and workers["answered"] < 2
+    assert workers["why"].endswith("workers answered within 1 s")
