@@ -362,6 +362,21 @@ LOGGING = {
     },
 }
 
+# --- Operating it: /healthz and /metrics (docs/operations.md) ----------------------------------
+# /healthz answers 503 when a stream's newest book data is older than this (a feed that only
+# sends heartbeats), when fewer Celery workers than this answer a ping (0: not checked; the
+# embedded default has none), and, with HEALTHZ_EXPECT_STREAMS, when no ingest process publishes.
+HEALTHZ_MAX_DATA_AGE_S = env.float("HEALTHZ_MAX_DATA_AGE_S", default=60.0)
+HEALTHZ_MIN_WORKERS = env.int("HEALTHZ_MIN_WORKERS", default=0 if CELERY_TASK_ALWAYS_EAGER else 1)
+HEALTHZ_EXPECT_STREAMS = env.bool("HEALTHZ_EXPECT_STREAMS", default=False)
+if HEALTHZ_MAX_DATA_AGE_S <= 0 or HEALTHZ_MIN_WORKERS < 0:
+    raise ImproperlyConfigured("HEALTHZ_MAX_DATA_AGE_S must be above 0 and HEALTHZ_MIN_WORKERS at least 0.")
+# /metrics: with a token, `Authorization: Bearer <token>`; without, requests from this machine
+# only. A staff login may read it either way.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Probes and scrapers speak plain HTTP inside the deployment: no redirect to HTTPS for these two.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+
 # --- The simulator ------------------------------------------------------------------------
 SIMULATOR_MAX_RUNNING_PER_USER = 5
 SIMULATOR_MAX_DURATION_MINUTES = 7 * 24 * 60

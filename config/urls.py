@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("simulator.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("monitoring.urls")),
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ DEFAULT_START_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 DEFAULT_UPDATES_PER_S = 4.0
 LEVELS = 5
 MAX_GAP_S = 1.0
+PROGRESS_EVERY_LINES = 10_000
 FAIR_VOLATILITY_PER_SQRT_S = 0.0004  # about 2.4 cents an hour
 OFFSET_SD = 0.004  # a venue's own offset from the fair value, in dollars
 OFFSET_HALF_LIFE_S = 60.0
@@ -253,8 +254,10 @@ def generate(
     seed: int = 7,
     updates_per_s: float = DEFAULT_UPDATES_PER_S,
     start_ms: int = DEFAULT_START_MS,
+    on_progress: Callable[[int, float], None] | None = None,
 ) -> int:
-    """Write a synthetic recording to `path`; returns the number of update lines."""
+    """Write a synthetic recording to `path`; returns the number of update lines.
+    `on_progress(lines, seconds of data written)` is called every PROGRESS_EVERY_LINES lines."""
     specs = synthetic_pairs(pairs, seed)
     source = f"synthetic seed={seed} pairs={pairs} hours={hours} updates_per_s={updates_per_s}"
     with RecordingWriter(path, pairs=specs, source=source) as writer:
@@ -262,4 +265,6 @@ def generate(
             specs, hours=hours, seed=seed, updates_per_s=updates_per_s, start_ms=start_ms
         ):
             writer.append(update)
+            if on_progress is not None and writer.count % PROGRESS_EVERY_LINES == 0:
+                on_progress(writer.count, (update["t"] - start_ms) / 1000)
         return writer.count

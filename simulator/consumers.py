@@ -15,6 +15,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from config import telemetry
 from simulator.engine.broadcast import user_group
 
 logger = logging.getLogger(__name__)
@@ -33,10 +34,12 @@ class SimulatorConsumer(AsyncJsonWebsocketConsumer):
         self.group_name = user_group(user.pk)
         await self.channel_layer.group_add(self.group_name, self.channel_name)
         await self.accept()
+        telemetry.websocket_opened()
 
     async def disconnect(self, code: int) -> None:
         if self.group_name is not None:
             await self.channel_layer.group_discard(self.group_name, self.channel_name)
+            telemetry.websocket_closed()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs) -> None:
         # The base class would raise on a frame that is not JSON and drop the socket; a client

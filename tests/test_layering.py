@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("accounts", "config", "exchanges", "ingest", "simulator", "tools")
+PACKAGES = ("accounts", "config", "exchanges", "ingest", "monitoring", "simulator", "tools")
 PURE = (
     "exchanges.books",
     "exchanges.fees",

@@ -55,6 +55,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from config.numbers import DecimalRule, WholeRule, option_type
+from config.progress import Progress
 from config.shutdown import GracefulShutdown, StopRequested
 
 SCENARIOS = ("kill", "pg-restart", "redis-down", "fuzz")
@@ -658,7 +659,6 @@ def workers_scenario(
     restarts: int = 0,
     restart_down_s: float = 2.0,
     window: int = 0,
-    progress=None,
 ) -> Verdict:
     """Intents flow to Celery workers while the double's books move; workers are SIGKILLed at
     random moments (and the database restarted `restarts` times when given), a tenth of the
@@ -668,7 +668,6 @@ def workers_scenario(
     from simulator.intake import redispatch_overdue_arrivals, redispatch_undecided
     from simulator.tasks import decide_intent_task
 
-    say = progress or (lambda line: print(line, file=sys.stderr, flush=True))
     verdict = Verdict(scenario=name, intents=intents)
     started = time.monotonic()
     run_id, intent_ids = make_scene(double, 0, name)
@@ -679,27 +678,25 @@ def workers_scenario(
     mover = BookMover(double, rng.randrange(2**32))
     duplicates = ArrivalDuplicates(run_id, random.Random(rng.randrange(2**32)))
     deadline = started + timeout_s
+    display = Progress(f"soak {name}", unit="decided", total=intents, stream=sys.stderr, every_s=10)
     try:
         wait_until(pool.any_ready, max(1.0, deadline - time.monotonic()), "a Celery worker to start")
         mover.start()
         now = time.monotonic()
-        next_kill, next_sweep, next_say = now + rng.uniform(*kill_every_s), now + SWEEP_EVERY_S, now
+        next_kill, next_sweep = now + rng.uniform(*kill_every_s), now + SWEEP_EVERY_S
         decided = in_flight = 0
         while True:
             now = time.monotonic()
             if now > deadline:
                 raise TimeoutError(f"timed out after {timeout_s}s with {decided} of {intents} decided "
                                    f"and {in_flight} trades still in flight")  # fmt: skip
-            if now >= next_say:
-                say(f"soak: {name}: {len(intent_ids)}/{intents} intents sent, {decided} decided, "
-                    f"{in_flight} trades in flight, {pool.killed} kills, {verdict.restarts} restarts, "
-                    f"{sum(mover.moves.values())} book moves")  # fmt: skip
-                next_say = now + 10
             counts = progress_of(run_id)
             if counts is None:  # the database is restarting
                 time.sleep(TICK_S)
                 continue
             decided, in_flight = counts
+            display.update(done=decided, sent=len(intent_ids), in_flight=in_flight, kills=pool.killed,
+                           restarts=verdict.restarts, book_moves=sum(mover.moves.values()))  # fmt: skip
             if decided >= intents and in_flight == 0:
                 break
             room = min(window - (len(intent_ids) - decided), intents - len(intent_ids))
@@ -732,6 +729,7 @@ def workers_scenario(
     except TimeoutError as error:
         verdict.problems.append(str(error))
     finally:
+        display.close()
         mover.stop()
         pool.stop()
     verdict.kills = pool.killed

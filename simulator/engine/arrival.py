@@ -27,12 +27,13 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 
 from django.db import transaction
 
+from config import telemetry
 from exchanges.books import Book
 from exchanges.fees import FeeSchedule
 from simulator.core import SimConfig
@@ -93,7 +94,9 @@ TRADE_FIELDS = [
 
 def venue_books(user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
     """The live path (and the demo's, whose venue is the exchange double fed by the replay): a
-    read-only book call made now, at the arrival time, with the user's keys."""
+    read-only book call made now, at the arrival time, with the user's keys. Its lateness goes to
+    /metrics (a replay's books are on the recording's clock: not observed)."""
+    telemetry.observe_arrival_lateness(at, datetime.now(UTC))
     result = arrival_book(user_id, order.venue, order.instrument_id, order.side)
     if not result.ok:
         return None, f"no book at arrival: {result.kind.replace('_', ' ')}: {result.detail}"
@@ -143,6 +146,7 @@ def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Ar
     if index >= len(orders) or _due(orders[index], kind) is None:
         return Arrived(trade=SimulatorTrade.objects.get(pk=trade_id), done_now=False, next_steps=[])
     order = orders[index]
+    telemetry.observe_arrival_lateness(_due(order, kind), datetime.now(UTC))  # type: ignore[arg-type]
     book, unavailable = books(user_id, order, _due(order, kind))  # type: ignore[arg-type]
 
     with transaction.atomic():

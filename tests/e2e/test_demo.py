@@ -150,7 +150,7 @@ def test_record_started_in_the_background_stops_on_the_signal(tmp_path, migrated
         ["record", "--out", str(out), "--double-url", double.base_url, "--poll-interval-s", "60"],
         sqlite_path=sqlite_path,
     )
-    command.wait_for_line(re.compile(r"recording .* rounds [1-9]"))
+    command.wait_for_line(re.compile(r"what=recording .* rounds=[1-9]"))
     returncode = command.stop(stop_signal)
     assert re.search(rf"wrote {re.escape(str(out))}: \d+ updates, 3 pairs \(interrupted\)", command.log())
     assert returncode == 0, command.log()[-2000:]

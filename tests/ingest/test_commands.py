@@ -109,7 +109,7 @@ def test_a_recording_of_the_double_replays_through_ingest_run_to_the_same_spans(
     assert len(expected) >= 2  # the edge went away and came back while recording
     assert stored == expected
     assert f"spans opened {len(expected)}" in output
-    assert "updates/s" in output and "pairs fresh" in output
+    assert "updates_per_s=" in output and "pairs_fresh=" in output
 
 
 @pytest.mark.slow

@@ -8,11 +8,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.numbers import DecimalRule, WholeRule, option_type
+from config.progress import Progress
 from config.shutdown import GracefulShutdown
 from exchanges.ratelimit import LocalRateLimiter
 from ingest.pairs import active_specs
@@ -79,7 +81,7 @@ class Command(BaseCommand):
             "--stats-every-s",
             type=option_type(STATS_EVERY_S, float),
             default=5.0,
-            help=f"progress line period ({STATS_EVERY_S.accepted()})",
+            help=f"progress line period when not on a terminal ({STATS_EVERY_S.accepted()})",
         )
         parser.add_argument(
             "--duration-s",
@@ -116,13 +118,16 @@ class Command(BaseCommand):
                 if duration_s is not None and time.monotonic() - started >= duration_s:
                     source.stop()
 
-            final = run_source(
-                source,
-                pipeline,
-                on_progress=self._print_progress,
-                progress_every_s=options["stats_every_s"],
-                on_update=on_update,
-            )
+            every_s = options["stats_every_s"]
+            what = "ingest replay" if options["replay"] else "ingest live"
+            with Progress(what, unit="updates", stream=self.stdout, every_s=every_s) as progress:
+                final = run_source(
+                    source,
+                    pipeline,
+                    on_progress=partial(self._show_progress, progress),
+                    progress_every_s=progress.period_s,
+                    on_update=on_update,
+                )
             interrupted = shutdown.requested.is_set()
             if options["replay"] and not interrupted and not options["keep_open"]:
                 pipeline.finish(reason="end_of_replay")
@@ -156,11 +161,13 @@ class Command(BaseCommand):
             rate_limiter=LocalRateLimiter(),
         )
 
-    def _print_progress(self, progress: LoopProgress) -> None:
-        data_at = datetime.fromtimestamp(progress.data_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        self.stdout.write(
-            f"{progress.elapsed_s:7.1f}s  {progress.updates_per_s:8.0f} updates/s  "
-            f"pairs fresh {progress.pairs_fresh}/{progress.pairs}  spans open {progress.spans_open} "
-            f"(opened {progress.spans_opened})  intents {progress.intents}  at {data_at}Z"
+    def _show_progress(self, progress: Progress, loop: LoopProgress) -> None:
+        data_at = datetime.fromtimestamp(loop.data_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        progress.update(
+            done=loop.updates,
+            pairs_fresh=f"{loop.pairs_fresh}/{loop.pairs}",
+            spans_open=loop.spans_open,
+            spans_opened=loop.spans_opened,
+            intents=loop.intents,
+            at=data_at,
         )
-        self.stdout.flush()

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.numbers import DecimalRule, WholeRule, option_type
+from config.progress import Progress
 from ingest.synthetic import DEFAULT_UPDATES_PER_S, generate
 
 PAIRS = WholeRule(1, 1000)
@@ -47,13 +48,18 @@ class Command(BaseCommand):
     def handle(self, *args: object, **options: object) -> None:
         started = time.monotonic()
         try:
-            count = generate(
-                options["out"],
-                pairs=options["pairs"],
-                hours=options["hours"],
-                seed=options["seed"],
-                updates_per_s=options["updates_per_s"],
-            )
+            # The bar's position: seconds of data written, of the recording's hours.
+            with Progress(
+                "make_recording", unit="data_s", total=options["hours"] * 3600, stream=self.stdout
+            ) as progress:
+                count = generate(
+                    options["out"],
+                    pairs=options["pairs"],
+                    hours=options["hours"],
+                    seed=options["seed"],
+                    updates_per_s=options["updates_per_s"],
+                    on_progress=lambda lines, data_s: progress.update(done=data_s, lines=lines),
+                )
         except OSError as exc:
             raise CommandError(f"cannot write {options['out']}: {exc.strerror}") from exc
         size_kb = options["out"].stat().st_size / 1024

@@ -8,6 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.numbers import option_type
+from config.progress import Progress
 from config.shutdown import GracefulShutdown
 from ingest.pairs import active_specs
 from ingest.recording import RecordingWriter
@@ -51,7 +52,10 @@ class Command(BaseCommand):
             )
         except OSError as exc:
             raise CommandError(f"cannot write {options['out']}: {exc.strerror}") from exc
-        with GracefulShutdown() as shutdown:
+        with (
+            GracefulShutdown() as shutdown,
+            Progress("recording", unit="updates", stream=self.stdout) as progress,
+        ):
             try:
                 while not shutdown.requested.is_set() and (deadline is None or time.monotonic() < deadline):
                     round_started = time.monotonic()
@@ -59,12 +63,7 @@ class Command(BaseCommand):
                         writer.append(update.raw)
                     writer.flush()
                     errors = source.counters["calls"] - source.counters["ok"]
-                    self.stdout.write(
-                        f"\rrecording {time.monotonic() - started:7.1f}s  rounds {source.rounds}  "
-                        f"updates {writer.count}  errors {errors}",
-                        ending="",
-                    )
-                    self.stdout.flush()
+                    progress.update(done=writer.count, rounds=source.rounds, errors=errors)
                     wait_s = options["poll_interval_s"] - (time.monotonic() - round_started)
                     if deadline is not None:
                         wait_s = min(wait_s, deadline - time.monotonic())
@@ -72,7 +71,6 @@ class Command(BaseCommand):
             finally:
                 writer.close()
             interrupted = shutdown.requested.is_set()
-        self.stdout.write("")
         self.stdout.write(
             f"wrote {options['out']}: {writer.count} updates, {len(specs)} pairs"
             + (" (interrupted)" if interrupted else "")
