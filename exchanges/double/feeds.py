@@ -326,16 +326,13 @@ class _KalshiSession(_Session):
         if self.feeds.take_subscription_error(KALSHI):
             self.reply_error(cmd_id, 17, "Internal error")
             return
-        snapshots = []
-        for channel in dict.fromkeys(channels):
-            sid = next(self.sids)
-            sub = self.subs[sid] = _Sub(channel)
-            if channel == ORDERBOOK:
-                sub.books = dict.fromkeys(tickers)
-                snapshots = [("snapshot", sid, ticker) for ticker in tickers]
+        sids = {channel: next(self.sids) for channel in dict.fromkeys(channels)}
+        for channel, sid in sids.items():
+            self.subs[sid] = _Sub(channel, books=dict.fromkeys(tickers) if channel == ORDERBOOK else {})
+        self._watch()  # before the replies: a change right after one is sent is not missed
+        for channel, sid in sids.items():
             self.send_json({"id": cmd_id, "type": "subscribed", "msg": {"channel": channel, "sid": sid}})
-        self._watch()
-        for snapshot in snapshots:
+        for snapshot in [("snapshot", sids[ORDERBOOK], t) for t in tickers] if ORDERBOOK in sids else []:
             self.data(snapshot)
 
     def _one_sid(self, cmd_id: Any, params: dict[str, Any]) -> int | None:
