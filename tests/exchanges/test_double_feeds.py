@@ -19,6 +19,7 @@ from websockets.frames import Opcode
 from websockets.sync.client import ClientConnection, connect
 
 from exchanges.double import ExchangeDouble, Scenario
+from exchanges.double.feed_messages import kalshi_lifecycle_events
 from exchanges.testing import kalshi_key_pair, new_kalshi_key_pair
 
 KEY_ID = "key-feeds"
@@ -292,6 +293,27 @@ def test_kalshi_lifecycle_events(double):
     ]
     assert frames[1]["msg"]["result"] == "yes" and frames[1]["msg"]["settlement_value"] == "1.0000"
     assert frames[3]["msg"]["result"] == "no" and frames[3]["msg"]["settlement_value"] == "0.0000"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "events"),
+    [
+        (("active", ""), ("closed", ""), ["deactivated"]),
+        (("closed", ""), ("active", ""), ["activated"]),
+        (("closed", ""), ("determined", "scalar"), ["determined"]),
+        (("determined", "yes"), ("determined", "no"), ["determined"]),  # amended result
+        (("determined", "yes"), ("finalized", "yes"), ["settled"]),
+        (("closed", ""), ("disputed", ""), []),
+        (("active", ""), ("active", ""), []),
+    ],
+)
+def test_kalshi_lifecycle_mapping(old, new, events):
+    sent = kalshi_lifecycle_events(A, old, new, now_s=1_785_000_000)
+    assert [event["event_type"] for event in sent] == events
+    for event in sent:
+        if event["event_type"] == "determined":
+            assert event["result"] == new[1]
+            assert event.get("settlement_value") == {"yes": "1.0000", "no": "0.0000"}.get(new[1])
 
 
 class _PingRecorder(ClientConnection):
