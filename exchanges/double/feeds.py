@@ -366,7 +366,7 @@ class _KalshiSession(_Session):
             sid = sids[0]
         else:
             sid = params.get("sid")
-        if sid not in self.subs:
+        if not isinstance(sid, int) or sid not in self.subs:
             self.reply_error(cmd_id, 7, f"Unknown sid: {sid}")
             return None
         return sid
@@ -412,7 +412,7 @@ class _KalshiSession(_Session):
             self.reply_error(cmd_id, 4, "Sids required")
             return
         for sid in sids:
-            sub = self.subs.pop(sid, None)
+            sub = self.subs.pop(sid, None) if isinstance(sid, int) else None
             if sub is None:
                 self.reply_error(cmd_id, 7, f"Unknown sid: {sid}")
                 continue

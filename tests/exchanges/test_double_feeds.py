@@ -231,6 +231,8 @@ def test_kalshi_commands_and_their_errors(double):
                 16,
             ),
             ({"id": 8, "cmd": "unsubscribe", "params": {"sids": [99]}}, 7),
+            ({"id": 98, "cmd": "unsubscribe", "params": {"sids": [[1]]}}, 7),
+            ({"id": 99, "cmd": "update_subscription", "params": {"sid": {}, "action": "get_snapshot"}}, 7),
             (
                 {"id": 9, "cmd": "update_subscription", "params": {"sids": [1, 2], "action": "add_markets"}},
                 12,
