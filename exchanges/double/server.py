@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import kalshi_api, polymarket_api
 from .faults import NOT_JSON_BODY, Fault, FaultBook, drop_fields
-from .feeds import KALSHI_WS_PATH, POLYMARKET_WS_PATH, FeedServer, StreamFault
+from .feeds import KALSHI_WS_PATH, OUTBOX_SIZE, POLYMARKET_WS_PATH, FeedServer, StreamFault
 from .kalshi_api import Reply
 from .moves import BookMove
 from .state import ExchangeState, Scenario
@@ -113,11 +113,13 @@ class ExchangeDouble:
         ws_port: int | None = 0,
         ws_heartbeat_s: float = 10.0,
         polymarket_ping_timeout_s: float = 30.0,
+        ws_outbox_size: int = OUTBOX_SIZE,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`ws_port`: the websocket feeds' port (0 picks a free one, None serves no feeds);
         `ws_heartbeat_s`: Kalshi's ping interval; `polymarket_ping_timeout_s`: a Polymarket
-        connection is closed when no PING came for that long."""
+        connection is closed when no PING came for that long; `ws_outbox_size`: the work a
+        connection may have pending before it is a slow consumer."""
         self.state = ExchangeState(scenario if scenario is not None else Scenario(), clock=clock)
         self._host = host
         self._port = port
@@ -128,6 +130,7 @@ class ExchangeDouble:
                 ws_port,
                 heartbeat_s=ws_heartbeat_s,
                 polymarket_ping_timeout_s=polymarket_ping_timeout_s,
+                outbox_size=ws_outbox_size,
             )
             if ws_port is not None
             else None

@@ -420,6 +420,36 @@ def test_kalshi_slow_consumer_ends_the_subscription_with_error_25(double):
         assert new_sid != sid and snapshots[0]["msg"]["yes_dollars_fp"] == [["0.4100", "1.00"]]
 
 
+def test_kalshi_a_full_outbox_ends_the_subscriptions_with_error_25():
+    with ExchangeDouble(_scenario(), ws_outbox_size=3) as double:
+        double.state.register_kalshi_key(KEY_ID, kalshi_key_pair()[1])
+
+        def burst(what, venue, instrument):
+            # Inside the state's lock, so the writer cannot read A's book meanwhile: six lifecycle
+            # events meet an outbox of three.
+            if what == "book" and instrument == A:
+                for status in ("closed", "active") * 3:
+                    double.state.set_kalshi_status(B, status)
+
+        with _kalshi(double) as ws:
+            _command(
+                ws, 1, "subscribe", channels=["orderbook_delta", "market_lifecycle_v2"], market_tickers=[A]
+            )
+            sids = {_frame(ws)["msg"]["sid"], _frame(ws)["msg"]["sid"]}
+            assert _frame(ws)["type"] == "orderbook_snapshot"
+            double.state.add_listener(burst)
+            double.state.set_kalshi_book(A, [["0.41", "1"]], [])
+            overflowed = set()
+            while overflowed != sids:
+                frame = _frame(ws)
+                assert frame["type"] in ("orderbook_delta", "error"), frame
+                if frame["type"] == "error":
+                    assert frame["msg"]["code"] == 25
+                    overflowed.add(frame["sid"])
+            _command(ws, 2, "unsubscribe", sids=sorted(sids))
+            assert [_frame(ws)["msg"]["code"] for _ in sids] == [7, 7]
+
+
 def test_kalshi_legacy_form(double):
     with _kalshi(double) as ws:
         double.stream_fault("kalshi", "legacy_form")
