@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("accounts", "config", "exchanges", "ingest", "monitoring", "simulator", "tools")
 PURE = (
     "exchanges.books",
+    "exchanges.double.feed_messages",
     "exchanges.fees",
     "ingest.detector",
     "ingest.quotes",

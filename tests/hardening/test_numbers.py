@@ -484,6 +484,7 @@ SURFACES = [
     Surface("demo --double-port", "--double-port", *PORT, option_parser("demo", "--double-port")),
     Surface("demo --speed", "--speed", *SPEED, option_parser("demo", "--speed")),
     Surface("exchange_double --port", "--port", *PORT, option_parser("exchange_double", "--port")),
+    Surface("exchange_double --ws-port", "--ws-port", *PORT, option_parser("exchange_double", "--ws-port")),
     Surface("ingest_run --speed", "--speed", *SPEED, option_parser("ingest_run", "--speed", "--live"), words={"max": None}),
     Surface("ingest_run --threshold-cents", "--threshold-cents", d(0), d(100), 4, option_parser("ingest_run", "--threshold-cents", "--live")),
     Surface("ingest_run --max-skew-ms", "--max-skew-ms", d(0), d(3_600_000), 0, option_parser("ingest_run", "--max-skew-ms", "--live")),

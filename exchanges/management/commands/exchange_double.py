@@ -15,7 +15,8 @@ PORT = WholeRule(0, 65535)
 
 class Command(BaseCommand):
     help = (
-        "Serve the exchange double for the official Kalshi and Polymarket clients until Ctrl-C (or SIGTERM)."
+        "Serve the exchange double for the official Kalshi and Polymarket clients, and both venues' market-data "
+        "websockets, until Ctrl-C (or SIGTERM)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -25,6 +26,12 @@ class Command(BaseCommand):
             type=option_type(PORT),
             default=8765,
             help=f"port; 0 picks a free one (default 8765; {PORT.accepted()})",
+        )
+        parser.add_argument(
+            "--ws-port",
+            type=option_type(PORT),
+            default=0,
+            help=f"the websocket feeds' port (default 0: a free one, printed; {PORT.accepted()})",
         )
         parser.add_argument(
             "--scenario",
@@ -51,7 +58,9 @@ class Command(BaseCommand):
             scenario = Scenario.load(scenario_path) if scenario_path else Scenario.demo()
         except (OSError, ValueError, TypeError) as exc:
             raise CommandError(f"cannot load scenario {scenario_path}: {exc}") from exc
-        double = ExchangeDouble(scenario, host=options["host"], port=options["port"])
+        double = ExchangeDouble(
+            scenario, host=options["host"], port=options["port"], ws_port=options["ws_port"]
+        )
         if options["demo_book_moves"]:
             for move in demo_book_moves():
                 double.add_book_move(move)
@@ -67,10 +76,14 @@ class Command(BaseCommand):
             try:
                 double.start()
             except OSError as exc:
-                raise CommandError(f"cannot listen on {options['host']}:{options['port']}: {exc}") from exc
+                raise CommandError(
+                    f"cannot listen on {options['host']}:{options['port']} (websockets: {options['ws_port']}): {exc}"
+                ) from exc
             try:
                 self.stdout.write(f"Kalshi host:     {double.kalshi_host}")
                 self.stdout.write(f"Polymarket host: {double.polymarket_host}")
+                self.stdout.write(f"Kalshi websocket:     {double.kalshi_ws_url}")
+                self.stdout.write(f"Polymarket websocket: {double.polymarket_ws_url}")
                 self.stdout.write(
                     f"{len(scenario.kalshi_markets)} Kalshi markets, {len(scenario.polymarket_books)} "
                     f"Polymarket books, {len(double.book_moves)} book moves. Ctrl-C (or SIGTERM) to stop."
