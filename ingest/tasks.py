@@ -2,7 +2,8 @@
 
 `live_tick` is scheduled by beat every INGEST_TICK_S seconds (config/settings.py). It polls only
 when INGEST_LIVE is enabled in the environment, so a deployment that replays (or a developer
-machine) does not reach the venues by accident. Its state (books, open spans, backoff) lives in
+machine) does not reach the venues by accident. `follow_lifecycle` (every INGEST_LIFECYCLE_S, the
+same switch) is the REST pass of ingest.lifecycle: markets followed to resolution, pairs paid. Its state (books, open spans, backoff) lives in
 the worker process between ticks: run it on one worker (e.g. a queue of its own, concurrency 1).
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 
 from celery import shared_task
 
-from ingest import live
+from ingest import lifecycle, live
 
 
 @shared_task(name="ingest.tasks.live_tick", ignore_result=True)
@@ -20,3 +21,22 @@ def live_tick() -> dict[str, Any]:
     if not live.live_enabled():
         return {"skipped": "INGEST_LIVE is not enabled"}
     return live.live_tick()
+
+
+_follower: lifecycle.LifecycleFollower | None = None
+
+
+@shared_task(name="ingest.tasks.follow_lifecycle", ignore_result=True)
+def follow_lifecycle() -> dict[str, Any]:
+    global _follower
+    if not live.live_enabled():
+        return {"skipped": "INGEST_LIVE is not enabled"}
+    if _follower is None:
+        _follower = lifecycle.LifecycleFollower()
+    summary = _follower.poll()
+    return {
+        "pairs": summary.pairs,
+        "calls": summary.calls,
+        "failed": summary.failed,
+        "paid": len(summary.paid),
+    }

@@ -147,6 +147,8 @@ class SimulatorTrade(models.Model):
     # Set once, when the pair's markets resolve (services.resolve_pair): what the legs paid.
     payout_usd = models.DecimalField(**MONEY, null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # The venues resolved the pair's question differently (ingest.MarketPair): paid as they did.
+    resolution_disagreement = models.BooleanField(default=False)
 
     class Meta:
         db_table = "simulator_trades"
