@@ -85,7 +85,8 @@ def _learned(event: LifecycleEvent) -> list[tuple[MarketPair, str, str]]:
 def on_lifecycle_event(event: LifecycleEvent) -> list[dict[str, Any]]:
     """Record what `event` says of each pair of its instrument (a venue's first result stays),
     then pay every pair it completes. Returns the resolution summaries of the pairs paid.
-    Events without a result (closed, or a scalar Kalshi result) record nothing."""
+    Events without a result (closed, or a scalar Kalshi result) record nothing. It uses the
+    database: from an event loop, call it through `asgiref.sync.sync_to_async`."""
     if event.kind in (DETERMINED, SETTLED) and event.result not in RESULTS:
         logger.warning(
             "event=lifecycle_result_unusable venue=%s instrument=%s result=%s: resolve by hand (sim_resolve)",
