@@ -2,9 +2,12 @@
 
 `live_tick` is scheduled by beat every INGEST_TICK_S seconds (config/settings.py). It polls only
 when INGEST_LIVE is enabled in the environment, so a deployment that replays (or a developer
-machine) does not reach the venues by accident. `follow_lifecycle` (every INGEST_LIFECYCLE_S, the
-same switch) is the REST pass of ingest.lifecycle: markets followed to resolution, pairs paid. Its state (books, open spans, backoff) lives in
+machine) does not reach the venues by accident. Its state (books, open spans, backoff) lives in
 the worker process between ticks: run it on one worker (e.g. a queue of its own, concurrency 1).
+
+`follow_lifecycle` (every INGEST_LIFECYCLE_S seconds, behind the same switch) is the REST pass of
+ingest.lifecycle: the pairs' markets followed to resolution, their trades paid. It keeps no state
+that matters between passes (the results are on the pairs), so any ingest worker may run it.
 """
 
 from __future__ import annotations

@@ -45,8 +45,8 @@ class Command(BaseCommand):
     help = (
         "Run ingest: books -> success spans -> execution intents, persisted and dispatched. "
         "--replay FILE [--speed N|max] or --live (which also follows the pairs' markets to resolution "
-        "and pays their trades, every INGEST_LIFECYCLE_S seconds). Ctrl-C (or SIGTERM) stops cleanly (open spans resume "
-        "on restart)."
+        "and pays their trades, every INGEST_LIFECYCLE_S seconds). Ctrl-C (or SIGTERM) stops cleanly "
+        "(open spans resume on restart)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
