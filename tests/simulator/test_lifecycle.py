@@ -164,3 +164,23 @@ def test_a_pair_resolved_by_hand_is_not_paid_again_when_the_venues_resolve(
     assert (summary.pairs, summary.paid) == (0, [])  # paid and nothing open: not even asked
     assert on_lifecycle_event(LifecycleEvent(KALSHI, pair.kalshi_ticker, DETERMINED, "yes")) == []
     assert _run(page, traded) == by_hand
+
+
+def test_a_trade_still_on_its_way_when_the_pair_resolves_is_paid_by_the_next_pass(
+    trading_user, pair, double, follower, book_validator, page
+):
+    set_thresholds(trading_user, min_edge="1", max_leg="1000", daily_cap="100000")
+    now = timezone.now() - timedelta(minutes=5)
+    run, _ = start_run(user=trading_user, starting_usd="1000", now=now)
+    intent = ExecutionIntentFactory(user=trading_user, pair=pair)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=now, validator=book_validator)
+    double.state.set_kalshi_status(pair.kalshi_ticker, "determined", "no")
+    double.state.set_polymarket_resolved(pair.poly_no_token)
+
+    first = follower.poll().paid
+    assert [(p["trades"], p["in_flight"]) for p in first] == [(0, 1)]  # what it holds is not known yet
+    arrive_in_order(in_flight_steps(decision), books=ArrivalBooks(**UNCHANGED_BOOKS))
+    trade = SimulatorTrade.objects.get(pk=decision.trade.pk)
+    assert [(p["trades"], p["in_flight"]) for p in follower.poll().paid] == [(1, 0)]
+    assert Decimal(_trade(page, trade)["payout_usd"]) == trade.matched_size  # Polymarket's NO leg won
+    assert follower.poll().paid == []
