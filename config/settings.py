@@ -172,6 +172,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ingest.tasks.live_tick",
         "schedule": env.float("INGEST_TICK_S", default=1.0),
     },
+    # Markets followed to resolution over REST (ingest.lifecycle): pairs paid without a command.
+    "ingest-follow-lifecycle": {
+        "task": "ingest.tasks.follow_lifecycle",
+        "schedule": env.float("INGEST_LIFECYCLE_S", default=30.0),
+    },
 }
 
 # --- Cache: the login and API limits count here -------------------------------------------

@@ -288,6 +288,43 @@ class PolymarketAdapter:
 
         return self._call("market_status", POLYMARKET_BOOK, fetch)
 
+    def market_resolution(self, condition_id: str) -> CallResult[MarketStatus]:
+        """The market as GET /markets/{condition_id} reports it (`client.get_market`): closed
+        or not, and once resolved the token whose `winner` is true (`winning_instrument_id`)."""
+
+        def fetch(client: Any) -> MarketStatus:
+            if not condition_id:
+                raise RequestRefused("condition_id is required")
+            market = client.get_market(condition_id)
+            closed = market["closed"]
+            if not isinstance(closed, bool):
+                raise MalformedPayload(f"closed: expected true or false, got {closed!r}")
+            winners = [str(token["token_id"]) for token in market["tokens"] if token.get("winner") is True]
+            if len(winners) > 1:
+                raise MalformedPayload(f"tokens: {len(winners)} winners")
+            return MarketStatus(
+                instrument_id=condition_id,
+                venue_status="resolved" if winners else "closed" if closed else "active",
+                tradeable=not closed,
+                resolved=bool(winners),
+                winning_instrument_id=winners[0] if winners else None,
+                venue=POLYMARKET,
+            )
+
+        return self._call("market_resolution", POLYMARKET_BOOK, fetch)
+
+    def condition_id(self, token_id: str) -> CallResult[str]:
+        """The condition id of a token's market (the `market` of its book; a closed market has
+        no book, so ask while it trades)."""
+
+        def fetch(client: Any) -> str:
+            market = client.get_order_book(token_id).market
+            if not market:
+                raise MalformedPayload("market: the book names no condition id")
+            return str(market)
+
+        return self._call("condition_id", POLYMARKET_BOOK, fetch)
+
     def tick_size(self, token_id: str) -> CallResult[Decimal]:
         def fetch(client: Any) -> Decimal:
             raw = client.get_tick_size(token_id)

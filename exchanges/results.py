@@ -64,6 +64,8 @@ class MarketStatus:
     result: str | None = None  # "yes" / "no" / "scalar" once resolved
     close_time: datetime | None = None
     venue: str = ""
+    # A Polymarket market (instrument_id: its condition id) once resolved: the winning token
+    winning_instrument_id: str | None = None
 
 
 class MalformedPayload(ValueError):

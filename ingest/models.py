@@ -9,6 +9,7 @@ from exchanges.fees import KALSHI_TAKER_RATE
 OPPORTUNITY_KEY_RULE = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$", "letters, digits and _ . : - only, at most 64 characters"
 )
+RESULT_CHOICES = [("yes", "yes"), ("no", "no")]
 DIRECTION_CHOICES = [
     ("kalshi_yes_poly_no", "YES on Kalshi + NO on Polymarket"),
     ("poly_yes_kalshi_no", "YES on Polymarket + NO on Kalshi"),
@@ -36,6 +37,15 @@ class MarketPair(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Resolution, as each venue reports it ("" until known): Kalshi's market result, and
+    # Polymarket's as "yes" when the YES token won, "no" when the NO token did.
+    kalshi_result = models.CharField(max_length=8, blank=True, choices=RESULT_CHOICES)
+    poly_result = models.CharField(max_length=8, blank=True, choices=RESULT_CHOICES)
+    # When the pair's trades were first paid (ingest.lifecycle, or sim_resolve by hand).
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_disagreement = models.BooleanField(
+        default=False, help_text="The venues resolved the question differently: the strategy's tail risk."
+    )
 
     class Meta:
         db_table = "market_pairs"
@@ -43,6 +53,11 @@ class MarketPair(models.Model):
 
     def __str__(self) -> str:
         return self.opportunity_key
+
+    def set_results(self, *, kalshi: str, polymarket: str) -> None:
+        """Both venues' results (not saved); the pair is flagged when they differ."""
+        self.kalshi_result, self.poly_result = kalshi, polymarket
+        self.resolution_disagreement = kalshi != polymarket
 
 
 class SuccessSpan(models.Model):

@@ -3,7 +3,9 @@ as decision tasks for the workers (`simulator.tasks`), one per running run that 
 
 Ingest imports nothing else of the simulator. It calls
 - `running_user_thresholds()` to learn whose runs an edge could interest,
-- `intent_arrived(intent)` and `span_started(span)` once the row is committed.
+- `intent_arrived(intent)` and `span_started(span)` once the row is committed,
+- `keys_with_open_trades()` and `pair_resolved(...)` as it follows markets to resolution
+  (`ingest.lifecycle`).
 Beat's sweep (`simulator.sweeps`) calls `redispatch_undecided()` and
 `redispatch_overdue_arrivals()` for what the broker lost."""
 
@@ -20,7 +22,7 @@ from django.utils import timezone
 
 from ingest.intents import UserThreshold
 from ingest.models import ExecutionIntent, SuccessSpan
-from simulator import selectors
+from simulator import selectors, services
 from simulator.engine import steps_of
 from simulator.models import Decision, SimulatorTrade
 from simulator.tasks import decide_intent_task, decide_span_task, schedule_arrivals
@@ -58,6 +60,23 @@ def span_started(span: SuccessSpan) -> int:
     for run in runs:
         transaction.on_commit(partial(decide_span_task.delay, run.pk, span.pk))
     return len(runs)
+
+
+def keys_with_open_trades() -> set[str]:
+    """Opportunity keys with a trade not yet paid out, in any run: the pairs whose resolution
+    someone waits for."""
+    return set(
+        SimulatorTrade.objects.filter(resolved_at__isnull=True)
+        .order_by()
+        .values_list("opportunity_key", flat=True)
+        .distinct()
+    )
+
+
+def pair_resolved(opportunity_key: str, *, kalshi: str, polymarket: str) -> dict:
+    """Both venues resolved the pair: pay its unpaid trades (`services.resolve_pair`, exactly
+    once per trade whoever calls it and however often)."""
+    return services.resolve_pair(opportunity_key=opportunity_key, kalshi=kalshi, polymarket=polymarket)
 
 
 def redispatch_undecided(

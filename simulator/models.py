@@ -147,6 +147,8 @@ class SimulatorTrade(models.Model):
     # Set once, when the pair's markets resolve (services.resolve_pair): what the legs paid.
     payout_usd = models.DecimalField(**MONEY, null=True, blank=True)
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # The venues resolved the pair's question differently (ingest.MarketPair): paid as they did.
+    resolution_disagreement = models.BooleanField(default=False)
 
     class Meta:
         db_table = "simulator_trades"
@@ -159,6 +161,10 @@ class SimulatorTrade(models.Model):
             models.Index(fields=["user", "opportunity_key", "executed_at"], name="trade_user_key_executed"),
             # The sweep's question: orders still on their way.
             models.Index(fields=["decided_at"], condition=Q(arrival_outcome=""), name="trade_in_flight"),
+            # The lifecycle follower's question: pairs with a trade not yet paid out.
+            models.Index(
+                fields=["opportunity_key"], condition=Q(resolved_at__isnull=True), name="trade_unresolved"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -48,6 +48,7 @@ def run_json(run) -> dict[str, Any]:
         "starting_usd": decimal_str(run.starting_usd),
         "balance_usd": decimal_str(run.balance_usd),
         "pnl_usd": decimal_str(run.pnl_usd),
+        "realised_pnl_usd": decimal_str(run.pnl_usd),  # the same: payouts of resolved pairs - their cost
         "expected_pnl_usd": decimal_str(run.expected_pnl_usd),
         "reserved_usd": decimal_str(run.reserved_usd),
         "unhedged_exposure_usd": decimal_str(run.unhedged_exposure_usd),
@@ -91,6 +92,10 @@ def trade_json(trade, now: datetime | None = None) -> dict[str, Any]:
         "slippage_cents": decimal_str(trade.slippage_cents),
         "unwind_cost_usd": decimal_str(trade.unwind_cost_usd),
         "carried_mark_usd": decimal_str(trade.carried_mark_usd),
+        "payout_usd": decimal_str(trade.payout_usd),
+        "realised_pnl_usd": decimal_str(trade.payout_usd - trade.cost_usd) if trade.resolved_at else None,
+        "resolved_at": iso_utc(trade.resolved_at),
+        "resolution_disagreement": trade.resolution_disagreement,
         "decided_at": iso_utc(trade.decided_at),
         "executed_at": iso_utc(trade.executed_at),
         "settled_at": iso_utc(trade.settled_at),
@@ -163,15 +168,27 @@ def pair_json(pair) -> dict[str, Any]:
         "kalshi_close_time": iso_utc(pair.kalshi_close_time),
         "poly_close_time": iso_utc(pair.poly_close_time),
         "active": pair.active,
+        "kalshi_result": pair.kalshi_result or None,
+        "poly_result": pair.poly_result or None,
+        "resolved_at": iso_utc(pair.resolved_at),
+        "resolution_disagreement": pair.resolution_disagreement,
     }
 
 
 def equity_point_json(
-    *, trade_id: int, at: datetime, balance_usd: Decimal, expected_pnl_usd: Decimal
+    *,
+    trade_id: int,
+    at: datetime,
+    balance_usd: Decimal,
+    expected_pnl_usd: Decimal,
+    realised_pnl_usd: Decimal = Decimal(0),
+    event: str = "arrived",
 ) -> dict[str, Any]:
     return {
         "trade_id": trade_id,
+        "event": event,  # arrived: the trade's cost left the balance; resolved: its payout came in
         "at": iso_utc(at),
         "balance_usd": decimal_str(balance_usd),
         "expected_pnl_usd": decimal_str(expected_pnl_usd),
+        "realised_pnl_usd": decimal_str(realised_pnl_usd),
     }

@@ -7,7 +7,8 @@ key executed between the span's start and its end + `max_gap_s` (an open span en
 
 Beside it, what the window's trades met at their venues (simulator/arrival_figures.py):
 outcomes at arrival, slippage, legging incidents and unwind cost, missed trades by reason, and
-each venue's arrival latency.
+each venue's arrival latency; and what their pairs' resolutions paid: realised P&L, and the
+resolution disagreements (venues resolving the same question differently) with what they cost.
 
 The capture figures are counted in the database (Exists / Subquery / aggregates over the
 span_key_started and trade_key_executed indexes); only the latencies of captured spans come
@@ -164,6 +165,7 @@ def build_report(
         outside=Count("pk", filter=~Q(in_spans)),
         edge_captured_usd=Coalesce(Sum("expected_pnl_usd", filter=Q(in_spans)), ZERO_USD),
         in_flight=Count("pk", filter=Q(arrival_outcome="")),
+        **_resolution_aggregates(),
     )
 
     return {
@@ -186,8 +188,45 @@ def build_report(
         "trades_outside_spans": trade_totals["outside"],
         "trades_in_flight": trade_totals["in_flight"],
         **_arrival_json(arrival_figures(_arrived_trades(trades))),
+        **_resolution_json(trade_totals),
         "by_opportunity_key": _by_key(window_spans, caught, trades, in_spans),
         "by_run": _by_run(user, trades, in_spans, window_start=window_start, now=now),
+    }
+
+
+def _realised_usd() -> ExpressionWrapper:
+    return ExpressionWrapper(F("payout_usd") - F("cost_usd"), output_field=_USD_SUM)
+
+
+def _resolution_aggregates() -> dict[str, Any]:
+    """The window's trades whose pairs resolved, and the tail risk: pairs whose venues resolved
+    the question differently (aggregates of the trades' one query)."""
+    resolved = Q(resolved_at__isnull=False)
+    disagreeing = resolved & Q(resolution_disagreement=True)
+    return {
+        "resolved": Count("pk", filter=resolved),
+        "realised": Coalesce(Sum(_realised_usd(), filter=resolved), ZERO_USD),
+        "disagreeing_pairs": Count("opportunity_key", filter=disagreeing, distinct=True),
+        "disagreeing_trades": Count("pk", filter=disagreeing),
+        "disagreeing_realised": Coalesce(Sum(_realised_usd(), filter=disagreeing), ZERO_USD),
+        "disagreeing_expected": Coalesce(Sum("expected_pnl_usd", filter=disagreeing), ZERO_USD),
+    }
+
+
+def _resolution_json(totals: dict[str, Any]) -> dict[str, Any]:
+    """A resolution disagreement's cost is what its trades were expected to make (a matching
+    resolution pays the hedged contracts $1 each; a carried excess counts at its mark) less what
+    they realised."""
+    return {
+        "trades_resolved": totals["resolved"],
+        "realised_pnl_usd": _usd(totals["realised"]),
+        "resolution_disagreements": totals["disagreeing_pairs"],
+        "resolution_disagreement_trades": totals["disagreeing_trades"],
+        "resolution_disagreement_pnl_usd": _usd(totals["disagreeing_realised"]),
+        "resolution_disagreement_expected_pnl_usd": _usd(totals["disagreeing_expected"]),
+        "resolution_disagreement_cost_usd": _usd(
+            totals["disagreeing_expected"] - totals["disagreeing_realised"]
+        ),
     }
 
 
@@ -314,6 +353,7 @@ def _by_run(
             n_in_spans=Count("pk", filter=Q(in_spans)),
             captured_usd=Coalesce(Sum("expected_pnl_usd", filter=Q(in_spans)), ZERO_USD),
             pnl=Coalesce(Sum("expected_pnl_usd"), ZERO_USD),
+            realised=Coalesce(Sum(_realised_usd(), filter=Q(resolved_at__isnull=False)), ZERO_USD),
         )
     }
     decision_rows = {
@@ -344,6 +384,7 @@ def _by_run(
                 "trades_in_spans": traded.get("n_in_spans", 0),
                 "edge_captured_usd": _usd(traded.get("captured_usd")),
                 "expected_pnl_usd": _usd(traded.get("pnl")),
+                "realised_pnl_usd": _usd(traded.get("realised")),
                 "span_decisions": decided.get("n", 0),
                 "span_skips": decided.get("skips", 0),
             }

@@ -246,7 +246,13 @@ def resolve_pair(
     so no decision interleaves. Exactly once per trade: resolving again changes nothing. A trade
     whose orders are still on their way (milliseconds) is left for the next resolution: what it
     holds is not known yet. A carried (unhedged) excess pays like any held contract.
-    -> {"trades": n, "runs": n, "payout_usd": Decimal, "pnl_usd": Decimal, "in_flight": n}."""
+
+    The results are recorded on the pair (the first call also stamps its `resolved_at`); venues
+    that resolved differently flag the pair and the trades paid (`resolution_disagreement`). A
+    later call (a manual correction with `sim_resolve`) records its results but pays only what
+    was still unpaid.
+    -> {"trades": n, "runs": n, "payout_usd": Decimal, "pnl_usd": Decimal, "in_flight": n,
+    "resolution_disagreement": bool}."""
     now = now or timezone.now()
     errors = {
         venue: f"must be one of {', '.join(RESULTS)}"
@@ -255,10 +261,16 @@ def resolve_pair(
     }
     if errors:
         raise ValidationError(errors)
-    if not MarketPair.objects.filter(opportunity_key=opportunity_key).exists():
-        raise NotFoundError(
-            f"no market pair with opportunity key {opportunity_key!r}", field="opportunity_key"
-        )
+    with transaction.atomic():
+        pair = MarketPair.objects.select_for_update().filter(opportunity_key=opportunity_key).first()
+        if pair is None:
+            raise NotFoundError(
+                f"no market pair with opportunity key {opportunity_key!r}", field="opportunity_key"
+            )
+        pair.set_results(kalshi=kalshi, polymarket=polymarket)
+        pair.resolved_at = pair.resolved_at or now
+        pair.save(update_fields=["kalshi_result", "poly_result", "resolution_disagreement", "resolved_at"])
+    disagreement = pair.resolution_disagreement
     results = {"kalshi": kalshi, "polymarket": polymarket}
     open_trades = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=True)
     unresolved = open_trades.exclude(arrival_outcome="")
@@ -268,6 +280,7 @@ def resolve_pair(
         "payout_usd": Decimal(0),
         "pnl_usd": Decimal(0),
         "in_flight": open_trades.filter(arrival_outcome="").count(),
+        "resolution_disagreement": disagreement,
     }
     for run_id in unresolved.values_list("run_id", flat=True).distinct().order_by("run_id"):
         with transaction.atomic():
@@ -279,9 +292,12 @@ def resolve_pair(
                 run.unhedged_contracts -= carried_contracts(trade.legs)
                 trade.payout_usd = payout_usd(trade.legs, results)
                 trade.resolved_at = now
+                trade.resolution_disagreement = disagreement
                 paid += trade.payout_usd
                 pnl += trade.payout_usd - trade.cost_usd
-            SimulatorTrade.objects.bulk_update(trades, ["payout_usd", "resolved_at"])
+            SimulatorTrade.objects.bulk_update(
+                trades, ["payout_usd", "resolved_at", "resolution_disagreement"]
+            )
             run.balance_usd += paid
             run.pnl_usd += pnl
             run.save(update_fields=["balance_usd", "pnl_usd", "unhedged_exposure_usd", "unhedged_contracts"])
@@ -291,7 +307,7 @@ def resolve_pair(
         summary["payout_usd"] += paid
         summary["pnl_usd"] += pnl
     logger.info(
-        "event=pair_resolved opportunity_key=%s kalshi=%s polymarket=%s trades=%s runs=%s",
-        opportunity_key, kalshi, polymarket, summary["trades"], summary["runs"],
+        "event=pair_resolved opportunity_key=%s kalshi=%s polymarket=%s trades=%s runs=%s disagreement=%s",
+        opportunity_key, kalshi, polymarket, summary["trades"], summary["runs"], disagreement,
     )  # fmt: skip
     return summary

@@ -70,6 +70,12 @@ def handle(
         if path == "/neg-risk":
             return Reply(200, {"neg_risk": book.neg_risk})
         return Reply(200, {"base_fee": book.base_fee})
+    if path.startswith("/markets/") and path.count("/") == 2:
+        condition_id = path.removeprefix("/markets/")
+        tokens = state.polymarket_market(condition_id)
+        if not condition_id or not tokens:
+            return error(404, "market not found")
+        return Reply(200, market_body(condition_id, tokens))
     return error(404, "not found")
 
 
@@ -87,6 +93,38 @@ def _balance_allowance(state: ExchangeState, address: str, query: Mapping[str, s
         200,
         {"balance": str(balance), "allowances": dict.fromkeys(EXCHANGE_ADDRESSES, MAX_ALLOWANCE)},
     )
+
+
+def market_body(condition_id: str, tokens: list[PolymarketBook]) -> dict:
+    """GET /markets/{condition_id} as the CLOB serves it (the client returns the dict as is):
+    `closed` once trading stopped, and each token's `winner` once the market resolved."""
+    closed = all(book.closed for book in tokens)
+    resolved = any(book.winner for book in tokens)
+    return {
+        "enable_order_book": True,
+        "active": True,
+        "closed": closed,
+        "archived": False,
+        "accepting_orders": not closed,
+        "condition_id": condition_id,
+        "question_id": "",
+        "question": "",
+        "market_slug": "",
+        "end_date_iso": None,
+        "minimum_order_size": float(tokens[0].min_order_size),
+        "minimum_tick_size": float(tokens[0].tick_size),
+        "neg_risk": tokens[0].neg_risk,
+        "tokens": [
+            {
+                "token_id": book.token_id,
+                "outcome": book.outcome,
+                "price": (1.0 if book.winner else 0.0) if resolved else float(book.last_trade_price),
+                "winner": bool(book.winner),
+            }
+            for book in tokens
+        ],
+        "tags": [],
+    }
 
 
 def book_body(book: PolymarketBook) -> dict:

@@ -129,6 +129,7 @@ class PolymarketBook:
     timestamp_ms: int = 0  # 0 = stamped when loaded
     closed: bool = False  # a closed market has no book: every token endpoint answers 404
     winner: bool | None = None  # once resolved: did this token's outcome win
+    outcome: str = ""  # the outcome's name in GET /markets/{condition_id} ("Yes", "No")
 
     def __post_init__(self) -> None:
         self.bids = polymarket_ladder(self.bids)
@@ -257,11 +258,12 @@ class Scenario:
             scenario.kalshi_markets[ticker] = KalshiMarket(
                 ticker=ticker, title=title, yes_bids=yes_bids, no_bids=no_bids
             )
-            for token, best_ask in zip((yes_token, no_token), poly_asks, strict=True):
+            for token, outcome, best_ask in zip((yes_token, no_token), ("Yes", "No"), poly_asks, strict=True):
                 ask = Decimal(best_ask)
                 scenario.polymarket_books[token] = PolymarketBook(
                     token_id=token,
                     market=condition,
+                    outcome=outcome,
                     bids=[[str(ask - Decimal("0.03")), "150"], [str(ask - Decimal("0.02")), "80"]],
                     asks=[[str(ask + Decimal("0.01")), "120"], [str(ask), "60"]],
                     last_trade_price=str(ask - Decimal("0.01")),
@@ -566,6 +568,15 @@ class ExchangeState:
                 copy.deepcopy(other)
                 for other in self._scenario.polymarket_books.values()
                 if other.token_id == token_id or (book.market and other.market == book.market)
+            ]
+
+    def polymarket_market(self, condition_id: str) -> list[PolymarketBook]:
+        """Copies of the tokens of one market (same condition id), closed or not."""
+        with self._lock:
+            return [
+                copy.deepcopy(book)
+                for book in self._scenario.polymarket_books.values()
+                if condition_id and book.market == condition_id
             ]
 
     def polymarket_balance(self, address: str) -> int:

@@ -215,6 +215,9 @@ class RunOut(serializers.Serializer):
     starting_usd = DecimalString(**_money)
     balance_usd = DecimalString(**_money)
     pnl_usd = DecimalString(**_money)
+    realised_pnl_usd = DecimalString(
+        help_text="The same as pnl_usd: payouts of the run's resolved pairs less those trades' cost."
+    )
     expected_pnl_usd = DecimalString(**_money)
     reserved_usd = DecimalString(help_text="Held for orders on their way (their worst-case cost).")
     unhedged_exposure_usd = DecimalString(
@@ -265,6 +268,12 @@ class TradeOut(serializers.Serializer):
     slippage_cents = DecimalString(allow_null=True, help_text="Signal edge less realised edge.")
     unwind_cost_usd = DecimalString()
     carried_mark_usd = DecimalString()
+    payout_usd = DecimalString(allow_null=True, help_text="What the legs paid when the pair resolved.")
+    realised_pnl_usd = DecimalString(allow_null=True, help_text="payout_usd - cost_usd; null until resolved.")
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolution_disagreement = serializers.BooleanField(
+        help_text="The venues resolved the pair's question differently (paid as each venue did)."
+    )
     decided_at = serializers.DateTimeField()
     executed_at = serializers.DateTimeField()
     settled_at = serializers.DateTimeField()
@@ -334,13 +343,19 @@ class PairOut(serializers.Serializer):
     kalshi_close_time = serializers.DateTimeField(allow_null=True)
     poly_close_time = serializers.DateTimeField(allow_null=True)
     active = serializers.BooleanField()
+    kalshi_result = one_of("yes", "no", allow_null=True)
+    poly_result = one_of("yes", "no", allow_null=True, help_text="yes: the YES token won.")
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolution_disagreement = serializers.BooleanField()
 
 
 class EquityPointOut(serializers.Serializer):
     trade_id = serializers.IntegerField()
+    event = one_of("arrived", "resolved")
     at = serializers.DateTimeField()
     balance_usd = DecimalString()
     expected_pnl_usd = DecimalString()
+    realised_pnl_usd = DecimalString()
 
 
 class EquityOut(serializers.Serializer):
@@ -372,6 +387,7 @@ class ReportRunOut(serializers.Serializer):
     trades_in_spans = serializers.IntegerField()
     edge_captured_usd = DecimalString()
     expected_pnl_usd = DecimalString()
+    realised_pnl_usd = DecimalString(help_text="Of the run's trades in the window whose pairs resolved.")
     span_decisions = serializers.IntegerField()
     span_skips = serializers.IntegerField()
 
@@ -418,5 +434,16 @@ class ReportOut(serializers.Serializer):
     unwind_cost_usd = DecimalString()
     missed_at_arrival = serializers.DictField(child=serializers.IntegerField())
     arrival_latency_ms = serializers.DictField(child=VenueLatencyOut())
+    trades_resolved = serializers.IntegerField(help_text="Trades whose pairs resolved (paid out).")
+    realised_pnl_usd = DecimalString(help_text="Their payouts less their cost.")
+    resolution_disagreements = serializers.IntegerField(
+        help_text="Pairs whose venues resolved the question differently, among the trades' pairs."
+    )
+    resolution_disagreement_trades = serializers.IntegerField()
+    resolution_disagreement_pnl_usd = DecimalString(help_text="What the trades on those pairs realised.")
+    resolution_disagreement_expected_pnl_usd = DecimalString(
+        help_text="What they would have made had the venues agreed (their expected P&L)."
+    )
+    resolution_disagreement_cost_usd = DecimalString(help_text="Expected less realised, on those pairs.")
     by_opportunity_key = ReportKeyOut(many=True)
     by_run = ReportRunOut(many=True)

@@ -162,23 +162,34 @@ class RunTradesApi(_PresentedListApi):
 class RunEquityApi(ApiView):
     @extend_schema(responses=s.EquityOut)
     def get(self, request, run_id: int):
-        """Balance and expected P&L after each trade whose orders have arrived, in decision order
-        (the equity curve): a trade still in flight has no cost yet."""
+        """The equity curve, in time order: a point when a trade's orders have arrived (its cost
+        leaves the balance, its expected P&L adds up; a trade still in flight has no cost yet),
+        and one when its pair resolved (its payout comes in, realised P&L moves)."""
         run = _own_run(request, run_id)
-        balance, pnl = run.starting_usd, Decimal(0)
-        points = []
         rows = (
             SimulatorTrade.objects.filter(run=run)
             .exclude(arrival_outcome="")
-            .order_by("decided_at", "id")
-            .values_list("id", "decided_at", "cost_usd", "expected_pnl_usd")
+            .values_list("id", "decided_at", "cost_usd", "expected_pnl_usd", "resolved_at", "payout_usd")
         )
-        for trade_id, decided_at, cost_usd, expected_pnl_usd in rows:
-            balance -= cost_usd
-            pnl += expected_pnl_usd
+        events = []
+        for trade_id, decided_at, cost, expected, resolved_at, payout in rows:
+            events.append((decided_at, 0, trade_id, -cost, expected, Decimal(0)))
+            if resolved_at is not None:
+                events.append((resolved_at, 1, trade_id, payout, Decimal(0), payout - cost))
+        balance, expected_pnl, realised_pnl = run.starting_usd, Decimal(0), Decimal(0)
+        points = []
+        for at, kind, trade_id, cash, expected, realised in sorted(events, key=lambda e: e[:3]):
+            balance += cash
+            expected_pnl += expected
+            realised_pnl += realised
             points.append(
                 presenters.equity_point_json(
-                    trade_id=trade_id, at=decided_at, balance_usd=balance, expected_pnl_usd=pnl
+                    trade_id=trade_id,
+                    at=at,
+                    balance_usd=balance,
+                    expected_pnl_usd=expected_pnl,
+                    realised_pnl_usd=realised_pnl,
+                    event="resolved" if kind else "arrived",
                 )
             )
         return Response(

@@ -96,6 +96,7 @@ def trade_row(
         settlement_delay_s=draft.settlement_delay_s,
         payout_usd=None,  # until the pair's markets resolve
         resolved_at=None,
+        resolution_disagreement=False,
         arrival_outcome="",  # until every order has arrived
         reserved_usd=draft.reserved_usd,
         signal_edge_cents=draft.signal_edge_cents,

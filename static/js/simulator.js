@@ -37,6 +37,13 @@
     const outcome = trade.arrival_outcome || "queued";
     return `<span class="outcome ${esc(outcome)}" data-outcome>${esc(outcome)}</span>`;
   };
+  // Once the pair resolved: paid, and flagged when the venues resolved it differently.
+  const resolutionBadge = (trade) => {
+    if (!trade.resolved_at) return "";
+    return trade.resolution_disagreement
+      ? ` <span class="outcome disagreement" data-resolution title="the venues resolved this question differently">venues disagreed</span>`
+      : ` <span class="outcome resolved" data-resolution>resolved</span>`;
+  };
   const cents = (v) => (v === null || v === undefined ? "–" : `${esc(v)}¢`);
   const offsetMs = (from, iso) => (iso ? Math.round(Date.parse(iso) - Date.parse(from)) : null);
 
@@ -112,7 +119,7 @@
     if (isNew) { row = document.createElement("tr"); row.dataset.tradeId = trade.id; row.className = "clickable"; }
     const status = tradeStatus(trade);
     row.innerHTML = `<td>${esc(trade.id)}</td><td>${time(trade.decided_at)}</td><td>${esc(trade.opportunity_key)}</td>
-      <td><span class="status ${status}" data-status>${status}</span></td><td>${outcomeBadge(trade)}</td><td>${esc(trade.matched_size)}/${esc(trade.requested_size)}</td>
+      <td><span class="status ${status}" data-status>${status}</span></td><td>${outcomeBadge(trade)}${resolutionBadge(trade)}</td><td>${esc(trade.matched_size)}/${esc(trade.requested_size)}</td>
       <td>${Math.round(Number(trade.fill_pct) * 100)}%</td><td>${usd(trade.cost_usd)}</td><td>${signed(trade.expected_pnl_usd)}</td>
       <td><button class="link-dark" data-detail="${esc(trade.id)}">details</button></td>`;
     if (isNew) {
@@ -166,6 +173,11 @@
           <div><small>decided</small>${time(t.decided_at)}</div><div><small>executed</small>${time(t.executed_at)}</div><div><small>settled</small>${time(t.settled_at)}</div>
           <div><small>settlement delay</small>${esc(t.settlement_delay_s)} s</div><div><small>run / intent</small>${esc(t.run_id)} / ${esc(t.intent_id)}</div>
         </div>
+        <div class="kv" data-resolution-detail>
+          <div><small>resolved</small>${time(t.resolved_at)}</div><div><small>payout</small>${usd(t.payout_usd)}</div>
+          <div><small>realised P&amp;L</small>${t.realised_pnl_usd === null || t.realised_pnl_usd === undefined ? "–" : signed(t.realised_pnl_usd)}</div>
+        </div>
+        ${t.resolution_disagreement ? `<p class="warn" data-disagreement>The venues resolved this question differently: the legs paid as each venue resolved, not as a hedge.</p>` : ""}
         <h4>Legs</h4>${legs}
         <h4>Checks</h4><table><tbody>${checks}</tbody></table>
         <h4>Exchange validation</h4>${validation}`;
@@ -200,6 +212,7 @@
         <h3>#${esc(run.id)} ${esc(run.label || "unlabelled")}</h3>
         <dl><dt>balance</dt><dd data-field="balance">${usd(run.balance_usd)}</dd>
             <dt>P&amp;L (exp.)</dt><dd>${signed(run.expected_pnl_usd)}</dd>
+            <dt>P&amp;L (realised)</dt><dd data-field="realised">${signed(run.realised_pnl_usd ?? run.pnl_usd)}</dd>
             <dt>reserved</dt><dd data-field="reserved">${usd(run.reserved_usd)}</dd>
             <dt>unhedged</dt><dd data-field="unhedged">${usd(run.unhedged_exposure_usd)} <small>(${esc(run.unhedged_contracts ?? "0")} contracts)</small></dd>
             <dt>trades</dt><dd data-field="trades">${esc(run.trade_count)}</dd>
@@ -214,11 +227,12 @@
   // --- History and equity curve --------------------------------------------------------------
   function renderHistory(runs) {
     const tbody = $("#history tbody");
-    if (!runs.length) { tbody.innerHTML = `<tr class="empty"><td colspan="7">No runs yet.</td></tr>`; return; }
+    if (!runs.length) { tbody.innerHTML = `<tr class="empty"><td colspan="8">No runs yet.</td></tr>`; return; }
     tbody.innerHTML = runs.map((run) => `
       <tr class="clickable" data-run-id="${esc(run.id)}" title="${esc(run.notes || "")}">
         <td>${esc(run.id)}</td><td>${esc(run.label || "–")}</td><td>${esc(run.status)}</td><td>${time(run.started_at)}</td>
-        <td>${esc(run.trade_count)}</td><td>${usd(run.balance_usd)}</td><td>${signed(run.expected_pnl_usd)}</td></tr>`).join("");
+        <td>${esc(run.trade_count)}</td><td>${usd(run.balance_usd)}</td><td>${signed(run.expected_pnl_usd)}</td>
+        <td data-field="realised">${signed(run.realised_pnl_usd ?? run.pnl_usd)}</td></tr>`).join("");
   }
   // --- Chart axes follow the data ------------------------------------------------------------
   // uPlot gives a time axis with a single instant 86,400 / 1e-3 s (about 2.7 years) and a flat
@@ -253,20 +267,23 @@
     try {
       const body = await api(`/simulator/runs/${encodeURIComponent(runId)}/equity`);
       const points = results(body.points ? body.points : body);
-      $("#equity-title").innerHTML = `<h3>Run ${esc(runId)}: balance and expected P&amp;L</h3>`;
+      $("#equity-title").innerHTML = `<h3>Run ${esc(runId)}: balance, expected and realised P&amp;L</h3>`;
       if (equityPlot) { equityPlot.destroy(); equityPlot = null; }
       if (!points.length) { box.innerHTML = `<p class="empty">No trades in this run yet.</p>`; return; }
       box.innerHTML = "";
       const xs = points.map((p) => Date.parse(p.at || p.decided_at || p.time) / 1000);
       const balance = points.map((p) => Number(p.balance_usd));
       const pnl = points.map((p) => Number(p.expected_pnl_usd ?? p.pnl_usd));
+      // Realised P&L moves when a trade's pair resolves (its payout in, its cost counted).
+      const realised = points.map((p) => Number(p.realised_pnl_usd ?? 0));
       equityPlot = new uPlot({
         width: Math.max(280, box.clientWidth || 500), height: 220,
         scales: { x: { time: true, range: timeRange }, y: { range: valueRange }, pnl: { range: valueRange } },
-        series: [{}, { label: "balance $", stroke: "#2563eb" }, { label: "exp. P&L $", stroke: "#137333", scale: "pnl" }],
+        series: [{}, { label: "balance $", stroke: "#2563eb" }, { label: "exp. P&L $", stroke: "#137333", scale: "pnl" },
+          { label: "realised P&L $", stroke: "#b45309", scale: "pnl", dash: [6, 3] }],
         axes: [{}, {}, { side: 1, scale: "pnl", grid: { show: false } }],
         hooks: { setScale: [(u, key) => { if (key === "x") describeWindow(u, `Run ${runId} equity`); }] },
-      }, [xs, balance, pnl], box);
+      }, [xs, balance, pnl, realised], box);
     } catch (err) {
       box.innerHTML = `<p class="error">Could not load the equity curve (${esc(err.message)}).</p>`;
     }
@@ -284,7 +301,9 @@
         <div><small>spans</small>${esc(r.spans)}</div><div><small>captured</small>${esc(r.captured)}</div><div><small>missed</small>${esc(r.missed)}</div>
         <div><small>capture rate</small>${r.capture_rate === null ? "–" : `${Math.round(Number(r.capture_rate) * 100)}%`}</div>
         <div><small>latency p50 / p95</small>${latency.p50 ?? "–"} / ${latency.p95 ?? "–"} s</div>
-        <div><small>edge captured / available</small>${usd(r.edge_captured_usd)} / ${usd(r.edge_available_usd)}</div></div>
+        <div><small>edge captured / available</small>${usd(r.edge_captured_usd)} / ${usd(r.edge_available_usd)}</div>
+        <div><small>realised P&amp;L (${esc(r.trades_resolved ?? 0)} resolved)</small>${signed(r.realised_pnl_usd ?? 0)}</div>
+        <div data-field="disagreements"><small>resolution disagreements</small>${esc(r.resolution_disagreements ?? 0)} pairs, cost ${usd(r.resolution_disagreement_cost_usd ?? 0)}</div></div>
         ${Object.keys(r.missed_reasons || {}).length ? `<p><small>missed because: ${Object.entries(r.missed_reasons).map(([k, n]) => `${esc(k)} ${esc(n)}`).join(", ")}</small></p>` : ""}`;
       const rows = r.by_opportunity_key || [];
       const box = $("#report-chart");

@@ -159,6 +159,7 @@ def test_trader_starts_a_run_sees_a_trade_arrive_live_opens_it_and_stops_the_run
     page.click("#start-button")
     card = page.locator(".run-card", has_text="browser run")
     expect(card).to_be_visible()
+    expect(card.locator("[data-field=realised]")).to_contain_text("$0.00")  # beside expected P&L
     page.screenshot(path=SHOTS / "02-run-started.png", full_page=True)
 
     # A trade arrives over the websocket without a reload (rows pushed live get the "fresh" class).
@@ -184,6 +185,8 @@ def test_trader_starts_a_run_sees_a_trade_arrive_live_opens_it_and_stops_the_run
     expect(history_row).to_contain_text("stopped")
     history_row.click()
     expect(page.locator("#equity-title")).to_contain_text("balance")
+    expect(history_row.locator("[data-field=realised]")).to_contain_text("$")
+    expect(page.locator("#equity-chart")).to_contain_text("realised P&L")  # its second P&L line
     page.screenshot(path=SHOTS / "05-history.png", full_page=True)
     assert_no_csp_violations(page)
 

@@ -120,6 +120,29 @@ def test_a_closed_market_has_no_book_and_is_not_tradeable(adapter, double):
     assert "No orderbook exists" in book.detail
 
 
+def test_a_market_is_followed_to_its_winning_token_through_get_markets(adapter, double):
+    condition = "0x" + "d4" * 32
+    for token, outcome in (("won-token", "Yes"), ("lost-token", "No")):
+        double.state.add_polymarket_book(PolymarketBook(token_id=token, market=condition, outcome=outcome))
+    trading = adapter.market_resolution(condition)
+    assert trading.ok, trading.detail
+    assert (trading.value.venue_status, trading.value.resolved, trading.value.winning_instrument_id) == (
+        "active",
+        False,
+        None,
+    )
+    assert adapter.condition_id("won-token").value == condition
+    double.state.set_polymarket_resolved("won-token")
+    resolved = adapter.market_resolution(condition).value
+    assert (resolved.venue_status, resolved.tradeable, resolved.winning_instrument_id) == (
+        "resolved",
+        False,
+        "won-token",
+    )
+    unknown = adapter.market_resolution("0x" + "00" * 32)
+    assert unknown.kind == "rejected" and unknown.http_status == 404
+
+
 def test_tick_size_neg_risk_and_fee_rate(adapter, double):
     double.state.add_polymarket_book(
         PolymarketBook(token_id="meta-token", tick_size="0.001", neg_risk=True, base_fee=1000)

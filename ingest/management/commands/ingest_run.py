@@ -17,6 +17,7 @@ from config.numbers import DecimalRule, WholeRule, option_type
 from config.progress import Progress
 from config.shutdown import GracefulShutdown
 from exchanges.ratelimit import LocalRateLimiter
+from ingest.lifecycle import LifecycleFollower, LifecycleThread
 from ingest.pairs import active_specs
 from ingest.recording import REPLAY_SPEED, RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
@@ -45,8 +46,9 @@ def replay_speed(text: str) -> float | None:
 class Command(BaseCommand):
     help = (
         "Run ingest: books -> success spans -> execution intents, persisted and dispatched. "
-        "--replay FILE [--speed N|max] or --live. Ctrl-C (or SIGTERM) stops cleanly (open spans resume "
-        "on restart)."
+        "--replay FILE [--speed N|max] or --live (which also follows the pairs' markets to resolution "
+        "and pays their trades, every INGEST_LIFECYCLE_S seconds). Ctrl-C (or SIGTERM) stops cleanly "
+        "(open spans resume on restart)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -111,6 +113,11 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"ingest {mode}: {len(source.pairs)} pairs, threshold {threshold}c")
             self.stdout.flush()
+            follower = None
+            if options["live"]:  # markets followed to resolution beside the books (ingest.lifecycle)
+                follower = LifecycleThread(LifecycleFollower(hosts=hosts_from_options(options)))
+                shutdown.on_stop(follower.stop)
+                follower.start()
             started = time.monotonic()
             duration_s = options["duration_s"]
 
@@ -128,6 +135,9 @@ class Command(BaseCommand):
                     progress_every_s=progress.period_s,
                     on_update=on_update,
                 )
+            if follower is not None:
+                follower.stop()
+                follower.join()
             interrupted = shutdown.requested.is_set()
             if options["replay"] and not interrupted and not options["keep_open"]:
                 pipeline.finish(reason="end_of_replay")

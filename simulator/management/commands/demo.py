@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import logging
 import secrets
 import threading
@@ -34,13 +35,15 @@ from django.db import connections, transaction
 from accounts import services as account_services
 from config.numbers import WholeRule, option_type
 from config.shutdown import GracefulShutdown
-from exchanges.double import ExchangeDouble, Scenario, demo_book_moves
+from exchanges.double import ExchangeDouble, PolymarketBook, Scenario, demo_book_moves
 from exchanges.testing import polymarket_address
+from ingest.lifecycle import LifecycleFollower, LifecycleThread
 from ingest.live import mirror_to_double
+from ingest.models import MarketPair
 from ingest.pairs import import_pairs_file
 from ingest.recording import REPLAY_SPEED, Replayer, pairs_of, read_recording
 from ingest.services import IngestPipeline, run_source
-from ingest.sources import updates_to_book_updates
+from ingest.sources import LiveHosts, updates_to_book_updates
 from simulator import intake, selectors, services
 from simulator.arrival_timer import timer as arrival_timer
 
@@ -119,6 +122,19 @@ def as_if_live(path: Path, *, speed: float, stop: threading.Event) -> Iterator[d
             yield shifted
 
 
+def _polymarket_markets_in_double(double: ExchangeDouble) -> None:
+    """Each active pair's two tokens in the double as one market (a condition id, the pair's or
+    one made from its key), so the double can resolve it and serve GET /markets/{condition_id}."""
+    for pair in MarketPair.objects.filter(active=True):
+        if not pair.poly_condition_id:
+            pair.poly_condition_id = "0x" + hashlib.sha256(pair.opportunity_key.encode()).hexdigest()
+            pair.save(update_fields=["poly_condition_id"])
+        for token, outcome in ((pair.poly_yes_token, "Yes"), (pair.poly_no_token, "No")):
+            double.state.add_polymarket_book(
+                PolymarketBook(token_id=token, market=pair.poly_condition_id, outcome=outcome)
+            )
+
+
 class Command(BaseCommand):
     help = (
         "Run the demo: demo user and secrets, market pairs, the exchange double, ingest replaying "
@@ -173,6 +189,8 @@ class Command(BaseCommand):
         double.state.set_polymarket_balance(polymarket_address(poly_key), 25_000 * 10**6)
         for move in [] if options["no_book_moves"] else demo_book_moves():
             double.add_book_move(move)
+        _polymarket_markets_in_double(double)
+        follower = LifecycleThread(LifecycleFollower(hosts=LiveHosts.of_double(double.base_url)))
         ingest = threading.Thread(
             target=self._ingest, args=(options, double, shutdown), name="demo-ingest", daemon=True
         )
@@ -185,6 +203,7 @@ class Command(BaseCommand):
             # Orders a previous demo left on their way arrive now, against today's books.
             intake.redispatch_overdue_arrivals(late_s=0)
             ingest.start()
+            follower.start()  # markets resolved in the double pay their trades (ingest.lifecycle)
             self.stdout.write(self.style.SUCCESS(f"Open {url}  and log in as  {DEMO_USERNAME} / {password}"))
             self.stdout.flush()
             if options["no_serve"]:
@@ -197,6 +216,9 @@ class Command(BaseCommand):
         finally:
             shutdown.request_stop("demo_ending")  # also when daphne ended on its own (a failed listen)
             ingest.join(timeout=10)
+            follower.stop()
+            if follower.is_alive():
+                follower.join(timeout=10)
             arrival_timer.stop()  # before the double: an order left on its way arrives at the next start
             double.stop()
             connections.close_all()

@@ -86,6 +86,22 @@ def _arrival_rows(report: dict[str, Any]) -> list[list[Any]]:
     ]
 
 
+def _resolution_rows(report: dict[str, Any]) -> list[list[Any]]:
+    return [
+        ["trades resolved", report["trades_resolved"]],
+        ["realised P&L", f"${report['realised_pnl_usd']}"],
+        [
+            "resolution disagreements",
+            f"{report['resolution_disagreements']} pairs ({report['resolution_disagreement_trades']} trades)",
+        ],
+        [
+            "their P&L: realised / expected",
+            f"${report['resolution_disagreement_pnl_usd']} / ${report['resolution_disagreement_expected_pnl_usd']}",
+        ],
+        ["disagreement cost", f"${report['resolution_disagreement_cost_usd']}"],
+    ]
+
+
 def render(report: dict[str, Any]) -> str:
     rate = report["capture_rate"]
     latency = report["latency_s"]
@@ -119,6 +135,7 @@ def render(report: dict[str, Any]) -> str:
                 [[k, v] for k, v in report["missed_at_arrival"].items()],
             )
         )
+    parts.append(_table(["resolution", ""], _resolution_rows(report)))
     parts.append(
         _table(
             ["venue", "orders arrived", "latency p50 ms", "latency p99 ms"],
@@ -157,6 +174,7 @@ def render(report: dict[str, Any]) -> str:
                     "in spans",
                     "captured $",
                     "expected P&L $",
+                    "realised P&L $",
                     "span skips",
                 ],
                 [
@@ -168,6 +186,7 @@ def render(report: dict[str, Any]) -> str:
                         r["trades_in_spans"],
                         r["edge_captured_usd"],
                         r["expected_pnl_usd"],
+                        r["realised_pnl_usd"],
                         f"{r['span_skips']}/{r['span_decisions']}",
                     ]
                     for r in report["by_run"]

@@ -11,7 +11,8 @@ from simulator.management.commands.sim_start import command_error
 class Command(BaseCommand):
     help = (
         "A pair's markets resolved: pay out its trades in every run ($1 per contract of each leg"
-        " whose side won) and move the runs' balance and realised P&L. Resolving again changes nothing."
+        " whose side won) and move the runs' balance and realised P&L. Trades already paid (by an"
+        " earlier sim_resolve, or when ingest followed the markets to resolution) are not paid again."
     )
 
     def add_arguments(self, parser):
@@ -30,3 +31,5 @@ class Command(BaseCommand):
             f"resolved {summary['trades']} trades in {summary['runs']} runs:"
             f" paid ${summary['payout_usd']}, realised P&L ${summary['pnl_usd']}"
         )
+        if summary["resolution_disagreement"]:
+            self.stdout.write("the venues resolved the question differently: the pair is flagged")
