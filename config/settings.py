@@ -168,11 +168,22 @@ CELERY_BEAT_SCHEDULE = {
     # The broker can lose a message when a worker dies at the wrong moment: the DB knows better.
     "redispatch-undecided": {"task": "simulator.tasks.redispatch_undecided", "schedule": 30.0},
     "redispatch-overdue-arrivals": {"task": "simulator.tasks.redispatch_overdue_arrivals", "schedule": 10.0},
-    "ingest-live-tick": {
-        "task": "ingest.tasks.live_tick",
-        "schedule": env.float("INGEST_TICK_S", default=1.0),
-    },
 }
+# Live ingest ticks. With INGEST_SHARDS=N > 1, each tick goes to N queues, ingest-1 .. ingest-N:
+# the worker of shard I consumes ingest-I alone and polls its share (INGEST_SHARD=I/N).
+INGEST_SHARDS = env.int("INGEST_SHARDS", default=1)
+if not 1 <= INGEST_SHARDS <= 1024:
+    raise ImproperlyConfigured(f"INGEST_SHARDS must be 1 to 1024, got {INGEST_SHARDS}")
+INGEST_TICK_S = env.float("INGEST_TICK_S", default=1.0)
+if INGEST_SHARDS == 1:
+    CELERY_BEAT_SCHEDULE["ingest-live-tick"] = {"task": "ingest.tasks.live_tick", "schedule": INGEST_TICK_S}
+else:
+    for _shard in range(1, INGEST_SHARDS + 1):
+        CELERY_BEAT_SCHEDULE[f"ingest-live-tick-{_shard}"] = {
+            "task": "ingest.tasks.live_tick",
+            "schedule": INGEST_TICK_S,
+            "options": {"queue": f"ingest-{_shard}"},
+        }
 
 # --- Cache: the login and API limits count here -------------------------------------------
 # Redis when there is one, so every server process sees the same counts; else this process's memory.
