@@ -60,7 +60,7 @@ USDC_BASE_UNITS_PER_USD = Decimal(10) ** 6
 DEFAULT_TIMEOUT_S = 3.0
 NO_ORDERBOOK_MESSAGE = "no orderbook exists"
 # POST /books: Polymarket documents no maximum number of tokens per call. 100 is our choice, the
-# size Kalshi documents for its batch call, so one request stays small (about 8 KB of token ids)
+# size Kalshi documents for its batch call, so one request stays small (under 10 KB of token ids)
 # whatever the venue's undocumented cap is. One request counts once against /books' own limit.
 MAX_BATCH_TOKENS = 100
 

@@ -1,10 +1,10 @@
 """Where books come from: one interface, `BookSource`, and two sources.
 
 - `LiveSource` polls Kalshi orderbooks and Polymarket token books through the read adapters
-  (public market data: no keys), in batches of up to 100 books per call, within the venues' read limits (exchanges.ratelimit), and backs
-  a venue off after a failure: a 429 waits Retry-After (at least `min_retry_after_s`), a 5xx or a
-  connect error waits an exponentially growing pause, reset by the next success. The host is
-  configurable, so tests and the demo poll the exchange double.
+  (public market data: no keys), up to 100 books per call, within the venues' read limits
+  (exchanges.ratelimit), and backs a venue off after a failure: a 429 waits Retry-After (at
+  least `min_retry_after_s`), a 5xx or a connect error waits an exponentially growing pause,
+  reset by the next success. The host is configurable, so tests and the demo poll the double.
 - `ReplaySource` reads a recording (ingest.recording) with its original timing, N times faster,
   or as fast as possible, through an injected clock and sleep.
 
@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import batched
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -230,9 +231,9 @@ class LiveSource:
         tickers, tokens = self._instruments()
         updates: list[BookUpdate] = []
         if self.batch_books:
-            for chunk in _chunks(tickers, KALSHI_MAX_BATCH):
+            for chunk in batched(tickers, KALSHI_MAX_BATCH, strict=False):
                 self._poll_kalshi_batch(chunk, updates)
-            for chunk in _chunks(tokens, POLYMARKET_MAX_BATCH):
+            for chunk in batched(tokens, POLYMARKET_MAX_BATCH, strict=False):
                 self._poll_polymarket_batch(chunk, updates)
         else:
             for ticker in tickers:
@@ -262,7 +263,7 @@ class LiveSource:
         if self._record(result):
             updates.append(_polymarket_book_update(token, result.value))
 
-    def _poll_kalshi_batch(self, tickers: list[str], updates: list[BookUpdate]) -> None:
+    def _poll_kalshi_batch(self, tickers: Sequence[str], updates: list[BookUpdate]) -> None:
         if self._skipped(KALSHI, len(tickers)):
             return
         result = self.kalshi.orderbooks(tickers, depth=self.depth)
@@ -281,7 +282,7 @@ class LiveSource:
                 else:
                     updates.append(_kalshi_book_update(ticker, books))
 
-    def _poll_polymarket_batch(self, tokens: list[tuple[str, str]], updates: list[BookUpdate]) -> None:
+    def _poll_polymarket_batch(self, tokens: Sequence[tuple[str, str]], updates: list[BookUpdate]) -> None:
         if self._skipped(POLYMARKET, len(tokens)):
             return
         result = self.polymarket.orderbooks(tokens)
@@ -315,11 +316,6 @@ class LiveSource:
 
     def stop(self) -> None:
         self._stopped = True
-
-
-def _chunks[T](items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _kalshi_book_update(ticker: str, books: dict[str, Book]) -> BookUpdate:
