@@ -149,6 +149,7 @@ class LiveSource:
     ) -> None:
         self.pairs = list(pairs)
         self.batch_books = batch_books
+        self.batches_refused: set[str] = set()  # venues that refused a batch call for want of keys
         self.hosts = hosts or LiveHosts.from_environment()
         self.poll_interval_s = poll_interval_s
         self.min_retry_after_s = min_retry_after_s
@@ -243,6 +244,16 @@ class LiveSource:
         self.rounds += 1
         return updates
 
+    def _batch_refused(self, result: CallResult[Any]) -> None:
+        """A rejected batch call: its chunk is asked one book at a time this round (one unknown
+        or closed market refuses the whole call). A 401/403 says the venue wants keys for the
+        batch call that its single-book call does not (Kalshi's reference lists auth headers
+        for GET /markets/orderbooks): from then on that venue is polled one book per call."""
+        self._record(result)
+        if result.http_status in (401, 403) and result.venue not in self.batches_refused:
+            self.batches_refused.add(result.venue)
+            logger.warning("ingest.live batch_refused venue=%s detail=%s", result.venue, result.detail)
+
     def _skipped(self, venue: str, instruments: int) -> bool:
         if not self._blocked(venue):
             return False
@@ -264,40 +275,40 @@ class LiveSource:
             updates.append(_polymarket_book_update(token, result.value))
 
     def _poll_kalshi_batch(self, tickers: Sequence[str], updates: list[BookUpdate]) -> None:
-        if self._skipped(KALSHI, len(tickers)):
-            return
-        result = self.kalshi.orderbooks(tickers, depth=self.depth)
-        if result.kind == REJECTED:
-            # One unknown or closed market refuses the whole call: this round asks the chunk's
-            # books one by one, so the others still arrive and the bad one is named on its own.
-            self._record(result)
-            for ticker in tickers:
-                self._poll_kalshi_one(ticker, updates)
-            return
-        if self._record(result):
-            for ticker in tickers:
-                books = result.value.get(ticker)
-                if books is None:
-                    self._missing(KALSHI, ticker)
-                else:
-                    updates.append(_kalshi_book_update(ticker, books))
+        if KALSHI not in self.batches_refused:
+            if self._skipped(KALSHI, len(tickers)):
+                return
+            result = self.kalshi.orderbooks(tickers, depth=self.depth)
+            if result.kind != REJECTED:
+                if self._record(result):
+                    for ticker in tickers:
+                        books = result.value.get(ticker)
+                        if books is None:
+                            self._missing(KALSHI, ticker)
+                        else:
+                            updates.append(_kalshi_book_update(ticker, books))
+                return
+            self._batch_refused(result)
+        for ticker in tickers:
+            self._poll_kalshi_one(ticker, updates)
 
     def _poll_polymarket_batch(self, tokens: Sequence[tuple[str, str]], updates: list[BookUpdate]) -> None:
-        if self._skipped(POLYMARKET, len(tokens)):
-            return
-        result = self.polymarket.orderbooks(tokens)
-        if result.kind == REJECTED:
-            self._record(result)  # as for Kalshi: the chunk's books one by one, this round
-            for token, side in tokens:
-                self._poll_polymarket_one(token, side, updates)
-            return
-        if self._record(result):
-            for token, _side in tokens:
-                book = result.value.get(token)
-                if book is None:
-                    self._missing(POLYMARKET, token)
-                else:
-                    updates.append(_polymarket_book_update(token, book))
+        if POLYMARKET not in self.batches_refused:
+            if self._skipped(POLYMARKET, len(tokens)):
+                return
+            result = self.polymarket.orderbooks(tokens)
+            if result.kind != REJECTED:
+                if self._record(result):
+                    for token, _side in tokens:
+                        book = result.value.get(token)
+                        if book is None:
+                            self._missing(POLYMARKET, token)
+                        else:
+                            updates.append(_polymarket_book_update(token, book))
+                return
+            self._batch_refused(result)
+        for token, side in tokens:
+            self._poll_polymarket_one(token, side, updates)
 
     def _missing(self, venue: str, instrument: str) -> None:
         self.counters["missing"] = self.counters.get("missing", 0) + 1

@@ -93,3 +93,20 @@ def test_a_rate_limited_batch_backs_the_venue_off_for_the_rest_of_the_round(doub
     assert {u.raw["venue"] for u in updates} == {KALSHI}
     assert double.call_counts[("polymarket", "/books")] == 1
     assert live.counters["skipped_backoff"] == 2 * PAIRS - 100  # the round's two other chunks
+
+
+def test_a_venue_that_wants_keys_for_batches_is_polled_one_book_per_call_from_then_on(double, pairs):
+    double.add_fault(Fault(venue="kalshi", kind="bad_signature", path_prefix=KALSHI_BATCH, times=1))
+    live = source(double, pairs)
+
+    first = live.poll_once()
+    second = live.poll_once()
+
+    assert len(first) == len(second) == PAIRS * 3
+    assert live.batches_refused == {KALSHI}
+    counts = double.call_counts
+    assert counts[("kalshi", KALSHI_BATCH)] == 1  # the refused one; then single-book calls
+    assert (
+        sum(n for (venue, path), n in counts.items() if venue == KALSHI and path != KALSHI_BATCH) == 2 * PAIRS
+    )
+    assert counts[("polymarket", "/books")] == 2 * 3  # Polymarket still in batches
