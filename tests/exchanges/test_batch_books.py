@@ -33,11 +33,9 @@ def double():
 @pytest.fixture(autouse=True)
 def clean_double(double):
     double.clear_faults()
-    double.clear_book_moves()
     double.reset_call_counts()
     yield
     double.clear_faults()
-    double.clear_book_moves()
 
 
 @pytest.fixture
@@ -171,16 +169,17 @@ def test_faults_on_the_book_paths_reach_the_batch_calls(double, kalshi, polymark
     assert kalshi.orderbooks(tickers).ok and polymarket.orderbooks(tokens).ok
 
 
-def test_a_batch_read_counts_as_a_read_of_each_book_for_book_moves(
-    double, kalshi, polymarket, tickers, tokens
-):
-    double.add_book_move(BookMove(venue="kalshi", kind="empty", every=2, after_ms=0))
-    double.add_book_move(BookMove(venue="polymarket", kind="empty", instrument=tokens[0][0], after_ms=0))
+def test_a_batch_read_counts_as_a_read_of_each_book_for_book_moves(tickers, tokens):
+    with ExchangeDouble(Scenario.demo()) as double:  # its own: the moved books stay moved
+        kalshi = PublicKalshiAdapter(double.kalshi_host)
+        polymarket = PolymarketAdapter(PolymarketCredentials(private_key="", host=double.polymarket_host))
+        double.add_book_move(BookMove(venue="kalshi", kind="empty", every=2, after_ms=0))
+        double.add_book_move(BookMove(venue="polymarket", kind="empty", instrument=tokens[0][0], after_ms=0))
 
-    kalshi.orderbooks(tickers)
-    polymarket.orderbooks(tokens)
+        kalshi.orderbooks(tickers)
+        polymarket.orderbooks(tokens)
 
-    kalshi_move, poly_move = double.book_moves
-    assert (kalshi_move.reads, kalshi_move.fired) == (len(tickers), len(tickers) // 2)
-    assert (poly_move.reads, poly_move.fired) == (1, 1)
-    assert polymarket.orderbooks(tokens).value[tokens[0][0]].asks == ()  # moved after the read
+        kalshi_move, poly_move = double.book_moves
+        assert (kalshi_move.reads, kalshi_move.fired) == (len(tickers), len(tickers) // 2)
+        assert (poly_move.reads, poly_move.fired) == (1, 1)
+        assert polymarket.orderbooks(tokens).value[tokens[0][0]].asks == ()  # moved after the read
