@@ -26,6 +26,7 @@ from bench.common import figure, loadavg, machine, print_table, write_results
 
 MODULES = [
     "bench_exchanges",
+    "bench_rounds",
     "bench_detector",
     "bench_ingest",
     "bench_engine",

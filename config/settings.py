@@ -162,22 +162,38 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT_S", default=60)}
 # Per-run decisions have their own queue so a burst of intents never waits behind ingest ticks.
 # The ingest tick keeps its detector state in the worker process: run its queue with concurrency 1.
-CELERY_TASK_ROUTES = {"simulator.tasks.*": {"queue": "simulator"}, "ingest.tasks.*": {"queue": "ingest"}}
+# The resolution pass keeps no state and must run whatever the shards: on the default queue.
+CELERY_TASK_ROUTES = {
+    "ingest.tasks.follow_lifecycle": {"queue": "celery"},
+    "simulator.tasks.*": {"queue": "simulator"},
+    "ingest.tasks.*": {"queue": "ingest"},
+}
 CELERY_BEAT_SCHEDULE = {
     "expire-runs": {"task": "simulator.tasks.expire_runs", "schedule": 30.0},
     # The broker can lose a message when a worker dies at the wrong moment: the DB knows better.
     "redispatch-undecided": {"task": "simulator.tasks.redispatch_undecided", "schedule": 30.0},
     "redispatch-overdue-arrivals": {"task": "simulator.tasks.redispatch_overdue_arrivals", "schedule": 10.0},
-    "ingest-live-tick": {
-        "task": "ingest.tasks.live_tick",
-        "schedule": env.float("INGEST_TICK_S", default=1.0),
-    },
     # Markets followed to resolution over REST (ingest.lifecycle): pairs paid without a command.
     "ingest-follow-lifecycle": {
         "task": "ingest.tasks.follow_lifecycle",
         "schedule": env.float("INGEST_LIFECYCLE_S", default=30.0),
     },
 }
+# Live ingest ticks. With INGEST_SHARDS=N > 1, each tick goes to N queues, ingest-1 .. ingest-N:
+# the worker of shard I consumes ingest-I alone and polls its share (INGEST_SHARD=I/N).
+INGEST_SHARDS = env.int("INGEST_SHARDS", default=1)
+if not 1 <= INGEST_SHARDS <= 1024:
+    raise ImproperlyConfigured(f"INGEST_SHARDS must be 1 to 1024, got {INGEST_SHARDS}")
+INGEST_TICK_S = env.float("INGEST_TICK_S", default=1.0)
+if INGEST_SHARDS == 1:
+    CELERY_BEAT_SCHEDULE["ingest-live-tick"] = {"task": "ingest.tasks.live_tick", "schedule": INGEST_TICK_S}
+else:
+    for _shard in range(1, INGEST_SHARDS + 1):
+        CELERY_BEAT_SCHEDULE[f"ingest-live-tick-{_shard}"] = {
+            "task": "ingest.tasks.live_tick",
+            "schedule": INGEST_TICK_S,
+            "options": {"queue": f"ingest-{_shard}"},
+        }
 
 # --- Cache: the login and API limits count here -------------------------------------------
 # Redis when there is one, so every server process sees the same counts; else this process's memory.

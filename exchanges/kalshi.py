@@ -10,7 +10,7 @@ means urllib3's default of no timeout, so we call the `*_with_http_info` variant
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
@@ -37,6 +37,10 @@ KALSHI_DEMO_HOST = "https://external-api.demo.kalshi.co/trade-api/v2"
 CENTS_PER_DOLLAR = Decimal(100)
 CENT = Decimal("0.01")
 MAX_DEPTH = 100
+# GET /markets/orderbooks takes 1 to 100 tickers (docs.kalshi.com, Get Multiple Market Orderbooks;
+# the client's own validation says the same). The call costs one read, whatever its size: the
+# venue counts batch items one by one only for writes (exchange-apis 4).
+MAX_BATCH_TICKERS = 100
 TRADEABLE_STATUSES = frozenset({"active"})
 RESOLVED_STATUSES = frozenset({"determined", "finalized"})
 
@@ -143,6 +147,36 @@ def books_from_orderbook(ticker: str, orderbook_fp: Any, *, received_ts_ms: int)
     )
 
 
+def _best_levels(ladder: list[tuple[Decimal, Decimal]], depth: int | None) -> list[tuple[Decimal, Decimal]]:
+    """The best `depth` bids (all when depth is None or <= 0), as the single-book call's depth."""
+    if depth is None or depth <= 0:
+        return ladder
+    return sorted(ladder, key=lambda level: level[0])[-depth:]
+
+
+def books_by_ticker(
+    orderbooks: Any, requested: Sequence[str], *, depth: int | None, received_ts_ms: int
+) -> dict[str, dict[str, Book]]:
+    """GetMarketOrderbooksResponse.orderbooks -> {ticker: {"yes": Book, "no": Book}}, for the
+    requested tickers only; a ticker the venue left out is simply absent."""
+    if orderbooks is None:
+        raise MalformedPayload("orderbooks: missing")
+    wanted = set(requested)
+    books: dict[str, dict[str, Book]] = {}
+    for entry in orderbooks:
+        if entry.ticker not in wanted:
+            continue
+        if entry.orderbook_fp is None:
+            raise MalformedPayload(f"orderbooks[{entry.ticker}].orderbook_fp: missing")
+        books[entry.ticker] = kalshi_books(
+            entry.ticker,
+            _best_levels(bid_ladder(entry.orderbook_fp.yes_dollars, side=YES), depth),
+            _best_levels(bid_ladder(entry.orderbook_fp.no_dollars, side=NO), depth),
+            received_ts_ms=received_ts_ms,
+        )
+    return books
+
+
 def balance_usd_from_cents(cents: object) -> Decimal:
     if isinstance(cents, bool) or not isinstance(cents, int):
         raise MalformedPayload(f"balance: expected integer cents, got {type(cents).__name__}")
@@ -228,6 +262,28 @@ class KalshiAdapter:
             return books_from_orderbook(ticker, response.orderbook_fp, received_ts_ms=self._wall_clock_ms())
 
         return self._call("orderbook", fetch)
+
+    def orderbooks(
+        self, tickers: Sequence[str], depth: int | None = None
+    ) -> CallResult[dict[str, dict[str, Book]]]:
+        """Both outcome books of up to MAX_BATCH_TICKERS markets in one call (one read):
+        {ticker: {"yes": Book, "no": Book}}. The venue's batch call has no depth: `depth` keeps the
+        best levels here, as the single-book call does at the venue."""
+
+        def fetch(client: Any) -> dict[str, dict[str, Book]]:
+            unique = list(dict.fromkeys(tickers))
+            if not 1 <= len(unique) <= MAX_BATCH_TICKERS:
+                raise RequestRefused(f"tickers: 1 to {MAX_BATCH_TICKERS} per call, got {len(unique)}")
+            if depth is not None and depth > MAX_DEPTH:
+                raise RequestRefused(f"depth must be at most {MAX_DEPTH}, got {depth}")
+            response = client.get_market_orderbooks_with_http_info(
+                unique, _request_timeout=self.timeout_s
+            ).data
+            return books_by_ticker(
+                response.orderbooks, unique, depth=depth, received_ts_ms=self._wall_clock_ms()
+            )
+
+        return self._call("orderbooks", fetch)
 
     def balance_usd(self) -> CallResult[Decimal]:
         def fetch(client: Any) -> Decimal:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 from py_clob_client.client import ClobClient
-from py_clob_client.clob_types import ApiCreds, AssetType, BalanceAllowanceParams
+from py_clob_client.clob_types import ApiCreds, AssetType, BalanceAllowanceParams, BookParams
 from py_clob_client.exceptions import PolyApiException
 from py_clob_client.http_helpers import helpers as clob_http
 
@@ -38,6 +38,7 @@ from exchanges.ratelimit import (
     POLYMARKET_AUTH,
     POLYMARKET_BALANCE,
     POLYMARKET_BOOK,
+    POLYMARKET_BOOKS,
     POLYMARKET_TICK_SIZE,
     credential_fingerprint,
 )
@@ -58,6 +59,10 @@ POLYGON_CHAIN_ID = 137
 USDC_BASE_UNITS_PER_USD = Decimal(10) ** 6
 DEFAULT_TIMEOUT_S = 3.0
 NO_ORDERBOOK_MESSAGE = "no orderbook exists"
+# POST /books: Polymarket documents no maximum number of tokens per call. 100 is our choice, the
+# size Kalshi documents for its batch call, so one request stays small (under 10 KB of token ids)
+# whatever the venue's undocumented cap is. One request counts once against /books' own limit.
+MAX_BATCH_TOKENS = 100
 
 _call_timeout_s: ContextVar[float | None] = ContextVar("polymarket_call_timeout_s", default=None)
 _last_response = threading.local()
@@ -260,6 +265,33 @@ class PolymarketAdapter:
             )
 
         return self._call("orderbook", POLYMARKET_BOOK, fetch)
+
+    def orderbooks(self, token_sides: Sequence[tuple[str, str]]) -> CallResult[dict[str, Book]]:
+        """The books of up to MAX_BATCH_TOKENS outcome tokens in one call, {token_id: Book};
+        each (token_id, side) says which outcome ("yes"/"no") the token is. A token the venue
+        left out of its answer is absent."""
+
+        def fetch(client: Any) -> dict[str, Book]:
+            sides = dict(token_sides)
+            if not 1 <= len(sides) <= MAX_BATCH_TOKENS:
+                raise RequestRefused(f"tokens: 1 to {MAX_BATCH_TOKENS} per call, got {len(sides)}")
+            bad = sorted({side for side in sides.values() if side not in (YES, NO)})
+            if bad:
+                raise RequestRefused(f"side must be 'yes' or 'no', got {bad[0]!r}")
+            summaries = client.get_order_books([BookParams(token_id=token) for token in sides])
+            received_ts_ms = self._wall_clock_ms()
+            return {
+                summary.asset_id: book_from_summary(
+                    summary,
+                    token_id=summary.asset_id,
+                    side=sides[summary.asset_id],
+                    received_ts_ms=received_ts_ms,
+                )
+                for summary in summaries
+                if summary.asset_id in sides
+            }
+
+        return self._call("orderbooks", POLYMARKET_BOOKS, fetch)
 
     def market_status(self, token_id: str) -> CallResult[MarketStatus]:
         """The CLOB has no status call in our subset: a token with a book is tradeable; a 404

@@ -2,8 +2,8 @@
 
 Limits (exchange-apis.md section 4):
 - Kalshi Basic tier: 20 reads/s, one bucket for every read call (status, market, book, balance).
-- Polymarket (Cloudflare, 10 s sliding windows): /book 1,500/10 s -> 150/s; GET
-  balance-allowance 200/10 s -> 20/s; tick size 200/10 s -> 20/s (we also put neg-risk and
+- Polymarket (Cloudflare, 10 s sliding windows): /book 1,500/10 s -> 150/s; /books (the batch
+  call, one request whatever its size) 500/10 s -> 50/s; GET balance-allowance 200/10 s -> 20/s; tick size 200/10 s -> 20/s (we also put neg-risk and
   fee-rate there); API-key endpoints 100/10 s -> 10/s.
 
 The burst is one second's worth, not the whole 10 s window: a token bucket refilled at r/s with
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 KALSHI_READ = "kalshi"
 POLYMARKET_BOOK = "polymarket"
+POLYMARKET_BOOKS = "polymarket.books"
 POLYMARKET_BALANCE = "polymarket.balance"
 POLYMARKET_TICK_SIZE = "polymarket.tick_size"
 POLYMARKET_AUTH = "polymarket.auth"
@@ -52,6 +53,7 @@ class BucketSpec:
 DEFAULT_LIMITS: dict[str, BucketSpec] = {
     KALSHI_READ: BucketSpec(rate_per_s=20, burst=20),
     POLYMARKET_BOOK: BucketSpec(rate_per_s=150, burst=150),
+    POLYMARKET_BOOKS: BucketSpec(rate_per_s=50, burst=50),
     POLYMARKET_BALANCE: BucketSpec(rate_per_s=20, burst=20),
     POLYMARKET_TICK_SIZE: BucketSpec(rate_per_s=20, burst=20),
     POLYMARKET_AUTH: BucketSpec(rate_per_s=10, burst=10),

@@ -15,6 +15,8 @@ from eth_account import Account
 from py_clob_client.client import ClobClient
 from py_clob_client.clob_types import ApiCreds
 
+from exchanges.double import KalshiMarket, PolymarketBook, Scenario
+
 # Hardhat/Anvil's well-known account #0 key: public knowledge, holds nothing on Polygon.
 TEST_POLYMARKET_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 # Account #1, for "someone else" in tests.
@@ -81,3 +83,32 @@ def make_polymarket_client(
     if private_key is None:
         return ClobClient(host)
     return ClobClient(host, chain_id=POLYGON_CHAIN_ID, key=private_key, creds=creds)
+
+
+def paired_markets_scenario(markets: int) -> tuple[Scenario, list[tuple[str, str, str]]]:
+    """A double with `markets` Kalshi markets and, for each, a Polymarket YES and NO token with
+    a book: the scenario and each market's (ticker, YES token, NO token), for many-pair tests and
+    benchmarks. Books differ from market to market so a mixed-up book shows."""
+    scenario = Scenario()
+    instruments = []
+    for n in range(markets):
+        ticker, yes_token, no_token = f"KXPAIR-{n:05d}", f"{n + 1}1", f"{n + 1}2"
+        cents = 10 + n % 80
+        scenario.kalshi_markets[ticker] = KalshiMarket(
+            ticker=ticker,
+            yes_bids=[[f"0.{cents:02d}", "10"], [f"0.{cents - 1:02d}", "25"]],
+            no_bids=[[f"0.{97 - cents:02d}", "12"]],
+        )
+        condition = f"0x{n:064x}"
+        for token, bid in ((yes_token, cents), (no_token, 96 - cents)):
+            scenario.polymarket_books[token] = PolymarketBook(
+                token_id=token,
+                market=condition,
+                bids=[{"price": f"0.{bid:02d}", "size": "50"}],
+                asks=[
+                    {"price": f"0.{bid + 2:02d}", "size": "40"},
+                    {"price": f"0.{bid + 3:02d}", "size": "9"},
+                ],
+            )
+        instruments.append((ticker, yes_token, no_token))
+    return scenario, instruments

@@ -13,8 +13,10 @@ from django.conf import settings
 
 from exchanges.books import KALSHI
 from exchanges.ratelimit import RedisRateLimiter
+from ingest.detector import PairSpec
 from ingest.pairs import active_specs
 from ingest.services import IngestPipeline
+from ingest.shards import EVERY_PAIR, Shard, parse_shard, shard_pairs
 from ingest.sources import BookUpdate, LiveHosts, LiveSource
 
 # --- the Celery tick (distributed setup) ---------------------------------------------------------
@@ -22,6 +24,23 @@ from ingest.sources import BookUpdate, LiveHosts, LiveSource
 
 def _env_number(name: str, default: str) -> Decimal:
     return Decimal(os.environ.get(name, "").strip() or default)
+
+
+def shard_from_environment() -> Shard:
+    """INGEST_SHARD=I/N: this process polls shard I of N of the active pairs (default: all)."""
+    text = os.environ.get("INGEST_SHARD", "").strip()
+    if not text:
+        return EVERY_PAIR
+    try:
+        shard = parse_shard(text)
+    except ValueError as error:
+        raise ValueError(f"INGEST_SHARD: {error}") from None
+    if shard.count != settings.INGEST_SHARDS:
+        # Beat sends ticks to INGEST_SHARDS queues: another count would leave pairs unpolled.
+        raise ValueError(
+            f"INGEST_SHARD: {shard} is one of {shard.count} shards, but INGEST_SHARDS is {settings.INGEST_SHARDS}"
+        )
+    return shard
 
 
 def live_enabled() -> bool:
@@ -33,7 +52,8 @@ class LiveIngest:
 
     def __init__(self, *, hosts: LiveHosts | None = None, **pipeline_options: Any) -> None:
         self.max_skew_ms = int(_env_number("INGEST_MAX_SKEW_MS", "2000"))
-        specs = active_specs(max_skew_ms=self.max_skew_ms)
+        self.shard = shard_from_environment()
+        specs = self._specs()
         options = {
             "threshold_cents": _env_number("INGEST_THRESHOLD_CENTS", "1"),
             "cooldown_ms": int(_env_number("INGEST_COOLDOWN_S", "10") * 1000),
@@ -46,8 +66,11 @@ class LiveIngest:
         rate_limiter = RedisRateLimiter(settings.REDIS_URL) if settings.REDIS_URL else None
         self.source = LiveSource(specs, hosts=hosts, poll_interval_s=0, rate_limiter=rate_limiter)
 
+    def _specs(self) -> list[PairSpec]:
+        return shard_pairs(active_specs(max_skew_ms=self.max_skew_ms), self.shard)
+
     def tick(self) -> dict[str, Any]:
-        specs = active_specs(max_skew_ms=self.max_skew_ms)
+        specs = self._specs()
         if specs != self.source.pairs:
             self.pipeline.set_pairs(specs)
             self.source.pairs = specs
@@ -59,6 +82,7 @@ class LiveIngest:
         return {
             "updates": len(updates),
             "pairs": len(specs),
+            "shard": str(self.shard),
             "pairs_fresh": self.pipeline.stats.pairs_fresh,
             "spans_open": len(self.pipeline.spans.open_keys()),
             "intents": self.pipeline.stats.intents,

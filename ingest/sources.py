@@ -1,10 +1,10 @@
 """Where books come from: one interface, `BookSource`, and two sources.
 
 - `LiveSource` polls Kalshi orderbooks and Polymarket token books through the read adapters
-  (public market data: no keys), within the venues' read limits (exchanges.ratelimit), and backs
-  a venue off after a failure: a 429 waits Retry-After (at least `min_retry_after_s`), a 5xx or a
-  connect error waits an exponentially growing pause, reset by the next success. The host is
-  configurable, so tests and the demo poll the exchange double.
+  (public market data: no keys), up to 100 books per call, within the venues' read limits
+  (exchanges.ratelimit), and backs a venue off after a failure: a 429 waits Retry-After (at
+  least `min_retry_after_s`), a 5xx or a connect error waits an exponentially growing pause,
+  reset by the next success. The host is configurable, so tests and the demo poll the double.
 - `ReplaySource` reads a recording (ingest.recording) with its original timing, N times faster,
   or as fast as possible, through an injected clock and sleep.
 
@@ -20,6 +20,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import batched
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,9 +28,11 @@ import kalshi_python_sync
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book
 from exchanges.kalshi import KALSHI_PROD_HOST, KalshiAdapter, KalshiCredentials
+from exchanges.kalshi import MAX_BATCH_TICKERS as KALSHI_MAX_BATCH
+from exchanges.polymarket import MAX_BATCH_TOKENS as POLYMARKET_MAX_BATCH
 from exchanges.polymarket import POLYMARKET_PROD_HOST, PolymarketAdapter, PolymarketCredentials
 from exchanges.ratelimit import LocalRateLimiter
-from exchanges.results import OK, RATE_LIMITED, UNREACHABLE, CallResult, Limiter
+from exchanges.results import OK, RATE_LIMITED, REJECTED, UNREACHABLE, CallResult, Limiter
 from ingest.detector import PairSpec
 from ingest.recording import (
     Replayer,
@@ -116,6 +119,11 @@ class _Backoff:
 class LiveSource:
     """Polls every pair's three instruments once per `poll_interval_s`.
 
+    A round asks each venue's batch book call (Kalshi GET /markets/orderbooks, Polymarket POST
+    /books) for up to 100 instruments at a time, one rate-limit token per call; `batch_books=False`
+    asks one book per call. Either way a round yields one BookUpdate per Kalshi market and per
+    Polymarket token, with the same recording lines.
+
     `poll_once()` is one round (what a Celery tick does); iterating loops rounds until `stop()`
     or `max_rounds`. A venue in backoff is skipped for the rest of the round and until its pause
     ends; the other venue keeps being polled.
@@ -137,8 +145,11 @@ class LiveSource:
         sleep: Callable[[float], None] = time.sleep,
         wall_clock_ms: Callable[[], int] = _wall_clock_ms,
         max_rounds: int | None = None,
+        batch_books: bool = True,
     ) -> None:
         self.pairs = list(pairs)
+        self.batch_books = batch_books
+        self.batches_refused: set[str] = set()  # venues that refused a batch call for want of keys
         self.hosts = hosts or LiveHosts.from_environment()
         self.poll_interval_s = poll_interval_s
         self.min_retry_after_s = min_retry_after_s
@@ -220,38 +231,88 @@ class LiveSource:
         """One round over every instrument of every pair; venues in backoff are skipped."""
         tickers, tokens = self._instruments()
         updates: list[BookUpdate] = []
-        for ticker in tickers:
-            if self._blocked(KALSHI):
-                self.counters["skipped_backoff"] += 1
-                continue
-            result = self.kalshi.orderbook(ticker, depth=self.depth)
-            if self._record(result):
-                yes_book, no_book = result.value[YES], result.value[NO]
-                now_ms = yes_book.received_ts_ms
-                raw = kalshi_update(
-                    now_ms,
-                    ticker,
-                    [(lv.price, lv.size) for lv in yes_book.bids],
-                    [(lv.price, lv.size) for lv in no_book.bids],
-                )
-                updates.append(BookUpdate(now_ms, (yes_book, no_book), raw))
-        for token, side in tokens:
-            if self._blocked(POLYMARKET):
-                self.counters["skipped_backoff"] += 1
-                continue
-            result = self.polymarket.orderbook(token, side)
-            if self._record(result):
-                book = result.value
-                raw = polymarket_update(
-                    book.received_ts_ms,
-                    token,
-                    [(lv.price, lv.size) for lv in book.bids],
-                    [(lv.price, lv.size) for lv in book.asks],
-                    venue_ts_ms=book.venue_ts_ms,
-                )
-                updates.append(BookUpdate(book.received_ts_ms, (book,), raw))
+        if self.batch_books:
+            for chunk in batched(tickers, KALSHI_MAX_BATCH, strict=False):
+                self._poll_kalshi_batch(chunk, updates)
+            for chunk in batched(tokens, POLYMARKET_MAX_BATCH, strict=False):
+                self._poll_polymarket_batch(chunk, updates)
+        else:
+            for ticker in tickers:
+                self._poll_kalshi_one(ticker, updates)
+            for token, side in tokens:
+                self._poll_polymarket_one(token, side, updates)
         self.rounds += 1
         return updates
+
+    def _batch_refused(self, result: CallResult[Any]) -> None:
+        """A rejected batch call: its chunk is asked one book at a time this round (one unknown
+        or closed market refuses the whole call). A 401/403 says the venue wants keys for the
+        batch call that its single-book call does not (Kalshi's reference lists auth headers
+        for GET /markets/orderbooks): from then on that venue is polled one book per call."""
+        self._record(result)
+        if result.http_status in (401, 403) and result.venue not in self.batches_refused:
+            self.batches_refused.add(result.venue)
+            logger.warning("ingest.live batch_refused venue=%s detail=%s", result.venue, result.detail)
+
+    def _skipped(self, venue: str, instruments: int) -> bool:
+        if not self._blocked(venue):
+            return False
+        self.counters["skipped_backoff"] += instruments
+        return True
+
+    def _poll_kalshi_one(self, ticker: str, updates: list[BookUpdate]) -> None:
+        if self._skipped(KALSHI, 1):
+            return
+        result = self.kalshi.orderbook(ticker, depth=self.depth)
+        if self._record(result):
+            updates.append(_kalshi_book_update(ticker, result.value))
+
+    def _poll_polymarket_one(self, token: str, side: str, updates: list[BookUpdate]) -> None:
+        if self._skipped(POLYMARKET, 1):
+            return
+        result = self.polymarket.orderbook(token, side)
+        if self._record(result):
+            updates.append(_polymarket_book_update(token, result.value))
+
+    def _poll_kalshi_batch(self, tickers: Sequence[str], updates: list[BookUpdate]) -> None:
+        if KALSHI not in self.batches_refused:
+            if self._skipped(KALSHI, len(tickers)):
+                return
+            result = self.kalshi.orderbooks(tickers, depth=self.depth)
+            if result.kind != REJECTED:
+                if self._record(result):
+                    for ticker in tickers:
+                        books = result.value.get(ticker)
+                        if books is None:
+                            self._missing(KALSHI, ticker)
+                        else:
+                            updates.append(_kalshi_book_update(ticker, books))
+                return
+            self._batch_refused(result)
+        for ticker in tickers:
+            self._poll_kalshi_one(ticker, updates)
+
+    def _poll_polymarket_batch(self, tokens: Sequence[tuple[str, str]], updates: list[BookUpdate]) -> None:
+        if POLYMARKET not in self.batches_refused:
+            if self._skipped(POLYMARKET, len(tokens)):
+                return
+            result = self.polymarket.orderbooks(tokens)
+            if result.kind != REJECTED:
+                if self._record(result):
+                    for token, _side in tokens:
+                        book = result.value.get(token)
+                        if book is None:
+                            self._missing(POLYMARKET, token)
+                        else:
+                            updates.append(_polymarket_book_update(token, book))
+                return
+            self._batch_refused(result)
+        for token, side in tokens:
+            self._poll_polymarket_one(token, side, updates)
+
+    def _missing(self, venue: str, instrument: str) -> None:
+        self.counters["missing"] = self.counters.get("missing", 0) + 1
+        logger.warning("ingest.live book_missing venue=%s id=%s", venue, instrument)
 
     def _more_rounds(self) -> bool:
         return not self._stopped and (self.max_rounds is None or self.rounds < self.max_rounds)
@@ -266,6 +327,29 @@ class LiveSource:
 
     def stop(self) -> None:
         self._stopped = True
+
+
+def _kalshi_book_update(ticker: str, books: dict[str, Book]) -> BookUpdate:
+    yes_book, no_book = books[YES], books[NO]
+    now_ms = yes_book.received_ts_ms
+    raw = kalshi_update(
+        now_ms,
+        ticker,
+        [(lv.price, lv.size) for lv in yes_book.bids],
+        [(lv.price, lv.size) for lv in no_book.bids],
+    )
+    return BookUpdate(now_ms, (yes_book, no_book), raw)
+
+
+def _polymarket_book_update(token: str, book: Book) -> BookUpdate:
+    raw = polymarket_update(
+        book.received_ts_ms,
+        token,
+        [(lv.price, lv.size) for lv in book.bids],
+        [(lv.price, lv.size) for lv in book.asks],
+        venue_ts_ms=book.venue_ts_ms,
+    )
+    return BookUpdate(book.received_ts_ms, (book,), raw)
 
 
 # --- replay --------------------------------------------------------------------------------------

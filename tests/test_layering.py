@@ -18,6 +18,7 @@ PURE = (
     "ingest.quotes",
     "ingest.spans",
     "ingest.intents",
+    "ingest.shards",
     "simulator.core",
     "simulator.arrival_figures",
     "simulator.engine.wire",

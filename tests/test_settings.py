@@ -66,3 +66,19 @@ def test_embedded_default_is_sqlite_in_wal_mode_with_in_process_tasks(tmp_path):
     result = _manage("shell", "-c", code, env={"SQLITE_PATH": str(tmp_path / "embedded.sqlite3")})
     assert result.returncode == 0, result.stderr
     assert result.stdout.split()[-3:] == ["wal", "channels.layers.InMemoryChannelLayer", "True"]
+
+
+@pytest.mark.slow
+def test_with_ingest_shards_each_tick_goes_to_every_shards_own_queue(tmp_path):
+    code = (
+        "from django.conf import settings;"
+        "print([e['options']['queue'] for n, e in settings.CELERY_BEAT_SCHEDULE.items() if n.startswith('ingest')])"
+    )
+    env = {"SQLITE_PATH": str(tmp_path / "embedded.sqlite3")}
+    result = _manage("shell", "-c", code, env={**env, "INGEST_SHARDS": "2"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "['ingest-1', 'ingest-2']"
+
+    refused = _manage("check", env={**env, "INGEST_SHARDS": "0"})
+    assert refused.returncode != 0
+    assert "INGEST_SHARDS must be 1 to 1024, got 0" in refused.stderr

@@ -6,7 +6,7 @@ Bodies carry every field the official client's pydantic models require (kalshi_p
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,6 +15,7 @@ from .auth import kalshi_has_auth, verify_kalshi
 from .state import ExchangeState, KalshiLadder, KalshiMarket
 
 PREFIX = "/trade-api/v2"
+MAX_BATCH_TICKERS = 100  # GET /markets/orderbooks: 1 to 100 tickers (docs.kalshi.com)
 ONE = Decimal("1")
 _ERROR_CODES = {
     400: "bad_request",
@@ -42,8 +43,14 @@ def error(status: int, message: str) -> Reply:
 
 
 def handle(
-    state: ExchangeState, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    state: ExchangeState,
+    method: str,
+    path: str,
+    query: Mapping[str, str],
+    headers: Mapping[str, str],
+    tickers: Sequence[str] = (),
 ) -> Reply:
+    """`tickers`: every `tickers` value of the query (the batch call repeats the parameter)."""
     route = path[len(PREFIX) :]
     # Prod requires auth only on portfolio calls; the double also checks any headers it is sent,
     # so a client with a broken key fails on its first call, as it would on portfolio calls.
@@ -53,6 +60,8 @@ def handle(
             return error(401, reason)
     if method != "GET":
         return error(405, f"{method} is not supported by the exchange double")
+    if route == "/markets/orderbooks":
+        return _orderbooks(state, tickers)
     parts = route.strip("/").split("/")
     if route == "/exchange/status":
         exchange_active, trading_active = state.exchange_flags()
@@ -79,6 +88,23 @@ def handle(
             state.book_read("kalshi", market.ticker)
             return Reply(200, orderbook_body(market, depth))
     return error(404, f"no route for {path}")
+
+
+def _orderbooks(state: ExchangeState, tickers: Sequence[str]) -> Reply:
+    # The client repeats the parameter (tickers=A&tickers=B); a comma list is read as well.
+    wanted = list(dict.fromkeys(t for value in tickers for t in value.split(",") if t))
+    if not 1 <= len(wanted) <= MAX_BATCH_TICKERS:
+        return error(400, f"tickers: 1 to {MAX_BATCH_TICKERS} market tickers, got {len(wanted)}")
+    markets = []
+    for ticker in wanted:
+        market = state.kalshi_market(ticker)
+        if market is None:
+            return error(404, f"market {ticker} not found")
+        markets.append(market)
+    body = {"orderbooks": [{"ticker": m.ticker, **orderbook_body(m)} for m in markets]}
+    for market in markets:  # each book read counts, as on the single-book route
+        state.book_read("kalshi", market.ticker)
+    return Reply(200, body)
 
 
 def _ascending(ladder: KalshiLadder) -> KalshiLadder:

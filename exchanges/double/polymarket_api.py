@@ -15,6 +15,9 @@ from .kalshi_api import Reply
 from .state import ExchangeState, PolymarketBook
 
 NO_BOOK = "No orderbook exists for the requested token id"
+# POST /books: Polymarket documents no cap; the double enforces the one the adapter keeps to
+# (exchanges/polymarket.py MAX_BATCH_TOKENS), so a caller that ignores it sees a 400 here.
+MAX_BATCH_TOKENS = 100
 # Polygon CTF exchange and neg-risk CTF exchange (py_clob_client/config.py, chain 137).
 EXCHANGE_ADDRESSES = (
     "0x4bFb41d5B3570DeFd03C39a9A4D8dE6Bd8B8982E",
@@ -44,6 +47,10 @@ def handle(
         creds = polymarket_creds_for(headers["POLY_ADDRESS"], nonce)
         state.save_polymarket_creds(creds)
         return Reply(200, {"apiKey": creds.api_key, "secret": creds.secret, "passphrase": creds.passphrase})
+    if path == "/books":
+        if method != "POST":
+            return error(405, "method not allowed")
+        return _books(state, body)
     if method != "GET":
         return error(405, "method not allowed")
     if path in ("/", "/ok"):
@@ -77,6 +84,30 @@ def handle(
             return error(404, "market not found")
         return Reply(200, market_body(condition_id, tokens))
     return error(404, "not found")
+
+
+def _books(state: ExchangeState, body: bytes) -> Reply:
+    try:
+        params = json.loads(body or b"null")
+    except ValueError:
+        return error(400, "Invalid payload: not JSON")
+    if not isinstance(params, list) or not all(
+        isinstance(p, dict) and isinstance(p.get("token_id"), str) and p["token_id"] for p in params
+    ):
+        return error(400, "Invalid payload: a list of {token_id} objects is required")
+    token_ids = list(dict.fromkeys(p["token_id"] for p in params))
+    if not 1 <= len(token_ids) <= MAX_BATCH_TOKENS:
+        return error(400, f"Invalid payload: 1 to {MAX_BATCH_TOKENS} token ids, got {len(token_ids)}")
+    books = []
+    for token_id in token_ids:
+        book = state.polymarket_book(token_id)
+        if book is None:
+            return error(404, f"{NO_BOOK}: {token_id}")
+        books.append(book)
+    reply = Reply(200, [book_body(book) for book in books])
+    for book in books:  # each book read counts, as on /book
+        state.book_read("polymarket", book.token_id)
+    return reply
 
 
 def _balance_allowance(state: ExchangeState, address: str, query: Mapping[str, str]) -> Reply:

@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from . import kalshi_api, polymarket_api
 from .faults import NOT_JSON_BODY, Fault, FaultBook, drop_fields
@@ -338,7 +338,8 @@ class ExchangeDouble:
 
         try:
             if venue == KALSHI:
-                reply = kalshi_api.handle(self.state, method, path, query, handler.headers)
+                tickers = parse_qs(split.query).get("tickers", [])
+                reply = kalshi_api.handle(self.state, method, path, query, handler.headers, tickers)
             else:
                 reply = polymarket_api.handle(self.state, method, path, query, handler.headers, body)
         except Exception:

@@ -134,7 +134,7 @@ def test_a_5xx_backs_polymarket_off_exponentially_until_it_answers_again(double,
     assert sum(1 for u in recovered if u.raw["venue"] == POLYMARKET) == 6
     clock.now_s = 1.8
     live.poll_once()
-    assert poly_calls(double) == 2 + 6 + 6  # no backoff left after the success
+    assert poly_calls(double) == 2 + 1 + 1  # one /books call a round; no backoff left after the success
 
 
 def test_the_poller_waits_for_the_rate_limiter_instead_of_exceeding_the_venue_limit(double, clock):
@@ -145,6 +145,7 @@ def test_the_poller_waits_for_the_rate_limiter_instead_of_exceeding_the_venue_li
         rate_limiter=LocalRateLimiter(limits, clock=clock, sleep=clock.sleep),
         clock=clock,
         sleep=clock.sleep,
+        batch_books=False,
     )
     source.poll_once()
     assert kalshi_calls(double) == 3

@@ -21,6 +21,7 @@ from ingest.lifecycle import LifecycleFollower, LifecycleThread
 from ingest.pairs import active_specs
 from ingest.recording import REPLAY_SPEED, RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
+from ingest.shards import EVERY_PAIR, Shard, parse_shard, shard_pairs
 from ingest.sources import BookSource, LiveSource, ReplaySource
 
 from ._live_options import DURATION_S, add_live_arguments, hosts_from_options
@@ -31,6 +32,13 @@ MAX_SKEW_MS = WholeRule(0, 3_600_000, unit="milliseconds")
 COOLDOWN_S = DecimalRule(Decimal("0"), Decimal("86400"), places=3, unit="seconds")
 STATS_EVERY_S = DecimalRule(Decimal("0"), Decimal("86400"), places=3, unit="seconds")
 _speed_number = option_type(REPLAY_SPEED, float)
+
+
+def shard_option(text: str) -> Shard:
+    try:
+        return parse_shard(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def replay_speed(text: str) -> float | None:
@@ -95,6 +103,13 @@ class Command(BaseCommand):
             action="store_true",
             help="replay: leave spans open at the end (default: close them)",
         )
+        parser.add_argument(
+            "--shard",
+            type=shard_option,
+            metavar="I/N",
+            help="live: poll only shard I of N of the active pairs (a stable split by opportunity key), "
+            "so N processes share them; default: every pair",
+        )
         add_live_arguments(parser)
 
     def handle(self, *args: object, **options: object) -> None:
@@ -111,6 +126,8 @@ class Command(BaseCommand):
                 if options["replay"]
                 else "live"
             )
+            if options["shard"]:
+                mode += f" shard {options['shard']}"
             self.stdout.write(f"ingest {mode}: {len(source.pairs)} pairs, threshold {threshold}c")
             self.stdout.flush()
             follower = None
@@ -151,6 +168,8 @@ class Command(BaseCommand):
     def _source(self, options: dict, *, sleep: Callable[[float], None]) -> BookSource:
         """The book source; `sleep` paces it (a replay's gaps, the pause between live rounds)."""
         if options["replay"]:
+            if options["shard"] is not None:
+                raise CommandError("--shard: applies to --live only")
             try:
                 source = ReplaySource(options["replay"], speed=options["speed"], sleep=sleep)
             except (OSError, RecordingError) as exc:
@@ -162,6 +181,10 @@ class Command(BaseCommand):
         specs = active_specs(keys=options["pairs"] or None, max_skew_ms=options["max_skew_ms"])
         if not specs:
             raise CommandError("no active market pairs: import some with pairs_import")
+        shard = options["shard"] or EVERY_PAIR
+        specs = shard_pairs(specs, shard)
+        if not specs:
+            raise CommandError(f"--shard: shard {shard} owns none of the active pairs")
         return LiveSource(
             specs,
             hosts=hosts_from_options(options),
