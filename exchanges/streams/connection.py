@@ -124,6 +124,7 @@ class StreamConnection:
         self._l2: Any = None  # the venue's L2 books (exchanges.streams.l2), set by the subclass
         self._lock = threading.Lock()  # the books and counters: the loop writes, readers read
         self._buffer = _Buffer(self.settings.buffer_size)
+        self._wakeup: threading.Event | None = None
         self._instruments: dict[str, str] = {}  # instrument -> its outcome side ("yes"/"no")
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -147,6 +148,10 @@ class StreamConnection:
             return
         self._thread = threading.Thread(target=self._thread_main, name=f"stream-{self.venue}", daemon=True)
         self._thread.start()
+
+    def set_wakeup(self, event: threading.Event) -> None:
+        """Set `event` whenever a book update is waiting (a consumer of several clients waits on one)."""
+        self._wakeup = event
 
     def set_instruments(self, instruments: Mapping[str, str]) -> None:
         """The instruments to follow (id -> outcome side); subscriptions follow the change."""
@@ -205,14 +210,23 @@ class StreamConnection:
             }
 
     def stop(self) -> None:
+        """Close the connection (a clean close frame) and join the client's thread."""
         self._stopping.set()
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(task.cancel)
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                asyncio.run_coroutine_threadsafe(self._close(), loop)
         if self._thread is not None:
             self._thread.join()
         self._buffer.wake()
+
+    async def _close(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), self.settings.open_timeout_s)
+        if self._task is not None:
+            self._task.cancel()
 
     # --- venue hooks --------------------------------------------------------------------------
 
@@ -276,6 +290,8 @@ class StreamConnection:
                 self._lags_ms.append(received_ms - venue_ts_ms)
             self.counters["updates"] += 1
             self._buffer.put(book)
+            if self._wakeup is not None:
+                self._wakeup.set()
 
     def _lifecycle(self, event: LifecycleEvent) -> None:
         if self._on_lifecycle is None:
@@ -323,7 +339,8 @@ class StreamConnection:
                 ) as ws:
                     had_data = await self._serve(ws)
             except (OSError, TimeoutError, InvalidHandshake, WebSocketException) as exc:
-                logger.warning("stream.disconnected venue=%s error=%s", self.venue, type(exc).__name__)
+                if not self._stopping.is_set():
+                    logger.warning("stream.disconnected venue=%s error=%s", self.venue, type(exc).__name__)
             finally:
                 self._ws = None
                 self._state = DOWN
