@@ -1,4 +1,5 @@
-"""The exchange double's HTTP server: one loopback port, both venues.
+"""The exchange double's HTTP server: one loopback port, both venues; their websocket feeds on a
+second port (exchanges/double/feeds.py).
 
 Kalshi lives under /trade-api/v2, Polymarket at the root. Built on the stdlib
 `ThreadingHTTPServer` because it keeps header names with underscores (Polymarket's POLY_*),
@@ -21,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import kalshi_api, polymarket_api
 from .faults import NOT_JSON_BODY, Fault, FaultBook, drop_fields
+from .feeds import KALSHI_WS_PATH, POLYMARKET_WS_PATH, FeedServer, StreamFault
 from .kalshi_api import Reply
 from .moves import BookMove
 from .state import ExchangeState, Scenario
@@ -108,11 +110,28 @@ class ExchangeDouble:
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        ws_port: int | None = 0,
+        ws_heartbeat_s: float = 10.0,
+        polymarket_ping_timeout_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """`ws_port`: the websocket feeds' port (0 picks a free one, None serves no feeds);
+        `ws_heartbeat_s`: Kalshi's ping interval; `polymarket_ping_timeout_s`: a Polymarket
+        connection is closed when no PING came for that long."""
         self.state = ExchangeState(scenario if scenario is not None else Scenario(), clock=clock)
         self._host = host
         self._port = port
+        self._feeds = (
+            FeedServer(
+                self.state,
+                host,
+                ws_port,
+                heartbeat_s=ws_heartbeat_s,
+                polymarket_ping_timeout_s=polymarket_ping_timeout_s,
+            )
+            if ws_port is not None
+            else None
+        )
         self._faults = FaultBook()
         self._counts: Counter[tuple[str, str]] = Counter()
         self._counts_lock = threading.Lock()
@@ -138,6 +157,12 @@ class ExchangeDouble:
             target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="exchange-double", daemon=True
         )
         self._thread.start()
+        if self._feeds is not None:
+            try:
+                self._feeds.start()
+            except OSError:
+                self.stop()
+                raise
         logger.info("exchange_double started kalshi=%s polymarket=%s", self.kalshi_host, self.polymarket_host)
         return self
 
@@ -147,6 +172,8 @@ class ExchangeDouble:
         self.state.stop_timers()  # pending book moves are dropped; none is set off from now on
         if httpd is None:
             return
+        if self._feeds is not None:
+            self._feeds.stop()
         self._stopping.set()  # wakes handlers sleeping in a latency/timeout fault
         httpd.shutdown()
         with self._connections_lock:
@@ -185,6 +212,23 @@ class ExchangeDouble:
     def polymarket_host(self) -> str:
         return self.base_url
 
+    @property
+    def ws_port(self) -> int | None:
+        return self._feeds.port if self._feeds is not None else None
+
+    @property
+    def kalshi_ws_url(self) -> str:
+        return f"ws://{self._host}:{self._require_feeds().port}{KALSHI_WS_PATH}"
+
+    @property
+    def polymarket_ws_url(self) -> str:
+        return f"ws://{self._host}:{self._require_feeds().port}{POLYMARKET_WS_PATH}"
+
+    def _require_feeds(self) -> FeedServer:
+        if self._feeds is None:
+            raise RuntimeError("this exchange double serves no websocket feeds (ws_port=None)")
+        return self._feeds
+
     # --- faults, book moves and counters ------------------------------------------------------
 
     def add_fault(self, fault: Fault) -> Fault:
@@ -197,6 +241,38 @@ class ExchangeDouble:
     def faults(self) -> list[Fault]:
         """The faults still in force."""
         return self._faults.active()
+
+    def stream_fault(self, venue: str, kind: str, *, times: int = 1) -> StreamFault:
+        """Fault a venue's websocket feed (ValueError names a bad argument):
+
+        - `drop`: every open connection of the venue is cut (no close frame);
+        - `gap` (Kalshi): each open connection skips one seq number on its next data message;
+        - `stale`: pings and PINGs are answered but no data frame is sent until cleared; what
+          changed meanwhile is sent then (snapshots owed, deltas, events);
+        - `malformed`: one frame that is not JSON on each open connection;
+        - `subscription_error`: the next `times` subscribes are refused (Kalshi: error 17
+          "Internal error"; Polymarket: the socket is closed with 1008 policy violation);
+        - `slow_consumer`: as when a client reads too slowly (Kalshi: error 25 ends each of the
+          connection's subscriptions; Polymarket: the socket is closed with 1013);
+        - `legacy_form`: until cleared, Kalshi books in the 2026-03 form (cents and whole
+          contracts) and Polymarket price changes in the form before 2025-09-15.
+        """
+        fault = StreamFault(venue, kind, times=times)
+        self._require_feeds().fault(fault)
+        return fault
+
+    def clear_stream_faults(self) -> None:
+        """End `stale` and `legacy_form` and forget pending subscription errors."""
+        self._require_feeds().clear_faults()
+
+    @property
+    def stream_faults(self) -> list[StreamFault]:
+        """The feed faults still in force (`stale`, `legacy_form`, pending subscription errors)."""
+        return self._require_feeds().faults_in_force()
+
+    def ws_connection_count(self, venue: str | None = None) -> int:
+        """Open websocket connections (of one venue, or both)."""
+        return self._require_feeds().connection_count(venue)
 
     def add_book_move(self, move: BookMove) -> BookMove:
         """Move books after matching reads (exchanges/double/moves.py); `state.add_book_move`."""

@@ -555,6 +555,19 @@ class ExchangeState:
             for book in tokens:
                 self._notify(LIFECYCLE_CHANGED, POLYMARKET, book.token_id)
 
+    def polymarket_tokens_of(self, token_id: str) -> list[PolymarketBook]:
+        """Copies of every token of `token_id`'s market (same condition id), itself included,
+        closed or not, in scenario order; [] for an unknown token."""
+        with self._lock:
+            book = self._scenario.polymarket_books.get(token_id)
+            if book is None:
+                return []
+            return [
+                copy.deepcopy(other)
+                for other in self._scenario.polymarket_books.values()
+                if other.token_id == token_id or (book.market and other.market == book.market)
+            ]
+
     def polymarket_balance(self, address: str) -> int:
         with self._lock:
             return self._scenario.polymarket_accounts.get(address.lower(), self._scenario.default_balance)
