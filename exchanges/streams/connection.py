@@ -56,7 +56,7 @@ class StreamSettings:
 
     # No book data for this long while connected: the feed is frozen (sockets have been seen
     # answering heartbeats for hours with no data): reconnect.
-    watchdog_s: float = 60.0
+    watchdog_s: float = 120.0
     # A book stale this long after its resnapshot was asked for: reconnect.
     resnapshot_timeout_s: float = 10.0
     backoff_base_s: float = 0.5
@@ -273,6 +273,7 @@ class StreamConnection:
         self._last_data_ms = received_ms
         self._last_data_s = time.monotonic()
         self._had_data = True
+        self._state = LIVE  # live once books flow: a socket refused its subscription never is
 
     def _publish(
         self, changed: Iterable[str], received_ms: int, venue_ts_of: Callable[[str], int | None]
@@ -365,7 +366,6 @@ class StreamConnection:
         self._had_data = False
         self._last_data_s = time.monotonic()
         await self._on_open(ws)
-        self._state = LIVE
         logger.info("stream.connected venue=%s", self.venue)
         background = asyncio.create_task(self._background(ws))
         try:

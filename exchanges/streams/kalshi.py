@@ -55,6 +55,7 @@ class KalshiStreamClient(StreamConnection):
         self._next_id = 0
         self._pending: dict[int, tuple[str, Any]] = {}  # command id -> (what, detail)
         self._book_sid: int | None = None
+        self._lifecycle_sid: int | None = None
         self._subscribed: set[str] = set()  # tickers the orderbook subscription covers (or will)
 
     def _headers(self) -> dict[str, str]:
@@ -81,8 +82,9 @@ class KalshiStreamClient(StreamConnection):
     async def _on_open(self, ws: ClientConnection) -> None:
         self._next_id = 0
         self._pending.clear()
-        await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
+        self._lifecycle_sid = None
         await self._subscribe_books(ws)
+        await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
 
     async def _resubscribe_books(self, ws: ClientConnection) -> None:
         with self._lock:
@@ -180,16 +182,26 @@ class KalshiStreamClient(StreamConnection):
         what, _ = self._pending.pop(message.get("id"), (None, None))
         msg = message.get("msg") or {}
         channel = msg.get("channel") or what
-        if channel == ORDERBOOK and isinstance(msg.get("sid"), int):
+        if channel == LIFECYCLE:
+            self._lifecycle_sid = msg.get("sid")
+        elif channel == ORDERBOOK and isinstance(msg.get("sid"), int):
             self._book_sid = msg["sid"]
             self._loop.create_task(self._sync_subscription())  # type: ignore[union-attr]
 
     async def _on_error(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         msg = message.get("msg") or {}
-        code = msg.get("code")
+        code, sid = msg.get("code"), message.get("sid", msg.get("sid"))
         what, _ = self._pending.pop(message.get("id"), (None, None))
         logger.warning("stream.error venue=kalshi code=%s msg=%s command=%s", code, msg.get("msg"), what)
-        if code in SUBSCRIPTION_ENDED or what == "get_snapshot":
+        ended = code in SUBSCRIPTION_ENDED
+        if what == LIFECYCLE or (ended and sid is not None and sid == self._lifecycle_sid):
+            self._lifecycle_sid = None
+            await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
+        elif what == "get_snapshot" or (ended and what != "unsubscribe"):
+            if ended and self._book_sid is not None:  # the venue has dropped it already
+                with self._lock:
+                    self._l2.forget_sid(self._book_sid)
+                self._book_sid = None
             await self._resubscribe_books(ws)
         elif what in (ORDERBOOK, "add"):
             # The books cannot be followed as asked: start again on a new connection, after the

@@ -41,6 +41,7 @@ class PolymarketStreamClient(StreamConnection):
         super().__init__(url, **kwargs)
         self._l2 = PolymarketL2()
         self._subscribed: set[str] = set()
+        self._resnapshot_pending: set[str] = set()
         self._first_frame_sent = False
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -66,6 +67,7 @@ class PolymarketStreamClient(StreamConnection):
 
     async def _on_open(self, ws: ClientConnection) -> None:
         self._first_frame_sent = False
+        self._resnapshot_pending.clear()
         ids = sorted(self.instruments())
         self._subscribed = set(ids)
         await self._send_ids(ws, "subscribe", ids)
@@ -111,8 +113,12 @@ class PolymarketStreamClient(StreamConnection):
             with self._lock:
                 applied = self._l2.apply(event)
                 self._publish(applied.changed, received_ms, self._l2.venue_ts_ms)
-            stale = [a for a in applied.stale if a in self._subscribed]
+            self._resnapshot_pending.difference_update(applied.changed)
+            # One request per stale book: a book still crossed in its fresh snapshot waits for
+            # the watchdog's reconnect rather than being asked for again and again.
+            stale = [a for a in applied.stale if a in self._subscribed and a not in self._resnapshot_pending]
             if stale:
+                self._resnapshot_pending.update(stale)
                 await self._resnapshot(ws, stale)
         for item in events:
             if isinstance(item, dict) and item.get("event_type") == "market_resolved":
