@@ -43,6 +43,7 @@ from ingest.sources import BookUpdate, LiveHosts, LiveSource
 
 logger = logging.getLogger("ingest.streams")
 
+NO_KALSHI_KEY = "no Kalshi API key for the stream"
 REST_BUFFER = 10_000  # REST updates waiting for the consumer (a round's worth at most, in practice)
 
 
@@ -117,7 +118,7 @@ class StreamSource:
         if not self.hosts.kalshi_ws:
             self.why_no_stream[KALSHI] = "no Kalshi websocket URL"
         elif kalshi_key is None:
-            self.why_no_stream[KALSHI] = "no Kalshi API key for the stream"
+            self.why_no_stream[KALSHI] = NO_KALSHI_KEY
         else:
             try:
                 self.clients[KALSHI] = KalshiStreamClient(
@@ -160,6 +161,20 @@ class StreamSource:
             client.set_instruments(instruments[venue])
         for source in self._rest.values():
             source.pairs = self.pairs
+
+    @property
+    def rounds(self) -> int:
+        """REST polling rounds so far (both venues)."""
+        return sum(source.rounds for source in self._rest.values())
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The REST pollers' counters, summed (LiveSource.counters)."""
+        total: dict[str, int] = {}
+        for source in self._rest.values():
+            for name, count in source.counters.items():
+                total[name] = total.get(name, 0) + count
+        return total
 
     def stream_live(self, venue: str) -> bool:
         client = self.clients.get(venue)

@@ -14,13 +14,12 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from config.numbers import DecimalRule, WholeRule, option_type
 from config.shutdown import GracefulShutdown
-from exchanges.ratelimit import LocalRateLimiter
 from ingest.pairs import active_specs
 from ingest.recording import REPLAY_SPEED, RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
-from ingest.sources import BookSource, LiveSource, ReplaySource
+from ingest.sources import BookSource, ReplaySource
 
-from ._live_options import DURATION_S, add_live_arguments, hosts_from_options
+from ._live_options import DURATION_S, add_live_arguments, live_book_source
 
 # 4 places: what the success-span column keeps.
 THRESHOLD_CENTS = DecimalRule(Decimal("0"), Decimal("100"), places=4, unit="cents")
@@ -50,7 +49,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         mode = parser.add_mutually_exclusive_group(required=True)
         mode.add_argument("--replay", type=Path, metavar="FILE", help="a recording (.jsonl.gz)")
-        mode.add_argument("--live", action="store_true", help="poll the venues (or --double-url)")
+        mode.add_argument(
+            "--live",
+            action="store_true",
+            help="the venues' feeds, or REST polling (--no-streams; or --double-url)",
+        )
         parser.add_argument(
             "--speed",
             type=replay_speed,
@@ -147,14 +150,10 @@ class Command(BaseCommand):
         specs = active_specs(keys=options["pairs"] or None, max_skew_ms=options["max_skew_ms"])
         if not specs:
             raise CommandError("no active market pairs: import some with pairs_import")
-        return LiveSource(
-            specs,
-            hosts=hosts_from_options(options),
-            poll_interval_s=options["poll_interval_s"],
-            sleep=sleep,
-            # The venues' request pacing keeps real sleeps; only the pause between rounds ends early.
-            rate_limiter=LocalRateLimiter(),
-        )
+        source, notes = live_book_source(specs, options, sleep=sleep)
+        for note in notes:
+            self.stdout.write(note)
+        return source
 
     def _print_progress(self, progress: LoopProgress) -> None:
         data_at = datetime.fromtimestamp(progress.data_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")

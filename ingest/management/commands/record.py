@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -12,14 +13,19 @@ from config.shutdown import GracefulShutdown
 from ingest.pairs import active_specs
 from ingest.recording import RecordingWriter
 from ingest.sources import LiveSource
+from ingest.streams import StreamSource
 
-from ._live_options import DURATION_S, add_live_arguments, hosts_from_options
+from ._live_options import DURATION_S, add_live_arguments, hosts_from_options, live_book_source
+
+DURATION_REACHED = "duration reached"
+REPORT_EVERY_S = 0.5
 
 
 class Command(BaseCommand):
     help = (
-        "Poll the venues (or the exchange double) for the active pairs and write a recording, "
-        "until --duration-s or Ctrl-C (or SIGTERM)."
+        "Follow the active pairs' books on the venues' feeds (REST polling while a feed is down, or "
+        "with --no-streams; or the exchange double) and write a recording, until --duration-s or "
+        "Ctrl-C (or SIGTERM)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,10 +45,8 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"--pairs: no active pair {', '.join(sorted(missing))}")
         hosts = hosts_from_options(options)
-        source = LiveSource(specs, hosts=hosts, poll_interval_s=options["poll_interval_s"])
         duration_s = options["duration_s"]
         started = time.monotonic()
-        deadline = started + duration_s if duration_s is not None else None
         try:
             writer = RecordingWriter(
                 options["out"],
@@ -52,28 +56,38 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot write {options['out']}: {exc.strerror}") from exc
         with GracefulShutdown() as shutdown:
+            source, notes = live_book_source(specs, options, sleep=shutdown.sleep)
+            for note in notes:
+                self.stdout.write(note)
+            shutdown.on_stop(source.stop)
+            deadline = None
+            if duration_s is not None:
+                deadline = threading.Timer(duration_s, shutdown.request_stop, args=(DURATION_REACHED,))
+                deadline.daemon = True
+                deadline.start()
+            last_report_s = 0.0
             try:
-                while not shutdown.requested.is_set() and (deadline is None or time.monotonic() < deadline):
-                    round_started = time.monotonic()
-                    for update in source.poll_once():
-                        writer.append(update.raw)
-                    writer.flush()
-                    errors = source.counters["calls"] - source.counters["ok"]
-                    self.stdout.write(
-                        f"\rrecording {time.monotonic() - started:7.1f}s  rounds {source.rounds}  "
-                        f"updates {writer.count}  errors {errors}",
-                        ending="",
-                    )
-                    self.stdout.flush()
-                    wait_s = options["poll_interval_s"] - (time.monotonic() - round_started)
-                    if deadline is not None:
-                        wait_s = min(wait_s, deadline - time.monotonic())
-                    shutdown.sleep(wait_s)
+                for update in source:
+                    writer.append(update.raw)
+                    if time.monotonic() - last_report_s >= REPORT_EVERY_S:
+                        last_report_s = time.monotonic()
+                        writer.flush()
+                        self._progress(source, writer, last_report_s - started)
             finally:
+                if deadline is not None:
+                    deadline.cancel()
                 writer.close()
-            interrupted = shutdown.requested.is_set()
+            interrupted = shutdown.requested.is_set() and shutdown.reason != DURATION_REACHED
         self.stdout.write("")
         self.stdout.write(
             f"wrote {options['out']}: {writer.count} updates, {len(specs)} pairs"
             + (" (interrupted)" if interrupted else "")
         )
+
+    def _progress(self, source: LiveSource | StreamSource, writer: RecordingWriter, elapsed_s: float) -> None:
+        errors = source.counters["calls"] - source.counters["ok"]
+        self.stdout.write(
+            f"\rrecording {elapsed_s:7.1f}s  rounds {source.rounds}  updates {writer.count}  errors {errors}",
+            ending="",
+        )
+        self.stdout.flush()
