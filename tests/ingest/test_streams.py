@@ -168,7 +168,7 @@ def test_without_a_kalshi_key_kalshi_is_polled_and_the_reason_given(double, pair
 
 @pytest.mark.django_db
 def test_the_streams_state_is_published_for_healthz(double, pair):
-    source = stream_source(double, [pair], status_every_s=0.05, process="test-ingest")
+    source = stream_source(double, [pair], status_every_s=0.05, restate_every_s=0.05, process="test-ingest")
     updates = iter(source)
     try:
         run_until(

@@ -17,7 +17,6 @@ from ingest.streams import StreamSource
 
 from ._live_options import DURATION_S, add_live_arguments, hosts_from_options, live_book_source
 
-DURATION_REACHED = "duration reached"
 REPORT_EVERY_S = 0.5
 
 
@@ -47,6 +46,7 @@ class Command(BaseCommand):
         hosts = hosts_from_options(options)
         duration_s = options["duration_s"]
         started = time.monotonic()
+        deadline = started + duration_s if duration_s is not None else None
         try:
             writer = RecordingWriter(
                 options["out"],
@@ -56,28 +56,40 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot write {options['out']}: {exc.strerror}") from exc
         with GracefulShutdown() as shutdown:
-            source, notes = live_book_source(specs, options, sleep=shutdown.sleep)
+            stopping = threading.Event()  # a signal, or the end of --duration-s
+            shutdown.on_stop(stopping.set)
+            source, notes = live_book_source(specs, options, sleep=lambda s: stopping.wait(max(0.0, s)))
             for note in notes:
                 self.stdout.write(note)
             shutdown.on_stop(source.stop)
-            deadline = None
-            if duration_s is not None:
-                deadline = threading.Timer(duration_s, shutdown.request_stop, args=(DURATION_REACHED,))
-                deadline.daemon = True
-                deadline.start()
-            last_report_s = 0.0
-            try:
+            written = threading.Lock()
+
+            def write_updates() -> None:
                 for update in source:
-                    writer.append(update.raw)
-                    if time.monotonic() - last_report_s >= REPORT_EVERY_S:
-                        last_report_s = time.monotonic()
+                    with written:
+                        writer.append(update.raw)
+
+            reader = threading.Thread(target=write_updates, name="record-source", daemon=True)
+            reader.start()
+            try:
+                # The progress line ticks on time, not on updates: a quiet feed still shows rounds.
+                while reader.is_alive() and (deadline is None or time.monotonic() < deadline):
+                    wait_s = (
+                        REPORT_EVERY_S
+                        if deadline is None
+                        else min(REPORT_EVERY_S, deadline - time.monotonic())
+                    )
+                    if shutdown.wait(max(0.0, wait_s)):
+                        break
+                    with written:
                         writer.flush()
-                        self._progress(source, writer, last_report_s - started)
+                    self._progress(source, writer, time.monotonic() - started)
             finally:
-                if deadline is not None:
-                    deadline.cancel()
+                stopping.set()
+                source.stop()
+                reader.join()
                 writer.close()
-            interrupted = shutdown.requested.is_set() and shutdown.reason != DURATION_REACHED
+            interrupted = shutdown.requested.is_set()
         self.stdout.write("")
         self.stdout.write(
             f"wrote {options['out']}: {writer.count} updates, {len(specs)} pairs"
