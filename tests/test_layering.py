@@ -13,6 +13,7 @@ PACKAGES = ("accounts", "config", "exchanges", "ingest", "simulator", "tools")
 PURE = (
     "exchanges.books",
     "exchanges.fees",
+    "exchanges.streams.l2",
     "ingest.detector",
     "ingest.quotes",
     "ingest.spans",
