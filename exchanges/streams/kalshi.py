@@ -83,8 +83,9 @@ class KalshiStreamClient(StreamConnection):
         self._next_id = 0
         self._pending.clear()
         self._lifecycle_sid = None
-        await self._subscribe_books(ws)
+        # Lifecycle first: once books arrive, the market's events are being followed too.
         await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
+        await self._subscribe_books(ws)
 
     async def _resubscribe_books(self, ws: ClientConnection) -> None:
         with self._lock:

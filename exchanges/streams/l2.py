@@ -361,10 +361,6 @@ class PolymarketL2:
         for asset in self._assets.values():
             asset.stale = True
 
-    def mark_stale(self, asset_ids: Iterable[str]) -> None:
-        for asset_id in asset_ids:
-            self._make_stale(asset_id)
-
     def remove(self, asset_id: str) -> None:
         self._assets.pop(asset_id, None)
 
