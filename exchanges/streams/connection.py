@@ -4,7 +4,7 @@ and the status ingest publishes (ingest.health documents its fields).
 
 A venue's client subclasses `StreamConnection` and supplies the handshake headers, what to send
 once connected (`_on_open`), what to do with each frame (`_on_frame`), and how to follow a change
-of instruments (`_on_instruments_changed`). Everything those hooks do runs on the client's own
+of instruments (`_instruments_changed`). Everything those hooks do runs on the client's own
 loop; the public methods (`start`, `set_instruments`, `get`, `status`, `stop`) are thread-safe.
 """
 
@@ -77,17 +77,14 @@ class _Buffer:
         self._overflowed = False
         self._ready = threading.Condition()
 
-    def put(self, item: StreamBook) -> bool:
-        """False if the buffer was full and has been dropped."""
+    def put(self, item: StreamBook) -> None:
         with self._ready:
             if len(self._items) >= self._size:
                 self._items.clear()
                 self._overflowed = True
-                self._ready.notify_all()
-                return False
-            self._items.append(item)
+            else:
+                self._items.append(item)
             self._ready.notify_all()
-            return True
 
     def take(self, timeout_s: float) -> tuple[list[StreamBook], bool]:
         """What is waiting (after at most `timeout_s`), and whether an overflow dropped some."""
@@ -329,7 +326,7 @@ class StreamConnection:
         failures = 0
         while not self._stopping.is_set():
             self._state = CONNECTING
-            had_data = False
+            self._had_data = False
             try:
                 async with connect(
                     self.url,
@@ -338,10 +335,12 @@ class StreamConnection:
                     max_size=64 * 2**20,
                     **self._connect_kwargs(),
                 ) as ws:
-                    had_data = await self._serve(ws)
+                    await self._serve(ws)
             except (OSError, TimeoutError, InvalidHandshake, WebSocketException) as exc:
                 if not self._stopping.is_set():
                     logger.warning("stream.disconnected venue=%s error=%s", self.venue, type(exc).__name__)
+            except Exception:  # a message this code mishandles: log it, start over on a new socket
+                logger.exception("stream.failed venue=%s", self.venue)
             finally:
                 self._ws = None
                 self._state = DOWN
@@ -350,20 +349,20 @@ class StreamConnection:
                     self._forget_books()
             if self._stopping.is_set():
                 break
-            failures = 0 if had_data else failures + 1
+            # A connection that delivered books resets the backoff; refusals and silence grow it.
+            failures = 0 if self._had_data else failures + 1
             self.counters["reconnects"] += 1
             delay_s = self._backoff_s(failures)
             logger.info("stream.reconnect venue=%s in_s=%.2f", self.venue, delay_s)
             await asyncio.sleep(delay_s)
 
-    async def _serve(self, ws: ClientConnection) -> bool:
-        """One connection, until it closes or the watchdog gives up on it; True if data came."""
+    async def _serve(self, ws: ClientConnection) -> None:
+        """One connection, until it closes or the watchdog gives up on it."""
         self._ws = ws
         with self._lock:
             self._forget_books()
             self._connected_since_ms = self._clock_ms()
             self._stale_since_s = None
-        self._had_data = False
         self._last_data_s = time.monotonic()
         await self._on_open(ws)
         logger.info("stream.connected venue=%s", self.venue)
@@ -374,7 +373,7 @@ class StreamConnection:
                 if timeout_s <= 0:
                     logger.warning("stream.watchdog venue=%s: no data, or books stale too long", self.venue)
                     await ws.close()
-                    return self._had_data
+                    return
                 try:
                     frame = await asyncio.wait_for(ws.recv(), timeout_s)
                 except TimeoutError:

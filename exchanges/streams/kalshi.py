@@ -4,7 +4,8 @@ The upgrade is signed like a REST call, by the official client's own `KalshiAuth
 timestamp + "GET" + the path), afresh on every reconnect: the signature carries its timestamp.
 Books come from `exchanges.streams.l2.KalshiL2`. A sequence gap asks `get_snapshot` for the
 subscription's markets; if the venue refuses that (older servers), or ends a subscription (errors
-10, 17, 25), the orderbook channel is subscribed again from scratch.
+10, 17, 25), the channel is subscribed again from scratch. A refused subscribe starts a new
+connection after the reconnect backoff.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class KalshiStreamClient(StreamConnection):
         self._path = urlparse(url).path or "/trade-api/ws/v2"
         self._l2 = KalshiL2()
         self._next_id = 0
-        self._pending: dict[int, tuple[str, Any]] = {}  # command id -> (what, detail)
+        self._pending: dict[int, str] = {}  # command id -> what it asked for, until answered
         self._book_sid: int | None = None
         self._lifecycle_sid: int | None = None
         self._subscribed: set[str] = set()  # tickers the orderbook subscription covers (or will)
@@ -63,11 +64,9 @@ class KalshiStreamClient(StreamConnection):
 
     # --- commands -----------------------------------------------------------------------------
 
-    async def _command(
-        self, ws: ClientConnection, cmd: str, params: dict[str, Any], what: str, detail: Any = None
-    ) -> None:
+    async def _command(self, ws: ClientConnection, cmd: str, params: dict[str, Any], what: str) -> None:
         self._next_id += 1
-        self._pending[self._next_id] = (what, detail)
+        self._pending[self._next_id] = what
         await ws.send(json.dumps({"id": self._next_id, "cmd": cmd, "params": params}))
 
     async def _subscribe_books(self, ws: ClientConnection) -> None:
@@ -109,7 +108,7 @@ class KalshiStreamClient(StreamConnection):
                 self._l2.remove(ticker)
         if self._book_sid is None:
             # No subscription yet (none was needed, or its reply is on the way): start afresh.
-            if ORDERBOOK not in {what for what, _ in self._pending.values()}:
+            if ORDERBOOK not in self._pending.values():
                 await self._subscribe_books(ws)
             return
         self._subscribed = wanted
@@ -180,7 +179,7 @@ class KalshiStreamClient(StreamConnection):
         return lambda _ticker: ts_ms if isinstance(ts_ms, int) else None
 
     def _on_subscribed(self, message: dict[str, Any]) -> None:
-        what, _ = self._pending.pop(message.get("id"), (None, None))
+        what = self._pending.pop(message.get("id"), None)
         msg = message.get("msg") or {}
         channel = msg.get("channel") or what
         if channel == LIFECYCLE:
@@ -192,24 +191,24 @@ class KalshiStreamClient(StreamConnection):
     async def _on_error(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         msg = message.get("msg") or {}
         code, sid = msg.get("code"), message.get("sid", msg.get("sid"))
-        what, _ = self._pending.pop(message.get("id"), (None, None))
+        what = self._pending.pop(message.get("id"), None)
         logger.warning("stream.error venue=kalshi code=%s msg=%s command=%s", code, msg.get("msg"), what)
-        ended = code in SUBSCRIPTION_ENDED
-        if what == LIFECYCLE or (ended and sid is not None and sid == self._lifecycle_sid):
+        if what in (LIFECYCLE, ORDERBOOK, "add"):
+            # A subscription refused: start again on a new connection, after the backoff
+            # (subscribing again at once could repeat the refusal as fast as it comes).
+            if what != LIFECYCLE:
+                with self._lock:
+                    self._resnapshot_asked()
+            await ws.close()
+        elif what is None and code in SUBSCRIPTION_ENDED and sid == self._lifecycle_sid:
             self._lifecycle_sid = None
             await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
-        elif what == "get_snapshot" or (ended and what != "unsubscribe"):
-            if ended and self._book_sid is not None:  # the venue has dropped it already
+        elif what == "get_snapshot" or (what is None and code in SUBSCRIPTION_ENDED):
+            if what is None and self._book_sid is not None:  # the venue has ended it already
                 with self._lock:
                     self._l2.forget_sid(self._book_sid)
                 self._book_sid = None
             await self._resubscribe_books(ws)
-        elif what in (ORDERBOOK, "add"):
-            # The books cannot be followed as asked: start again on a new connection, after the
-            # backoff (subscribing again at once could repeat the refusal as fast as it comes).
-            with self._lock:
-                self._resnapshot_asked()
-            await ws.close()
 
     def _on_lifecycle_message(self, message: dict[str, Any]) -> None:
         msg = message.get("msg") or {}
