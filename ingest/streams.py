@@ -97,7 +97,6 @@ class StreamSource:
         on_lifecycle: Callable[[LifecycleEvent], None] | None = None,
         process: str | None = None,
         shard: str = "0/1",
-        live_source_options: dict | None = None,
         wall_clock_ms: Callable[[], int] = wall_clock_ms,
     ) -> None:
         self.pairs = list(pairs)
@@ -144,7 +143,6 @@ class StreamSource:
                 poll_interval_s=poll_interval_s,
                 venues=(venue,),
                 sleep=self._stopped.wait,
-                **(live_source_options or {}),
             )
             for venue in (KALSHI, POLYMARKET)
         }
@@ -236,11 +234,12 @@ class StreamSource:
             while not self._stopped.is_set():
                 self._wakeup.wait(max(0.0, min(next_restate_s, next_status_s) - time.monotonic()))
                 self._wakeup.clear()
+                # REST answers first: one polled before a stream came back is older than its books.
+                while self._rest_updates:
+                    yield self._rest_updates.popleft()
                 for venue, client in self.clients.items():
                     for book in client.get(0):
                         yield self._as_update(venue, book)
-                while self._rest_updates:
-                    yield self._rest_updates.popleft()
                 while self._lifecycle_events:
                     event = self._lifecycle_events.popleft()
                     if self._on_lifecycle is not None:

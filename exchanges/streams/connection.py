@@ -4,7 +4,7 @@ and the status ingest publishes (ingest.health documents its fields).
 
 A venue's client subclasses `StreamConnection` and supplies the handshake headers, what to send
 once connected (`_on_open`), what to do with each frame (`_on_frame`), and how to follow a change
-of instruments (`_instruments_changed`). Everything those hooks do runs on the client's own
+of instruments (`_sync_subscription`). Everything those hooks do runs on the client's own
 loop; the public methods (`start`, `set_instruments`, `get`, `status`, `stop`) are thread-safe.
 """
 
@@ -18,7 +18,7 @@ import statistics
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -136,6 +136,7 @@ class StreamConnection:
         self._last_data_s = 0.0
         self._had_data = False
         self._lags_ms: deque[int] = deque(maxlen=500)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.counters = {"messages": 0, "updates": 0, "reconnects": 0, "resnapshots": 0}
 
     # --- public, thread-safe ------------------------------------------------------------------
@@ -238,6 +239,17 @@ class StreamConnection:
 
     def _instruments_changed(self) -> None:
         """Called on the loop when `set_instruments` changed the set."""
+        if self._ws is not None:
+            self._spawn(self._sync_subscription())
+
+    async def _sync_subscription(self) -> None:
+        """Bring the venue's subscription in line with `instruments()`."""
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` on the loop, holding the task until it ends (the loop keeps only weak ones)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _stream_book(self, instrument: str, received_ms: int, venue_ts_ms: int | None) -> StreamBook | None:
         """The instrument's whole book, or None (lock held)."""

@@ -128,10 +128,6 @@ class KalshiStreamClient(StreamConnection):
                 "delete",
             )
 
-    def _instruments_changed(self) -> None:
-        if self._ws is not None:
-            self._loop.create_task(self._sync_subscription())  # type: ignore[union-attr]
-
     # --- frames -------------------------------------------------------------------------------
 
     async def _on_frame(self, ws: ClientConnection, frame: str | bytes, received_ms: int) -> None:
@@ -186,7 +182,7 @@ class KalshiStreamClient(StreamConnection):
             self._lifecycle_sid = msg.get("sid")
         elif channel == ORDERBOOK and isinstance(msg.get("sid"), int):
             self._book_sid = msg["sid"]
-            self._loop.create_task(self._sync_subscription())  # type: ignore[union-attr]
+            self._spawn(self._sync_subscription())
 
     async def _on_error(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         msg = message.get("msg") or {}
@@ -229,4 +225,4 @@ class KalshiStreamClient(StreamConnection):
         if books is None:
             return None
         line = self._l2.recording_line(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
-        return StreamBook(instrument, received_ms, (books[YES], books[NO]), line)  # type: ignore[arg-type]
+        return StreamBook(instrument, received_ms, (books[YES], books[NO]), line)

@@ -87,10 +87,6 @@ class PolymarketStreamClient(StreamConnection):
         if added:
             await self._send_ids(ws, "subscribe", added)
 
-    def _instruments_changed(self) -> None:
-        if self._ws is not None:
-            self._loop.create_task(self._sync_subscription())  # type: ignore[union-attr]
-
     async def _resnapshot(self, ws: ClientConnection, asset_ids: list[str]) -> None:
         with self._lock:
             self._resnapshot_asked()
@@ -142,4 +138,4 @@ class PolymarketStreamClient(StreamConnection):
         if book is None:
             return None
         line = self._l2.recording_line(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
-        return StreamBook(instrument, received_ms, (book,), line)  # type: ignore[arg-type]
+        return StreamBook(instrument, received_ms, (book,), line)
