@@ -1,6 +1,10 @@
 """What both venues' stream clients share: one websocket connection kept open by an asyncio loop
-in a background thread, with reconnects, a staleness watchdog, a bounded buffer of book updates
-and the status ingest publishes (ingest.health documents its fields).
+in a background thread, with reconnects, a staleness watchdog, the books changed since the
+consumer last asked, and the status ingest publishes (ingest.health documents its fields).
+
+The consumer is handed each changed book once, as it is when it asks: a consumer slower than the
+feed skips intermediate states instead of queueing them, so memory is bounded by the number of
+instruments, and a book is built once per hand-over rather than once per message.
 
 A venue's client subclasses `StreamConnection` and supplies the handshake headers, what to send
 once connected (`_on_open`), what to do with each frame (`_on_frame`), and how to follow a change
@@ -62,43 +66,7 @@ class StreamSettings:
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
     open_timeout_s: float = 10.0
-    buffer_size: int = 10_000  # book updates waiting for the consumer
     ping_interval_s: float = 10.0  # Polymarket's text PING
-
-
-class _Buffer:
-    """Book updates for the consumer, at most `size`. When the consumer falls that far behind,
-    what is waiting is dropped and the consumer is told to take every book afresh (the books
-    themselves stay right: only intermediate states are lost)."""
-
-    def __init__(self, size: int) -> None:
-        self._items: deque[StreamBook] = deque()
-        self._size = size
-        self._overflowed = False
-        self._ready = threading.Condition()
-
-    def put(self, item: StreamBook) -> None:
-        with self._ready:
-            if len(self._items) >= self._size:
-                self._items.clear()
-                self._overflowed = True
-            else:
-                self._items.append(item)
-            self._ready.notify_all()
-
-    def take(self, timeout_s: float) -> tuple[list[StreamBook], bool]:
-        """What is waiting (after at most `timeout_s`), and whether an overflow dropped some."""
-        with self._ready:
-            if not self._items and not self._overflowed:
-                self._ready.wait(timeout_s)
-            items, overflowed = list(self._items), self._overflowed
-            self._items.clear()
-            self._overflowed = False
-            return items, overflowed
-
-    def wake(self) -> None:
-        with self._ready:
-            self._ready.notify_all()
 
 
 class StreamConnection:
@@ -120,7 +88,9 @@ class StreamConnection:
         self._clock_ms = clock_ms
         self._l2: Any = None  # the venue's L2 books (exchanges.streams.l2), set by the subclass
         self._lock = threading.Lock()  # the books and counters: the loop writes, readers read
-        self._buffer = _Buffer(self.settings.buffer_size)
+        self._changed = threading.Condition(self._lock)
+        # Instruments changed since the consumer last asked -> (receive ms, venue ms) of the last change.
+        self._dirty: dict[str, tuple[int, int | None]] = {}
         self._wakeup: threading.Event | None = None
         self._instruments: dict[str, str] = {}  # instrument -> its outcome side ("yes"/"no")
         self._thread: threading.Thread | None = None
@@ -148,7 +118,7 @@ class StreamConnection:
         self._thread.start()
 
     def set_wakeup(self, event: threading.Event) -> None:
-        """Set `event` whenever a book update is waiting (a consumer of several clients waits on one)."""
+        """Set `event` whenever a changed book is waiting (a consumer of several clients waits on one)."""
         self._wakeup = event
 
     def set_instruments(self, instruments: Mapping[str, str]) -> None:
@@ -165,15 +135,18 @@ class StreamConnection:
             return dict(self._instruments)
 
     def get(self, timeout_s: float) -> list[StreamBook]:
-        """The book updates since the last call (waiting up to `timeout_s` for one). After the
-        consumer fell a buffer behind: every whole book as it is now."""
-        items, overflowed = self._buffer.take(timeout_s)
-        if overflowed:
-            with self._lock:
-                self.counters["resnapshots"] += 1
-            logger.warning("stream.slow_consumer venue=%s: buffer dropped, books restated", self.venue)
-            return self.current_books(self._clock_ms())
-        return items
+        """Each book changed since the last call, once, as it is now, stamped with the time of its
+        last change (waiting up to `timeout_s` for one). A book that went stale meanwhile is left
+        out until it is whole again."""
+        with self._changed:
+            if not self._dirty:
+                self._changed.wait(timeout_s)
+            dirty, self._dirty = self._dirty, {}
+            return [
+                book
+                for instrument, (received_ms, venue_ts_ms) in dirty.items()
+                if (book := self._stream_book(instrument, received_ms, venue_ts_ms)) is not None
+            ]
 
     def current_books(self, received_ms: int) -> list[StreamBook]:
         """Every whole book now, stamped `received_ms` (no venue time: nothing new arrived)."""
@@ -216,7 +189,8 @@ class StreamConnection:
                 asyncio.run_coroutine_threadsafe(self._close(), loop)
         if self._thread is not None:
             self._thread.join()
-        self._buffer.wake()
+        with self._changed:
+            self._changed.notify_all()
 
     async def _close(self) -> None:
         ws = self._ws
@@ -287,19 +261,21 @@ class StreamConnection:
     def _publish(
         self, changed: Iterable[str], received_ms: int, venue_ts_of: Callable[[str], int | None]
     ) -> None:
-        """Hand the changed instruments' books to the consumer (lock held)."""
+        """Tell the consumer these instruments changed (lock held)."""
         self._data_arrived(received_ms)
+        published = False
         for instrument in changed:
             if instrument not in self._instruments:
                 continue
             venue_ts_ms = venue_ts_of(instrument)
-            book = self._stream_book(instrument, received_ms, venue_ts_ms)
-            if book is None:
-                continue
             if venue_ts_ms is not None:
                 self._lags_ms.append(received_ms - venue_ts_ms)
             self.counters["updates"] += 1
-            self._buffer.put(book)
+            self._dirty.pop(instrument, None)  # in the order of their latest change
+            self._dirty[instrument] = (received_ms, venue_ts_ms)
+            published = True
+        if published:
+            self._changed.notify_all()
             if self._wakeup is not None:
                 self._wakeup.set()
 
