@@ -5,7 +5,7 @@ stream is down (or not configured).
   whole book after every change; an instrument whose book is stale (a sequence gap, a crossed
   book, a reconnect) is not yielded until its resnapshot makes it whole again, so the detector
   never sees half a book.
-- A quiet book is restated every `restate_every_s` with the time it was restated: a stream that
+- A quiet book is restated about every `restate_every_s` with the time it was restated: a stream that
   is live and whole vouches for it, as each polling round does for a REST book, so the detector
   does not judge a book stale or skewed just because its market is quiet.
 - While a venue's stream is not live, a `LiveSource` restricted to that venue polls it (on its own
@@ -44,7 +44,7 @@ from ingest.sources import BookUpdate, LiveHosts, LiveSource
 logger = logging.getLogger("ingest.streams")
 
 NO_KALSHI_KEY = "no Kalshi API key for the stream"
-REST_BUFFER = 10_000  # REST updates waiting for the consumer (a round's worth at most, in practice)
+PENDING_LIMIT = 10_000  # REST answers, or lifecycle events, waiting for the consumer
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +108,8 @@ class StreamSource:
         self._wall_clock_ms = wall_clock_ms
         self._stopped = threading.Event()
         self._wakeup = threading.Event()
-        self._lifecycle_events: deque[LifecycleEvent] = deque(maxlen=REST_BUFFER)
-        self._rest_updates: deque[BookUpdate] = deque(maxlen=REST_BUFFER)
+        self._lifecycle_events: deque[LifecycleEvent] = deque(maxlen=PENDING_LIMIT)
+        self._rest_updates: deque[BookUpdate] = deque(maxlen=PENDING_LIMIT)
         self._last_yield_ms: dict[tuple[str, str], int] = {}
         common = {"settings": settings, "on_lifecycle": self._lifecycle_arrived, "shard": shard}
         self.clients: dict[str, StreamConnection] = {}
@@ -211,7 +211,9 @@ class StreamSource:
         return BookUpdate(book.received_ms, book.books, book.line)
 
     def _restatements(self, now_ms: int) -> list[BookUpdate]:
-        due_ms = now_ms - int(self.restate_every_s * 1000)
+        # Half a period: a book handed over just after one pass is restated at the next, so no
+        # live book is older than 1.5 periods (within the detector's default 2 s skew).
+        due_ms = now_ms - int(self.restate_every_s * 500)
         updates = []
         for venue, client in self.clients.items():
             if not client.live:
@@ -234,9 +236,11 @@ class StreamSource:
             while not self._stopped.is_set():
                 self._wakeup.wait(max(0.0, min(next_restate_s, next_status_s) - time.monotonic()))
                 self._wakeup.clear()
-                # REST answers first: one polled before a stream came back is older than its books.
                 while self._rest_updates:
-                    yield self._rest_updates.popleft()
+                    update = self._rest_updates.popleft()
+                    # A round polled while the stream came back is older than the stream's books.
+                    if not self.stream_live(update.books[0].venue):
+                        yield update
                 for venue, client in self.clients.items():
                     for book in client.get(0):
                         yield self._as_update(venue, book)

@@ -303,12 +303,9 @@ class PolymarketL2:
         bids, asks = _polymarket_levels(event.get("bids")), _polymarket_levels(event.get("asks"))
         if bids is None or asks is None:
             return self._make_stale(asset_id)
-        asset = _PolymarketAsset(
-            market=str(event.get("market") or ""),
-            bids=bids,
-            asks=asks,
-            venue_ts_ms=_int(event.get("timestamp")),
-        )
+        # No venue time for a snapshot: its `timestamp` can be when the book last changed, long
+        # before it was sent, while the book it carries is current as received.
+        asset = _PolymarketAsset(market=str(event.get("market") or ""), bids=bids, asks=asks)
         self._assets[asset_id] = asset
         if asset.crossed():
             asset.stale = True

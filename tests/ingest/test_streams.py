@@ -2,10 +2,12 @@
 pipeline, a venue whose feed is down is polled over REST until its feed is back, recording lines
 replay as the same books, and the streams' state is published for /healthz."""
 
+import io
 import time
 from decimal import Decimal as D
 
 import pytest
+from django.core.management import call_command
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.double import ExchangeDouble, Scenario
@@ -14,7 +16,8 @@ from exchanges.streams.connection import StreamSettings
 from exchanges.testing import kalshi_key_pair
 from ingest.detector import PairSpec
 from ingest.health import stream_statuses
-from ingest.recording import to_book, token_sides
+from ingest.models import MarketPair, SuccessSpan
+from ingest.recording import read_recording, to_book, token_sides
 from ingest.services import IngestPipeline
 from ingest.sources import LiveHosts
 from ingest.streams import NO_KALSHI_KEY, KalshiStreamKey, StreamSource
@@ -184,3 +187,52 @@ def test_the_streams_state_is_published_for_healthz(double, pair):
     finally:
         source.stop()
         updates.close()
+
+
+@pytest.fixture
+def fed_row(pair):
+    return MarketPair.objects.create(
+        opportunity_key="FED",
+        kalshi_ticker=TICKER,
+        poly_yes_token=pair.poly_yes_token,
+        poly_no_token=pair.poly_no_token,
+    )
+
+
+def test_record_writes_the_streams_books_and_says_why_kalshi_is_polled(
+    double, fed_row, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("INGEST_KALSHI_KEY_ID", raising=False)
+    out, path = io.StringIO(), tmp_path / "streams.jsonl.gz"
+    call_command(
+        "record", "--out", str(path), "--duration-s", "1", "--double-url", double.base_url,
+        "--kalshi-ws-url", double.kalshi_ws_url, "--polymarket-ws-url", double.polymarket_ws_url,
+        stdout=out,
+    )  # fmt: skip
+    assert "kalshi: no stream (INGEST_KALSHI_KEY_ID and INGEST_KALSHI_PRIVATE_KEY_PATH are not both set)" in (
+        out.getvalue()
+    )
+    _, updates = read_recording(path)
+    lines = list(updates)
+    assert {line["id"] for line in lines if line["venue"] == POLYMARKET} == {
+        fed_row.poly_yes_token,
+        fed_row.poly_no_token,
+    }
+    assert any(line["venue"] == KALSHI for line in lines)
+
+
+def test_ingest_run_live_follows_both_feeds_with_a_kalshi_key(double, fed_row, tmp_path, monkeypatch):
+    key_path = tmp_path / "kalshi.pem"
+    key_path.write_text(kalshi_key_pair()[0])
+    monkeypatch.setenv("INGEST_KALSHI_KEY_ID", KEY_ID)
+    monkeypatch.setenv("INGEST_KALSHI_PRIVATE_KEY_PATH", str(key_path))
+    out = io.StringIO()
+    call_command(
+        "ingest_run", "--live", "--double-url", double.base_url, "--duration-s", "2.5",
+        "--kalshi-ws-url", double.kalshi_ws_url, "--polymarket-ws-url", double.polymarket_ws_url,
+        "--stats-every-s", "100", stdout=out,
+    )  # fmt: skip
+    assert "no stream" not in out.getvalue()
+    # One span, still open: quiet books are restated often enough never to look skewed or stale.
+    span = SuccessSpan.objects.get()
+    assert span.opportunity_key == "FED" and span.peak_edge_cents == D(3) and span.is_open
