@@ -26,13 +26,15 @@ from typing import Any, Protocol
 
 import kalshi_python_sync
 
-from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book
+from exchanges.books import KALSHI, NO, POLYMARKET, VENUES, YES, Book
 from exchanges.kalshi import KALSHI_PROD_HOST, KalshiAdapter, KalshiCredentials
 from exchanges.kalshi import MAX_BATCH_TICKERS as KALSHI_MAX_BATCH
 from exchanges.polymarket import MAX_BATCH_TOKENS as POLYMARKET_MAX_BATCH
 from exchanges.polymarket import POLYMARKET_PROD_HOST, PolymarketAdapter, PolymarketCredentials
 from exchanges.ratelimit import LocalRateLimiter
 from exchanges.results import OK, RATE_LIMITED, REJECTED, UNREACHABLE, CallResult, Limiter
+from exchanges.streams.kalshi import KALSHI_PROD_WS_URL
+from exchanges.streams.polymarket import POLYMARKET_PROD_WS_URL
 from ingest.detector import PairSpec
 from ingest.recording import (
     Replayer,
@@ -75,23 +77,41 @@ def _wall_clock_ms() -> int:
 class LiveHosts:
     kalshi: str = KALSHI_PROD_HOST
     polymarket: str = POLYMARKET_PROD_HOST
+    # The venues' websocket feeds ("" = no stream for that venue: poll its REST API).
+    kalshi_ws: str = KALSHI_PROD_WS_URL
+    polymarket_ws: str = POLYMARKET_PROD_WS_URL
 
     @classmethod
-    def of_double(cls, base_url: str) -> LiveHosts:
-        """Both venues at one exchange double (`http://127.0.0.1:<port>`)."""
-        base = base_url.rstrip("/")
-        return cls(kalshi=base + KALSHI_DOUBLE_PREFIX, polymarket=base)
+    def of_double(cls, double: str | Any, *, kalshi_ws: str = "", polymarket_ws: str = "") -> LiveHosts:
+        """Both venues at one exchange double: a running `ExchangeDouble` (its REST base and its
+        websocket feeds), or its base URL `http://127.0.0.1:<port>` with the feeds given apart."""
+        if not isinstance(double, str):
+            kalshi_ws = kalshi_ws or double.kalshi_ws_url
+            polymarket_ws = polymarket_ws or double.polymarket_ws_url
+            double = double.base_url
+        base = double.rstrip("/")
+        return cls(
+            kalshi=base + KALSHI_DOUBLE_PREFIX,
+            polymarket=base,
+            kalshi_ws=kalshi_ws,
+            polymarket_ws=polymarket_ws,
+        )
 
     @classmethod
     def from_environment(cls) -> LiveHosts:
         """INGEST_DOUBLE_URL (both venues at a double), else INGEST_KALSHI_HOST /
-        INGEST_POLYMARKET_HOST, else the production hosts."""
+        INGEST_POLYMARKET_HOST, else the production hosts; the feeds from INGEST_KALSHI_WS_URL /
+        INGEST_POLYMARKET_WS_URL, else (not at a double) the production feeds."""
         double_url = os.environ.get("INGEST_DOUBLE_URL", "").strip()
+        kalshi_ws = os.environ.get("INGEST_KALSHI_WS_URL", "").strip()
+        polymarket_ws = os.environ.get("INGEST_POLYMARKET_WS_URL", "").strip()
         if double_url:
-            return cls.of_double(double_url)
+            return cls.of_double(double_url, kalshi_ws=kalshi_ws, polymarket_ws=polymarket_ws)
         return cls(
             kalshi=os.environ.get("INGEST_KALSHI_HOST", "").strip() or KALSHI_PROD_HOST,
             polymarket=os.environ.get("INGEST_POLYMARKET_HOST", "").strip() or POLYMARKET_PROD_HOST,
+            kalshi_ws=kalshi_ws or KALSHI_PROD_WS_URL,
+            polymarket_ws=polymarket_ws or POLYMARKET_PROD_WS_URL,
         )
 
 
@@ -146,10 +166,12 @@ class LiveSource:
         wall_clock_ms: Callable[[], int] = _wall_clock_ms,
         max_rounds: int | None = None,
         batch_books: bool = True,
+        venues: Sequence[str] = VENUES,
     ) -> None:
         self.pairs = list(pairs)
         self.batch_books = batch_books
         self.batches_refused: set[str] = set()  # venues that refused a batch call for want of keys
+        self.venues = tuple(venues)  # the venues polled (a stream source polls one whose stream is down)
         self.hosts = hosts or LiveHosts.from_environment()
         self.poll_interval_s = poll_interval_s
         self.min_retry_after_s = min_retry_after_s
@@ -181,7 +203,10 @@ class LiveSource:
             tickers[pair.kalshi_ticker] = None
             tokens.setdefault(pair.poly_yes_token, YES)
             tokens.setdefault(pair.poly_no_token, NO)
-        return list(tickers), list(tokens.items())
+        return (
+            list(tickers) if KALSHI in self.venues else [],
+            list(tokens.items()) if POLYMARKET in self.venues else [],
+        )
 
     def backoff_until_s(self, venue: str) -> float:
         return self._backoff[venue].until_s

@@ -14,6 +14,7 @@ PURE = (
     "exchanges.books",
     "exchanges.double.feed_messages",
     "exchanges.fees",
+    "exchanges.streams.l2",
     "ingest.detector",
     "ingest.quotes",
     "ingest.spans",

@@ -15,7 +15,7 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def stream_status(venue: str = "kalshi", shard: str = "0/1", **fields: Any) -> dict[str, Any]:
+def stream_status(venue: str = "kalshi", shard: str = "1/1", **fields: Any) -> dict[str, Any]:
     """A live stream that received book data a moment ago."""
     at_ms = now_ms()
     return {

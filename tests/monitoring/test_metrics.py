@@ -62,7 +62,7 @@ def test_metrics_expose_every_documented_name(publish):
 
 def test_stream_figures_follow_what_ingest_publishes(publish):
     publish("ingest-a", stream_status("kalshi", updates=1_000, reconnects=0, lag_ms_p50=40))
-    labels = (("shard", "0/1"), ("venue", "kalshi"))
+    labels = (("shard", "1/1"), ("venue", "kalshi"))
     before = scrape()
     assert before[("arbsim_stream_updates_total", labels)] == 1_000
     assert before[("arbsim_stream_lag_seconds", labels)] == 0.04

@@ -16,15 +16,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from config.numbers import DecimalRule, WholeRule, option_type
 from config.progress import Progress
 from config.shutdown import GracefulShutdown
-from exchanges.ratelimit import LocalRateLimiter
-from ingest.lifecycle import LifecycleFollower, LifecycleThread
+from ingest.lifecycle import LifecycleFollower, LifecycleThread, on_lifecycle_event
 from ingest.pairs import active_specs
 from ingest.recording import REPLAY_SPEED, RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
 from ingest.shards import EVERY_PAIR, Shard, parse_shard, shard_pairs
-from ingest.sources import BookSource, LiveSource, ReplaySource
+from ingest.sources import BookSource, ReplaySource
 
-from ._live_options import DURATION_S, add_live_arguments, hosts_from_options
+from ._live_options import DURATION_S, add_live_arguments, hosts_from_options, live_book_source
 
 # 4 places: what the success-span column keeps.
 THRESHOLD_CENTS = DecimalRule(Decimal("0"), Decimal("100"), places=4, unit="cents")
@@ -62,7 +61,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         mode = parser.add_mutually_exclusive_group(required=True)
         mode.add_argument("--replay", type=Path, metavar="FILE", help="a recording (.jsonl.gz)")
-        mode.add_argument("--live", action="store_true", help="poll the venues (or --double-url)")
+        mode.add_argument(
+            "--live",
+            action="store_true",
+            help="the venues' feeds, or REST polling (--no-streams; or --double-url)",
+        )
         parser.add_argument(
             "--speed",
             type=replay_speed,
@@ -185,14 +188,12 @@ class Command(BaseCommand):
         specs = shard_pairs(specs, shard)
         if not specs:
             raise CommandError(f"--shard: shard {shard} owns none of the active pairs")
-        return LiveSource(
-            specs,
-            hosts=hosts_from_options(options),
-            poll_interval_s=options["poll_interval_s"],
-            sleep=sleep,
-            # The venues' request pacing keeps real sleeps; only the pause between rounds ends early.
-            rate_limiter=LocalRateLimiter(),
+        source, notes = live_book_source(
+            specs, options, sleep=sleep, shard=str(shard), on_lifecycle=on_lifecycle_event
         )
+        for note in notes:
+            self.stdout.write(note)
+        return source
 
     def _show_progress(self, progress: Progress, loop: LoopProgress) -> None:
         data_at = datetime.fromtimestamp(loop.data_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -12,15 +13,17 @@ from config.progress import Progress
 from config.shutdown import GracefulShutdown
 from ingest.pairs import active_specs
 from ingest.recording import RecordingWriter
-from ingest.sources import LiveSource
 
-from ._live_options import DURATION_S, add_live_arguments, hosts_from_options
+from ._live_options import DURATION_S, add_live_arguments, hosts_from_options, live_book_source
+
+REPORT_EVERY_S = 0.5
 
 
 class Command(BaseCommand):
     help = (
-        "Poll the venues (or the exchange double) for the active pairs and write a recording, "
-        "until --duration-s or Ctrl-C (or SIGTERM)."
+        "Follow the active pairs' books on the venues' feeds (REST polling while a feed is down, or "
+        "with --no-streams; or the exchange double) and write a recording, until --duration-s or "
+        "Ctrl-C (or SIGTERM)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -40,7 +43,6 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"--pairs: no active pair {', '.join(sorted(missing))}")
         hosts = hosts_from_options(options)
-        source = LiveSource(specs, hosts=hosts, poll_interval_s=options["poll_interval_s"])
         duration_s = options["duration_s"]
         started = time.monotonic()
         deadline = started + duration_s if duration_s is not None else None
@@ -56,19 +58,39 @@ class Command(BaseCommand):
             GracefulShutdown() as shutdown,
             Progress("recording", unit="updates", stream=self.stdout) as progress,
         ):
-            try:
-                while not shutdown.requested.is_set() and (deadline is None or time.monotonic() < deadline):
-                    round_started = time.monotonic()
-                    for update in source.poll_once():
+            stopping = threading.Event()  # a signal, or the end of --duration-s
+            shutdown.on_stop(stopping.set)
+            source, notes = live_book_source(specs, options, sleep=lambda s: stopping.wait(max(0.0, s)))
+            for note in notes:
+                self.stdout.write(note)
+            shutdown.on_stop(source.stop)
+            written = threading.Lock()
+
+            def write_updates() -> None:
+                for update in source:
+                    with written:
                         writer.append(update.raw)
-                    writer.flush()
+
+            reader = threading.Thread(target=write_updates, name="record-source", daemon=True)
+            reader.start()
+            try:
+                # The progress line ticks on time, not on updates: a quiet feed still shows rounds.
+                while reader.is_alive() and (deadline is None or time.monotonic() < deadline):
+                    wait_s = (
+                        REPORT_EVERY_S
+                        if deadline is None
+                        else min(REPORT_EVERY_S, deadline - time.monotonic())
+                    )
+                    if shutdown.wait(max(0.0, wait_s)):
+                        break
+                    with written:
+                        writer.flush()
                     errors = source.counters["calls"] - source.counters["ok"]
                     progress.update(done=writer.count, rounds=source.rounds, errors=errors)
-                    wait_s = options["poll_interval_s"] - (time.monotonic() - round_started)
-                    if deadline is not None:
-                        wait_s = min(wait_s, deadline - time.monotonic())
-                    shutdown.sleep(wait_s)
             finally:
+                stopping.set()
+                source.stop()
+                reader.join()
                 writer.close()
             interrupted = shutdown.requested.is_set()
         self.stdout.write(

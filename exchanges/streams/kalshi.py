@@ -1,0 +1,228 @@
+"""Kalshi WS v2 stream client: `orderbook_delta` books and `market_lifecycle_v2` events.
+
+The upgrade is signed like a REST call, by the official client's own `KalshiAuth` (RSA-PSS over
+timestamp + "GET" + the path), afresh on every reconnect: the signature carries its timestamp.
+Books come from `exchanges.streams.l2.KalshiL2`. A sequence gap asks `get_snapshot` for the
+subscription's markets; if the venue refuses that (older servers), or ends a subscription (errors
+10, 17, 25), the channel is subscribed again from scratch. A refused subscribe starts a new
+connection after the reconnect backoff.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlparse
+
+from kalshi_python_sync.auth import KalshiAuth
+from websockets.asyncio.client import ClientConnection
+
+from exchanges.books import KALSHI, NO, YES
+from exchanges.redaction import register_secret
+from exchanges.streams import CLOSED, DETERMINED, SETTLED, LifecycleEvent
+from exchanges.streams.connection import StreamBook, StreamConnection
+from exchanges.streams.l2 import KalshiL2
+
+logger = logging.getLogger("exchanges.streams.kalshi")
+
+KALSHI_PROD_WS_URL = "wss://external-api-ws.kalshi.com/trade-api/ws/v2"
+ORDERBOOK = "orderbook_delta"
+LIFECYCLE = "market_lifecycle_v2"
+# Errors after which the venue no longer feeds the subscription (buffer overflow, channel error,
+# internal error): subscribe again.
+SUBSCRIPTION_ENDED = frozenset({10, 17, 25})
+LIFECYCLE_KINDS = {"determined": DETERMINED, "settled": SETTLED, "deactivated": CLOSED}
+LIFECYCLE_TS_FIELDS = {"determined": "determination_ts", "settled": "settled_ts"}
+
+
+class KalshiStreamClient(StreamConnection):
+    venue = KALSHI
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key_id: str,
+        private_key_pem: str,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(url, **kwargs)
+        register_secret(private_key_pem)
+        self._auth = KalshiAuth(api_key_id, private_key_pem)  # raises ValueError on an unusable key
+        self._path = urlparse(url).path or "/trade-api/ws/v2"
+        self._l2 = KalshiL2()
+        self._next_id = 0
+        self._pending: dict[int, str] = {}  # command id -> what it asked for, until answered
+        self._book_sid: int | None = None
+        self._lifecycle_sid: int | None = None
+        self._subscribed: set[str] = set()  # tickers the orderbook subscription covers (or will)
+
+    def _headers(self) -> dict[str, str]:
+        return self._auth.create_auth_headers("GET", self._path)
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def _command(self, ws: ClientConnection, cmd: str, params: dict[str, Any], what: str) -> None:
+        self._next_id += 1
+        self._pending[self._next_id] = what
+        await ws.send(json.dumps({"id": self._next_id, "cmd": cmd, "params": params}))
+
+    async def _subscribe_books(self, ws: ClientConnection) -> None:
+        tickers = sorted(self.instruments())
+        self._book_sid = None
+        self._subscribed = set(tickers)
+        if tickers:
+            await self._command(
+                ws, "subscribe", {"channels": [ORDERBOOK], "market_tickers": tickers}, ORDERBOOK
+            )
+
+    async def _on_open(self, ws: ClientConnection) -> None:
+        self._next_id = 0
+        self._pending.clear()
+        self._lifecycle_sid = None
+        # Lifecycle first: once books arrive, the market's events are being followed too.
+        await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
+        await self._subscribe_books(ws)
+
+    async def _resubscribe_books(self, ws: ClientConnection) -> None:
+        with self._lock:
+            if self._book_sid is not None:
+                self._l2.forget_sid(self._book_sid)
+            self._resnapshot_asked()
+        if self._book_sid is not None:
+            await self._command(ws, "unsubscribe", {"sids": [self._book_sid]}, "unsubscribe")
+        await self._subscribe_books(ws)
+
+    async def _sync_subscription(self) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        wanted = set(self.instruments())
+        added, removed = sorted(wanted - self._subscribed), sorted(self._subscribed - wanted)
+        if not added and not removed:
+            return
+        with self._lock:
+            for ticker in removed:
+                self._l2.remove(ticker)
+        if self._book_sid is None:
+            # No subscription yet (none was needed, or its reply is on the way): start afresh.
+            if ORDERBOOK not in self._pending.values():
+                await self._subscribe_books(ws)
+            return
+        self._subscribed = wanted
+        sid = self._book_sid
+        if added:
+            await self._command(
+                ws,
+                "update_subscription",
+                {"sid": sid, "market_tickers": added, "action": "add_markets"},
+                "add",
+            )
+        if removed:
+            await self._command(
+                ws,
+                "update_subscription",
+                {"sid": sid, "market_tickers": removed, "action": "delete_markets"},
+                "delete",
+            )
+
+    # --- frames -------------------------------------------------------------------------------
+
+    async def _on_frame(self, ws: ClientConnection, frame: str | bytes, received_ms: int) -> None:
+        try:
+            message = json.loads(frame)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("stream.malformed venue=kalshi bytes=%d", len(frame))
+            return
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind in ("orderbook_snapshot", "orderbook_delta"):
+            await self._on_book_message(ws, message, received_ms)
+        elif kind == "subscribed":
+            self._on_subscribed(message)
+        elif kind == "error":
+            await self._on_error(ws, message)
+        elif kind == "ok":
+            self._pending.pop(message.get("id"), None)
+        elif kind == LIFECYCLE:
+            self._on_lifecycle_message(message)
+
+    async def _on_book_message(self, ws: ClientConnection, message: dict[str, Any], received_ms: int) -> None:
+        with self._lock:
+            applied = self._l2.apply(message)
+            self._publish(applied.changed, received_ms, self._venue_ts_of(message))
+            if applied.stale:
+                self._resnapshot_asked()
+        if applied.gap_sid is not None:
+            logger.warning("stream.gap venue=kalshi sid=%s stale=%d", applied.gap_sid, len(applied.stale))
+            stale = sorted(self._l2.stale_instruments(self._subscribed))
+            if stale and applied.gap_sid == self._book_sid:
+                await self._command(
+                    ws,
+                    "update_subscription",
+                    {"sid": applied.gap_sid, "market_tickers": stale, "action": "get_snapshot"},
+                    "get_snapshot",
+                )
+        elif applied.stale:
+            await self._resubscribe_books(ws)
+
+    def _venue_ts_of(self, message: dict[str, Any]) -> Callable[[str], int | None]:
+        msg = message.get("msg") or {}
+        ts_ms = msg.get("ts_ms") if message.get("type") == "orderbook_delta" else None
+        return lambda _ticker: ts_ms if isinstance(ts_ms, int) else None
+
+    def _on_subscribed(self, message: dict[str, Any]) -> None:
+        what = self._pending.pop(message.get("id"), None)
+        msg = message.get("msg") or {}
+        channel = msg.get("channel") or what
+        if channel == LIFECYCLE:
+            self._lifecycle_sid = msg.get("sid")
+        elif channel == ORDERBOOK and isinstance(msg.get("sid"), int):
+            self._book_sid = msg["sid"]
+            self._spawn(self._sync_subscription())
+
+    async def _on_error(self, ws: ClientConnection, message: dict[str, Any]) -> None:
+        msg = message.get("msg") or {}
+        code, sid = msg.get("code"), message.get("sid", msg.get("sid"))
+        what = self._pending.pop(message.get("id"), None)
+        logger.warning("stream.error venue=kalshi code=%s msg=%s command=%s", code, msg.get("msg"), what)
+        if what in (LIFECYCLE, ORDERBOOK, "add"):
+            # A subscription refused: start again on a new connection, after the backoff
+            # (subscribing again at once could repeat the refusal as fast as it comes).
+            if what != LIFECYCLE:
+                with self._lock:
+                    self._resnapshot_asked()
+            await ws.close()
+        elif what is None and code in SUBSCRIPTION_ENDED and sid == self._lifecycle_sid:
+            self._lifecycle_sid = None
+            await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
+        elif what == "get_snapshot" or (what is None and code in SUBSCRIPTION_ENDED):
+            if what is None and self._book_sid is not None:  # the venue has ended it already
+                with self._lock:
+                    self._l2.forget_sid(self._book_sid)
+                self._book_sid = None
+            await self._resubscribe_books(ws)
+
+    def _on_lifecycle_message(self, message: dict[str, Any]) -> None:
+        msg = message.get("msg") or {}
+        ticker, event_type = msg.get("market_ticker"), msg.get("event_type")
+        kind = LIFECYCLE_KINDS.get(event_type)
+        if kind is None or ticker not in self._subscribed:
+            return
+        result = msg.get("result")
+        result = result.lower() if isinstance(result, str) and result.lower() in (YES, NO) else None
+        ts_s = msg.get(LIFECYCLE_TS_FIELDS.get(event_type, ""))
+        venue_ts_ms = ts_s * 1000 if isinstance(ts_s, int) else message.get("sending_ts_ms")
+        self._lifecycle(LifecycleEvent(KALSHI, ticker, kind, result, venue_ts_ms))
+
+    # --- books --------------------------------------------------------------------------------
+
+    def _stream_book(self, instrument: str, received_ms: int, venue_ts_ms: int | None) -> StreamBook | None:
+        books = self._l2.books(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
+        if books is None:
+            return None
+        line = self._l2.recording_line(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
+        return StreamBook(instrument, received_ms, (books[YES], books[NO]), line)

@@ -1,0 +1,141 @@
+"""Polymarket CLOB market-channel stream client: `book` / `price_change` books and
+`market_resolved` events.
+
+No auth. The first frame subscribes; later changes go as `operation` frames, at most 100 ids per
+frame (frames with thousands of ids close the socket). The venue has no sequence numbers: a book
+that cannot be trusted (crossed, or a change we cannot read) is unsubscribed and subscribed again,
+which sends a fresh `book`. The client sends a text `PING` every `ping_interval_s` (the server
+answers `PONG`, and closes sockets that stop pinging).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection
+
+from exchanges.books import NO, POLYMARKET, YES
+from exchanges.streams import DETERMINED, LifecycleEvent
+from exchanges.streams.connection import StreamBook, StreamConnection
+from exchanges.streams.l2 import PolymarketL2
+
+logger = logging.getLogger("exchanges.streams.polymarket")
+
+POLYMARKET_PROD_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
+MAX_IDS_PER_FRAME = 100
+
+
+def _chunks(ids: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(ids), MAX_IDS_PER_FRAME):
+        yield ids[start : start + MAX_IDS_PER_FRAME]
+
+
+class PolymarketStreamClient(StreamConnection):
+    venue = POLYMARKET
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        super().__init__(url, **kwargs)
+        self._l2 = PolymarketL2()
+        self._subscribed: set[str] = set()
+        self._resnapshot_pending: set[str] = set()
+        self._first_frame_sent = False
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        return {"ping_interval": None}  # the venue's heartbeat is the text PING below
+
+    async def _background(self, ws: ClientConnection) -> None:
+        while True:
+            await asyncio.sleep(self.settings.ping_interval_s)
+            await ws.send("PING")
+
+    # --- subscriptions ------------------------------------------------------------------------
+
+    async def _send_ids(self, ws: ClientConnection, operation: str, ids: list[str]) -> None:
+        for chunk in _chunks(ids):
+            if operation == "subscribe" and not self._first_frame_sent:
+                frame = {"assets_ids": chunk, "type": "market", "custom_feature_enabled": True}
+                self._first_frame_sent = True
+            elif operation == "subscribe":
+                frame = {"operation": "subscribe", "assets_ids": chunk, "custom_feature_enabled": True}
+            else:
+                frame = {"operation": operation, "assets_ids": chunk}
+            await ws.send(json.dumps(frame))
+
+    async def _on_open(self, ws: ClientConnection) -> None:
+        self._first_frame_sent = False
+        self._resnapshot_pending.clear()
+        ids = sorted(self.instruments())
+        self._subscribed = set(ids)
+        await self._send_ids(ws, "subscribe", ids)
+
+    async def _sync_subscription(self) -> None:
+        ws = self._ws
+        if ws is None:
+            return
+        wanted = set(self.instruments())
+        added, removed = sorted(wanted - self._subscribed), sorted(self._subscribed - wanted)
+        self._subscribed = wanted
+        with self._lock:
+            for asset_id in removed:
+                self._l2.remove(asset_id)
+        if removed:
+            await self._send_ids(ws, "unsubscribe", removed)
+        if added:
+            await self._send_ids(ws, "subscribe", added)
+
+    async def _resnapshot(self, ws: ClientConnection, asset_ids: list[str]) -> None:
+        with self._lock:
+            self._resnapshot_asked()
+        logger.warning("stream.resnapshot venue=polymarket assets=%d", len(asset_ids))
+        await self._send_ids(ws, "unsubscribe", asset_ids)
+        await self._send_ids(ws, "subscribe", asset_ids)
+
+    # --- frames -------------------------------------------------------------------------------
+
+    async def _on_frame(self, ws: ClientConnection, frame: str | bytes, received_ms: int) -> None:
+        if frame == "PONG":
+            return
+        try:
+            event = json.loads(frame)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("stream.malformed venue=polymarket bytes=%d", len(frame))
+            return
+        events = event if isinstance(event, list) else [event]
+        if any(isinstance(e, dict) and e.get("event_type") in ("book", "price_change") for e in events):
+            with self._lock:
+                applied = self._l2.apply(event)
+                self._publish(applied.changed, received_ms, self._l2.venue_ts_ms)
+            self._resnapshot_pending.difference_update(applied.changed)
+            # One request per stale book: a book still crossed in its fresh snapshot waits for
+            # the watchdog's reconnect rather than being asked for again and again.
+            stale = [a for a in applied.stale if a in self._subscribed and a not in self._resnapshot_pending]
+            if stale:
+                self._resnapshot_pending.update(stale)
+                await self._resnapshot(ws, stale)
+        for item in events:
+            if isinstance(item, dict) and item.get("event_type") == "market_resolved":
+                self._on_resolved(item)
+
+    def _on_resolved(self, event: dict[str, Any]) -> None:
+        winner = event.get("winning_asset_id")
+        assets = event.get("assets_ids") or []
+        ts = event.get("timestamp")
+        venue_ts_ms = int(ts) if isinstance(ts, str) and ts.isdigit() else ts if isinstance(ts, int) else None
+        for asset_id in assets:
+            if asset_id in self._subscribed:
+                result = YES if asset_id == winner else NO
+                self._lifecycle(LifecycleEvent(POLYMARKET, asset_id, DETERMINED, result, venue_ts_ms))
+
+    # --- books --------------------------------------------------------------------------------
+
+    def _stream_book(self, instrument: str, received_ms: int, venue_ts_ms: int | None) -> StreamBook | None:
+        side = self._instruments.get(instrument, YES)
+        book = self._l2.book(instrument, side, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
+        if book is None:
+            return None
+        line = self._l2.recording_line(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
+        return StreamBook(instrument, received_ms, (book,), line)

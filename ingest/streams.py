@@ -1,0 +1,270 @@
+"""`StreamSource`: books from both venues' websocket feeds, with REST polling per venue while its
+stream is down (or not configured).
+
+- Each venue's stream client (exchanges.streams) keeps L2 books and hands over an instrument's
+  whole book after every change; an instrument whose book is stale (a sequence gap, a crossed
+  book, a reconnect) is not yielded until its resnapshot makes it whole again, so the detector
+  never sees half a book.
+- A quiet book is restated about every `restate_every_s` with the time it was restated: a stream that
+  is live and whole vouches for it, as each polling round does for a REST book, so the detector
+  does not judge a book stale or skewed just because its market is quiet.
+- While a venue's stream is not live, a `LiveSource` restricted to that venue polls it (on its own
+  thread, so the other venue's stream is never held up); once the stream is live again, polling
+  stops.
+- Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
+  it), so `record` and replays see stream books exactly as REST ones.
+- The streams' status is published through ingest.health every `status_every_s`; lifecycle events
+  reach `on_lifecycle` on the iterating thread.
+
+The Kalshi feed needs an API key (INGEST_KALSHI_KEY_ID and INGEST_KALSHI_PRIVATE_KEY_PATH);
+without one Kalshi is polled over REST, and the reason is logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from exchanges.books import KALSHI, NO, POLYMARKET, YES
+from exchanges.streams import LifecycleEvent
+from exchanges.streams.connection import StreamBook, StreamConnection, StreamSettings, wall_clock_ms
+from exchanges.streams.kalshi import KalshiStreamClient
+from exchanges.streams.polymarket import PolymarketStreamClient
+from ingest.detector import PairSpec
+from ingest.health import publish_stream_status
+from ingest.sources import BookUpdate, LiveHosts, LiveSource
+
+logger = logging.getLogger("ingest.streams")
+
+NO_KALSHI_KEY = "no Kalshi API key for the stream"
+PENDING_LIMIT = 10_000  # REST answers, or lifecycle events, waiting for the consumer
+
+
+@dataclass(frozen=True, slots=True)
+class KalshiStreamKey:
+    api_key_id: str
+    private_key_pem: str = field(repr=False)
+
+
+def kalshi_stream_key_from_environment() -> tuple[KalshiStreamKey | None, str]:
+    """The key the Kalshi feed is signed with, or None and why not."""
+    key_id = os.environ.get("INGEST_KALSHI_KEY_ID", "").strip()
+    key_path = os.environ.get("INGEST_KALSHI_PRIVATE_KEY_PATH", "").strip()
+    if not key_id or not key_path:
+        return None, "INGEST_KALSHI_KEY_ID and INGEST_KALSHI_PRIVATE_KEY_PATH are not both set"
+    try:
+        pem = Path(key_path).expanduser().read_text()
+    except OSError as exc:
+        return None, f"INGEST_KALSHI_PRIVATE_KEY_PATH: cannot read {key_path}: {exc.strerror}"
+    return KalshiStreamKey(key_id, pem), ""
+
+
+def instruments_of(pairs: Sequence[PairSpec]) -> dict[str, dict[str, str]]:
+    """Per venue, the instruments to follow and the outcome each sells."""
+    kalshi: dict[str, str] = {}
+    polymarket: dict[str, str] = {}
+    for pair in pairs:
+        kalshi[pair.kalshi_ticker] = YES
+        polymarket.setdefault(pair.poly_yes_token, YES)
+        polymarket.setdefault(pair.poly_no_token, NO)
+    return {KALSHI: kalshi, POLYMARKET: polymarket}
+
+
+def _process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class StreamSource:
+    """A BookSource over both venues' streams; see the module docstring."""
+
+    def __init__(
+        self,
+        pairs: Sequence[PairSpec],
+        *,
+        hosts: LiveHosts | None = None,
+        kalshi_key: KalshiStreamKey | None = None,
+        settings: StreamSettings | None = None,
+        poll_interval_s: float = 1.0,
+        restate_every_s: float = 1.0,
+        status_every_s: float = 5.0,
+        on_lifecycle: Callable[[LifecycleEvent], None] | None = None,
+        process: str | None = None,
+        shard: str = "1/1",
+        wall_clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self.pairs = list(pairs)
+        self.hosts = hosts or LiveHosts.from_environment()
+        self.restate_every_s = restate_every_s
+        self.status_every_s = status_every_s
+        self.process = process or _process_name()
+        self._on_lifecycle = on_lifecycle
+        self._wall_clock_ms = wall_clock_ms
+        self._stopped = threading.Event()
+        self._wakeup = threading.Event()
+        self._lifecycle_events: deque[LifecycleEvent] = deque(maxlen=PENDING_LIMIT)
+        self._rest_updates: deque[BookUpdate] = deque(maxlen=PENDING_LIMIT)
+        self._last_yield_ms: dict[tuple[str, str], int] = {}
+        common = {"settings": settings, "on_lifecycle": self._lifecycle_arrived, "shard": shard}
+        self.clients: dict[str, StreamConnection] = {}
+        self.why_no_stream: dict[str, str] = {}
+        if not self.hosts.kalshi_ws:
+            self.why_no_stream[KALSHI] = "no Kalshi websocket URL"
+        elif kalshi_key is None:
+            self.why_no_stream[KALSHI] = NO_KALSHI_KEY
+        else:
+            try:
+                self.clients[KALSHI] = KalshiStreamClient(
+                    self.hosts.kalshi_ws,
+                    api_key_id=kalshi_key.api_key_id,
+                    private_key_pem=kalshi_key.private_key_pem,
+                    **common,
+                )
+            except (ValueError, TypeError) as exc:
+                self.why_no_stream[KALSHI] = f"the Kalshi private key is unusable ({type(exc).__name__})"
+        if self.hosts.polymarket_ws:
+            self.clients[POLYMARKET] = PolymarketStreamClient(self.hosts.polymarket_ws, **common)
+        else:
+            self.why_no_stream[POLYMARKET] = "no Polymarket websocket URL"
+        for venue, why in self.why_no_stream.items():
+            logger.warning("ingest.streams no_stream venue=%s: %s; polling its REST API", venue, why)
+        for client in self.clients.values():
+            client.set_wakeup(self._wakeup)
+        self._rest = {
+            venue: LiveSource(
+                self.pairs,
+                hosts=self.hosts,
+                poll_interval_s=poll_interval_s,
+                venues=(venue,),
+                sleep=self._stopped.wait,
+            )
+            for venue in (KALSHI, POLYMARKET)
+        }
+        self._threads: list[threading.Thread] = []
+        self.set_pairs(self.pairs)
+
+    # --- the pairs ----------------------------------------------------------------------------
+
+    def set_pairs(self, pairs: Sequence[PairSpec]) -> None:
+        """Follow these pairs from now on: the streams change their subscriptions."""
+        self.pairs = list(pairs)
+        instruments = instruments_of(self.pairs)
+        for venue, client in self.clients.items():
+            client.set_instruments(instruments[venue])
+        for source in self._rest.values():
+            source.pairs = self.pairs
+
+    @property
+    def rounds(self) -> int:
+        """REST polling rounds so far (both venues)."""
+        return sum(source.rounds for source in self._rest.values())
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """The REST pollers' counters, summed (LiveSource.counters)."""
+        total: dict[str, int] = {}
+        for source in self._rest.values():
+            for name, count in source.counters.items():
+                total[name] = total.get(name, 0) + count
+        return total
+
+    def stream_live(self, venue: str) -> bool:
+        client = self.clients.get(venue)
+        return client is not None and client.live
+
+    # --- the threads --------------------------------------------------------------------------
+
+    def _lifecycle_arrived(self, event: LifecycleEvent) -> None:
+        self._lifecycle_events.append(event)
+        self._wakeup.set()
+
+    def _poll_while_stream_down(self, venue: str) -> None:
+        source = self._rest[venue]
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            if not self.stream_live(venue):
+                for update in source.poll_once():
+                    self._rest_updates.append(update)
+                self._wakeup.set()
+            self._stopped.wait(max(0.0, source.poll_interval_s - (time.monotonic() - started)))
+
+    def _start(self) -> None:
+        for client in self.clients.values():
+            client.start()
+        for venue in (KALSHI, POLYMARKET):
+            thread = threading.Thread(
+                target=self._poll_while_stream_down, args=(venue,), name=f"rest-{venue}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    # --- iterating ----------------------------------------------------------------------------
+
+    def _as_update(self, venue: str, book: StreamBook) -> BookUpdate:
+        self._last_yield_ms[(venue, book.instrument_id)] = book.received_ms
+        return BookUpdate(book.received_ms, book.books, book.line)
+
+    def _restatements(self, now_ms: int) -> list[BookUpdate]:
+        # Half a period: a book handed over just after one pass is restated at the next, so no
+        # live book is older than 1.5 periods (within the detector's default 2 s skew).
+        due_ms = now_ms - int(self.restate_every_s * 500)
+        updates = []
+        for venue, client in self.clients.items():
+            if not client.live:
+                continue
+            for book in client.current_books(now_ms):
+                if self._last_yield_ms.get((venue, book.instrument_id), 0) <= due_ms:
+                    updates.append(self._as_update(venue, book))
+        return updates
+
+    def publish_status(self) -> None:
+        try:
+            publish_stream_status(self.process, [client.status() for client in self.clients.values()])
+        except Exception:  # a cache outage must not stop the feed; /healthz will notice it
+            logger.warning("ingest.streams status_not_published", exc_info=True)
+
+    def __iter__(self) -> Iterator[BookUpdate]:
+        self._start()
+        next_restate_s = next_status_s = time.monotonic()
+        try:
+            while not self._stopped.is_set():
+                self._wakeup.wait(max(0.0, min(next_restate_s, next_status_s) - time.monotonic()))
+                self._wakeup.clear()
+                while self._rest_updates:
+                    update = self._rest_updates.popleft()
+                    # A round polled while the stream came back is older than the stream's books.
+                    if not self.stream_live(update.books[0].venue):
+                        yield update
+                for venue, client in self.clients.items():
+                    for book in client.get(0):
+                        yield self._as_update(venue, book)
+                while self._lifecycle_events:
+                    event = self._lifecycle_events.popleft()
+                    if self._on_lifecycle is not None:
+                        self._on_lifecycle(event)
+                now_s = time.monotonic()
+                if now_s >= next_restate_s:
+                    next_restate_s = now_s + self.restate_every_s
+                    yield from self._restatements(self._wall_clock_ms())
+                if now_s >= next_status_s:
+                    next_status_s = now_s + self.status_every_s
+                    self.publish_status()
+        finally:
+            self._shutdown()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._wakeup.set()
+
+    def _shutdown(self) -> None:
+        self._stopped.set()
+        for client in self.clients.values():
+            client.stop()
+        for thread in self._threads:
+            thread.join()

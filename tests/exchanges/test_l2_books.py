@@ -1,0 +1,232 @@
+"""L2 books from stream messages: both venues, every documented form, gaps and crossed books."""
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exchanges.books import kalshi_books, polymarket_book
+from exchanges.streams.l2 import KalshiL2, PolymarketL2
+
+D = Decimal
+TICKER = "KXFED-26JUL-T4.25"
+
+
+def snapshot(sid=1, seq=1, ticker=TICKER, **sides):
+    return {"type": "orderbook_snapshot", "sid": sid, "seq": seq, "msg": {"market_ticker": ticker, **sides}}
+
+
+def delta(seq, price, change, side="yes", sid=1, ticker=TICKER, **extra):
+    msg = {"market_ticker": ticker, "price_dollars": price, "delta_fp": change, "side": side, **extra}
+    return {"type": "orderbook_delta", "sid": sid, "seq": seq, "msg": msg}
+
+
+def test_kalshi_snapshot_and_deltas_give_the_books_rest_would():
+    l2 = KalshiL2()
+    l2.apply(
+        snapshot(
+            seq=2,
+            yes_dollars_fp=[["0.0800", "300.00"], ["0.2200", "333.00"]],
+            no_dollars_fp=[["0.5400", "20.00"], ["0.5600", "146.00"]],
+        )
+    )
+    applied = l2.apply(delta(3, "0.2200", "-54.00", ts_ms=1669149841000))
+    assert applied.changed == (TICKER,)
+    l2.apply(delta(4, "0.080", "-300.00"))  # same level written with 3 places; drops at 0
+    l2.apply(delta(5, "0.5500", "7.00", side="no"))
+    books = l2.books(TICKER, received_ts_ms=10)
+    assert books == kalshi_books(
+        TICKER,
+        [(D("0.22"), D("279"))],
+        [(D("0.56"), D("146")), (D("0.55"), D("7")), (D("0.54"), D("20"))],
+        received_ts_ms=10,
+    )
+    assert books["yes"].best_ask.price == D("0.44")
+    assert l2.venue_ts_ms(TICKER) == 1669149841000
+
+
+def test_kalshi_legacy_snapshot_forms_and_legacy_deltas_are_read():
+    l2 = KalshiL2()
+    l2.apply(snapshot(yes=[[8, 300], [22, 333]], no=[[54, 20]]))
+    l2.apply(
+        {
+            "type": "orderbook_delta",
+            "sid": 1,
+            "seq": 2,
+            "msg": {"market_ticker": TICKER, "price": 22, "delta": -33, "side": "yes"},
+        }
+    )
+    assert l2.ladders(TICKER) == ([(D("0.22"), D("300")), (D("0.08"), D("300"))], [(D("0.54"), D("20"))])
+    l2.apply(snapshot(seq=3, yes_dollars=[["0.080", 5]], no_dollars=[]))
+    assert l2.ladders(TICKER) == ([(D("0.08"), D("5"))], [])
+
+
+def test_a_sequence_gap_makes_the_subscriptions_books_stale_until_a_new_snapshot():
+    l2 = KalshiL2()
+    l2.apply(snapshot(seq=1, yes_dollars_fp=[["0.40", "10"]]))
+    l2.apply(snapshot(seq=2, ticker="OTHER", yes_dollars_fp=[["0.30", "10"]]))
+    l2.apply(snapshot(sid=2, seq=1, ticker="ELSEWHERE", yes_dollars_fp=[["0.30", "10"]]))
+    applied = l2.apply(delta(4, "0.40", "5"))
+    assert applied.gap_sid == 1 and set(applied.stale) == {TICKER, "OTHER"}
+    assert l2.books(TICKER, received_ts_ms=0) is None
+    assert l2.recording_line(TICKER, received_ts_ms=0) is None
+    assert l2.is_whole("ELSEWHERE")
+    l2.apply(delta(5, "0.40", "5"))  # ignored: the book is stale
+    l2.apply(snapshot(seq=6, yes_dollars_fp=[["0.40", "10"]]))
+    assert l2.ladders(TICKER) == ([(D("0.40"), D("10"))], [])
+    assert l2.stale_instruments([TICKER, "OTHER"]) == ["OTHER"]
+
+
+def test_kalshi_unknown_messages_and_fields_are_ignored():
+    l2 = KalshiL2()
+    l2.apply(snapshot(yes_dollars_fp=[["0.40", "10"]], market_id="x", brand_new=[1]))
+    assert l2.apply({"type": "ticker_v3", "sid": 9, "msg": {}}).changed == ()
+    l2.apply(delta(2, "0.40", "1", client_order_id="c", subaccount=3, ts="2026-01-01T00:00:00Z"))
+    assert l2.ladders(TICKER) == ([(D("0.40"), D("11"))], [])
+
+
+def test_kalshi_recording_line_replays_as_the_same_books():
+    from ingest.recording import to_book
+
+    l2 = KalshiL2()
+    l2.apply(snapshot(yes_dollars_fp=[["0.4000", "10.00"]], no_dollars_fp=[["0.5500", "3.00"]]))
+    line = l2.recording_line(TICKER, received_ts_ms=7, venue_ts_ms=5)
+    assert line["t"] == 7 and line["vts"] == 5
+    books = l2.books(TICKER, received_ts_ms=7, venue_ts_ms=5)
+    assert to_book(line, {}) == (books["yes"], books["no"])
+
+
+TOKEN = "7132"
+
+
+def book_event(bids, asks, asset=TOKEN, ts="1757908892351"):
+    return {
+        "event_type": "book",
+        "asset_id": asset,
+        "market": "0xbd31",
+        "bids": [{"price": p, "size": s} for p, s in bids],
+        "asks": [{"price": p, "size": s} for p, s in asks],
+        "timestamp": ts,
+        "hash": "0xabc",
+    }
+
+
+def test_polymarket_book_then_price_changes_in_both_forms():
+    l2 = PolymarketL2()
+    l2.apply(
+        [
+            book_event([("0.48", "30"), ("0.49", "20")], [("0.53", "60"), ("0.52", "25")]),
+            book_event([], [], asset="5211"),
+        ]
+    )
+    l2.apply(
+        {
+            "event_type": "price_change",
+            "market": "0xbd31",
+            "timestamp": "1757908892400",
+            "price_changes": [
+                {
+                    "asset_id": TOKEN,
+                    "price": "0.5",
+                    "size": "200",
+                    "side": "BUY",
+                    "hash": "h",
+                    "best_bid": "0.5",
+                },
+                {"asset_id": TOKEN, "price": "0.52", "size": "0", "side": "SELL"},
+                {"asset_id": "unknown", "price": "0.1", "size": "1", "side": "SELL"},
+            ],
+        }
+    )
+    l2.apply(
+        {
+            "event_type": "price_change",
+            "asset_id": TOKEN,
+            "hash": "h",
+            "timestamp": "1757908892500",
+            "changes": [{"price": "0.49", "side": "BUY", "size": "5"}],
+        }
+    )
+    l2.apply({"event_type": "tick_size_change", "asset_id": TOKEN, "new_tick_size": "0.001"})
+    book = l2.book(TOKEN, "yes", received_ts_ms=9, venue_ts_ms=l2.venue_ts_ms(TOKEN))
+    assert book == polymarket_book(
+        TOKEN,
+        "yes",
+        [(D("0.5"), D("200")), (D("0.49"), D("5")), (D("0.48"), D("30"))],
+        [(D("0.53"), D("60"))],
+        venue_ts_ms=1757908892500,
+        received_ts_ms=9,
+    )
+    assert l2.is_whole("5211")
+
+
+def test_a_crossed_polymarket_book_is_stale_until_a_new_book():
+    l2 = PolymarketL2()
+    l2.apply(book_event([("0.48", "30")], [("0.52", "25")]))
+    crossing = {
+        "event_type": "price_change",
+        "price_changes": [{"asset_id": TOKEN, "price": "0.53", "size": "1", "side": "BUY"}],
+    }
+    applied = l2.apply(crossing)
+    assert applied.stale == (TOKEN,) and applied.changed == ()
+    assert l2.book(TOKEN, "yes", received_ts_ms=0) is None
+    l2.apply(book_event([("0.48", "30")], [("0.52", "25")]))
+    assert l2.is_whole(TOKEN)
+
+
+def test_polymarket_recording_line_replays_as_the_same_book():
+    from ingest.recording import to_book
+
+    l2 = PolymarketL2()
+    l2.apply(book_event([("0.48", "30")], [("0.52", "25"), ("0.60", "1")]))
+    line = l2.recording_line(TOKEN, received_ts_ms=7, venue_ts_ms=5)
+    assert to_book(line, {TOKEN: "no"}) == (l2.book(TOKEN, "no", received_ts_ms=7, venue_ts_ms=5),)
+
+
+prices = st.integers(min_value=1, max_value=99).map(lambda c: D(c) / 100)
+sizes = st.integers(min_value=0, max_value=500).map(D)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.dictionaries(prices, sizes.filter(bool), max_size=8),
+    st.lists(st.tuples(st.sampled_from(["yes", "no"]), prices, st.integers(-600, 600).map(D)), max_size=40),
+)
+def test_random_kalshi_deltas_give_the_book_they_describe(start, changes):
+    l2 = KalshiL2()
+    l2.apply(snapshot(yes_dollars_fp=[[f"{p:.4f}", f"{s:.2f}"] for p, s in start.items()]))
+    truth = {"yes": dict(start), "no": {}}
+    for seq, (side, price, change) in enumerate(changes, start=2):
+        l2.apply(delta(seq, f"{price:.4f}", f"{change:.2f}", side=side))
+        size = truth[side].get(price, D(0)) + change
+        truth[side][price] = size
+        if size <= 0:
+            del truth[side][price]
+    expected = tuple(sorted(truth[s].items(), reverse=True) for s in ("yes", "no"))
+    assert l2.ladders(TICKER) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["BUY", "SELL"]), prices, sizes), max_size=40))
+def test_random_polymarket_changes_give_the_book_they_describe(changes):
+    l2 = PolymarketL2()
+    l2.apply(book_event([], []))
+    truth = {"BUY": {}, "SELL": {}}
+    for side, price, size in changes:
+        l2.apply(
+            {
+                "event_type": "price_change",
+                "price_changes": [{"asset_id": TOKEN, "price": str(price), "size": str(size), "side": side}],
+            }
+        )
+        if size:
+            truth[side][price] = size
+        else:
+            truth[side].pop(price, None)
+        if truth["BUY"] and truth["SELL"] and max(truth["BUY"]) >= min(truth["SELL"]):
+            assert not l2.is_whole(TOKEN)
+            return
+        assert l2.ladders(TOKEN) == (
+            sorted(truth["BUY"].items(), reverse=True),
+            sorted(truth["SELL"].items()),
+        )

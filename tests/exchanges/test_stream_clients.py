@@ -1,0 +1,278 @@
+"""Both stream clients against the exchange double's websocket feeds: after every fault the double
+can inject, the client's books equal the double's own books; subscriptions follow the instruments;
+lifecycle events arrive; the status says what the stream is doing."""
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+
+from exchanges.books import KALSHI, NO, POLYMARKET, YES
+from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
+from exchanges.double.state import PolymarketBook
+from exchanges.streams import DETERMINED, LifecycleEvent
+from exchanges.streams.connection import StreamSettings
+from exchanges.streams.kalshi import KalshiStreamClient
+from exchanges.streams.polymarket import PolymarketStreamClient
+from exchanges.testing import kalshi_key_pair
+
+D = Decimal
+KEY_ID = "stream-test-key"
+TICKERS = ("KXFED-26JUL-T4.25", "KXFED-26JUL-T4.50")
+CONDITION = "0x" + "bd" * 32
+TOKENS = ("7132", "5211")  # one market: YES and NO tokens
+WAIT_S = 10.0  # the bound on every wait; a pass takes a fraction of it
+FAST = StreamSettings(backoff_base_s=0.02, backoff_max_s=0.2, ping_interval_s=0.5)
+# fault -> the counter of the client's status that shows it was noticed (None: nothing to notice)
+KALSHI_FAULTS = {
+    "drop": "reconnects",
+    "gap": "resnapshots",
+    "malformed": None,
+    "subscription_error": "reconnects",  # a refused subscribe starts over after the backoff
+    "slow_consumer": "resnapshots",
+    "legacy_form": "reconnects",
+}
+POLYMARKET_FAULTS = {
+    "drop": "reconnects",
+    "malformed": None,
+    "subscription_error": "reconnects",
+    "slow_consumer": "reconnects",
+    "legacy_form": None,
+}
+
+
+def scenario() -> Scenario:
+    return Scenario(
+        kalshi_markets={
+            t: KalshiMarket(t, yes_bids=[["0.40", "10"], ["0.38", "5"]], no_bids=[["0.55", "20"]])
+            for t in TICKERS
+        },
+        polymarket_books={
+            TOKENS[0]: PolymarketBook(TOKENS[0], CONDITION, bids=[["0.48", "30"]], asks=[["0.52", "25"]]),
+            TOKENS[1]: PolymarketBook(TOKENS[1], CONDITION, bids=[["0.47", "30"]], asks=[["0.53", "25"]]),
+        },
+    )
+
+
+@pytest.fixture
+def double():
+    with ExchangeDouble(scenario(), ws_heartbeat_s=0.5) as running:
+        running.state.register_kalshi_key(KEY_ID, kalshi_key_pair()[1])
+        yield running
+
+
+def wait_for(condition, what: str):
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {WAIT_S} s: {what}"
+        time.sleep(0.01)
+
+
+def kalshi_truth(double, ticker):
+    market = double.state.kalshi_market(ticker)
+    ladder = lambda levels: sorted(((D(p), D(s)) for p, s in levels), reverse=True)  # noqa: E731
+    return ladder(market.yes_bids), ladder(market.no_bids)
+
+
+def polymarket_truth(double, token):
+    book = double.state.polymarket_book(token)
+    ladder = lambda levels: [(D(lv["price"]), D(lv["size"])) for lv in levels]  # noqa: E731
+    return sorted(ladder(book.bids), reverse=True), sorted(ladder(book.asks))
+
+
+def books_equal(client, double, instrument):
+    truth = kalshi_truth if client.venue == KALSHI else polymarket_truth
+    return client.ladders(instrument) == truth(double, instrument)
+
+
+@pytest.fixture
+def events():
+    return []
+
+
+@pytest.fixture
+def kalshi(double, events):
+    client = KalshiStreamClient(
+        double.kalshi_ws_url,
+        api_key_id=KEY_ID,
+        private_key_pem=kalshi_key_pair()[0],
+        settings=FAST,
+        on_lifecycle=events.append,
+    )
+    client.set_instruments({TICKERS[0]: YES})
+    client.start()
+    yield client
+    client.stop()
+
+
+@pytest.fixture
+def polymarket(double, events):
+    client = PolymarketStreamClient(double.polymarket_ws_url, settings=FAST, on_lifecycle=events.append)
+    client.set_instruments({TOKENS[0]: YES, TOKENS[1]: NO})
+    client.start()
+    yield client
+    client.stop()
+
+
+def move_kalshi(double, step):
+    double.state.set_kalshi_book(
+        TICKERS[0],
+        [["0.40", str(10 + step)], [f"0.{30 + step}", "7"]],  # one level changes, one moves
+        [["0.55", "20"], ["0.57", str(1 + step)]] if step % 2 else [["0.56", "4"]],
+    )
+
+
+def move_polymarket(double, step):
+    double.state.set_polymarket_book(
+        TOKENS[0], [["0.48", str(30 + step)], [f"0.4{step % 7}", "2"]], [["0.52", "25"]]
+    )
+
+
+@pytest.mark.parametrize("fault", KALSHI_FAULTS)
+def test_kalshi_books_equal_the_doubles_after_each_fault(double, kalshi, fault):
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), "the first snapshot")
+    double.stream_fault(KALSHI, fault)
+    if fault in ("subscription_error", "legacy_form"):
+        double.stream_fault(KALSHI, "drop")  # the next connection subscribes (in the old form)
+    for step in range(1, 4):
+        move_kalshi(double, step)
+        wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), f"the book after {fault}, move {step}")
+    status = kalshi.status()
+    assert status["state"] == "live"
+    if KALSHI_FAULTS[fault]:
+        assert status[KALSHI_FAULTS[fault]] >= 1
+
+
+@pytest.mark.parametrize("fault", POLYMARKET_FAULTS)
+def test_polymarket_books_equal_the_doubles_after_each_fault(double, polymarket, fault):
+    wait_for(lambda: all(books_equal(polymarket, double, t) for t in TOKENS), "the first books")
+    double.stream_fault(POLYMARKET, fault)
+    if fault in ("subscription_error",):
+        double.stream_fault(POLYMARKET, "drop")
+    for step in range(1, 4):
+        move_polymarket(double, step)
+        wait_for(lambda: books_equal(polymarket, double, TOKENS[0]), f"the book after {fault}, move {step}")
+    assert books_equal(polymarket, double, TOKENS[1])
+    if POLYMARKET_FAULTS[fault]:
+        assert polymarket.status()[POLYMARKET_FAULTS[fault]] >= 1
+
+
+@pytest.mark.parametrize("venue", [KALSHI, POLYMARKET])
+def test_a_frozen_feed_is_given_up_on_and_its_books_withheld_until_it_flows_again(double, events, venue):
+    settings = StreamSettings(backoff_base_s=0.02, backoff_max_s=0.2, ping_interval_s=0.2, watchdog_s=0.3)
+    if venue == KALSHI:
+        client = KalshiStreamClient(
+            double.kalshi_ws_url, api_key_id=KEY_ID, private_key_pem=kalshi_key_pair()[0], settings=settings
+        )
+        instrument, move = TICKERS[0], move_kalshi
+    else:
+        client = PolymarketStreamClient(double.polymarket_ws_url, settings=settings)
+        instrument, move = TOKENS[0], move_polymarket
+    client.set_instruments({instrument: YES})
+    client.start()
+    try:
+        wait_for(lambda: books_equal(client, double, instrument), "the first book")
+        double.stream_fault(venue, "stale")
+        move(double, 1)
+        wait_for(lambda: client.status()["reconnects"] >= 1, "the watchdog's reconnect")
+        wait_for(lambda: client.ladders(instrument) is None, "the book withheld")
+        assert not client.live
+        double.clear_stream_faults()
+        wait_for(lambda: books_equal(client, double, instrument), "the book after the feed flows again")
+        assert client.live
+    finally:
+        client.stop()
+
+
+def test_kalshi_subscription_follows_the_instruments(double, kalshi):
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), "the first snapshot")
+    kalshi.set_instruments({TICKERS[0]: YES, TICKERS[1]: YES})
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[1]), "the added market's snapshot")
+    kalshi.set_instruments({TICKERS[1]: YES})
+    wait_for(lambda: kalshi.ladders(TICKERS[0]) is None, "the removed market forgotten")
+    double.state.set_kalshi_book(TICKERS[1], [["0.41", "3"]], [])
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[1]), "the remaining market's change")
+    assert kalshi.status()["instruments"] == 1
+
+
+def test_polymarket_subscription_follows_the_instruments(double, polymarket):
+    wait_for(lambda: books_equal(polymarket, double, TOKENS[1]), "the first books")
+    polymarket.set_instruments({TOKENS[0]: YES})
+    wait_for(lambda: polymarket.ladders(TOKENS[1]) is None, "the removed token forgotten")
+    polymarket.set_instruments({TOKENS[0]: YES, TOKENS[1]: NO})
+    wait_for(lambda: books_equal(polymarket, double, TOKENS[1]), "the token's book again")
+    updates = polymarket.get(0)
+    assert {u.instrument_id for u in updates} == set(TOKENS)
+    assert [b.side for u in updates if u.instrument_id == TOKENS[1] for b in u.books][-1] == NO
+
+
+def test_lifecycle_events_reach_the_callback(double, kalshi, polymarket, events):
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), "the first snapshot")
+    wait_for(lambda: books_equal(polymarket, double, TOKENS[0]), "the first books")
+    double.state.set_kalshi_status(TICKERS[0], "determined", "no")
+    double.state.set_polymarket_resolved(TOKENS[1])
+    wanted = {
+        (KALSHI, TICKERS[0], DETERMINED, "no"),
+        (POLYMARKET, TOKENS[0], DETERMINED, "no"),
+        (POLYMARKET, TOKENS[1], DETERMINED, "yes"),
+    }
+    wait_for(lambda: wanted <= {(e.venue, e.instrument_id, e.kind, e.result) for e in events}, "the events")
+    assert all(isinstance(e, LifecycleEvent) for e in events)
+
+
+def test_status_has_every_field_ingest_health_documents(double, kalshi):
+    wait_for(lambda: kalshi.live, "the stream live")
+    status = kalshi.status()
+    assert set(status) == {
+        "venue", "shard", "state", "connected_since_ms", "last_message_ms", "last_data_ms", "instruments",
+        "stale_instruments", "messages", "updates", "reconnects", "resnapshots", "lag_ms_p50",
+    }  # fmt: skip
+    assert status["venue"] == KALSHI and status["instruments"] == 1 and status["stale_instruments"] == 0
+
+
+def test_a_slow_consumer_gets_each_changed_book_once_as_it_is_now(double, polymarket):
+    wait_for(lambda: all(books_equal(polymarket, double, t) for t in TOKENS), "the first books")
+    polymarket.get(0)
+    for step in range(1, 6):
+        move_polymarket(double, step)
+        wait_for(lambda: books_equal(polymarket, double, TOKENS[0]), f"move {step} received")
+    books = polymarket.get(0)  # five changes waited: one book, the latest
+    assert [b.instrument_id for b in books] == [TOKENS[0]]
+    assert books[0].books[0].bids[0].size == D(35)
+
+
+def test_a_book_crossed_at_the_venue_is_withheld_until_a_fresh_book_is_whole(double):
+    settings = StreamSettings(backoff_base_s=0.02, backoff_max_s=0.2, resnapshot_timeout_s=0.3)
+    client = PolymarketStreamClient(double.polymarket_ws_url, settings=settings)
+    client.set_instruments({TOKENS[0]: YES})
+    client.start()
+    try:
+        wait_for(lambda: books_equal(client, double, TOKENS[0]), "the first book")
+        double.state.set_polymarket_book(TOKENS[0], [["0.55", "1"]], [["0.52", "25"]])
+        wait_for(lambda: client.status()["stale_instruments"] == 1, "the crossed book withheld")
+        assert client.ladders(TOKENS[0]) is None
+        double.state.set_polymarket_book(TOKENS[0], [["0.50", "1"]], [["0.52", "25"]])
+        wait_for(lambda: books_equal(client, double, TOKENS[0]), "the book once it is whole")
+        # Asked for once; the fresh book, crossed too, waited for the reconnect instead.
+        assert client.status()["resnapshots"] == 1
+    finally:
+        client.stop()
+
+
+def test_a_wrongly_signed_kalshi_client_never_goes_live(double):
+    from exchanges.testing import new_kalshi_key_pair
+
+    client = KalshiStreamClient(
+        double.kalshi_ws_url, api_key_id=KEY_ID, private_key_pem=new_kalshi_key_pair()[0], settings=FAST
+    )
+    client.set_instruments({TICKERS[0]: YES})
+    client.start()
+    try:
+        wait_for(lambda: client.status()["reconnects"] >= 2, "refused handshakes retried")
+        assert not client.live and client.ladders(TICKERS[0]) is None
+    finally:
+        stopper = threading.Thread(target=client.stop)
+        stopper.start()
+        stopper.join(WAIT_S)
+        assert not stopper.is_alive()

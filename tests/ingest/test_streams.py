@@ -1,0 +1,238 @@
+"""The stream source against the exchange double: books from both venues' feeds reach the ingest
+pipeline, a venue whose feed is down is polled over REST until its feed is back, recording lines
+replay as the same books, and the streams' state is published for /healthz."""
+
+import io
+import time
+from decimal import Decimal as D
+
+import pytest
+from django.core.management import call_command
+
+from exchanges.books import KALSHI, NO, POLYMARKET, YES
+from exchanges.double import ExchangeDouble, Scenario
+from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
+from exchanges.streams.connection import StreamSettings
+from exchanges.testing import kalshi_key_pair
+from ingest.detector import PairSpec
+from ingest.health import stream_statuses
+from ingest.models import MarketPair, SuccessSpan
+from ingest.recording import read_recording, to_book, token_sides
+from ingest.services import IngestPipeline
+from ingest.sources import LiveHosts
+from ingest.streams import NO_KALSHI_KEY, KalshiStreamKey, StreamSource
+
+KEY_ID = "ingest-stream-key"
+TICKER = "FED-25DEC-T4.00"
+CONDITION = "0x" + "a1" * 32
+WAIT_S = 10.0
+FAST = StreamSettings(backoff_base_s=0.02, backoff_max_s=0.1, ping_interval_s=0.5)
+
+
+@pytest.fixture
+def double():
+    with ExchangeDouble(Scenario.demo(), ws_heartbeat_s=0.5) as running:
+        running.state.register_kalshi_key(KEY_ID, kalshi_key_pair()[1])
+        yield running
+
+
+@pytest.fixture
+def pair(double, db):
+    """The demo's FED pair (it crosses: the pipeline opens a span on it)."""
+    books = double.state.snapshot().polymarket_books
+    yes, no = [token for token, book in books.items() if book.market == CONDITION]
+    return PairSpec("FED", TICKER, yes, no, kalshi_taker_schedule(TICKER), polymarket_taker_schedule())
+
+
+def stream_source(double, pairs, *, key=True, **options):
+    return StreamSource(
+        pairs,
+        hosts=LiveHosts.of_double(double),
+        kalshi_key=KalshiStreamKey(KEY_ID, kalshi_key_pair()[0]) if key else None,
+        settings=FAST,
+        poll_interval_s=0.05,
+        **options,
+    )
+
+
+def from_rest(update):
+    """A REST Polymarket book carries the venue's market details; a stream book does not."""
+    return bool(update.books[0].extra)
+
+
+def run_until(source, condition, what, on_update=lambda update: None):
+    """Iterate `source` until `condition(update)`; the update that met it."""
+    deadline = time.monotonic() + WAIT_S
+    for update in source:
+        on_update(update)
+        if condition(update):
+            return update
+        assert time.monotonic() < deadline, f"not within {WAIT_S} s: {what}"
+    raise AssertionError(f"the source ended before {what}")
+
+
+def poly_book_is(update, token, ask):
+    return (
+        update.books[0].venue == POLYMARKET
+        and update.books[0].instrument_id == token
+        and update.books[0].best_ask.price == ask
+    )
+
+
+@pytest.mark.django_db
+def test_the_pipeline_follows_the_streams_and_polls_rest_while_a_stream_is_down(double, pair):
+    pipeline = IngestPipeline([pair], dispatch_intent=lambda i: 0, dispatch_span=lambda s: 0)
+    pipeline.restore()
+    source = stream_source(double, [pair])
+    updates = iter(source)
+    try:
+        run_until(
+            updates,
+            lambda u: source.stream_live(POLYMARKET) and not from_rest(u),
+            "a stream book",
+            pipeline.on_update,
+        )
+        double.state.set_polymarket_book(pair.poly_no_token, [["0.40", "10"]], [["0.51", "7"]])
+        run_until(
+            updates,
+            lambda u: poly_book_is(u, pair.poly_no_token, D("0.51")) and not from_rest(u),
+            "the change over the stream",
+            pipeline.on_update,
+        )
+
+        # The Polymarket feed goes down and stays down: its books come over REST meanwhile.
+        double.stream_fault(POLYMARKET, "subscription_error", times=1_000_000)
+        double.stream_fault(POLYMARKET, "drop")
+        double.state.set_polymarket_book(pair.poly_no_token, [["0.40", "10"]], [["0.53", "7"]])
+        run_until(
+            updates,
+            lambda u: poly_book_is(u, pair.poly_no_token, D("0.53")) and from_rest(u),
+            "the change over REST",
+            pipeline.on_update,
+        )
+        assert not source.stream_live(POLYMARKET) and source.stream_live(KALSHI)
+        assert pipeline.detector.books[(POLYMARKET, pair.poly_no_token, NO)].best_ask.price == D("0.53")
+
+        # The feed is back: the books come over the stream again.
+        double.clear_stream_faults()
+        double.state.set_polymarket_book(pair.poly_no_token, [["0.40", "10"]], [["0.54", "7"]])
+        run_until(
+            updates,
+            lambda u: poly_book_is(u, pair.poly_no_token, D("0.54")) and not from_rest(u),
+            "the stream again",
+            pipeline.on_update,
+        )
+        assert source.stream_live(POLYMARKET)
+        assert pipeline.detector.books[(KALSHI, pair.kalshi_ticker, YES)].venue == KALSHI
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
+def test_stream_updates_record_as_lines_that_replay_as_the_same_books(double, pair):
+    source = stream_source(double, [pair])
+    updates = iter(source)
+    sides = token_sides([pair])
+    try:
+
+        def checked(update):
+            assert to_book(update.raw, sides) == update.books
+            assert update.raw["t"] == update.now_ms
+
+        run_until(updates, lambda u: source.stream_live(KALSHI), "the Kalshi stream live", checked)
+        double.state.set_kalshi_book(pair.kalshi_ticker, [["0.44", "3"], ["0.45", "9"]], [["0.52", "4"]])
+        delta_update = run_until(
+            updates,
+            lambda u: (
+                u.books[0].venue == KALSHI and u.raw["yes"][:1] == [["0.4500", "9.00"]] and "vts" in u.raw
+            ),
+            "the Kalshi change, stamped by the venue",
+            checked,
+        )
+        assert delta_update.raw["vts"] <= delta_update.raw["t"]
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
+def test_without_a_kalshi_key_kalshi_is_polled_and_the_reason_given(double, pair):
+    source = stream_source(double, [pair], key=False)
+    updates = iter(source)
+    try:
+        assert source.why_no_stream == {KALSHI: NO_KALSHI_KEY}
+        assert set(source.clients) == {POLYMARKET}
+        run_until(updates, lambda u: u.books[0].venue == KALSHI, "a Kalshi book over REST")
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
+def test_the_streams_state_is_published_for_healthz(double, pair):
+    source = stream_source(double, [pair], status_every_s=0.05, restate_every_s=0.05, process="test-ingest")
+    updates = iter(source)
+    try:
+        run_until(
+            updates,
+            lambda u: (
+                {(s["venue"], s["state"]) for s in stream_statuses()}
+                == {(KALSHI, "live"), (POLYMARKET, "live")}
+            ),
+            "both streams published live",
+        )
+        kalshi = next(s for s in stream_statuses() if s["venue"] == KALSHI)
+        assert kalshi["instruments"] == 1 and kalshi["stale_instruments"] == 0 and kalshi["updates"] >= 1
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.fixture
+def fed_row(pair):
+    return MarketPair.objects.create(
+        opportunity_key="FED",
+        kalshi_ticker=TICKER,
+        poly_yes_token=pair.poly_yes_token,
+        poly_no_token=pair.poly_no_token,
+    )
+
+
+def test_record_writes_the_streams_books_and_says_why_kalshi_is_polled(
+    double, fed_row, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("INGEST_KALSHI_KEY_ID", raising=False)
+    out, path = io.StringIO(), tmp_path / "streams.jsonl.gz"
+    call_command(
+        "record", "--out", str(path), "--duration-s", "1", "--double-url", double.base_url,
+        "--kalshi-ws-url", double.kalshi_ws_url, "--polymarket-ws-url", double.polymarket_ws_url,
+        stdout=out,
+    )  # fmt: skip
+    assert "kalshi: no stream (INGEST_KALSHI_KEY_ID and INGEST_KALSHI_PRIVATE_KEY_PATH are not both set)" in (
+        out.getvalue()
+    )
+    _, updates = read_recording(path)
+    lines = list(updates)
+    assert {line["id"] for line in lines if line["venue"] == POLYMARKET} == {
+        fed_row.poly_yes_token,
+        fed_row.poly_no_token,
+    }
+    assert any(line["venue"] == KALSHI for line in lines)
+
+
+def test_ingest_run_live_follows_both_feeds_with_a_kalshi_key(double, fed_row, tmp_path, monkeypatch):
+    key_path = tmp_path / "kalshi.pem"
+    key_path.write_text(kalshi_key_pair()[0])
+    monkeypatch.setenv("INGEST_KALSHI_KEY_ID", KEY_ID)
+    monkeypatch.setenv("INGEST_KALSHI_PRIVATE_KEY_PATH", str(key_path))
+    out = io.StringIO()
+    call_command(
+        "ingest_run", "--live", "--double-url", double.base_url, "--duration-s", "2.5",
+        "--kalshi-ws-url", double.kalshi_ws_url, "--polymarket-ws-url", double.polymarket_ws_url,
+        "--stats-every-s", "100", stdout=out,
+    )  # fmt: skip
+    assert "no stream" not in out.getvalue()
+    # One span, still open: quiet books are restated often enough never to look skewed or stale.
+    span = SuccessSpan.objects.get()
+    assert span.opportunity_key == "FED" and span.peak_edge_cents == D(3) and span.is_open
