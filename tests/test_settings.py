@@ -72,7 +72,7 @@ def test_embedded_default_is_sqlite_in_wal_mode_with_in_process_tasks(tmp_path):
 def test_with_ingest_shards_each_tick_goes_to_every_shards_own_queue(tmp_path):
     code = (
         "from django.conf import settings;"
-        "print([e['options']['queue'] for n, e in settings.CELERY_BEAT_SCHEDULE.items() if n.startswith('ingest')])"
+        "print([e['options']['queue'] for n, e in settings.CELERY_BEAT_SCHEDULE.items() if n.startswith('ingest-live-tick')])"
     )
     env = {"SQLITE_PATH": str(tmp_path / "embedded.sqlite3")}
     result = _manage("shell", "-c", code, env={**env, "INGEST_SHARDS": "2"})
