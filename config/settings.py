@@ -304,7 +304,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": ["running", "stopped", "expired", "failed"],
         "TradeStatusEnum": ["queued", "executed", "settled"],
-        "OutcomeEnum": ["yes", "no"],  # a leg's side, and each venue's result of a pair
+        "YesNoEnum": ["yes", "no"],  # a leg's side, and each venue's result of a pair
     },
 }
 
