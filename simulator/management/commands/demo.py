@@ -205,10 +205,13 @@ class Command(BaseCommand):
         follower = LifecycleThread(LifecycleFollower(hosts=hosts))
         # Ingest reads the double's feeds as live ingest reads the venues' (the Kalshi feed is
         # signed with the demo's key); lifecycle events pay resolved pairs on the ingest thread.
+        # REST stands in only for a feed that is not up after 5 s: a REST round at start would
+        # count as book reads and shift which trades meet the book moves.
         source = StreamSource(
             pairs,
             hosts=hosts,
             kalshi_key=KalshiStreamKey(DEMO_KALSHI_KEY_ID, kalshi_pem),
+            rest_after_s=5.0,
             on_lifecycle=on_lifecycle_event,
         )
         shutdown.on_stop(source.stop)
