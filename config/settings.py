@@ -184,10 +184,13 @@ CELERY_BEAT_SCHEDULE = {
 INGEST_SHARDS = env.int("INGEST_SHARDS", default=1)
 if not 1 <= INGEST_SHARDS <= 1024:
     raise ImproperlyConfigured(f"INGEST_SHARDS must be 1 to 1024, got {INGEST_SHARDS}")
+# INGEST_TICK_S=0: no ticks at all (live ingest runs as `ingest_run --live` processes instead).
 INGEST_TICK_S = env.float("INGEST_TICK_S", default=1.0)
-if INGEST_SHARDS == 1:
+if not 0 <= INGEST_TICK_S < float("inf"):
+    raise ImproperlyConfigured(f"INGEST_TICK_S must be 0 (no ticks) or more seconds, got {INGEST_TICK_S:g}")
+if INGEST_TICK_S and INGEST_SHARDS == 1:
     CELERY_BEAT_SCHEDULE["ingest-live-tick"] = {"task": "ingest.tasks.live_tick", "schedule": INGEST_TICK_S}
-else:
+elif INGEST_TICK_S:
     for _shard in range(1, INGEST_SHARDS + 1):
         CELERY_BEAT_SCHEDULE[f"ingest-live-tick-{_shard}"] = {
             "task": "ingest.tasks.live_tick",

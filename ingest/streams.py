@@ -10,7 +10,7 @@ stream is down (or not configured).
   does not judge a book stale or skewed just because its market is quiet.
 - While a venue's stream is not live, a `LiveSource` restricted to that venue polls it (on its own
   thread, so the other venue's stream is never held up); once the stream is live again, polling
-  stops.
+  stops. `rest_after_s` gives a stream that long to come up at start before REST stands in.
 - Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
   it), so `record` and replays see stream books exactly as REST ones.
 - The streams' status is published through ingest.health every `status_every_s`; lifecycle events
@@ -92,6 +92,7 @@ class StreamSource:
         kalshi_key: KalshiStreamKey | None = None,
         settings: StreamSettings | None = None,
         poll_interval_s: float = 1.0,
+        rest_after_s: float = 0.0,
         restate_every_s: float = 1.0,
         status_every_s: float = 5.0,
         on_lifecycle: Callable[[LifecycleEvent], None] | None = None,
@@ -101,6 +102,7 @@ class StreamSource:
     ) -> None:
         self.pairs = list(pairs)
         self.hosts = hosts or LiveHosts.from_environment()
+        self.rest_after_s = rest_after_s
         self.restate_every_s = restate_every_s
         self.status_every_s = status_every_s
         self.process = process or _process_name()
@@ -186,6 +188,8 @@ class StreamSource:
 
     def _poll_while_stream_down(self, venue: str) -> None:
         source = self._rest[venue]
+        if venue in self.clients:  # its feed gets `rest_after_s` to come up before REST stands in
+            self._stopped.wait(self.rest_after_s)
         while not self._stopped.is_set():
             started = time.monotonic()
             if not self.stream_live(venue):

@@ -69,7 +69,7 @@ def test_embedded_default_is_sqlite_in_wal_mode_with_in_process_tasks(tmp_path):
 
 
 @pytest.mark.slow
-def test_with_ingest_shards_each_tick_goes_to_every_shards_own_queue(tmp_path):
+def test_with_ingest_shards_each_tick_goes_to_every_shards_own_queue_and_tick_s_0_sends_none(tmp_path):
     code = (
         "from django.conf import settings;"
         "print([e['options']['queue'] for n, e in settings.CELERY_BEAT_SCHEDULE.items() if n.startswith('ingest-live-tick')])"
@@ -79,6 +79,14 @@ def test_with_ingest_shards_each_tick_goes_to_every_shards_own_queue(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "['ingest-1', 'ingest-2']"
 
+    # The docker-compose beat: the ingest_run processes hold the streams, no tick is sent.
+    no_ticks = _manage("shell", "-c", code, env={**env, "INGEST_SHARDS": "2", "INGEST_TICK_S": "0"})
+    assert no_ticks.returncode == 0, no_ticks.stderr
+    assert no_ticks.stdout.split("\n")[-2] == "[]"
+
     refused = _manage("check", env={**env, "INGEST_SHARDS": "0"})
     assert refused.returncode != 0
     assert "INGEST_SHARDS must be 1 to 1024, got 0" in refused.stderr
+    refused = _manage("check", env={**env, "INGEST_TICK_S": "-1"})
+    assert refused.returncode != 0
+    assert "INGEST_TICK_S must be 0 (no ticks) or more seconds, got -1" in refused.stderr

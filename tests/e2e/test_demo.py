@@ -29,7 +29,7 @@ STOP_SIGNALS = [signal.SIGINT, signal.SIGTERM]
 
 
 @pytest.mark.slow
-def test_demo_serves_trades_within_a_minute_and_stops_on_ctrl_c(tmp_path):
+def test_demo_serves_trades_read_from_the_feeds_within_a_minute_and_stops_on_ctrl_c(tmp_path):
     demo = DemoProcess(tmp_path, speed=10.0)  # the demo's own default pace
     try:
         demo.wait_for_login()
@@ -42,6 +42,9 @@ def test_demo_serves_trades_within_a_minute_and_stops_on_ctrl_c(tmp_path):
             trades = [t for t in status.json()["recent_trades"] if t["arrival_outcome"]]
             time.sleep(1)
         assert trades, f"no trade within a minute of the URL appearing:\n{demo.log()[-3000:]}"
+        # Ingest read those books from the double's two websocket feeds, as live ingest does.
+        streams = client.get("/healthz").json()["checks"]["streams"]["streams"]
+        assert {(s["venue"], s["state"]) for s in streams} == {("kalshi", "live"), ("polymarket", "live")}
         trade = trades[0]
         for leg in trade["legs"]:
             # Filled against the book the order met at arrival: never better, never past the limit.

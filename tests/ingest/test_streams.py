@@ -157,6 +157,25 @@ def test_stream_updates_record_as_lines_that_replay_as_the_same_books(double, pa
 
 
 @pytest.mark.django_db
+def test_feeds_up_within_rest_after_s_are_never_polled_over_rest(double, pair):
+    """REST reads count at a venue (the double's book moves are set off by reads): a start
+    whose feeds come up in time reads no book over REST, a venue without a feed is still polled."""
+    source = stream_source(double, [pair], key=False, rest_after_s=60.0)
+    updates = iter(source)
+    try:
+        run_until(updates, lambda u: u.books[0].venue == KALSHI, "a Kalshi book over REST")
+        run_until(
+            updates,
+            lambda u: source.stream_live(POLYMARKET) and u.books[0].venue == POLYMARKET,
+            "a Polymarket book from its feed",
+        )
+    finally:
+        source.stop()
+        updates.close()
+    assert {venue for venue, _path in double.call_counts} == {KALSHI}
+
+
+@pytest.mark.django_db
 def test_without_a_kalshi_key_kalshi_is_polled_and_the_reason_given(double, pair):
     source = stream_source(double, [pair], key=False)
     updates = iter(source)

@@ -1,15 +1,18 @@
 """The one-command demo, everything in one process on the embedded default.
 
-Threads: the exchange double (loopback, fixed port), the ingest loop replaying the bundled
-recording as if live (its books mirrored into the double, so exchange validation sees what
-ingest saw), the arrival timer, and daphne in the foreground. Tasks run in-process, so each
-intent is decided on the ingest thread; each order then arrives on the timer thread at its
+Threads: the exchange double (loopback, fixed port, its websocket feeds on a free port), the
+replay pacing the bundled recording as if live into the double's books, ingest reading the
+double's two websocket feeds as live ingest reads the venues' (ingest.streams.StreamSource, REST
+per venue while its feed is down; stream status published for /healthz), the lifecycle follower,
+the arrival timer, and daphne in the foreground. A replayed book thus reaches the double first and
+ingest through the feed, and exchange validation asks the same double. Tasks run in-process, so
+each intent is decided on the ingest thread; each order then arrives on the timer thread at its
 arrival time and meets the double's book as the replay has moved it by then. No child processes.
 
-SIGINT (Ctrl-C) or SIGTERM, whatever disposition the process inherited, stops all three in order:
-daphne stops listening (its reactor runs without signal handlers of its own), the ingest thread
-finishes the update in hand, the double stops, database connections close, and the last line
-says "demo stopped".
+SIGINT (Ctrl-C) or SIGTERM, whatever disposition the process inherited, stops everything in
+order: daphne stops listening (its reactor runs without signal handlers of its own), the replay
+and ingest threads finish the update in hand, the double stops, database connections close, and
+the last line says "demo stopped".
 """
 
 from __future__ import annotations
@@ -35,15 +38,17 @@ from django.db import connections, transaction
 from accounts import services as account_services
 from config.numbers import WholeRule, option_type
 from config.shutdown import GracefulShutdown
-from exchanges.double import ExchangeDouble, PolymarketBook, Scenario, demo_book_moves
+from exchanges.double import ExchangeDouble, KalshiMarket, PolymarketBook, Scenario, demo_book_moves
 from exchanges.testing import polymarket_address
-from ingest.lifecycle import LifecycleFollower, LifecycleThread
+from ingest.detector import PairSpec
+from ingest.lifecycle import LifecycleFollower, LifecycleThread, on_lifecycle_event
 from ingest.live import mirror_to_double
 from ingest.models import MarketPair
 from ingest.pairs import import_pairs_file
 from ingest.recording import REPLAY_SPEED, Replayer, pairs_of, read_recording
 from ingest.services import IngestPipeline, run_source
-from ingest.sources import LiveHosts, updates_to_book_updates
+from ingest.sources import LiveHosts
+from ingest.streams import KalshiStreamKey, StreamSource
 from simulator import intake, selectors, services
 from simulator.arrival_timer import timer as arrival_timer
 
@@ -122,9 +127,14 @@ def as_if_live(path: Path, *, speed: float, stop: threading.Event) -> Iterator[d
             yield shifted
 
 
-def _polymarket_markets_in_double(double: ExchangeDouble) -> None:
-    """Each active pair's two tokens in the double as one market (a condition id, the pair's or
-    one made from its key), so the double can resolve it and serve GET /markets/{condition_id}."""
+def _markets_in_double(double: ExchangeDouble, pairs: list[PairSpec]) -> None:
+    """The replayed pairs' Kalshi markets (books empty until the replay sets them) and each active
+    pair's two tokens as one Polymarket market (a condition id, the pair's or one made from its
+    key), so the feeds have every book to subscribe to from the start, and the double can resolve
+    a market and serve GET /markets/{condition_id}."""
+    for spec in pairs:
+        if double.state.kalshi_market(spec.kalshi_ticker) is None:
+            double.state.add_kalshi_market(KalshiMarket(ticker=spec.kalshi_ticker))
     for pair in MarketPair.objects.filter(active=True):
         if not pair.poly_condition_id:
             pair.poly_condition_id = "0x" + hashlib.sha256(pair.opportunity_key.encode()).hexdigest()
@@ -189,11 +199,26 @@ class Command(BaseCommand):
         double.state.set_polymarket_balance(polymarket_address(poly_key), 25_000 * 10**6)
         for move in [] if options["no_book_moves"] else demo_book_moves():
             double.add_book_move(move)
-        _polymarket_markets_in_double(double)
-        follower = LifecycleThread(LifecycleFollower(hosts=LiveHosts.of_double(double.base_url)))
-        ingest = threading.Thread(
-            target=self._ingest, args=(options, double, shutdown), name="demo-ingest", daemon=True
+        pairs = pairs_of(read_recording(options["recording"])[0])
+        _markets_in_double(double, pairs)
+        hosts = LiveHosts.of_double(double)
+        follower = LifecycleThread(LifecycleFollower(hosts=hosts))
+        # Ingest reads the double's feeds as live ingest reads the venues' (the Kalshi feed is
+        # signed with the demo's key); lifecycle events pay resolved pairs on the ingest thread.
+        # REST stands in only for a feed that is not up after 5 s: a REST round at start would
+        # count as book reads and shift which trades meet the book moves.
+        source = StreamSource(
+            pairs,
+            hosts=hosts,
+            kalshi_key=KalshiStreamKey(DEMO_KALSHI_KEY_ID, kalshi_pem),
+            rest_after_s=5.0,
+            on_lifecycle=on_lifecycle_event,
         )
+        shutdown.on_stop(source.stop)
+        replay = threading.Thread(
+            target=self._replay, args=(options, double, shutdown), name="demo-replay", daemon=True
+        )
+        ingest = threading.Thread(target=self._ingest, args=(source,), name="demo-ingest", daemon=True)
         url = f"http://{options['host']}:{options['port']}/simulator/"
         try:
             password = self._demo_user(kalshi_pem, poly_key, double)
@@ -202,6 +227,7 @@ class Command(BaseCommand):
             )
             # Orders a previous demo left on their way arrive now, against today's books.
             intake.redispatch_overdue_arrivals(late_s=0)
+            replay.start()
             ingest.start()
             follower.start()  # markets resolved in the double pay their trades (ingest.lifecycle)
             self.stdout.write(self.style.SUCCESS(f"Open {url}  and log in as  {DEMO_USERNAME} / {password}"))
@@ -215,7 +241,9 @@ class Command(BaseCommand):
                     serve_daphne(options["host"], options["port"], shutdown)
         finally:
             shutdown.request_stop("demo_ending")  # also when daphne ended on its own (a failed listen)
-            ingest.join(timeout=10)
+            for thread in (replay, ingest):
+                if thread.is_alive():
+                    thread.join(timeout=10)
             follower.stop()
             if follower.is_alive():
                 follower.join(timeout=10)
@@ -250,21 +278,26 @@ class Command(BaseCommand):
             )
         return password
 
-    def _ingest(self, options: dict[str, Any], double: ExchangeDouble, shutdown: GracefulShutdown) -> None:
+    def _replay(self, options: dict[str, Any], double: ExchangeDouble, shutdown: GracefulShutdown) -> None:
+        """The recording, paced as if live, into the double's books (its feeds push each change)."""
         try:
-            header, _ = read_recording(options["recording"])
-            pairs = pairs_of(header)
-            pipeline = IngestPipeline(pairs, threshold_cents=Decimal("1"), cooldown_ms=5_000)
-            pipeline.restore()
             paced = Replayer(
                 as_if_live(options["recording"], speed=options["speed"], stop=shutdown.requested),
                 speed=1.0,
                 sleep=shutdown.sleep,
             )
+            for update in paced:
+                mirror_to_double(double.state, update)
+        except Exception:
+            logger.exception("event=demo_replay_failed")
+
+    def _ingest(self, source: StreamSource) -> None:
+        try:
+            pipeline = IngestPipeline(source.pairs, threshold_cents=Decimal("1"), cooldown_ms=5_000)
+            pipeline.restore()
             run_source(
-                updates_to_book_updates(paced, pairs),
+                source,
                 pipeline,
-                on_update=lambda update: mirror_to_double(double.state, update),
                 on_progress=lambda p: logger.info(
                     "event=ingest_progress updates=%s updates_per_s=%.0f spans_open=%s intents=%s",
                     p.updates,
