@@ -237,7 +237,12 @@ def stop_run(
 
 
 def resolve_pair(
-    *, opportunity_key: str, kalshi: str, polymarket: str, now: datetime | None = None
+    *,
+    opportunity_key: str,
+    kalshi: str,
+    polymarket: str,
+    correction: bool = False,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """The pair's markets resolved (`kalshi` and `polymarket`: each venue's result, "yes" or
     "no"): every trade on it not yet resolved, in every run whatever its status, gets its payout
@@ -248,11 +253,13 @@ def resolve_pair(
     holds is not known yet. A carried (unhedged) excess pays like any held contract.
 
     The results are recorded on the pair (the first call also stamps its `resolved_at`); venues
-    that resolved differently flag the pair and the trades paid (`resolution_disagreement`). A
-    later call (a manual correction with `sim_resolve`) records its results but pays only what
-    was still unpaid.
+    that resolved differently flag the pair and the trades paid (`resolution_disagreement`).
+    Results once recorded stay (a venue's first word, as the follower hears it), unless
+    `correction` (`sim_resolve`): a correction with other results re-pays the trades already
+    paid by the difference: each gets the payout the new results give, and its run's
+    balance and realised P&L move by new payout - old payout (`corrected` counts them).
     -> {"trades": n, "runs": n, "payout_usd": Decimal, "pnl_usd": Decimal, "in_flight": n,
-    "resolution_disagreement": bool}."""
+    "corrected": n, "resolution_disagreement": bool}."""
     now = now or timezone.now()
     errors = {
         venue: f"must be one of {', '.join(RESULTS)}"
@@ -267,6 +274,9 @@ def resolve_pair(
             raise NotFoundError(
                 f"no market pair with opportunity key {opportunity_key!r}", field="opportunity_key"
             )
+        if pair.kalshi_result and pair.poly_result and not correction:
+            kalshi, polymarket = pair.kalshi_result, pair.poly_result
+        changed = (pair.kalshi_result, pair.poly_result) != (kalshi, polymarket)
         pair.set_results(kalshi=kalshi, polymarket=polymarket)
         pair.resolved_at = pair.resolved_at or now
         pair.save(update_fields=["kalshi_result", "poly_result", "resolution_disagreement", "resolved_at"])
@@ -274,19 +284,34 @@ def resolve_pair(
     results = {"kalshi": kalshi, "polymarket": polymarket}
     open_trades = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=True)
     unresolved = open_trades.exclude(arrival_outcome="")
+    # Paid on other results before (a correction): paid again by the difference.
+    repaid = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=False)
+    if not changed:
+        repaid = repaid.none()
     summary: dict[str, Any] = {
         "trades": 0,
         "runs": 0,
         "payout_usd": Decimal(0),
         "pnl_usd": Decimal(0),
         "in_flight": open_trades.filter(arrival_outcome="").count(),
+        "corrected": 0,
         "resolution_disagreement": disagreement,
     }
-    for run_id in unresolved.values_list("run_id", flat=True).distinct().order_by("run_id"):
+    run_ids = set(unresolved.values_list("run_id", flat=True)) | set(repaid.values_list("run_id", flat=True))
+    for run_id in sorted(run_ids):
         with transaction.atomic():
             run = SimulatorRun.objects.select_for_update().get(pk=run_id)
             trades = list(unresolved.filter(run_id=run_id).select_for_update())
             paid = pnl = Decimal(0)
+            corrections = list(repaid.filter(run_id=run_id).select_for_update())
+            for trade in corrections:
+                difference = payout_usd(trade.legs, results) - trade.payout_usd
+                trade.payout_usd += difference
+                trade.resolution_disagreement = disagreement
+                paid += difference
+                pnl += difference
+            SimulatorTrade.objects.bulk_update(corrections, ["payout_usd", "resolution_disagreement"])
+            summary["corrected"] += len(corrections)
             for trade in trades:
                 run.unhedged_exposure_usd -= trade.carried_mark_usd
                 run.unhedged_contracts -= carried_contracts(trade.legs)

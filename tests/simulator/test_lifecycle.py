@@ -166,6 +166,36 @@ def test_a_pair_resolved_by_hand_is_not_paid_again_when_the_venues_resolve(
     assert _run(page, traded) == by_hand
 
 
+def test_a_correction_by_hand_pays_the_trades_again_by_the_difference_and_the_venues_cannot_undo_it(
+    traded, pair, double, follower, page
+):
+    double.state.set_kalshi_status(pair.kalshi_ticker, "finalized", "yes")
+    double.state.set_polymarket_resolved(pair.poly_yes_token)
+    follower.poll()
+    paid = _trade(page, traded)
+    assert (paid["resolution_disagreement"], Decimal(paid["payout_usd"])) == (False, traded.matched_size)
+    before = _run(page, traded)
+
+    # The Polymarket result was wrong: its NO token won. Both of this trade's legs win now.
+    call_command("sim_resolve", "--key", pair.opportunity_key, "--kalshi", "yes", "--polymarket", "no")
+    corrected = _trade(page, traded)
+    both_legs = sum(
+        Decimal(leg["filled_size"]) - Decimal(leg["unhedged_size"]) + Decimal(leg["carried_size"])
+        for leg in corrected["legs"]
+    )  # every contract held
+    assert both_legs > traded.matched_size
+    assert Decimal(corrected["payout_usd"]) == both_legs
+    assert corrected["resolution_disagreement"] is True
+    run = _run(page, traded)
+    assert Decimal(run["realised_pnl_usd"]) == both_legs - traded.cost_usd
+    assert Decimal(run["balance_usd"]) - Decimal(before["balance_usd"]) == both_legs - traded.matched_size
+
+    # The venues' own word, heard again, does not undo the correction.
+    assert on_lifecycle_event(LifecycleEvent(POLYMARKET, pair.poly_yes_token, DETERMINED, "yes")) == []
+    follower.poll()
+    assert _run(page, traded) == run
+
+
 def test_a_trade_still_on_its_way_when_the_pair_resolves_is_paid_by_the_next_pass(
     trading_user, pair, double, follower, book_validator, page
 ):

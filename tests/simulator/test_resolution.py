@@ -45,6 +45,7 @@ def test_venues_agreeing_pay_the_matched_size_and_realise_the_expected_pnl(trade
         "payout_usd": trade.matched_size,
         "pnl_usd": after.pnl_usd,
         "in_flight": 0,
+        "corrected": 0,
         "resolution_disagreement": False,
     }
 

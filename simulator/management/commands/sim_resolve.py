@@ -12,7 +12,8 @@ class Command(BaseCommand):
     help = (
         "A pair's markets resolved: pay out its trades in every run ($1 per contract of each leg"
         " whose side won) and move the runs' balance and realised P&L. Trades already paid (by an"
-        " earlier sim_resolve, or when ingest followed the markets to resolution) are not paid again."
+        " earlier sim_resolve, or when ingest followed the markets to resolution) are not paid twice:"
+        " if they were paid on other results, they are paid again by the difference (a correction)."
     )
 
     def add_arguments(self, parser):
@@ -23,7 +24,10 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         try:
             summary = services.resolve_pair(
-                opportunity_key=options["key"], kalshi=options["kalshi"], polymarket=options["polymarket"]
+                opportunity_key=options["key"],
+                kalshi=options["kalshi"],
+                polymarket=options["polymarket"],
+                correction=True,
             )
         except (DomainError, ValidationError) as error:
             raise command_error(error) from None
@@ -31,5 +35,9 @@ class Command(BaseCommand):
             f"resolved {summary['trades']} trades in {summary['runs']} runs:"
             f" paid ${summary['payout_usd']}, realised P&L ${summary['pnl_usd']}"
         )
+        if summary["corrected"]:
+            self.stdout.write(
+                f"corrected {summary['corrected']} trades paid before on other results (paid again by the difference)"
+            )
         if summary["resolution_disagreement"]:
             self.stdout.write("the venues resolved the question differently: the pair is flagged")
