@@ -168,6 +168,10 @@ CELERY_TASK_ROUTES = {
     "simulator.tasks.*": {"queue": "simulator"},
     "ingest.tasks.*": {"queue": "ingest"},
 }
+# Seconds between the resolution passes over REST (ingest.lifecycle).
+INGEST_LIFECYCLE_S = env.float("INGEST_LIFECYCLE_S", default=30.0)
+if not 1 <= INGEST_LIFECYCLE_S <= 86400:
+    raise ImproperlyConfigured(f"INGEST_LIFECYCLE_S must be 1 to 86400 seconds, got {INGEST_LIFECYCLE_S:g}")
 CELERY_BEAT_SCHEDULE = {
     "expire-runs": {"task": "simulator.tasks.expire_runs", "schedule": 30.0},
     # The broker can lose a message when a worker dies at the wrong moment: the DB knows better.
@@ -176,7 +180,7 @@ CELERY_BEAT_SCHEDULE = {
     # Markets followed to resolution over REST (ingest.lifecycle): pairs paid without a command.
     "ingest-follow-lifecycle": {
         "task": "ingest.tasks.follow_lifecycle",
-        "schedule": env.float("INGEST_LIFECYCLE_S", default=30.0),
+        "schedule": INGEST_LIFECYCLE_S,
     },
 }
 # Live ingest ticks. With INGEST_SHARDS=N > 1, each tick goes to N queues, ingest-1 .. ingest-N:

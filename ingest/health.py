@@ -32,8 +32,8 @@ def publish_stream_status(process: str, streams: list[dict[str, Any]]) -> None:
 
 
 def stream_statuses() -> list[dict[str, Any]]:
-    """Every live ingest process's stream statuses, oldest publisher first."""
+    """Every live ingest process's stream statuses, by venue and shard."""
     index = cache.get(_INDEX_KEY) or []
     found = cache.get_many([_KEY.format(process=p) for p in index])
     statuses = [status for key in sorted(found) for status in found[key]]
-    return sorted(statuses, key=lambda s: (s["venue"], s["shard"]))
+    return sorted(statuses, key=lambda s: (str(s.get("venue", "")), str(s.get("shard", ""))))

@@ -22,7 +22,6 @@ and of the demo (`LifecycleThread`).
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,18 +38,18 @@ from exchanges.polymarket import PolymarketAdapter, PolymarketCredentials
 from exchanges.ratelimit import LocalRateLimiter, RedisRateLimiter
 from exchanges.streams import DETERMINED, SETTLED, LifecycleEvent
 from ingest.models import MarketPair
+from ingest.shards import EVERY_PAIR, Shard, shard_pairs
 from ingest.sources import LiveHosts, PublicKalshiAdapter
 from simulator import intake
 
 logger = logging.getLogger(__name__)
 
 RESULTS = ("yes", "no")
-DEFAULT_INTERVAL_S = 30.0
 
 
 def interval_s() -> float:
-    """Seconds between REST passes (INGEST_LIFECYCLE_S, default 30)."""
-    return float(os.environ.get("INGEST_LIFECYCLE_S", "") or DEFAULT_INTERVAL_S)
+    """Seconds between REST passes (settings.INGEST_LIFECYCLE_S)."""
+    return settings.INGEST_LIFECYCLE_S
 
 
 def _flip(result: str) -> str:
@@ -87,7 +86,7 @@ def on_lifecycle_event(event: LifecycleEvent) -> list[dict[str, Any]]:
     then pay every pair it completes. Returns the resolution summaries of the pairs paid.
     Events without a result (closed, or a scalar Kalshi result) record nothing. It uses the
     database: from an event loop, call it through `asgiref.sync.sync_to_async`."""
-    if event.kind in (DETERMINED, SETTLED) and event.result not in RESULTS:
+    if event.kind == DETERMINED and event.result not in RESULTS:
         logger.warning(
             "event=lifecycle_result_unusable venue=%s instrument=%s result=%s: resolve by hand (sim_resolve)",
             event.venue, event.instrument_id, event.result,
@@ -135,8 +134,11 @@ class LifecycleFollower:
     """The REST fallback: one `poll()` per pass. Its adapters ask the venues' public market
     endpoints (no keys), within the same rate limits as the book polling."""
 
-    def __init__(self, *, hosts: LiveHosts | None = None, timeout_s: float = 3.0) -> None:
+    def __init__(
+        self, *, hosts: LiveHosts | None = None, timeout_s: float = 3.0, shard: Shard = EVERY_PAIR
+    ) -> None:
         hosts = hosts or LiveHosts.from_environment()
+        self.shard = shard  # the pairs this process follows (each ingest shard follows its own)
         # With Redis, the buckets are those the book polling of every process shares.
         limiter = RedisRateLimiter(settings.REDIS_URL) if settings.REDIS_URL else LocalRateLimiter()
         self.kalshi = PublicKalshiAdapter(hosts.kalshi, timeout_s=timeout_s, rate_limiter=limiter)
@@ -147,10 +149,11 @@ class LifecycleFollower:
         )
 
     def waiting_pairs(self, open_keys: set[str], now: datetime) -> list[MarketPair]:
-        """Pairs with an unpaid trade, and active unpaid pairs past a venue's close time."""
+        """This shard's pairs with an unpaid trade, and its active unpaid pairs past a venue's close
+        time."""
         past_close = Q(kalshi_close_time__lte=now) | Q(poly_close_time__lte=now)
         waiting = Q(opportunity_key__in=open_keys) | (Q(active=True, resolved_at__isnull=True) & past_close)
-        return list(MarketPair.objects.filter(waiting).order_by("opportunity_key"))
+        return shard_pairs(MarketPair.objects.filter(waiting).order_by("opportunity_key"), self.shard)
 
     def poll(self, now: datetime | None = None) -> PassSummary:
         now = now or timezone.now()

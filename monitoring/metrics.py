@@ -32,7 +32,7 @@ _STREAM_COUNTERS = {
     "messages": "Messages received on the stream since its ingest process started.",
     "updates": "Book updates applied from the stream since its ingest process started.",
     "reconnects": "Reconnections of the stream since its ingest process started.",
-    "resnapshots": "Books fetched whole again after a gap, a crossed book or a failed checksum.",
+    "resnapshots": "Books asked for whole again after a sequence gap, a crossed book or a subscription the venue ended.",
 }
 
 

@@ -90,3 +90,6 @@ def test_with_ingest_shards_each_tick_goes_to_every_shards_own_queue_and_tick_s_
     refused = _manage("check", env={**env, "INGEST_TICK_S": "-1"})
     assert refused.returncode != 0
     assert "INGEST_TICK_S must be 0 (no ticks) or more seconds, got -1" in refused.stderr
+    refused = _manage("check", env={**env, "INGEST_LIFECYCLE_S": "0"})
+    assert refused.returncode != 0  # a pass every 0 s would ask the venues without pause
+    assert "INGEST_LIFECYCLE_S must be 1 to 86400 seconds, got 0" in refused.stderr

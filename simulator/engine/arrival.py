@@ -146,7 +146,6 @@ def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Ar
     if index >= len(orders) or _due(orders[index], kind) is None:
         return Arrived(trade=SimulatorTrade.objects.get(pk=trade_id), done_now=False, next_steps=[])
     order = orders[index]
-    telemetry.observe_arrival_lateness(_due(order, kind), datetime.now(UTC))  # type: ignore[arg-type]
     book, unavailable = books(user_id, order, _due(order, kind))  # type: ignore[arg-type]
 
     with transaction.atomic():

@@ -135,7 +135,9 @@ class Command(BaseCommand):
             self.stdout.flush()
             follower = None
             if options["live"]:  # markets followed to resolution beside the books (ingest.lifecycle)
-                follower = LifecycleThread(LifecycleFollower(hosts=hosts_from_options(options)))
+                follower = LifecycleThread(
+                    LifecycleFollower(hosts=hosts_from_options(options), shard=options["shard"] or EVERY_PAIR)
+                )
                 shutdown.on_stop(follower.stop)
                 follower.start()
             started = time.monotonic()
