@@ -1,0 +1,925 @@
+"""Streaming market data: a book change at the venue to the trade at a browser, the age of the
+books decisions use (streams vs REST polling), and how many feed messages one stream client
+process keeps up with, books correct.
+
+Not a test: returns figures (`python -m bench bench_streams` prints them). Parts 1 and 2 need
+PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 3 needs neither.
+
+1. End to end. The exchange double (its websocket feeds, in this process) with 100 pairs; the
+   ingest loop as `ingest_run --live` runs it (StreamSource -> IngestPipeline, on a thread of
+   this process); the decision tasks on Redis to a real Celery worker (`celery -A config worker
+   -Q simulator`, a subprocess, validating each decision against the double over REST); a real
+   daphne subprocess; one logged-in user's websocket (/ws/simulator/) reading `simulator:trade`.
+   Background: 10 book changes per second per pair that open nothing (a level below the best
+   changes size). Every 200 ms, on the next pair in turn, a change that opens an opportunity (the
+   Polymarket NO ask drops 13 cents), reverted once its trade frame arrived (or after 3 s).
+   Sample: wall time of the change at the double -> the first `simulator:trade` frame of the
+   intent it caused, at the socket. Beside it, the sum of its parts' floors, each measured in the
+   same run with nothing else running: the websocket hop (a book change at the double -> its frame
+   at a bare `websockets` client), the detector (IngestPipeline.on_update for one update that
+   makes no intent, timed during the run), the commit (one intent row inserted and committed on
+   PostgreSQL) and a Redis PUBLISH -> SUBSCRIBE. The stretch is also cut at its clocks: change ->
+   intent committed (stream, detector, commit), intent committed -> the decision starts in the
+   worker (Celery over Redis; the trade's `decided_at` is taken as the decision starts), decision
+   start -> frame (validation calls to the double, the trade written, the broadcast, daphne).
+2. Book age. For every trade written in part 1, and in a second stretch with the same traffic
+   where the books come from REST polling instead (LiveSource, batch calls, 1 s interval): the
+   decision's `decided_at` minus the `received_ts_ms` of each book its intent was computed from
+   (ExecutionIntent.books keeps them, one per leg). Median and p99 over all legs. Beside it:
+   change at the double -> intent committed, the delay REST polling adds before a decision
+   exists at all.
+3. Messages per second. A bench-local `websockets` server in its own process sends a generated
+   Kalshi (then Polymarket) feed for 100 pairs as fast as it can: snapshots, then single-level
+   deltas, every frame's JSON text built beforehand (Kalshi's only the sequence number filled in).
+   The product's stream client, with a consumer thread taking the changed books as StreamSource
+   does, applies them; its books are compared with the truth at the end, then the server drops
+   the connection and the client's books after its resnapshot (a new truth) are compared again.
+   Reference: a bare `websockets` client receiving the same frames over the same hop, unparsed.
+   The Kalshi run is an hour of 100 pairs at one change per second each (360,000 deltas), replayed
+   at full speed; the process's RSS after the snapshots and at the end.
+   (The exchange double's own feed server manages about 18,000 frames/s: it would be the limit,
+   hence a server of the bench's own.)
+
+Run: .venv/bin/python -m bench bench_streams
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bench.common import (
+    ROOT,
+    Daphne,
+    figure,
+    missing_services,
+    percentile,
+    setup_django,
+    websocket_connect,
+)
+
+BENCH = "streams"
+PAIRS = 100
+BACKGROUND_PER_PAIR_S = 10
+OPEN_EVERY_S = 0.2
+STRETCH_S = 30.0
+HOLD_MAX_S = 3.0
+FLOOR_SAMPLES = 200
+KEY_ID = "bench-streams-key"
+PROBE_TOKEN = "990001"
+HOUR_DELTAS = PAIRS * 3600  # an hour at one change per second per pair
+POLYMARKET_DELTAS = 200_000
+
+
+def _ms(values: list[float], fraction: float) -> float | None:
+    return percentile(values, fraction)
+
+
+# --- the scene: 100 pairs at the double, a user with a running run ------------------------------
+
+
+def _pairs_and_scenario():
+    """100 pairs whose Kalshi YES bid is below 50 cents (so a 13-cent drop of the Polymarket NO
+    ask stays a valid price), plus a probe token for the websocket hop."""
+    from exchanges.double import PolymarketBook
+    from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
+    from exchanges.testing import paired_markets_scenario
+    from ingest.detector import PairSpec
+
+    scenario, instruments = paired_markets_scenario(2 * PAIRS)
+    chosen = [(t, y, n) for t, y, n in instruments if int(t.rsplit("-", 1)[1]) % 80 < 40][:PAIRS]
+    pairs = [
+        PairSpec(
+            f"BENCH-{ticker}", ticker, yes, no, kalshi_taker_schedule(ticker), polymarket_taker_schedule()
+        )
+        for ticker, yes, no in chosen
+    ]
+    scenario.polymarket_books[PROBE_TOKEN] = PolymarketBook(
+        token_id=PROBE_TOKEN,
+        market="0x" + "f" * 64,
+        bids=[{"price": "0.40", "size": "10"}],
+        asks=[{"price": "0.45", "size": "10"}],
+    )
+    return scenario, pairs
+
+
+def _cents(pair) -> int:
+    return 10 + int(pair.kalshi_ticker.rsplit("-", 1)[1]) % 80
+
+
+def _scene(double, pairs):
+    """A user with Kalshi and Polymarket keys at the double, a running run watching every pair,
+    and the session cookie a browser would send."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from accounts.models import UserProfile
+    from accounts.services import set_secret
+    from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY, kalshi_key_pair
+    from ingest.pairs import ensure_market_pairs
+    from simulator.services import start_run
+
+    user = get_user_model().objects.create(username=f"bench-streams-{time.time_ns()}")
+    UserProfile.objects.update_or_create(
+        user=user,
+        defaults={
+            "min_net_edge_cents": Decimal("1"),
+            "max_leg_usd": Decimal("100"),
+            "daily_cap_usd": Decimal("10000000"),
+        },
+    )
+    set_secret(
+        user=user,
+        exchange="kalshi",
+        api_key=KEY_ID,
+        extra={"private_key": kalshi_key_pair()[0], "host": double.kalshi_host},
+    )
+    set_secret(
+        user=user,
+        exchange="polymarket",
+        extra={"private_key": TEST_POLYMARKET_PRIVATE_KEY, "host": double.polymarket_host},
+    )
+    ensure_market_pairs(specs=pairs)
+    run = start_run(user=user, starting_usd="10000000", label="bench streams")[0]
+    client = Client()
+    client.force_login(user)
+    return user, run, f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+class CeleryWorker:
+    """`celery -A config worker -Q simulator` as deployed (concurrency 2 here: 2 CPUs), ready
+    once it logs that it is."""
+
+    def __init__(self) -> None:
+        self._log = tempfile.NamedTemporaryFile(prefix="bench-streams-worker-", suffix=".log")  # noqa: SIM115
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> CeleryWorker:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "simulator",
+                "-c",
+                "2",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env={**os.environ, "DJANGO_DEBUG": "0"},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while " ready." not in Path(self._log.name).read_text(errors="replace"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(
+                    f"the Celery worker did not start: {Path(self._log.name).read_text()[-2000:]}"
+                )
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+# --- parts 1 and 2: one stretch of traffic, the books from streams or from REST ----------------
+
+
+class Stretch:
+    """What one stretch of traffic recorded (wall clock, seconds)."""
+
+    def __init__(self) -> None:
+        self.openings: dict[str, list[float]] = {}  # opportunity key -> times of its opening changes
+        self.committed: dict[int, tuple[str, float]] = {}  # intent id -> (key, commit time)
+        self.frames: dict[int, float] = {}  # intent id -> first trade frame at the socket
+        self.frame_keys: dict[str, float] = {}  # key -> last trade frame (to end a hold)
+        self.detector_ms: list[float] = []
+        self.background = 0
+        self.background_s = 0.0
+        self.updates = 0
+
+
+def _opening(pair, cents: int) -> tuple[list, list]:
+    return [[f"0.{80 - cents:02d}", "50"]], [[f"0.{85 - cents:02d}", "40"]]
+
+
+def _usual(pair, cents: int) -> tuple[list, list]:
+    return [[f"0.{96 - cents:02d}", "50"]], [[f"0.{98 - cents:02d}", "40"], [f"0.{99 - cents:02d}", "9"]]
+
+
+def _background(double, pairs, open_keys: set[str], stop: threading.Event, stretch: Stretch) -> None:
+    """10 changes per second per pair that open nothing: the size of a level below the best
+    (Kalshi's second YES bid, or the Polymarket YES token's second ask), in turn."""
+    per_tick, tick_s = PAIRS * BACKGROUND_PER_PAIR_S // 100, 0.01
+    index = 0
+    started = next_tick = time.monotonic()
+    while not stop.is_set():
+        for _ in range(per_tick):
+            pair = pairs[index % len(pairs)]
+            turn = index // len(pairs)
+            index += 1
+            if pair.opportunity_key in open_keys:
+                continue
+            cents = _cents(pair)
+            if turn % 2:
+                double.state.set_kalshi_book(
+                    pair.kalshi_ticker,
+                    yes_bids=[[f"0.{cents:02d}", "10"], [f"0.{cents - 1:02d}", str(25 + turn % 7)]],
+                    no_bids=[[f"0.{97 - cents:02d}", "12"]],
+                )
+            else:
+                double.state.set_polymarket_book(
+                    pair.poly_yes_token,
+                    [[f"0.{cents:02d}", "50"]],
+                    [[f"0.{cents + 2:02d}", "40"], [f"0.{cents + 3:02d}", str(9 + turn % 7)]],
+                )
+            stretch.background += 1
+        next_tick += tick_s
+        stop.wait(max(0.0, next_tick - time.monotonic()))
+    stretch.background_s = time.monotonic() - started
+
+
+def _ingest_loop(source, pairs, stretch: Stretch, ready: threading.Event) -> None:
+    """The ingest process's loop (`run_source`), timing each update that makes no intent."""
+    from django.db import connections
+
+    from ingest.services import IngestPipeline
+    from simulator import intake
+
+    def dispatch(intent):
+        stretch.committed[intent.pk] = (intent.opportunity_key, time.time())
+        return intake.intent_arrived(intent)
+
+    try:
+        pipeline = IngestPipeline(pairs, dispatch_intent=dispatch)
+        pipeline.restore()
+        ready.set()
+        for update in source:
+            intents = pipeline.stats.intents
+            began = time.perf_counter()
+            pipeline.on_update(update)
+            took_ms = (time.perf_counter() - began) * 1000
+            if pipeline.stats.intents == intents:
+                stretch.detector_ms.append(took_ms)
+            stretch.updates += 1
+    finally:
+        ready.set()
+        connections.close_all()
+
+
+async def _listen(sock, stretch: Stretch) -> None:
+    while True:
+        payload = await sock.recv()
+        at = time.time()
+        frame = json.loads(payload)
+        if frame.get("event") == "simulator:trade":
+            data = frame["data"]
+            stretch.frames.setdefault(data["intent_id"], at)
+            stretch.frame_keys[data["opportunity_key"]] = at
+
+
+async def _open_and_revert(double, pair, open_keys: set[str], stretch: Stretch, hold_s: float) -> None:
+    cents = _cents(pair)
+    key = pair.opportunity_key
+    open_keys.add(key)
+    try:
+        at = time.time()
+        double.state.set_polymarket_book(pair.poly_no_token, *_opening(pair, cents))
+        stretch.openings.setdefault(key, []).append(at)
+        deadline = time.monotonic() + hold_s
+        while stretch.frame_keys.get(key, 0) < at and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        double.state.set_polymarket_book(pair.poly_no_token, *_usual(pair, cents))
+        await asyncio.sleep(0.3)  # the span closes before the background touches the pair again
+    finally:
+        open_keys.discard(key)
+
+
+async def _stretch(
+    double, pairs, source, port: int, cookie: str, rotation: list[int], hold_s: float
+) -> Stretch:
+    stretch = Stretch()
+    open_keys: set[str] = set()
+    sock = await websocket_connect(port, "/ws/simulator/", cookie=cookie)
+    listener = asyncio.create_task(_listen(sock, stretch))
+    ready, stop = threading.Event(), threading.Event()
+    ingest = threading.Thread(target=_ingest_loop, args=(source, pairs, stretch, ready), daemon=True)
+    background = threading.Thread(
+        target=_background, args=(double, pairs, open_keys, stop, stretch), daemon=True
+    )
+    holds: list[asyncio.Task] = []
+    try:
+        ingest.start()
+        await asyncio.get_running_loop().run_in_executor(None, ready.wait, 30)
+        await asyncio.sleep(2.0)  # every book in, spans of the start closed
+        background.start()
+        await asyncio.sleep(1.0)
+        ends = time.monotonic() + STRETCH_S
+        next_open = time.monotonic()
+        while time.monotonic() < ends:
+            pair = pairs[rotation[0] % len(pairs)]
+            rotation[0] += 1
+            if pair.opportunity_key not in open_keys:
+                holds.append(asyncio.create_task(_open_and_revert(double, pair, open_keys, stretch, hold_s)))
+            next_open += OPEN_EVERY_S
+            await asyncio.sleep(max(0.0, next_open - time.monotonic()))
+        await asyncio.gather(*holds)
+        await asyncio.sleep(1.0)  # the last frames
+    finally:
+        stop.set()
+        source.stop()
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+        await sock.close()
+        await asyncio.get_running_loop().run_in_executor(None, ingest.join, 30)
+        if background.is_alive():
+            background.join(10)
+    return stretch
+
+
+def _decision_times(run_id: int, intent_ids: list[int]) -> dict[int, tuple[float, list[dict]]]:
+    """intent id -> (its trade's decided_at, the intent's books)."""
+    from simulator.models import SimulatorTrade
+
+    rows = SimulatorTrade.objects.filter(run_id=run_id, intent_id__in=intent_ids).values_list(
+        "intent_id", "decided_at", "intent__books"
+    )
+    return {intent_id: (decided.timestamp(), books) for intent_id, decided, books in rows}
+
+
+def _analyse(stretch: Stretch, run_id: int) -> dict[str, Any]:
+    decided = _decision_times(run_id, list(stretch.committed))
+    end_to_end, to_commit, to_decision, decision_to_frame, ages = [], [], [], [], []
+    for intent_id, (key, committed_at) in stretch.committed.items():
+        changes = [t for t in stretch.openings.get(key, []) if t <= committed_at]
+        if not changes:
+            continue  # a span of the start, not one of the changes
+        changed_at = changes[-1]
+        to_commit.append((committed_at - changed_at) * 1000)
+        frame_at = stretch.frames.get(intent_id)
+        if frame_at is not None:
+            end_to_end.append((frame_at - changed_at) * 1000)
+        if intent_id in decided:
+            decided_at, books = decided[intent_id]
+            to_decision.append((decided_at - committed_at) * 1000)
+            if frame_at is not None:
+                decision_to_frame.append((frame_at - decided_at) * 1000)
+            ages += [decided_at * 1000 - book["received_ts_ms"] for book in books]
+    openings = sum(len(times) for times in stretch.openings.values())
+    return {
+        "openings": openings,
+        "intents": len(to_commit),
+        "trades": len(decision_to_frame),
+        "end_to_end": end_to_end,
+        "to_commit": to_commit,
+        "to_decision": to_decision,
+        "decision_to_frame": decision_to_frame,
+        "ages": ages,
+        "detector": stretch.detector_ms,
+        "background_per_s": stretch.background / stretch.background_s if stretch.background_s else 0,
+        "updates": stretch.updates,
+    }
+
+
+# --- the floors --------------------------------------------------------------------------------
+
+
+async def _websocket_hop(double) -> list[float]:
+    """A book change at the double -> its frame at a bare client of the double's Polymarket feed."""
+    from websockets.asyncio.client import connect
+
+    samples = []
+    async with connect(double.polymarket_ws_url, compression=None, ping_interval=None) as ws:
+        await ws.send(json.dumps({"assets_ids": [PROBE_TOKEN], "type": "market"}))
+        await asyncio.wait_for(ws.recv(), 10)  # the book
+        for n in range(FLOOR_SAMPLES):
+            began = time.perf_counter()
+            double.state.set_polymarket_book(PROBE_TOKEN, [["0.40", "10"]], [["0.45", str(11 + n % 2)]])
+            await asyncio.wait_for(ws.recv(), 5)
+            samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def _commit_floor(user, pair_id: int) -> list[float]:
+    """One intent row inserted and committed, as the pipeline writes it."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from ingest.models import ExecutionIntent
+
+    samples = []
+    for _ in range(FLOOR_SAMPLES):
+        began = time.perf_counter()
+        with transaction.atomic():
+            ExecutionIntent.objects.bulk_create(
+                [
+                    ExecutionIntent(
+                        user=user,
+                        pair_id=pair_id,
+                        opportunity_key="BENCH-FLOOR",
+                        direction="kalshi_yes_poly_no",
+                        net_edge_cents=Decimal("3.2"),
+                        size=Decimal("10"),
+                        fees_usd=Decimal("0.18"),
+                        cost_usd=Decimal("9.50"),
+                        legs=[],
+                        books=[],
+                        signal_at=timezone.now(),
+                    )
+                ]
+            )
+        samples.append((time.perf_counter() - began) * 1000)
+    return samples
+
+
+def _redis_floor() -> list[float]:
+    import redis
+
+    url = os.environ["REDIS_URL"]
+    channel = f"bench:streams:{time.time_ns()}"
+    publisher, subscriber = redis.Redis.from_url(url), redis.Redis.from_url(url)
+    pubsub = subscriber.pubsub()
+    pubsub.subscribe(channel)
+    pubsub.get_message(timeout=1.0)
+    samples = []
+    try:
+        for n in range(FLOOR_SAMPLES):
+            began = time.perf_counter()
+            publisher.publish(channel, f"{n}|" + "x" * 900)
+            message = pubsub.get_message(timeout=5.0)
+            while message is not None and message["type"] != "message":
+                message = pubsub.get_message(timeout=5.0)
+            samples.append((time.perf_counter() - began) * 1000)
+    finally:
+        pubsub.close()
+        publisher.close()
+        subscriber.close()
+    return samples
+
+
+def _end_to_end() -> dict[str, Any]:
+    from django.db import connections
+
+    from bench.common import migrate
+    from exchanges.double import ExchangeDouble
+    from exchanges.testing import kalshi_key_pair
+    from ingest.models import MarketPair
+    from ingest.sources import LiveHosts, LiveSource
+    from ingest.streams import KalshiStreamKey, StreamSource
+
+    migrate()
+    scenario, pairs = _pairs_and_scenario()
+    private_pem, public_pem = kalshi_key_pair()
+    rotation = [0]
+    with ExchangeDouble(scenario) as double:
+        double.state.register_kalshi_key(KEY_ID, public_pem, balance_cents=10**12)
+        user, run, cookie = _scene(double, pairs)
+        hosts = LiveHosts.of_double(double)
+        connections.close_all()  # the threads open their own
+        with CeleryWorker(), Daphne() as server:
+            streams = StreamSource(pairs, hosts=hosts, kalshi_key=KalshiStreamKey(KEY_ID, private_pem))
+            streamed = asyncio.run(
+                _stretch(double, pairs, streams, server.port, cookie, rotation, HOLD_MAX_S)
+            )
+            polling = LiveSource(pairs, hosts=hosts, poll_interval_s=1.0, batch_books=True)
+            polled = asyncio.run(_stretch(double, pairs, polling, server.port, cookie, rotation, HOLD_MAX_S))
+            hop = asyncio.run(_websocket_hop(double))
+        pair_id = MarketPair.objects.get(opportunity_key=pairs[0].opportunity_key).pk
+        commit = _commit_floor(user, pair_id)
+        publish = _redis_floor()
+        result = {
+            "streams": _analyse(streamed, run.pk),
+            "rest": _analyse(polled, run.pk),
+            "hop": hop,
+            "commit": commit,
+            "publish": publish,
+        }
+    from simulator.services import stop_run
+
+    stop_run(user=user, run_id=run.pk)
+    return result
+
+
+def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
+    streams, rest = measured["streams"], measured["rest"]
+    parts = {
+        "websocket hop": measured["hop"],
+        "detector": streams["detector"],
+        "commit": measured["commit"],
+        "Redis publish": measured["publish"],
+    }
+    rows = []
+    for stat, fraction in (("p50", 0.5), ("p99", 0.99)):
+        floors = {name: _ms(values, fraction) for name, values in parts.items()}
+        total = sum(v for v in floors.values() if v is not None)
+        rows.append(
+            figure(
+                BENCH,
+                f"book change at the double -> trade frame at a browser, 100 pairs, {stat}",
+                _ms(streams["end_to_end"], fraction),
+                "ms",
+                f"sum of the parts' floors, {stat}",
+                total,
+                note=(
+                    "target p99 < 50 ms; "
+                    + ", ".join(f"{name} {value:.2f}" for name, value in floors.items() if value is not None)
+                    + f" ms; {streams['openings']} opening changes, {streams['intents']} intents,"
+                    f" {len(streams['end_to_end'])} frames; background {streams['background_per_s']:,.0f}"
+                    f" changes/s, {streams['updates']:,} updates into the pipeline"
+                    if stat == "p99"
+                    else ""
+                ),
+            )
+        )
+    for name, key in (
+        ("change at the double -> intent committed", "to_commit"),
+        ("intent committed -> decision starts (Celery on Redis)", "to_decision"),
+        ("decision starts -> trade frame (validation, write, broadcast)", "decision_to_frame"),
+    ):
+        for stat, fraction in (("p50", 0.5), ("p99", 0.99)):
+            rows.append(figure(BENCH, f"{name}, {stat}", _ms(streams[key], fraction), "ms"))
+    for stat, fraction in (("median", 0.5), ("p99", 0.99)):
+        rows.append(
+            figure(
+                BENCH,
+                f"age of the books a decision used, streams, {stat}",
+                _ms(streams["ages"], fraction),
+                "ms",
+                f"REST polling, batch calls every 1 s, {stat}",
+                _ms(rest["ages"], fraction),
+                note=(
+                    f"target median < 50 ms streaming; decided_at - received_ts_ms of each leg's book;"
+                    f" {len(streams['ages'])} / {len(rest['ages'])} legs"
+                    if stat == "p99"
+                    else ""
+                ),
+            )
+        )
+        rows.append(
+            figure(
+                BENCH,
+                f"change at the double -> intent committed, streams, {stat}",
+                _ms(streams["to_commit"], fraction),
+                "ms",
+                f"REST polling, batch calls every 1 s, {stat}",
+                _ms(rest["to_commit"], fraction),
+                note=f"{streams['intents']} / {rest['intents']} intents" if stat == "p99" else "",
+            )
+        )
+    return rows
+
+
+# --- part 3: messages per second through one stream client ---------------------------------------
+
+
+def _feed(venue: str, deltas: int) -> dict[str, Any]:
+    """The generated feed: initial and final books (the truth), snapshot frames, delta frames
+    (Kalshi: the text before and after the sequence number), and the books after a resnapshot."""
+    from exchanges.double import feed_messages as fm
+    from exchanges.testing import paired_markets_scenario
+
+    scenario, instruments = paired_markets_scenario(PAIRS)
+    if venue == "kalshi":
+        books = {t: fm.kalshi_book(m) for t, m in scenario.kalshi_markets.items()}
+        up, down = [], []
+        for ticker, (yes, no) in books.items():
+            second = sorted(yes)[0]
+            raised = ({**yes, second: yes[second] + 7}, no)
+            for steps, old, new in ((up, (yes, no), raised), (down, raised, (yes, no))):
+                (msg,) = fm.kalshi_deltas(ticker, old, new, 1_760_000_000_000)
+                text = json.dumps({"type": "orderbook_delta", "sid": 1, "seq": 999999999, "msg": msg})
+                steps.append(tuple(text.split("999999999")))
+        cycle = up + down
+        final = {t: ({**yes, sorted(yes)[0]: yes[sorted(yes)[0]] + 7}, no) for t, (yes, no) in books.items()}
+        snapshots = [("orderbook_snapshot", fm.kalshi_snapshot(t, b)) for t, b in books.items()]
+        after = {
+            t: ({**yes, sorted(yes)[-1]: yes[sorted(yes)[-1]] + 3}, no) for t, (yes, no) in final.items()
+        }
+        resnapshots = [("orderbook_snapshot", fm.kalshi_snapshot(t, b)) for t, b in after.items()]
+    else:
+        tokens = scenario.polymarket_books
+        books = {token: fm.polymarket_ladders(book) for token, book in tokens.items()}
+        up, down = [], []
+        for token, (bids, asks) in books.items():
+            deep = max(asks)
+            raised = (bids, {**asks, deep: asks[deep] + 7})
+            for steps, old, new in ((up, (bids, asks), raised), (down, raised, (bids, asks))):
+                event = fm.polymarket_price_change(tokens[token], new, fm.polymarket_changes(old, new))
+                steps.append(json.dumps(event))
+        cycle = up + down
+        final = {t: (bids, {**asks, max(asks): asks[max(asks)] + 7}) for t, (bids, asks) in books.items()}
+        snapshots = [json.dumps(fm.polymarket_book_event(book)) for book in tokens.values()]
+
+        def shifted(token: str) -> str:
+            bids, asks = final[token]
+            return json.dumps(
+                {
+                    **fm.polymarket_book_event(tokens[token]),
+                    "bids": [{"price": str(p), "size": str(s)} for p, s in sorted(bids.items())],
+                    "asks": [
+                        {"price": str(p), "size": str(s + 1)} for p, s in sorted(asks.items(), reverse=True)
+                    ],
+                }
+            )
+
+        after = {t: (bids, {p: s + 1 for p, s in asks.items()}) for t, (bids, asks) in final.items()}
+        resnapshots = [shifted(token) for token in tokens]
+    # Whole cycles, then the first half once more: every book ends changed.
+    count = (deltas // len(cycle)) * len(cycle) + len(up)
+    return {
+        "venue": venue,
+        "instruments": list(books),
+        "sides": {token: side for _, yes, no in instruments for token, side in ((yes, "yes"), (no, "no"))},
+        "cycle": cycle,
+        "count": count,
+        "snapshots": snapshots,
+        "resnapshots": resnapshots,
+        "final": final,
+        "after": after,
+    }
+
+
+def _serve_feed(venue: str, deltas: int, ports: Any, drop: Any) -> None:
+    """The bench's feed server (its own process): on /bare, every frame at once; otherwise the
+    venue's handshake, every frame, then (on `drop`) a closed connection and, on the next one,
+    the resnapshot's books."""
+    from websockets.asyncio.server import serve
+
+    feed = _feed(venue, deltas)
+    connections = [0]
+
+    def kalshi_snapshot(sid_seq: int, msg: dict) -> str:
+        return json.dumps({"type": "orderbook_snapshot", "sid": 1, "seq": sid_seq, "msg": msg})
+
+    async def drain(ws) -> None:
+        async for message in ws:
+            if message == "PING":
+                await ws.send("PONG")
+
+    async def send_all(ws, snapshots: list) -> None:
+        if venue == "kalshi":
+            for seq, (_, msg) in enumerate(snapshots, 1):
+                await ws.send(kalshi_snapshot(seq, msg))
+            seq = len(snapshots)
+            cycle, n = feed["cycle"], len(feed["cycle"])
+            for i in range(feed["count"]):
+                before, after = cycle[i % n]
+                seq += 1
+                await ws.send(f"{before}{seq}{after}")
+        else:
+            for text in snapshots:
+                await ws.send(text)
+            cycle, n = feed["cycle"], len(feed["cycle"])
+            for i in range(feed["count"]):
+                await ws.send(cycle[i % n])
+
+    async def handler(ws) -> None:
+        if ws.request.path == "/bare":
+            await send_all(ws, feed["snapshots"])
+            await ws.wait_closed()
+            return
+        connections[0] += 1
+        first = connections[0] == 1
+        if venue == "kalshi":
+            for _ in range(2):  # lifecycle, then books
+                command = json.loads(await ws.recv())
+                channel = command["params"]["channels"][0]
+                sid = 1 if channel == "orderbook_delta" else 2
+                await ws.send(
+                    json.dumps(
+                        {"id": command["id"], "type": "subscribed", "msg": {"channel": channel, "sid": sid}}
+                    )
+                )
+        else:
+            wanted = set(feed["instruments"])
+            while wanted:
+                wanted -= set(json.loads(await ws.recv()).get("assets_ids", []))
+        reader = asyncio.create_task(drain(ws))
+        if first:
+            await send_all(ws, feed["snapshots"])
+            await asyncio.get_running_loop().run_in_executor(None, drop.wait)
+            await ws.close()
+        else:
+            snapshots = feed["resnapshots"]
+            if venue == "kalshi":
+                for seq, (_, msg) in enumerate(snapshots, 1):
+                    await ws.send(kalshi_snapshot(seq, msg))
+            else:
+                for text in snapshots:
+                    await ws.send(text)
+            await ws.wait_closed()
+        reader.cancel()
+
+    async def main() -> None:
+        async with serve(
+            handler, "127.0.0.1", 0, compression=None, max_size=None, ping_interval=None
+        ) as server:
+            ports.put(server.sockets[0].getsockname()[1])
+            await asyncio.Future()
+
+    asyncio.run(main())
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _books_equal(client, truth: dict, venue: str) -> bool:
+    for instrument, (first, second) in truth.items():
+        ladders = client.ladders(instrument)
+        if ladders is None or dict(ladders[0]) != first or dict(ladders[1]) != second:
+            return False
+    return True
+
+
+def _bare(port: int, frames: int) -> float:
+    """Frames per second a bare `websockets` client receives, unparsed."""
+    from websockets.asyncio.client import connect
+
+    async def receive() -> float:
+        async with connect(
+            f"ws://127.0.0.1:{port}/bare", compression=None, max_size=None, ping_interval=None
+        ) as ws:
+            await ws.recv()
+            began, count = time.perf_counter(), 1
+            while count < frames:
+                await ws.recv()
+                count += 1
+            return (count - 1) / (time.perf_counter() - began)
+
+    return asyncio.run(receive())
+
+
+def _throughput(venue: str, deltas: int) -> dict[str, Any]:
+    from exchanges.streams.connection import StreamSettings
+    from exchanges.streams.kalshi import KalshiStreamClient
+    from exchanges.streams.polymarket import PolymarketStreamClient
+    from exchanges.testing import kalshi_key_pair
+
+    feed = _feed(venue, deltas)
+    context = multiprocessing.get_context("spawn")
+    ports, drop = context.Queue(), context.Event()
+    server = context.Process(target=_serve_feed, args=(venue, deltas, ports, drop), daemon=True)
+    server.start()
+    try:
+        port = ports.get(timeout=60)
+        frames = len(feed["snapshots"]) + feed["count"]
+        bare_per_s = _bare(port, frames)
+        settings = StreamSettings(backoff_base_s=0.05, backoff_max_s=0.2)
+        if venue == "kalshi":
+            client = KalshiStreamClient(
+                f"ws://127.0.0.1:{port}/trade-api/ws/v2",
+                api_key_id=KEY_ID,
+                private_key_pem=kalshi_key_pair()[0],
+                settings=settings,
+            )
+            client.set_instruments(dict.fromkeys(feed["instruments"], "yes"))
+            replies = 2
+        else:
+            client = PolymarketStreamClient(f"ws://127.0.0.1:{port}/ws/market", settings=settings)
+            client.set_instruments({i: feed["sides"].get(i, "yes") for i in feed["instruments"]})
+            replies = 0
+        stop = threading.Event()
+        handed = [0]
+
+        def consume() -> None:  # as StreamSource takes the changed books
+            while not stop.is_set():
+                handed[0] += len(client.get(0.05))
+
+        consumer = threading.Thread(target=consume, daemon=True)
+        snapshots_in = replies + len(feed["snapshots"])
+        total = snapshots_in + feed["count"]
+        deadline = time.monotonic() + 120
+        client.start()
+        consumer.start()
+        try:
+            while client.counters["messages"] < snapshots_in and time.monotonic() < deadline:
+                time.sleep(0.002)
+            began, rss_start = time.perf_counter(), _rss_kb()
+            at = client.counters["messages"]
+            while client.counters["messages"] < total and time.monotonic() < deadline:
+                time.sleep(0.02)
+            per_s = (client.counters["messages"] - at) / (time.perf_counter() - began)
+            rss_end = _rss_kb()
+            correct_end = _books_equal(client, feed["final"], venue)
+            drop.set()
+            resnapshot_deadline = time.monotonic() + 15
+            correct_after = False
+            while time.monotonic() < resnapshot_deadline:
+                if client.counters["reconnects"] and _books_equal(client, feed["after"], venue):
+                    correct_after = True
+                    break
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            client.stop()
+            consumer.join(5)
+        return {
+            "per_s": per_s,
+            "bare_per_s": bare_per_s,
+            "messages": feed["count"],
+            "complete": client.counters["messages"] >= total,
+            "correct_end": correct_end,
+            "correct_after": correct_after,
+            "handed": handed[0],
+            "rss_start_mb": rss_start / 1024,
+            "rss_end_mb": rss_end / 1024,
+        }
+    finally:
+        server.terminate()
+        server.join(10)
+
+
+def _throughput_rows() -> list[dict[str, Any]]:
+    rows = []
+    for venue, deltas in (("kalshi", HOUR_DELTAS), ("polymarket", POLYMARKET_DELTAS)):
+        r = _throughput(venue, deltas)
+        print(f"  {venue}: {r}", flush=True)
+        books = (
+            "books correct at the end and after a resnapshot"
+            if r["correct_end"] and r["correct_after"]
+            else (f"BOOKS WRONG: at the end {r['correct_end']}, after the resnapshot {r['correct_after']}")
+        )
+        rows.append(
+            figure(
+                BENCH,
+                f"{venue} stream client (+ consumer), 100 pairs, messages per s",
+                r["per_s"],
+                "/s",
+                "bare websockets client, same frames, unparsed",
+                r["bare_per_s"],
+                note=f"target >= 20,000/s; {r['messages']:,} deltas{'' if r['complete'] else ' (NOT ALL RECEIVED)'}; {books};"
+                f" {r['handed']:,} books handed to the consumer",
+            )
+        )
+        if venue == "kalshi":
+            rows.append(
+                figure(
+                    BENCH,
+                    "RSS at the end of an hour of 100 pairs at 1 change/s (Kalshi, full speed)",
+                    r["rss_end_mb"],
+                    "MB",
+                    "RSS after the snapshots",
+                    r["rss_start_mb"],
+                    note="the whole bench process (Django and parts 1-2 loaded): flat means end = start",
+                )
+            )
+    return rows
+
+
+# --- entry points ---------------------------------------------------------------------------
+
+
+def run() -> list[dict[str, Any]]:
+    setup_django()
+    rows: list[dict[str, Any]] = []
+    reason = missing_services()
+    if reason:
+        rows.append(figure(BENCH, "end to end and book age: skipped", None, "", note=reason))
+    else:
+        rows += _part_rows(_end_to_end())
+    rows += _throughput_rows()
+    return rows
+
+
+def main() -> None:
+    from bench.common import print_table
+
+    print_table(run(), "bench_streams")
+
+
+if __name__ == "__main__":
+    main()
