@@ -5,14 +5,15 @@ process keeps up with, books correct.
 Not a test: returns figures (`python -m bench bench_streams` prints them). Parts 1 and 2 need
 PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 3 needs neither.
 
-1. End to end. The exchange double (its websocket feeds, in this process) with 100 pairs; the
-   ingest loop as `ingest_run --live` runs it (StreamSource -> IngestPipeline, on a thread of
-   this process); the decision tasks on Redis to a real Celery worker (`celery -A config worker
-   -Q simulator`, a subprocess, validating each decision against the double over REST); a real
-   daphne subprocess; one logged-in user's websocket (/ws/simulator/) reading `simulator:trade`.
-   Background: 10 book changes per second per pair that open nothing (a level below the best
-   changes size). Every 200 ms, on the next pair in turn, a change that opens an opportunity (the
-   Polymarket NO ask drops 13 cents), reverted once its trade frame arrived (or after 3 s).
+1. End to end. The exchange double with 100 pairs, in a process of its own (the venue is
+   elsewhere), making the traffic itself; the ingest loop as `ingest_run --live` runs it
+   (StreamSource -> IngestPipeline, on a thread of this process); the decision tasks on Redis to
+   a real Celery worker (`celery -A config worker -Q celery,simulator -c 4` as docker-compose
+   runs it, validating each decision against the double over REST); a real daphne; one
+   logged-in user's websocket (/ws/simulator/) reading `simulator:trade`. Background: 10 book
+   changes per second per pair that open nothing (a level below the best changes size). Every
+   200 ms, on the next pair in turn, a change that opens an opportunity (the Polymarket NO ask
+   drops 13 cents), reverted once its trade frame arrived (or after 3 s).
    Sample: wall time of the change at the double -> the first `simulator:trade` frame of the
    intent it caused, at the socket. Beside it, the sum of its parts' floors, each measured in the
    same run with nothing else running: the websocket hop (a book change at the double -> its frame
@@ -74,7 +75,8 @@ PAIRS = 100
 BACKGROUND_PER_PAIR_S = 10
 OPEN_EVERY_S = 0.2
 STRETCH_S = 30.0
-HOLD_MAX_S = 3.0
+QUIET_S = 15.0
+HOLD_MAX_S = 5.0
 FLOOR_SAMPLES = 200
 KEY_ID = "bench-streams-key"
 PROBE_TOKEN = "990001"
@@ -127,7 +129,7 @@ def _scene(double, pairs):
 
     from accounts.models import UserProfile
     from accounts.services import set_secret
-    from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY, kalshi_key_pair
+    from exchanges.testing import TEST_POLYMARKET_PRIVATE_KEY
     from ingest.pairs import ensure_market_pairs
     from simulator.services import start_run
 
@@ -144,7 +146,7 @@ def _scene(double, pairs):
         user=user,
         exchange="kalshi",
         api_key=KEY_ID,
-        extra={"private_key": kalshi_key_pair()[0], "host": double.kalshi_host},
+        extra={"private_key": double.kalshi_private_pem, "host": double.kalshi_host},
     )
     set_secret(
         user=user,
@@ -159,8 +161,8 @@ def _scene(double, pairs):
 
 
 class CeleryWorker:
-    """`celery -A config worker -Q simulator` as deployed (concurrency 2 here: 2 CPUs), ready
-    once it logs that it is."""
+    """The simulator's worker as docker-compose runs it (`-Q celery,simulator -c 4`), ready once
+    it logs that it is."""
 
     def __init__(self) -> None:
         self._log = tempfile.NamedTemporaryFile(prefix="bench-streams-worker-", suffix=".log")  # noqa: SIM115
@@ -176,9 +178,9 @@ class CeleryWorker:
                 "config",
                 "worker",
                 "-Q",
-                "simulator",
+                "celery,simulator",
                 "-c",
-                "2",
+                "4",
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
@@ -228,15 +230,15 @@ class Stretch:
         self.updates = 0
 
 
-def _opening(pair, cents: int) -> tuple[list, list]:
+def _opening(cents: int) -> tuple[list, list]:
     return [[f"0.{80 - cents:02d}", "50"]], [[f"0.{85 - cents:02d}", "40"]]
 
 
-def _usual(pair, cents: int) -> tuple[list, list]:
+def _usual(cents: int) -> tuple[list, list]:
     return [[f"0.{96 - cents:02d}", "50"]], [[f"0.{98 - cents:02d}", "40"], [f"0.{99 - cents:02d}", "9"]]
 
 
-def _background(double, pairs, open_keys: set[str], stop: threading.Event, stretch: Stretch) -> None:
+def _background(double, pairs, open_keys: set[str], stop: threading.Event, counts: dict) -> None:
     """10 changes per second per pair that open nothing: the size of a level below the best
     (Kalshi's second YES bid, or the Polymarket YES token's second ask), in turn."""
     per_tick, tick_s = PAIRS * BACKGROUND_PER_PAIR_S // 100, 0.01
@@ -262,10 +264,103 @@ def _background(double, pairs, open_keys: set[str], stop: threading.Event, stret
                     [[f"0.{cents:02d}", "50"]],
                     [[f"0.{cents + 2:02d}", "40"], [f"0.{cents + 3:02d}", str(9 + turn % 7)]],
                 )
-            stretch.background += 1
+            counts["changes"] += 1
         next_tick += tick_s
         stop.wait(max(0.0, next_tick - time.monotonic()))
-    stretch.background_s = time.monotonic() - started
+    counts["seconds"] = time.monotonic() - started
+
+
+def _double_main(conn) -> None:
+    """The exchange double in a process of its own (as the venue is elsewhere), driven over
+    `conn`: it makes the background traffic, and the opening changes when told, answering each
+    with the wall time just before the change."""
+    setup_django()
+    from exchanges.double import ExchangeDouble
+    from exchanges.testing import kalshi_key_pair
+
+    scenario, pairs = _pairs_and_scenario()
+    open_keys: set[str] = set()
+    stop = threading.Event()
+    counts = {"changes": 0, "seconds": 0.0}
+    background: threading.Thread | None = None
+    with ExchangeDouble(scenario) as double:
+        double.state.register_kalshi_key(KEY_ID, kalshi_key_pair()[1], balance_cents=10**12)
+        conn.send(
+            {
+                "base_url": double.base_url,
+                "kalshi_host": double.kalshi_host,
+                "polymarket_host": double.polymarket_host,
+                "kalshi_ws_url": double.kalshi_ws_url,
+                "polymarket_ws_url": double.polymarket_ws_url,
+                "kalshi_private_pem": kalshi_key_pair()[0],  # generated once per process: this one's
+            }
+        )
+        while True:
+            command, argument = conn.recv()
+            if command == "exit":
+                break
+            if command == "background":
+                if argument:
+                    stop.clear()
+                    counts.update(changes=0, seconds=0.0)
+                    background = threading.Thread(
+                        target=_background, args=(double, pairs, open_keys, stop, counts), daemon=True
+                    )
+                    background.start()
+                elif background is not None:
+                    stop.set()
+                    background.join(10)
+                conn.send(dict(counts))
+            elif command in ("open", "revert"):
+                pair = pairs[argument]
+                if command == "open":
+                    open_keys.add(pair.opportunity_key)
+                at = time.time()
+                double.state.set_polymarket_book(
+                    pair.poly_no_token, *(_opening if command == "open" else _usual)(_cents(pair))
+                )
+                if command == "revert":
+                    open_keys.discard(pair.opportunity_key)
+                conn.send(at)
+            elif command == "probe":
+                at = time.time()
+                double.state.set_polymarket_book(
+                    PROBE_TOKEN, [["0.40", "10"]], [["0.45", str(11 + argument % 2)]]
+                )
+                conn.send(at)
+    conn.close()
+
+
+class DoubleProcess:
+    """The bench's handle on `_double_main`: its URLs, and `call(command, argument)`."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process = context.Process(target=_double_main, args=(child,), daemon=True)
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> DoubleProcess:
+        self._process.start()
+        if not self._conn.poll(60):
+            raise RuntimeError("the exchange double's process did not start")
+        urls = self._conn.recv()
+        for name, value in urls.items():
+            setattr(self, name, value)
+        return self
+
+    def call(self, command: str, argument: Any = None) -> Any:
+        with self._lock:
+            self._conn.send((command, argument))
+            return self._conn.recv()
+
+    def __exit__(self, *exc: object) -> None:
+        with contextlib.suppress(OSError):
+            self._conn.send(("exit", None))
+        self._process.join(15)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(10)
 
 
 def _ingest_loop(source, pairs, stretch: Stretch, ready: threading.Event) -> None:
@@ -307,94 +402,106 @@ async def _listen(sock, stretch: Stretch) -> None:
             stretch.frame_keys[data["opportunity_key"]] = at
 
 
-async def _open_and_revert(double, pair, open_keys: set[str], stretch: Stretch, hold_s: float) -> None:
-    cents = _cents(pair)
-    key = pair.opportunity_key
+async def _open_and_revert(
+    double, index: int, key: str, open_keys: set[str], stretch: Stretch, hold_s: float
+) -> None:
     open_keys.add(key)
     try:
-        at = time.time()
-        double.state.set_polymarket_book(pair.poly_no_token, *_opening(pair, cents))
+        at = double.call("open", index)
         stretch.openings.setdefault(key, []).append(at)
         deadline = time.monotonic() + hold_s
         while stretch.frame_keys.get(key, 0) < at and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
-        double.state.set_polymarket_book(pair.poly_no_token, *_usual(pair, cents))
-        await asyncio.sleep(0.3)  # the span closes before the background touches the pair again
+        double.call("revert", index)
+        await asyncio.sleep(0.3)  # the span closes before the pair opens again
     finally:
         open_keys.discard(key)
 
 
 async def _stretch(
-    double, pairs, source, port: int, cookie: str, rotation: list[int], hold_s: float
+    double, pairs, source, port: int, cookie: str, rotation: list[int], *, background: bool, seconds: float
 ) -> Stretch:
     stretch = Stretch()
     open_keys: set[str] = set()
     sock = await websocket_connect(port, "/ws/simulator/", cookie=cookie)
     listener = asyncio.create_task(_listen(sock, stretch))
-    ready, stop = threading.Event(), threading.Event()
+    ready = threading.Event()
     ingest = threading.Thread(target=_ingest_loop, args=(source, pairs, stretch, ready), daemon=True)
-    background = threading.Thread(
-        target=_background, args=(double, pairs, open_keys, stop, stretch), daemon=True
-    )
     holds: list[asyncio.Task] = []
+    background_on = False
     try:
         ingest.start()
         await asyncio.get_running_loop().run_in_executor(None, ready.wait, 30)
         await asyncio.sleep(2.0)  # every book in, spans of the start closed
-        background.start()
-        await asyncio.sleep(1.0)
-        ends = time.monotonic() + STRETCH_S
+        if background:
+            double.call("background", True)
+            background_on = True
+            await asyncio.sleep(1.0)
+        ends = time.monotonic() + seconds
         next_open = time.monotonic()
         while time.monotonic() < ends:
-            pair = pairs[rotation[0] % len(pairs)]
+            index = rotation[0] % len(pairs)
             rotation[0] += 1
-            if pair.opportunity_key not in open_keys:
-                holds.append(asyncio.create_task(_open_and_revert(double, pair, open_keys, stretch, hold_s)))
+            key = pairs[index].opportunity_key
+            if key not in open_keys:
+                holds.append(
+                    asyncio.create_task(_open_and_revert(double, index, key, open_keys, stretch, HOLD_MAX_S))
+                )
             next_open += OPEN_EVERY_S
             await asyncio.sleep(max(0.0, next_open - time.monotonic()))
         await asyncio.gather(*holds)
         await asyncio.sleep(1.0)  # the last frames
     finally:
-        stop.set()
+        if background_on:
+            counts = double.call("background", False)
+            stretch.background, stretch.background_s = counts["changes"], counts["seconds"]
         source.stop()
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
         await sock.close()
         await asyncio.get_running_loop().run_in_executor(None, ingest.join, 30)
-        if background.is_alive():
-            background.join(10)
     return stretch
 
 
-def _decision_times(run_id: int, intent_ids: list[int]) -> dict[int, tuple[float, list[dict]]]:
-    """intent id -> (its trade's decided_at, the intent's books)."""
+def _decision_times(run_id: int, intent_ids: list[int]) -> dict[int, float]:
+    """intent id -> its trade's decided_at."""
     from simulator.models import SimulatorTrade
 
     rows = SimulatorTrade.objects.filter(run_id=run_id, intent_id__in=intent_ids).values_list(
-        "intent_id", "decided_at", "intent__books"
+        "intent_id", "decided_at"
     )
-    return {intent_id: (decided.timestamp(), books) for intent_id, decided, books in rows}
+    return {intent_id: decided.timestamp() for intent_id, decided in rows}
+
+
+def _intent_books(intent_ids: list[int]) -> dict[int, list[dict]]:
+    """intent id -> the books its edge was computed from (one per leg, with receive times)."""
+    from ingest.models import ExecutionIntent
+
+    return dict(ExecutionIntent.objects.filter(pk__in=intent_ids).values_list("pk", "books"))
 
 
 def _analyse(stretch: Stretch, run_id: int) -> dict[str, Any]:
     decided = _decision_times(run_id, list(stretch.committed))
-    end_to_end, to_commit, to_decision, decision_to_frame, ages = [], [], [], [], []
+    books = _intent_books(list(stretch.committed))
+    end_to_end, to_commit, to_decision, decision_to_frame, ages, ages_at_intent = [], [], [], [], [], []
     for intent_id, (key, committed_at) in stretch.committed.items():
         changes = [t for t in stretch.openings.get(key, []) if t <= committed_at]
         if not changes:
             continue  # a span of the start, not one of the changes
         changed_at = changes[-1]
         to_commit.append((committed_at - changed_at) * 1000)
+        received_ms = [book["received_ts_ms"] for book in books.get(intent_id, [])]
+        ages_at_intent += [committed_at * 1000 - ms for ms in received_ms]
         frame_at = stretch.frames.get(intent_id)
         if frame_at is not None:
             end_to_end.append((frame_at - changed_at) * 1000)
         if intent_id in decided:
-            decided_at, books = decided[intent_id]
+            decided_at = decided[intent_id]
             to_decision.append((decided_at - committed_at) * 1000)
             if frame_at is not None:
                 decision_to_frame.append((frame_at - decided_at) * 1000)
-            ages += [decided_at * 1000 - book["received_ts_ms"] for book in books]
+            ages += [decided_at * 1000 - ms for ms in received_ms]
     openings = sum(len(times) for times in stretch.openings.values())
     return {
         "openings": openings,
@@ -405,6 +512,7 @@ def _analyse(stretch: Stretch, run_id: int) -> dict[str, Any]:
         "to_decision": to_decision,
         "decision_to_frame": decision_to_frame,
         "ages": ages,
+        "ages_at_intent": ages_at_intent,
         "detector": stretch.detector_ms,
         "background_per_s": stretch.background / stretch.background_s if stretch.background_s else 0,
         "updates": stretch.updates,
@@ -423,10 +531,9 @@ async def _websocket_hop(double) -> list[float]:
         await ws.send(json.dumps({"assets_ids": [PROBE_TOKEN], "type": "market"}))
         await asyncio.wait_for(ws.recv(), 10)  # the book
         for n in range(FLOOR_SAMPLES):
-            began = time.perf_counter()
-            double.state.set_polymarket_book(PROBE_TOKEN, [["0.40", "10"]], [["0.45", str(11 + n % 2)]])
+            at = double.call("probe", n)
             await asyncio.wait_for(ws.recv(), 5)
-            samples.append((time.perf_counter() - began) * 1000)
+            samples.append((time.time() - at) * 1000)
     return samples
 
 
@@ -491,47 +598,58 @@ def _end_to_end() -> dict[str, Any]:
     from django.db import connections
 
     from bench.common import migrate
-    from exchanges.double import ExchangeDouble
-    from exchanges.testing import kalshi_key_pair
     from ingest.models import MarketPair
     from ingest.sources import LiveHosts, LiveSource
     from ingest.streams import KalshiStreamKey, StreamSource
-
-    migrate()
-    scenario, pairs = _pairs_and_scenario()
-    private_pem, public_pem = kalshi_key_pair()
-    rotation = [0]
-    with ExchangeDouble(scenario) as double:
-        double.state.register_kalshi_key(KEY_ID, public_pem, balance_cents=10**12)
-        user, run, cookie = _scene(double, pairs)
-        hosts = LiveHosts.of_double(double)
-        connections.close_all()  # the threads open their own
-        with CeleryWorker(), Daphne() as server:
-            streams = StreamSource(pairs, hosts=hosts, kalshi_key=KalshiStreamKey(KEY_ID, private_pem))
-            streamed = asyncio.run(
-                _stretch(double, pairs, streams, server.port, cookie, rotation, HOLD_MAX_S)
-            )
-            polling = LiveSource(pairs, hosts=hosts, poll_interval_s=1.0, batch_books=True)
-            polled = asyncio.run(_stretch(double, pairs, polling, server.port, cookie, rotation, HOLD_MAX_S))
-            hop = asyncio.run(_websocket_hop(double))
-        pair_id = MarketPair.objects.get(opportunity_key=pairs[0].opportunity_key).pk
-        commit = _commit_floor(user, pair_id)
-        publish = _redis_floor()
-        result = {
-            "streams": _analyse(streamed, run.pk),
-            "rest": _analyse(polled, run.pk),
-            "hop": hop,
-            "commit": commit,
-            "publish": publish,
-        }
     from simulator.services import stop_run
 
+    migrate()
+    _, pairs = _pairs_and_scenario()
+    rotation = [0]
+    with DoubleProcess() as double:
+        user, run, cookie = _scene(double, pairs)
+        hosts = LiveHosts.of_double(
+            double.base_url, kalshi_ws=double.kalshi_ws_url, polymarket_ws=double.polymarket_ws_url
+        )
+        connections.close_all()  # the threads open their own
+        with CeleryWorker(), Daphne() as server:
+            stretches = {}
+            for name, background, seconds in (
+                ("quiet", False, QUIET_S),
+                ("streams", True, STRETCH_S),
+                ("rest", True, STRETCH_S),
+            ):
+                if name == "rest":
+                    source = LiveSource(pairs, hosts=hosts, poll_interval_s=1.0, batch_books=True)
+                else:
+                    key = KalshiStreamKey(KEY_ID, double.kalshi_private_pem)
+                    source = StreamSource(pairs, hosts=hosts, kalshi_key=key)
+                stretches[name] = asyncio.run(
+                    _stretch(
+                        double,
+                        pairs,
+                        source,
+                        server.port,
+                        cookie,
+                        rotation,
+                        background=background,
+                        seconds=seconds,
+                    )
+                )
+            hop = asyncio.run(_websocket_hop(double))
+    pair_id = MarketPair.objects.get(opportunity_key=pairs[0].opportunity_key).pk
+    result = {
+        **{name: _analyse(stretch, run.pk) for name, stretch in stretches.items()},
+        "hop": hop,
+        "commit": _commit_floor(user, pair_id),
+        "publish": _redis_floor(),
+    }
     stop_run(user=user, run_id=run.pk)
     return result
 
 
 def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
-    streams, rest = measured["streams"], measured["rest"]
+    streams, rest, quiet = measured["streams"], measured["rest"], measured["quiet"]
     parts = {
         "websocket hop": measured["hop"],
         "detector": streams["detector"],
@@ -539,9 +657,10 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
         "Redis publish": measured["publish"],
     }
     rows = []
+    floor_sums = {}
     for stat, fraction in (("p50", 0.5), ("p99", 0.99)):
         floors = {name: _ms(values, fraction) for name, values in parts.items()}
-        total = sum(v for v in floors.values() if v is not None)
+        total = floor_sums[stat] = sum(v for v in floors.values() if v is not None)
         rows.append(
             figure(
                 BENCH,
@@ -561,13 +680,36 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
                 ),
             )
         )
+    for stat, fraction in (("p50", 0.5), ("p99", 0.99)):
+        rows.append(
+            figure(
+                BENCH,
+                f"the same without background traffic (openings only), {stat}",
+                _ms(quiet["end_to_end"], fraction),
+                "ms",
+                f"sum of the parts' floors, {stat}",
+                floor_sums[stat],
+                note=f"{quiet['intents']} intents, {len(quiet['end_to_end'])} frames"
+                if stat == "p99"
+                else "",
+            )
+        )
     for name, key in (
         ("change at the double -> intent committed", "to_commit"),
         ("intent committed -> decision starts (Celery on Redis)", "to_decision"),
         ("decision starts -> trade frame (validation, write, broadcast)", "decision_to_frame"),
     ):
         for stat, fraction in (("p50", 0.5), ("p99", 0.99)):
-            rows.append(figure(BENCH, f"{name}, {stat}", _ms(streams[key], fraction), "ms"))
+            rows.append(
+                figure(
+                    BENCH,
+                    f"{name}, {stat}",
+                    _ms(streams[key], fraction),
+                    "ms",
+                    f"the same without background traffic, {stat}",
+                    _ms(quiet[key], fraction),
+                )
+            )
     for stat, fraction in (("median", 0.5), ("p99", 0.99)):
         rows.append(
             figure(
@@ -583,6 +725,19 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
                     if stat == "p99"
                     else ""
                 ),
+            )
+        )
+        rows.append(
+            figure(
+                BENCH,
+                f"age of the books at the intent's commit, streams, {stat}",
+                _ms(streams["ages_at_intent"], fraction),
+                "ms",
+                f"REST polling, batch calls every 1 s, {stat}",
+                _ms(rest["ages_at_intent"], fraction),
+                note="intent committed (ingest's clock) - received_ts_ms of each leg's book"
+                if stat == "p99"
+                else "",
             )
         )
         rows.append(
