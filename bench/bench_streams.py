@@ -51,6 +51,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -202,6 +203,16 @@ class CeleryWorker:
             time.sleep(0.2)
         return self
 
+    def task_seconds(self) -> dict[str, list[float]]:
+        """How long each task ran, by task name, from the worker's own log lines ("Task
+        simulator.tasks.decide_intent_task[...] succeeded in 0.021s: ...") so far."""
+        runs: dict[str, list[float]] = {}
+        for match in re.finditer(
+            r"Task ([\w.]+)\[[^\]]+\] succeeded in ([\d.]+)s", Path(self._log.name).read_text()
+        ):
+            runs.setdefault(match[1].rsplit(".", 1)[-1], []).append(float(match[2]))
+        return runs
+
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
@@ -227,6 +238,9 @@ class Stretch:
         self.detector_ms: list[float] = []
         self.background = 0
         self.background_s = 0.0
+        self.seconds = 0.0
+        self.rest_calls: dict = {}  # (venue, path) -> requests the double answered in the stretch
+        self.task_s: dict[str, list[float]] = {}  # task name -> run times in the stretch
         self.updates = 0
 
 
@@ -322,6 +336,9 @@ def _double_main(conn) -> None:
                 if command == "revert":
                     open_keys.discard(pair.opportunity_key)
                 conn.send(at)
+            elif command == "calls":  # REST requests since the last ask, by (venue, path)
+                conn.send(dict(double.call_counts))
+                double.reset_call_counts()
             elif command == "probe":
                 at = time.time()
                 double.state.set_polymarket_book(
@@ -437,7 +454,9 @@ async def _stretch(
             double.call("background", True)
             background_on = True
             await asyncio.sleep(1.0)
-        ends = time.monotonic() + seconds
+        double.call("calls")
+        began = time.monotonic()
+        ends = began + seconds
         next_open = time.monotonic()
         while time.monotonic() < ends:
             index = rotation[0] % len(pairs)
@@ -451,6 +470,8 @@ async def _stretch(
             await asyncio.sleep(max(0.0, next_open - time.monotonic()))
         await asyncio.gather(*holds)
         await asyncio.sleep(1.0)  # the last frames
+        stretch.seconds = time.monotonic() - began
+        stretch.rest_calls = double.call("calls")
     finally:
         if background_on:
             counts = double.call("background", False)
@@ -516,6 +537,14 @@ def _analyse(stretch: Stretch, run_id: int) -> dict[str, Any]:
         "detector": stretch.detector_ms,
         "background_per_s": stretch.background / stretch.background_s if stretch.background_s else 0,
         "updates": stretch.updates,
+        "decide_ms": [s * 1000 for s in stretch.task_s.get("decide_intent_task", [])],
+        "tasks": {task: len(runs) for task, runs in stretch.task_s.items()},
+        "rest_calls_per_s": {
+            venue: sum(n for (v, _), n in stretch.rest_calls.items() if v == venue) / stretch.seconds
+            for venue in ("kalshi", "polymarket")
+        }
+        if stretch.seconds
+        else {},
     }
 
 
@@ -612,7 +641,7 @@ def _end_to_end() -> dict[str, Any]:
             double.base_url, kalshi_ws=double.kalshi_ws_url, polymarket_ws=double.polymarket_ws_url
         )
         connections.close_all()  # the threads open their own
-        with CeleryWorker(), Daphne() as server:
+        with CeleryWorker() as worker, Daphne() as server:
             stretches = {}
             for name, background, seconds in (
                 ("quiet", False, QUIET_S),
@@ -624,6 +653,7 @@ def _end_to_end() -> dict[str, Any]:
                 else:
                     key = KalshiStreamKey(KEY_ID, double.kalshi_private_pem)
                     source = StreamSource(pairs, hosts=hosts, kalshi_key=key)
+                done = {task: len(runs) for task, runs in worker.task_seconds().items()}
                 stretches[name] = asyncio.run(
                     _stretch(
                         double,
@@ -636,6 +666,9 @@ def _end_to_end() -> dict[str, Any]:
                         seconds=seconds,
                     )
                 )
+                stretches[name].task_s = {
+                    task: runs[done.get(task, 0) :] for task, runs in worker.task_seconds().items()
+                }
             hop = asyncio.run(_websocket_hop(double))
     pair_id = MarketPair.objects.get(opportunity_key=pairs[0].opportunity_key).pk
     result = {
@@ -646,6 +679,10 @@ def _end_to_end() -> dict[str, Any]:
     }
     stop_run(user=user, run_id=run.pk)
     return result
+
+
+def _per_s(calls: dict[str, float]) -> str:
+    return ", ".join(f"{venue} {rate:.1f}" for venue, rate in calls.items())
 
 
 def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
@@ -698,6 +735,7 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
         ("change at the double -> intent committed", "to_commit"),
         ("intent committed -> decision starts (Celery on Redis)", "to_decision"),
         ("decision starts -> trade frame (validation, write, broadcast)", "decision_to_frame"),
+        ("decision task run time (the worker's log)", "decide_ms"),
     ):
         for stat, fraction in (("p50", 0.5), ("p99", 0.99)):
             rows.append(
@@ -708,6 +746,12 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
                     "ms",
                     f"the same without background traffic, {stat}",
                     _ms(quiet[key], fraction),
+                    note=(
+                        f"tasks run {streams['tasks']} / {quiet['tasks']}; REST requests the double answered per s"
+                        f" {_per_s(streams['rest_calls_per_s'])} / {_per_s(quiet['rest_calls_per_s'])}"
+                        if key == "decide_ms" and stat == "p99"
+                        else ""
+                    ),
                 )
             )
     for stat, fraction in (("median", 0.5), ("p99", 0.99)):
