@@ -57,6 +57,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -1062,11 +1063,66 @@ def _throughput(venue: str, deltas: int) -> dict[str, Any]:
         server.join(10)
 
 
+def _client_parts(venue: str, frames: int = 50_000) -> dict[str, float]:
+    """CPU microseconds per message of the client's own steps, on the same frames, no socket:
+    `json.loads` (what the client uses), `orjson.loads` (the alternative), the L2 apply, and
+    building one handed-over book (`_stream_book`, as `get` does)."""
+    import orjson
+
+    from exchanges.streams.kalshi import KalshiStreamClient
+    from exchanges.streams.polymarket import PolymarketStreamClient
+    from exchanges.testing import kalshi_key_pair
+
+    feed = _feed(venue, frames)
+    cycle = feed["cycle"]
+    if venue == "kalshi":
+        client = KalshiStreamClient(
+            "ws://127.0.0.1:9/", api_key_id=KEY_ID, private_key_pem=kalshi_key_pair()[0]
+        )
+        snapshots = [
+            json.dumps({"type": t, "sid": 1, "seq": n, "msg": m})
+            for n, (t, m) in enumerate(feed["snapshots"], 1)
+        ]
+        texts = [
+            f"{cycle[i % len(cycle)][0]}{len(snapshots) + i + 1}{cycle[i % len(cycle)][1]}"
+            for i in range(frames)
+        ]
+    else:
+        client = PolymarketStreamClient("ws://127.0.0.1:9/")
+        snapshots = feed["snapshots"]
+        texts = [cycle[i % len(cycle)] for i in range(frames)]
+    client.set_instruments(dict.fromkeys(feed["instruments"], "yes"))
+    l2 = client._l2
+    for text in snapshots:
+        l2.apply(json.loads(text))
+
+    def cpu_us(work: Callable[[], object], count: int) -> float:
+        began = time.thread_time()
+        work()
+        return (time.thread_time() - began) / count * 1e6
+
+    decoded: list = []
+    parts = {
+        "json.loads": cpu_us(lambda: decoded.extend(json.loads(t) for t in texts), frames),
+        "orjson.loads": cpu_us(lambda: [orjson.loads(t) for t in texts], frames),
+        "L2 apply": cpu_us(lambda: [l2.apply(d) for d in decoded], frames),
+    }
+    instruments = feed["instruments"]
+    parts["one book handed over"] = cpu_us(
+        lambda: [
+            client._stream_book(instruments[i % len(instruments)], 0, None) for i in range(frames // 10)
+        ],
+        frames // 10,
+    )
+    return parts
+
+
 def _throughput_rows() -> list[dict[str, Any]]:
     rows = []
     for venue, deltas in (("kalshi", HOUR_DELTAS), ("polymarket", POLYMARKET_DELTAS)):
         r = _throughput(venue, deltas)
-        print(f"  {venue}: {r}", flush=True)
+        parts = _client_parts(venue)
+        print(f"  {venue}: {r}; CPU us per message {parts}", flush=True)
         books = (
             "books correct at the end and after a resnapshot"
             if r["correct_end"] and r["correct_after"]
@@ -1082,6 +1138,18 @@ def _throughput_rows() -> list[dict[str, Any]]:
                 r["bare_per_s"],
                 note=f"target >= 20,000/s; {r['messages']:,} deltas{'' if r['complete'] else ' (NOT ALL RECEIVED)'}; {books};"
                 f" {r['handed']:,} books handed to the consumer",
+            )
+        )
+        rows.append(
+            figure(
+                BENCH,
+                f"{venue} client's own steps, CPU per message",
+                sum(v for k, v in parts.items() if k != "orjson.loads"),
+                "us",
+                "the bare client's wall time per frame",
+                1e6 / r["bare_per_s"],
+                note="; ".join(f"{name} {us:.1f}" for name, us in parts.items())
+                + f" us (one book is built per hand-over: {r['handed'] / (r['messages'] or 1):.2f} per message here)",
             )
         )
         if venue == "kalshi":
