@@ -13,7 +13,8 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
    logged-in user's websocket (/ws/simulator/) reading `simulator:trade`. Background: 10 book
    changes per second per pair that open nothing (a level below the best changes size). Every
    200 ms, on the next pair in turn, a change that opens an opportunity (the Polymarket NO ask
-   drops 13 cents), reverted once its trade frame arrived (or after 3 s).
+   drops 13 cents), reverted once its trade frame arrived (or after 5 s). The same for 15 s
+   with the openings only, no background traffic.
    Sample: wall time of the change at the double -> the first `simulator:trade` frame of the
    intent it caused, at the socket. Beside it, the sum of its parts' floors, each measured in the
    same run with nothing else running: the websocket hop (a book change at the double -> its frame
@@ -23,12 +24,13 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
    intent committed (stream, detector, commit), intent committed -> the decision starts in the
    worker (Celery over Redis; the trade's `decided_at` is taken as the decision starts), decision
    start -> frame (validation calls to the double, the trade written, the broadcast, daphne).
+   The worker's log gives each task's run time; the double counts the REST requests it answered.
 2. Book age. For every trade written in part 1, and in a second stretch with the same traffic
    where the books come from REST polling instead (LiveSource, batch calls, 1 s interval): the
    decision's `decided_at` minus the `received_ts_ms` of each book its intent was computed from
-   (ExecutionIntent.books keeps them, one per leg). Median and p99 over all legs. Beside it:
-   change at the double -> intent committed, the delay REST polling adds before a decision
-   exists at all.
+   (ExecutionIntent.books keeps them, one per leg). Median and p99 over all legs. Beside it: the
+   same books' age at the intent's commit, and change at the double -> intent committed, the
+   delay REST polling adds before a decision exists at all.
 3. Messages per second. A bench-local `websockets` server in its own process sends a generated
    Kalshi (then Polymarket) feed for 100 pairs as fast as it can: snapshots, then single-level
    deltas, every frame's JSON text built beforehand (Kalshi's only the sequence number filled in).
@@ -37,7 +39,8 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
    the connection and the client's books after its resnapshot (a new truth) are compared again.
    Reference: a bare `websockets` client receiving the same frames over the same hop, unparsed.
    The Kalshi run is an hour of 100 pairs at one change per second each (360,000 deltas), replayed
-   at full speed; the process's RSS after the snapshots and at the end.
+   at full speed; the process's RSS after the snapshots and at the end. Beside each rate, the
+   client's own steps in CPU time per message on the same frames without a socket.
    (The exchange double's own feed server manages about 18,000 frames/s: it would be the limit,
    hence a server of the bench's own.)
 
