@@ -89,10 +89,6 @@ HOUR_DELTAS = PAIRS * 3600  # an hour at one change per second per pair
 POLYMARKET_DELTAS = 200_000
 
 
-def _ms(values: list[float], fraction: float) -> float | None:
-    return percentile(values, fraction)
-
-
 # --- the scene: 100 pairs at the double, a user with a running run ------------------------------
 
 
@@ -700,13 +696,13 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     floor_sums = {}
     for stat, fraction in (("p50", 0.5), ("p99", 0.99)):
-        floors = {name: _ms(values, fraction) for name, values in parts.items()}
+        floors = {name: percentile(values, fraction) for name, values in parts.items()}
         total = floor_sums[stat] = sum(v for v in floors.values() if v is not None)
         rows.append(
             figure(
                 BENCH,
                 f"book change at the double -> trade frame at a browser, 100 pairs, {stat}",
-                _ms(streams["end_to_end"], fraction),
+                percentile(streams["end_to_end"], fraction),
                 "ms",
                 f"sum of the parts' floors, {stat}",
                 total,
@@ -726,7 +722,7 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
             figure(
                 BENCH,
                 f"the same without background traffic (openings only), {stat}",
-                _ms(quiet["end_to_end"], fraction),
+                percentile(quiet["end_to_end"], fraction),
                 "ms",
                 f"sum of the parts' floors, {stat}",
                 floor_sums[stat],
@@ -746,10 +742,10 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
                 figure(
                     BENCH,
                     f"{name}, {stat}",
-                    _ms(streams[key], fraction),
+                    percentile(streams[key], fraction),
                     "ms",
                     f"the same without background traffic, {stat}",
-                    _ms(quiet[key], fraction),
+                    percentile(quiet[key], fraction),
                     note=(
                         f"tasks run {streams['tasks']} / {quiet['tasks']}; REST requests the double answered per s"
                         f" {_per_s(streams['rest_calls_per_s'])} / {_per_s(quiet['rest_calls_per_s'])}"
@@ -763,10 +759,10 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
             figure(
                 BENCH,
                 f"age of the books a decision used, streams, {stat}",
-                _ms(streams["ages"], fraction),
+                percentile(streams["ages"], fraction),
                 "ms",
                 f"REST polling, batch calls every 1 s, {stat}",
-                _ms(rest["ages"], fraction),
+                percentile(rest["ages"], fraction),
                 note=(
                     f"target median < 50 ms streaming; decided_at - received_ts_ms of each leg's book;"
                     f" {len(streams['ages'])} / {len(rest['ages'])} legs"
@@ -779,10 +775,10 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
             figure(
                 BENCH,
                 f"age of the books at the intent's commit, streams, {stat}",
-                _ms(streams["ages_at_intent"], fraction),
+                percentile(streams["ages_at_intent"], fraction),
                 "ms",
                 f"REST polling, batch calls every 1 s, {stat}",
-                _ms(rest["ages_at_intent"], fraction),
+                percentile(rest["ages_at_intent"], fraction),
                 note="intent committed (ingest's clock) - received_ts_ms of each leg's book"
                 if stat == "p99"
                 else "",
@@ -792,10 +788,10 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
             figure(
                 BENCH,
                 f"change at the double -> intent committed, streams, {stat}",
-                _ms(streams["to_commit"], fraction),
+                percentile(streams["to_commit"], fraction),
                 "ms",
                 f"REST polling, batch calls every 1 s, {stat}",
-                _ms(rest["to_commit"], fraction),
+                percentile(rest["to_commit"], fraction),
                 note=f"{streams['intents']} / {rest['intents']} intents" if stat == "p99" else "",
             )
         )
@@ -960,7 +956,7 @@ def _rss_kb() -> int:
     return 0
 
 
-def _books_equal(client, truth: dict, venue: str) -> bool:
+def _books_equal(client, truth: dict) -> bool:
     for instrument, (first, second) in truth.items():
         ladders = client.ladders(instrument)
         if ladders is None or dict(ladders[0]) != first or dict(ladders[1]) != second:
@@ -1037,12 +1033,12 @@ def _throughput(venue: str, deltas: int) -> dict[str, Any]:
                 time.sleep(0.02)
             per_s = (client.counters["messages"] - at) / (time.perf_counter() - began)
             rss_end = _rss_kb()
-            correct_end = _books_equal(client, feed["final"], venue)
+            correct_end = _books_equal(client, feed["final"])
             drop.set()
             resnapshot_deadline = time.monotonic() + 15
             correct_after = False
             while time.monotonic() < resnapshot_deadline:
-                if client.counters["reconnects"] and _books_equal(client, feed["after"], venue):
+                if client.counters["reconnects"] and _books_equal(client, feed["after"]):
                     correct_after = True
                     break
                 time.sleep(0.05)
