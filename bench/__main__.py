@@ -32,6 +32,7 @@ MODULES = [
     "bench_engine",
     "bench_arrival",
     "bench_websocket",
+    "bench_streams",
     "bench_api",
     "bench_report",
 ]
