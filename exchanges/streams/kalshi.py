@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -234,7 +235,8 @@ class KalshiStreamClient(StreamConnection):
         """The venue refused a subscribe or add of `tickers`: drop the ones it names (or, naming
         none, the ticker of a one-ticker command) and ask again for the rest; naming none of
         several, ask for each half on its own until the refused ones are found."""
-        named = [t for t in tickers if t in text]
+        words = set(re.split(r"[\s,;:'\"()\[\]{}]+", text))  # whole tickers: "T4" is not "T4.00"
+        named = [t for t in tickers if t in words]
         if named or len(tickers) == 1:
             dropped = named or tickers
             self._refused.update(dropped)
@@ -248,9 +250,9 @@ class KalshiStreamClient(StreamConnection):
         else:
             parts = [tickers[: len(tickers) // 2], tickers[len(tickers) // 2 :]]
         if what == ORDERBOOK:
-            # No subscription yet: subscribe the first part; the confirmation adds the rest.
-            if parts:
-                await self._subscribe_books(ws, parts[0])
+            # No subscription yet: subscribe the first part (or, none left of this command,
+            # whatever else is wanted); its confirmation adds the rest.
+            await self._subscribe_books(ws, parts[0] if parts else None)
             return
         for part in parts:
             if self._book_sid is not None:
