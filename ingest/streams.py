@@ -11,10 +11,15 @@ stream is down (or not configured).
 - While a venue's stream is not live, a `LiveSource` restricted to that venue polls it (on its own
   thread, so the other venue's stream is never held up); once the stream is live again, polling
   stops. `rest_after_s` gives a stream that long to come up at start before REST stands in.
+- While a venue's stream is live, the same `LiveSource` polls just the instruments the stream has
+  had no whole book of for over `stale_rest_after_s` (a ticker the venue refused, a token beyond a
+  subscription limit), until the stream delivers them.
 - Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
   it), so `record` and replays see stream books exactly as REST ones.
 - The streams' status is published through ingest.health every `status_every_s`; lifecycle events
-  reach `on_lifecycle` on the iterating thread.
+  reach `on_lifecycle` on the iterating thread (all of them, also those waiting when the source
+  stops); an error there is logged with the event and the feed goes on (the REST resolution pass
+  reads the market again).
 
 The Kalshi feed needs an API key (INGEST_KALSHI_KEY_ID and INGEST_KALSHI_PRIVATE_KEY_PATH);
 without one Kalshi is polled over REST, and the reason is logged once.
@@ -44,7 +49,7 @@ from ingest.sources import BookUpdate, LiveHosts, LiveSource
 logger = logging.getLogger("ingest.streams")
 
 NO_KALSHI_KEY = "no Kalshi API key for the stream"
-PENDING_LIMIT = 10_000  # REST answers, or lifecycle events, waiting for the consumer
+PENDING_LIMIT = 10_000  # REST answers waiting for the consumer
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,7 @@ class StreamSource:
         poll_interval_s: float = 1.0,
         rest_after_s: float = 0.0,
         restate_every_s: float = 1.0,
+        stale_rest_after_s: float = 10.0,
         status_every_s: float = 5.0,
         on_lifecycle: Callable[[LifecycleEvent], None] | None = None,
         process: str | None = None,
@@ -104,13 +110,15 @@ class StreamSource:
         self.hosts = hosts or LiveHosts.from_environment()
         self.rest_after_s = rest_after_s
         self.restate_every_s = restate_every_s
+        self.stale_rest_after_s = stale_rest_after_s
         self.status_every_s = status_every_s
         self.process = process or _process_name()
         self._on_lifecycle = on_lifecycle
         self._wall_clock_ms = wall_clock_ms
         self._stopped = threading.Event()
         self._wakeup = threading.Event()
-        self._lifecycle_events: deque[LifecycleEvent] = deque(maxlen=PENDING_LIMIT)
+        # Unbounded: lifecycle events are rare, and each one pays out or flags a pair.
+        self._lifecycle_events: deque[LifecycleEvent] = deque()
         self._rest_updates: deque[BookUpdate] = deque(maxlen=PENDING_LIMIT)
         self._last_yield_ms: dict[tuple[str, str], int] = {}
         common = {"settings": settings, "on_lifecycle": self._lifecycle_arrived, "shard": shard}
@@ -159,8 +167,7 @@ class StreamSource:
         instruments = instruments_of(self.pairs)
         for venue, client in self.clients.items():
             client.set_instruments(instruments[venue])
-        for source in self._rest.values():
-            source.pairs = self.pairs
+        # Each REST thread gives its LiveSource the pairs to poll before every round.
 
     @property
     def rounds(self) -> int:
@@ -186,13 +193,36 @@ class StreamSource:
         self._lifecycle_events.append(event)
         self._wakeup.set()
 
-    def _poll_while_stream_down(self, venue: str) -> None:
+    def _pairs_to_poll(self, venue: str, stale_since_s: dict[str, float]) -> list[PairSpec]:
+        """Every pair while the venue's stream is down; while it is live, the pairs of the
+        instruments it has had no whole book of for over `stale_rest_after_s`."""
+        pairs = self.pairs
+        if not self.stream_live(venue):
+            stale_since_s.clear()  # once the stream is back, each instrument gets its time again
+            return pairs
+        now_s = time.monotonic()
+        stale = set(self.clients[venue].stale_instruments())
+        for instrument in list(stale_since_s):
+            if instrument not in stale:
+                del stale_since_s[instrument]
+        for instrument in stale:
+            stale_since_s.setdefault(instrument, now_s)
+        overdue = {i for i, since_s in stale_since_s.items() if now_s - since_s > self.stale_rest_after_s}
+        if not overdue:
+            return []
+        if venue == KALSHI:
+            return [pair for pair in pairs if pair.kalshi_ticker in overdue]
+        return [pair for pair in pairs if pair.poly_yes_token in overdue or pair.poly_no_token in overdue]
+
+    def _poll_rest(self, venue: str) -> None:
         source = self._rest[venue]
         if venue in self.clients:  # its feed gets `rest_after_s` to come up before REST stands in
             self._stopped.wait(self.rest_after_s)
+        stale_since_s: dict[str, float] = {}
         while not self._stopped.is_set():
             started = time.monotonic()
-            if not self.stream_live(venue):
+            source.pairs = self._pairs_to_poll(venue, stale_since_s)
+            if source.pairs:
                 for update in source.poll_once():
                     self._rest_updates.append(update)
                 self._wakeup.set()
@@ -203,7 +233,7 @@ class StreamSource:
             client.start()
         for venue in (KALSHI, POLYMARKET):
             thread = threading.Thread(
-                target=self._poll_while_stream_down, args=(venue,), name=f"rest-{venue}", daemon=True
+                target=self._poll_rest, args=(venue,), name=f"rest-{venue}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -242,16 +272,14 @@ class StreamSource:
                 self._wakeup.clear()
                 while self._rest_updates:
                     update = self._rest_updates.popleft()
-                    # A round polled while the stream came back is older than the stream's books.
-                    if not self.stream_live(update.books[0].venue):
+                    # A book polled while the stream came back (or delivered it) is older than
+                    # the stream's.
+                    if self._stream_lacks(update.books[0].venue, update.books[0].instrument_id):
                         yield update
                 for venue, client in self.clients.items():
                     for book in client.get(0):
                         yield self._as_update(venue, book)
-                while self._lifecycle_events:
-                    event = self._lifecycle_events.popleft()
-                    if self._on_lifecycle is not None:
-                        self._on_lifecycle(event)
+                self._deliver_lifecycle_events()
                 now_s = time.monotonic()
                 if now_s >= next_restate_s:
                     next_restate_s = now_s + self.restate_every_s
@@ -261,6 +289,21 @@ class StreamSource:
                     self.publish_status()
         finally:
             self._shutdown()
+            self._deliver_lifecycle_events()  # those that came before the streams closed
+
+    def _stream_lacks(self, venue: str, instrument: str) -> bool:
+        client = self.clients.get(venue)
+        return client is None or not client.live or client.ladders(instrument) is None
+
+    def _deliver_lifecycle_events(self) -> None:
+        while self._lifecycle_events:
+            event = self._lifecycle_events.popleft()
+            if self._on_lifecycle is None:
+                continue
+            try:
+                self._on_lifecycle(event)
+            except Exception:  # a database error must not end the feed; the REST pass recovers it
+                logger.exception("ingest.streams lifecycle_failed event=%s", event)
 
     def stop(self) -> None:
         self._stopped.set()

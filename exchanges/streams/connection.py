@@ -102,7 +102,8 @@ class StreamConnection:
         self._connected_since_ms: int | None = None
         self._last_message_ms: int | None = None
         self._last_data_ms: int | None = None
-        self._stale_since_s: float | None = None
+        self._stale_since_s: float | None = None  # when the oldest unanswered resnapshot was asked
+        self._awaiting_resnapshot: set[str] = set()  # instruments whose resnapshot was asked
         self._last_data_s = 0.0
         self._had_data = False
         self._lags_ms: deque[int] = deque(maxlen=500)
@@ -142,20 +143,28 @@ class StreamConnection:
             if not self._dirty:
                 self._changed.wait(timeout_s)
             dirty, self._dirty = self._dirty, {}
-            return [
-                book
-                for instrument, (received_ms, venue_ts_ms) in dirty.items()
-                if (book := self._stream_book(instrument, received_ms, venue_ts_ms)) is not None
-            ]
+            copies = [(instrument, times, self._copy_book(instrument)) for instrument, times in dirty.items()]
+        # Built outside the lock: the loop takes it for every message.
+        return [
+            self._stream_book(instrument, copy, received_ms, venue_ts_ms)
+            for instrument, (received_ms, venue_ts_ms), copy in copies
+            if copy is not None
+        ]
 
     def current_books(self, received_ms: int) -> list[StreamBook]:
         """Every whole book now, stamped `received_ms` (no venue time: nothing new arrived)."""
         with self._lock:
-            return [
-                book
-                for instrument in self._instruments
-                if (book := self._stream_book(instrument, received_ms, None)) is not None
-            ]
+            copies = [(instrument, self._copy_book(instrument)) for instrument in self._instruments]
+        return [
+            self._stream_book(instrument, copy, received_ms, None)
+            for instrument, copy in copies
+            if copy is not None
+        ]
+
+    def stale_instruments(self) -> list[str]:
+        """The instruments followed that have no whole book now."""
+        with self._lock:
+            return self._stale_instruments(list(self._instruments))
 
     @property
     def live(self) -> bool:
@@ -225,8 +234,15 @@ class StreamConnection:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _stream_book(self, instrument: str, received_ms: int, venue_ts_ms: int | None) -> StreamBook | None:
-        """The instrument's whole book, or None (lock held)."""
+    def _copy_book(self, instrument: str) -> Any:
+        """A copy of what the instrument's book is built from, or None while it is not whole
+        (lock held)."""
+        raise NotImplementedError
+
+    def _stream_book(
+        self, instrument: str, copy: Any, received_ms: int, venue_ts_ms: int | None
+    ) -> StreamBook:
+        """The instrument's book built from `_copy_book`'s copy (lock not held)."""
         raise NotImplementedError
 
     def _stale_instruments(self, instruments: list[str]) -> list[str]:
@@ -287,8 +303,11 @@ class StreamConnection:
         except Exception:  # the consumer's bug must not take the feed down
             logger.exception("stream.lifecycle_callback_failed venue=%s", self.venue)
 
-    def _resnapshot_asked(self) -> None:
+    def _resnapshot_asked(self, instruments: Iterable[str]) -> None:
+        """A fresh book was asked for these instruments (lock held): the watchdog gives them
+        `resnapshot_timeout_s` to become whole."""
         self.counters["resnapshots"] += 1
+        self._awaiting_resnapshot.update(instruments)
         if self._stale_since_s is None:
             self._stale_since_s = time.monotonic()
 
@@ -351,6 +370,7 @@ class StreamConnection:
             self._forget_books()
             self._connected_since_ms = self._clock_ms()
             self._stale_since_s = None
+            self._awaiting_resnapshot.clear()
         self._last_data_s = time.monotonic()
         await self._on_open(ws)
         logger.info("stream.connected venue=%s", self.venue)
@@ -382,7 +402,12 @@ class StreamConnection:
                 return time.monotonic() + self.settings.watchdog_s  # nothing to wait for
             deadline_s = self._last_data_s + self.settings.watchdog_s
             if self._stale_since_s is not None:
-                if self._stale_instruments(list(self._instruments)):
+                # Only books asked for again hold the short deadline: an instrument that never
+                # had a book (a closed market still followed, a refused ticker) is no sign that
+                # this connection is broken.
+                awaiting = self._awaiting_resnapshot & self._instruments.keys()
+                self._awaiting_resnapshot = set(self._stale_instruments(list(awaiting)))
+                if self._awaiting_resnapshot:
                     deadline_s = min(deadline_s, self._stale_since_s + self.settings.resnapshot_timeout_s)
                 else:
                     self._stale_since_s = None

@@ -5,13 +5,17 @@ timestamp + "GET" + the path), afresh on every reconnect: the signature carries 
 Books come from `exchanges.streams.l2.KalshiL2`. A sequence gap asks `get_snapshot` for the
 subscription's markets; if the venue refuses that (older servers), or ends a subscription (errors
 10, 17, 25), the channel is subscribed again from scratch. A refused subscribe starts a new
-connection after the reconnect backoff.
+connection after the reconnect backoff, except a refusal of tickers (errors 14, 16: an unknown
+market): those tickers are dropped from the stream (the ones the error names, else found by
+halving the command) and the rest stream on. A dropped ticker has no book, so it counts as stale
+(ingest polls it over REST) until it is no longer followed.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
@@ -23,7 +27,7 @@ from exchanges.books import KALSHI, NO, YES
 from exchanges.redaction import register_secret
 from exchanges.streams import CLOSED, DETERMINED, SETTLED, LifecycleEvent
 from exchanges.streams.connection import StreamBook, StreamConnection
-from exchanges.streams.l2 import KalshiL2
+from exchanges.streams.l2 import KalshiL2, Ladders, kalshi_books_of, kalshi_recording_line
 
 logger = logging.getLogger("exchanges.streams.kalshi")
 
@@ -33,7 +37,9 @@ LIFECYCLE = "market_lifecycle_v2"
 # Errors after which the venue no longer feeds the subscription (buffer overflow, channel error,
 # internal error): subscribe again.
 SUBSCRIPTION_ENDED = frozenset({10, 17, 25})
-LIFECYCLE_KINDS = {"determined": DETERMINED, "settled": SETTLED, "deactivated": CLOSED}
+# Errors refusing the command's tickers (market ticker required, market not found).
+TICKERS_REFUSED = frozenset({14, 16})
+KALSHI_EVENT_KINDS = {"determined": DETERMINED, "settled": SETTLED, "deactivated": CLOSED}
 LIFECYCLE_TS_FIELDS = {"determined": "determination_ts", "settled": "settled_ts"}
 
 
@@ -55,9 +61,11 @@ class KalshiStreamClient(StreamConnection):
         self._l2 = KalshiL2()
         self._next_id = 0
         self._pending: dict[int, str] = {}  # command id -> what it asked for, until answered
+        self._pending_tickers: dict[int, list[str]] = {}  # command id -> the tickers it named
         self._book_sid: int | None = None
         self._lifecycle_sid: int | None = None
         self._subscribed: set[str] = set()  # tickers the orderbook subscription covers (or will)
+        self._refused: set[str] = set()  # tickers the venue refused: not asked for again
 
     def _headers(self) -> dict[str, str]:
         return self._auth.create_auth_headers("GET", self._path)
@@ -67,10 +75,19 @@ class KalshiStreamClient(StreamConnection):
     async def _command(self, ws: ClientConnection, cmd: str, params: dict[str, Any], what: str) -> None:
         self._next_id += 1
         self._pending[self._next_id] = what
+        self._pending_tickers[self._next_id] = list(params.get("market_tickers", ()))
         await ws.send(json.dumps({"id": self._next_id, "cmd": cmd, "params": params}))
 
-    async def _subscribe_books(self, ws: ClientConnection) -> None:
-        tickers = sorted(self.instruments())
+    def _answered(self, message: dict[str, Any]) -> tuple[str | None, list[str]]:
+        """What the command `message` answers asked for, and the tickers it named."""
+        cmd_id = message.get("id")
+        return self._pending.pop(cmd_id, None), self._pending_tickers.pop(cmd_id, [])
+
+    async def _subscribe_books(self, ws: ClientConnection, tickers: list[str] | None = None) -> None:
+        """Subscribe the books of `tickers` (default: every instrument not refused); the rest of
+        the instruments are added once the subscription is confirmed."""
+        if tickers is None:
+            tickers = self._wanted()
         self._book_sid = None
         self._subscribed = set(tickers)
         if tickers:
@@ -78,9 +95,15 @@ class KalshiStreamClient(StreamConnection):
                 ws, "subscribe", {"channels": [ORDERBOOK], "market_tickers": tickers}, ORDERBOOK
             )
 
+    def _wanted(self) -> list[str]:
+        instruments = self.instruments()
+        self._refused &= instruments.keys()  # a ticker followed again later is asked for again
+        return sorted(instruments.keys() - self._refused)
+
     async def _on_open(self, ws: ClientConnection) -> None:
         self._next_id = 0
         self._pending.clear()
+        self._pending_tickers.clear()
         self._lifecycle_sid = None
         # Lifecycle first: once books arrive, the market's events are being followed too.
         await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
@@ -90,7 +113,7 @@ class KalshiStreamClient(StreamConnection):
         with self._lock:
             if self._book_sid is not None:
                 self._l2.forget_sid(self._book_sid)
-            self._resnapshot_asked()
+            self._resnapshot_asked(self._subscribed)
         if self._book_sid is not None:
             await self._command(ws, "unsubscribe", {"sids": [self._book_sid]}, "unsubscribe")
         await self._subscribe_books(ws)
@@ -99,7 +122,7 @@ class KalshiStreamClient(StreamConnection):
         ws = self._ws
         if ws is None:
             return
-        wanted = set(self.instruments())
+        wanted = set(self._wanted())
         added, removed = sorted(wanted - self._subscribed), sorted(self._subscribed - wanted)
         if not added and not removed:
             return
@@ -146,7 +169,7 @@ class KalshiStreamClient(StreamConnection):
         elif kind == "error":
             await self._on_error(ws, message)
         elif kind == "ok":
-            self._pending.pop(message.get("id"), None)
+            self._answered(message)
         elif kind == LIFECYCLE:
             self._on_lifecycle_message(message)
 
@@ -155,7 +178,7 @@ class KalshiStreamClient(StreamConnection):
             applied = self._l2.apply(message)
             self._publish(applied.changed, received_ms, self._venue_ts_of(message))
             if applied.stale:
-                self._resnapshot_asked()
+                self._resnapshot_asked(applied.stale)
         if applied.gap_sid is not None:
             logger.warning("stream.gap venue=kalshi sid=%s stale=%d", applied.gap_sid, len(applied.stale))
             stale = sorted(self._l2.stale_instruments(self._subscribed))
@@ -175,7 +198,7 @@ class KalshiStreamClient(StreamConnection):
         return lambda _ticker: ts_ms if isinstance(ts_ms, int) else None
 
     def _on_subscribed(self, message: dict[str, Any]) -> None:
-        what = self._pending.pop(message.get("id"), None)
+        what, _tickers = self._answered(message)
         msg = message.get("msg") or {}
         channel = msg.get("channel") or what
         if channel == LIFECYCLE:
@@ -187,14 +210,16 @@ class KalshiStreamClient(StreamConnection):
     async def _on_error(self, ws: ClientConnection, message: dict[str, Any]) -> None:
         msg = message.get("msg") or {}
         code, sid = msg.get("code"), message.get("sid", msg.get("sid"))
-        what = self._pending.pop(message.get("id"), None)
+        what, tickers = self._answered(message)
         logger.warning("stream.error venue=kalshi code=%s msg=%s command=%s", code, msg.get("msg"), what)
-        if what in (LIFECYCLE, ORDERBOOK, "add"):
+        if what in (ORDERBOOK, "add") and code in TICKERS_REFUSED and tickers:
+            await self._drop_refused(ws, what, tickers, str(msg.get("msg") or ""))
+        elif what in (LIFECYCLE, ORDERBOOK, "add"):
             # A subscription refused: start again on a new connection, after the backoff
             # (subscribing again at once could repeat the refusal as fast as it comes).
             if what != LIFECYCLE:
                 with self._lock:
-                    self._resnapshot_asked()
+                    self._resnapshot_asked(self._subscribed)
             await ws.close()
         elif what is None and code in SUBSCRIPTION_ENDED and sid == self._lifecycle_sid:
             self._lifecycle_sid = None
@@ -206,11 +231,43 @@ class KalshiStreamClient(StreamConnection):
                 self._book_sid = None
             await self._resubscribe_books(ws)
 
+    async def _drop_refused(self, ws: ClientConnection, what: str, tickers: list[str], text: str) -> None:
+        """The venue refused a subscribe or add of `tickers`: drop the ones it names (or, naming
+        none, the ticker of a one-ticker command) and ask again for the rest; naming none of
+        several, ask for each half on its own until the refused ones are found."""
+        words = set(re.split(r"[\s,;:'\"()\[\]{}]+", text))  # whole tickers: "T4" is not "T4.00"
+        named = [t for t in tickers if t in words]
+        if named or len(tickers) == 1:
+            dropped = named or tickers
+            self._refused.update(dropped)
+            self._subscribed.difference_update(dropped)
+            logger.warning(
+                "stream.tickers_refused venue=kalshi tickers=%s: not streamed (polled over REST)",
+                ",".join(dropped),
+            )
+            rest = [t for t in tickers if t not in dropped]
+            parts = [rest] if rest else []
+        else:
+            parts = [tickers[: len(tickers) // 2], tickers[len(tickers) // 2 :]]
+        if what == ORDERBOOK:
+            # No subscription yet: subscribe the first part (or, none left of this command,
+            # whatever else is wanted); its confirmation adds the rest.
+            await self._subscribe_books(ws, parts[0] if parts else None)
+            return
+        for part in parts:
+            if self._book_sid is not None:
+                await self._command(
+                    ws,
+                    "update_subscription",
+                    {"sid": self._book_sid, "market_tickers": part, "action": "add_markets"},
+                    "add",
+                )
+
     def _on_lifecycle_message(self, message: dict[str, Any]) -> None:
         msg = message.get("msg") or {}
         ticker, event_type = msg.get("market_ticker"), msg.get("event_type")
-        kind = LIFECYCLE_KINDS.get(event_type)
-        if kind is None or ticker not in self._subscribed:
+        kind = KALSHI_EVENT_KINDS.get(event_type)
+        if kind is None or (ticker not in self._subscribed and ticker not in self._refused):
             return
         result = msg.get("result")
         result = result.lower() if isinstance(result, str) and result.lower() in (YES, NO) else None
@@ -220,9 +277,14 @@ class KalshiStreamClient(StreamConnection):
 
     # --- books --------------------------------------------------------------------------------
 
-    def _stream_book(self, instrument: str, received_ms: int, venue_ts_ms: int | None) -> StreamBook | None:
-        books = self._l2.books(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
-        if books is None:
-            return None
-        line = self._l2.recording_line(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
-        return StreamBook(instrument, received_ms, (books[YES], books[NO]), line)
+    def _copy_book(self, instrument: str) -> Ladders | None:
+        return self._l2.ladders(instrument)
+
+    def _stream_book(
+        self, instrument: str, copy: Ladders, received_ms: int, venue_ts_ms: int | None
+    ) -> StreamBook:
+        times = {"received_ts_ms": received_ms, "venue_ts_ms": venue_ts_ms}
+        books = kalshi_books_of(instrument, copy, **times)
+        return StreamBook(
+            instrument, received_ms, (books[YES], books[NO]), kalshi_recording_line(instrument, copy, **times)
+        )

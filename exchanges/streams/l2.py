@@ -28,6 +28,8 @@ CENTS_PER_DOLLAR = Decimal(100)
 ZERO = Decimal(0)
 
 Ladder = dict[Decimal, Decimal]  # price -> size, sizes > 0
+Levels = list[tuple[Decimal, Decimal]]  # (price, size), best first
+Ladders = tuple[Levels, Levels]  # a whole book's two sides, as `ladders()` copies them
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +102,6 @@ class _KalshiMarket:
     sid: int | None
     yes: Ladder = field(default_factory=dict)
     no: Ladder = field(default_factory=dict)
-    venue_ts_ms: int | None = None
     stale: bool = False
 
 
@@ -170,9 +171,6 @@ class KalshiL2:
             ladder[price] = size
         else:
             ladder.pop(price, None)
-        ts_ms = _int(msg.get("ts_ms"))
-        if ts_ms is not None:
-            market.venue_ts_ms = ts_ms
         return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
 
     def _stale_sid(self, sid: int) -> list[str]:
@@ -205,18 +203,12 @@ class KalshiL2:
         """Of `tickers`, those without a whole book (never snapshotted, or stale)."""
         return [t for t in tickers if not self.is_whole(t)]
 
-    def ladders(
-        self, ticker: str
-    ) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
+    def ladders(self, ticker: str) -> Ladders | None:
         """The whole book's (YES bids, NO bids), best first; None if not whole."""
         market = self._markets.get(ticker)
         if market is None or market.stale:
             return None
         return _ladder_items(market.yes), _ladder_items(market.no)
-
-    def venue_ts_ms(self, ticker: str) -> int | None:
-        market = self._markets.get(ticker)
-        return market.venue_ts_ms if market else None
 
     def books(
         self, ticker: str, *, received_ts_ms: int, venue_ts_ms: int | None = None
@@ -225,8 +217,7 @@ class KalshiL2:
         ladders = self.ladders(ticker)
         if ladders is None:
             return None
-        yes, no = ladders
-        return kalshi_books(ticker, yes, no, venue_ts_ms=venue_ts_ms, received_ts_ms=received_ts_ms)
+        return kalshi_books_of(ticker, ladders, received_ts_ms=received_ts_ms, venue_ts_ms=venue_ts_ms)
 
     def recording_line(
         self, ticker: str, *, received_ts_ms: int, venue_ts_ms: int | None = None
@@ -234,13 +225,31 @@ class KalshiL2:
         ladders = self.ladders(ticker)
         if ladders is None:
             return None
-        yes, no = ladders
-        line: dict[str, Any] = {"t": received_ts_ms, "venue": KALSHI, "id": ticker}
-        if venue_ts_ms is not None:
-            line["vts"] = venue_ts_ms
-        line["yes"] = [[str(p), str(s)] for p, s in yes]
-        line["no"] = [[str(p), str(s)] for p, s in no]
-        return line
+        return kalshi_recording_line(ticker, ladders, received_ts_ms=received_ts_ms, venue_ts_ms=venue_ts_ms)
+
+
+# The builders below take a copy of a book's ladders (`ladders()`), so a client can build outside
+# the lock that guards the L2 books.
+
+
+def kalshi_books_of(
+    ticker: str, ladders: Ladders, *, received_ts_ms: int, venue_ts_ms: int | None = None
+) -> dict[str, Book]:
+    """The market's YES and NO books from its (YES bids, NO bids), as `kalshi_books` builds them from REST."""
+    yes, no = ladders
+    return kalshi_books(ticker, yes, no, venue_ts_ms=venue_ts_ms, received_ts_ms=received_ts_ms)
+
+
+def kalshi_recording_line(
+    ticker: str, ladders: Ladders, *, received_ts_ms: int, venue_ts_ms: int | None = None
+) -> dict[str, Any]:
+    yes, no = ladders
+    line: dict[str, Any] = {"t": received_ts_ms, "venue": KALSHI, "id": ticker}
+    if venue_ts_ms is not None:
+        line["vts"] = venue_ts_ms
+    line["yes"] = [[str(p), str(s)] for p, s in yes]
+    line["no"] = [[str(p), str(s)] for p, s in no]
+    return line
 
 
 # --- Polymarket ----------------------------------------------------------------------------------
@@ -368,9 +377,7 @@ class PolymarketL2:
     def stale_instruments(self, asset_ids: Iterable[str]) -> list[str]:
         return [a for a in asset_ids if not self.is_whole(a)]
 
-    def ladders(
-        self, asset_id: str
-    ) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]] | None:
+    def ladders(self, asset_id: str) -> Ladders | None:
         """The whole book's (bids best first, asks best first); None if not whole."""
         asset = self._assets.get(asset_id)
         if asset is None or asset.stale:
@@ -388,9 +395,8 @@ class PolymarketL2:
         ladders = self.ladders(asset_id)
         if ladders is None:
             return None
-        bids, asks = ladders
-        return polymarket_book(
-            asset_id, side, bids, asks, venue_ts_ms=venue_ts_ms, received_ts_ms=received_ts_ms
+        return polymarket_book_of(
+            asset_id, side, ladders, received_ts_ms=received_ts_ms, venue_ts_ms=venue_ts_ms
         )
 
     def recording_line(
@@ -399,10 +405,26 @@ class PolymarketL2:
         ladders = self.ladders(asset_id)
         if ladders is None:
             return None
-        bids, asks = ladders
-        line: dict[str, Any] = {"t": received_ts_ms, "venue": POLYMARKET, "id": asset_id}
-        if venue_ts_ms is not None:
-            line["vts"] = venue_ts_ms
-        line["bids"] = [{"price": str(p), "size": str(s)} for p, s in bids]
-        line["asks"] = [{"price": str(p), "size": str(s)} for p, s in asks]
-        return line
+        return polymarket_recording_line(
+            asset_id, ladders, received_ts_ms=received_ts_ms, venue_ts_ms=venue_ts_ms
+        )
+
+
+def polymarket_book_of(
+    asset_id: str, side: str, ladders: Ladders, *, received_ts_ms: int, venue_ts_ms: int | None = None
+) -> Book:
+    """The token's book from its (bids, asks), as `polymarket_book` builds it from REST."""
+    bids, asks = ladders
+    return polymarket_book(asset_id, side, bids, asks, venue_ts_ms=venue_ts_ms, received_ts_ms=received_ts_ms)
+
+
+def polymarket_recording_line(
+    asset_id: str, ladders: Ladders, *, received_ts_ms: int, venue_ts_ms: int | None = None
+) -> dict[str, Any]:
+    bids, asks = ladders
+    line: dict[str, Any] = {"t": received_ts_ms, "venue": POLYMARKET, "id": asset_id}
+    if venue_ts_ms is not None:
+        line["vts"] = venue_ts_ms
+    line["bids"] = [{"price": str(p), "size": str(s)} for p, s in bids]
+    line["asks"] = [{"price": str(p), "size": str(s)} for p, s in asks]
+    return line

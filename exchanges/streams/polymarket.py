@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection
 from exchanges.books import NO, POLYMARKET, YES
 from exchanges.streams import DETERMINED, LifecycleEvent
 from exchanges.streams.connection import StreamBook, StreamConnection
-from exchanges.streams.l2 import PolymarketL2
+from exchanges.streams.l2 import Ladders, PolymarketL2, polymarket_book_of, polymarket_recording_line
 
 logger = logging.getLogger("exchanges.streams.polymarket")
 
@@ -89,7 +89,7 @@ class PolymarketStreamClient(StreamConnection):
 
     async def _resnapshot(self, ws: ClientConnection, asset_ids: list[str]) -> None:
         with self._lock:
-            self._resnapshot_asked()
+            self._resnapshot_asked(asset_ids)
         logger.warning("stream.resnapshot venue=polymarket assets=%d", len(asset_ids))
         await self._send_ids(ws, "unsubscribe", asset_ids)
         await self._send_ids(ws, "subscribe", asset_ids)
@@ -123,6 +123,16 @@ class PolymarketStreamClient(StreamConnection):
     def _on_resolved(self, event: dict[str, Any]) -> None:
         winner = event.get("winning_asset_id")
         assets = event.get("assets_ids") or []
+        if not isinstance(assets, list) or winner not in assets:
+            # Without the winner every token would read as lost: nothing is told rather than a
+            # guess (the REST resolution pass reads the market's outcome).
+            logger.warning(
+                "stream.resolved_without_winner venue=polymarket market=%s assets=%s winning_asset_id=%r",
+                event.get("market") or event.get("id"),
+                ",".join(map(str, assets)) if isinstance(assets, list) else assets,
+                winner,
+            )
+            return
         ts = event.get("timestamp")
         venue_ts_ms = int(ts) if isinstance(ts, str) and ts.isdigit() else ts if isinstance(ts, int) else None
         for asset_id in assets:
@@ -132,10 +142,16 @@ class PolymarketStreamClient(StreamConnection):
 
     # --- books --------------------------------------------------------------------------------
 
-    def _stream_book(self, instrument: str, received_ms: int, venue_ts_ms: int | None) -> StreamBook | None:
-        side = self._instruments.get(instrument, YES)
-        book = self._l2.book(instrument, side, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
-        if book is None:
-            return None
-        line = self._l2.recording_line(instrument, received_ts_ms=received_ms, venue_ts_ms=venue_ts_ms)
-        return StreamBook(instrument, received_ms, (book,), line)
+    def _copy_book(self, instrument: str) -> tuple[str, Ladders] | None:
+        ladders = self._l2.ladders(instrument)
+        return None if ladders is None else (self._instruments.get(instrument, YES), ladders)
+
+    def _stream_book(
+        self, instrument: str, copy: tuple[str, Ladders], received_ms: int, venue_ts_ms: int | None
+    ) -> StreamBook:
+        side, ladders = copy
+        times = {"received_ts_ms": received_ms, "venue_ts_ms": venue_ts_ms}
+        book = polymarket_book_of(instrument, side, ladders, **times)
+        return StreamBook(
+            instrument, received_ms, (book,), polymarket_recording_line(instrument, ladders, **times)
+        )

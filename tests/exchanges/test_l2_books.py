@@ -42,7 +42,6 @@ def test_kalshi_snapshot_and_deltas_give_the_books_rest_would():
         received_ts_ms=10,
     )
     assert books["yes"].best_ask.price == D("0.44")
-    assert l2.venue_ts_ms(TICKER) == 1669149841000
 
 
 def test_kalshi_legacy_snapshot_forms_and_legacy_deltas_are_read():

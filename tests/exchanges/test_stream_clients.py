@@ -276,3 +276,87 @@ def test_a_wrongly_signed_kalshi_client_never_goes_live(double):
         stopper.start()
         stopper.join(WAIT_S)
         assert not stopper.is_alive()
+
+
+def test_a_market_resolved_without_its_winner_tells_nothing(double, polymarket, events, caplog):
+    wait_for(lambda: all(books_equal(polymarket, double, t) for t in TOKENS), "the first books")
+    resolved = {"event_type": "market_resolved", "market": CONDITION, "assets_ids": list(TOKENS)}
+    polymarket._on_resolved(resolved)  # no winning_asset_id
+    polymarket._on_resolved({**resolved, "winning_asset_id": "9999"})  # not one of the market's
+    assert events == []
+    assert caplog.text.count(f"assets={TOKENS[0]},{TOKENS[1]} winning_asset_id=") == 2
+    double.state.set_polymarket_resolved(TOKENS[0])
+    wait_for(lambda: len(events) == 2, "the real resolution")
+    assert {(e.instrument_id, e.result) for e in events} == {(TOKENS[0], YES), (TOKENS[1], NO)}
+
+
+def test_an_instrument_that_never_had_a_book_does_not_hurry_the_watchdog(double):
+    """A market the venue never sends a book for (unknown, closed, still followed) must not
+    make every resnapshot of another book end the connection after `resnapshot_timeout_s`."""
+    settings = StreamSettings(backoff_base_s=0.02, backoff_max_s=0.2, resnapshot_timeout_s=30.0)
+    client = KalshiStreamClient(
+        double.kalshi_ws_url, api_key_id=KEY_ID, private_key_pem=kalshi_key_pair()[0], settings=settings
+    )
+    client.set_instruments({TICKERS[0]: YES, "KXNOPE-1": YES})
+    client.start()
+    try:
+        wait_for(lambda: books_equal(client, double, TICKERS[0]), "the first book")
+        double.stream_fault(KALSHI, "gap")
+        move_kalshi(double, 1)
+        wait_for(lambda: client.status()["resnapshots"] == 1, "the resnapshot asked")
+        wait_for(lambda: books_equal(client, double, TICKERS[0]), "the book whole again")
+        # The book asked for again is whole: the deadline is the frozen-feed one.
+        assert client._watchdog_deadline_s() - time.monotonic() > settings.resnapshot_timeout_s
+        assert client.status()["reconnects"] == 0 and client.stale_instruments() == ["KXNOPE-1"]
+    finally:
+        client.stop()
+
+
+def test_kalshi_tickers_the_venue_refuses_are_dropped_and_the_rest_stream(double, kalshi, caplog):
+    # Subscribed at once: the refused ticker is dropped from the first subscribe.
+    client = KalshiStreamClient(
+        double.kalshi_ws_url, api_key_id=KEY_ID, private_key_pem=kalshi_key_pair()[0], settings=FAST
+    )
+    client.set_instruments({TICKERS[0]: YES, "KXNOPE-1": YES})
+    client.start()
+    try:
+        wait_for(lambda: books_equal(client, double, TICKERS[0]), "the known market's book")
+        move_kalshi(double, 1)
+        wait_for(lambda: books_equal(client, double, TICKERS[0]), "the known market's change")
+        status = client.status()
+        assert status["state"] == "live" and status["reconnects"] == 0 and status["stale_instruments"] == 1
+        assert client.stale_instruments() == ["KXNOPE-1"]
+    finally:
+        client.stop()
+    # Added to a live subscription: the known ticker added with it still streams.
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), "the first snapshot")
+    kalshi.set_instruments({TICKERS[0]: YES, TICKERS[1]: YES, "KXNOPE-2": YES})
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[1]), "the added known market's book")
+    assert kalshi.status()["reconnects"] == 0 and kalshi.stale_instruments() == ["KXNOPE-2"]
+    assert "stream.tickers_refused venue=kalshi tickers=KXNOPE-1:" in caplog.text
+    assert "stream.tickers_refused venue=kalshi tickers=KXNOPE-2:" in caplog.text
+
+
+class LockWatchingClient(PolymarketStreamClient):
+    """Notes whether the client's lock is held while each handed-over book is built."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lock_held_while_building: list[bool] = []
+
+    def _stream_book(self, *args):
+        self.lock_held_while_building.append(self._lock.locked())
+        return super()._stream_book(*args)
+
+
+def test_books_are_built_for_the_consumer_without_holding_up_the_feed(double):
+    client = LockWatchingClient(double.polymarket_ws_url, settings=FAST)
+    client.set_instruments({TOKENS[0]: YES, TOKENS[1]: NO})
+    client.start()
+    try:
+        wait_for(lambda: all(books_equal(client, double, t) for t in TOKENS), "the first books")
+        assert {b.instrument_id for b in client.get(0)} == set(TOKENS)
+        assert {b.instrument_id for b in client.current_books(1)} == set(TOKENS)
+        assert client.lock_held_while_building == [False] * 4
+    finally:
+        client.stop()

@@ -8,10 +8,12 @@ from decimal import Decimal as D
 
 import pytest
 from django.core.management import call_command
+from django.db import DatabaseError
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
-from exchanges.double import ExchangeDouble, Scenario
+from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
+from exchanges.streams import DETERMINED, LifecycleEvent
 from exchanges.streams.connection import StreamSettings
 from exchanges.testing import kalshi_key_pair
 from ingest.detector import PairSpec
@@ -20,7 +22,7 @@ from ingest.models import MarketPair, SuccessSpan
 from ingest.recording import read_recording, to_book, token_sides
 from ingest.services import IngestPipeline
 from ingest.sources import LiveHosts
-from ingest.streams import NO_KALSHI_KEY, KalshiStreamKey, StreamSource
+from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource
 
 KEY_ID = "ingest-stream-key"
 TICKER = "FED-25DEC-T4.00"
@@ -206,6 +208,77 @@ def test_the_streams_state_is_published_for_healthz(double, pair):
     finally:
         source.stop()
         updates.close()
+
+
+@pytest.mark.django_db
+def test_a_market_the_live_stream_never_delivers_is_polled_over_rest(double, pair):
+    """A ticker the venue's feed refused (it did not exist when subscribed) is polled over REST
+    while the feed streams the other markets."""
+    new_ticker = "FED-25DEC-T9.99"
+    new_pair = PairSpec(
+        "NEW", new_ticker, pair.poly_yes_token, pair.poly_no_token,
+        kalshi_taker_schedule(new_ticker), polymarket_taker_schedule(),
+    )  # fmt: skip
+    source = stream_source(double, [pair, new_pair], stale_rest_after_s=0.2)
+    updates = iter(source)
+    try:
+        run_until(
+            updates,
+            lambda u: source.stream_live(KALSHI) and u.books[0].instrument_id == TICKER,
+            "the Kalshi feed live, the known market streaming",
+        )
+        double.state.add_kalshi_market(
+            KalshiMarket(new_ticker, yes_bids=[["0.31", "4"]], no_bids=[["0.60", "2"]])
+        )
+        update = run_until(
+            updates, lambda u: u.books[0].instrument_id == new_ticker, "the refused market over REST"
+        )
+        assert update.books[0].best_bid.price == D("0.31")
+        assert source.stream_live(KALSHI) and source.clients[KALSHI].status()["reconnects"] == 0
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
+def test_a_failing_lifecycle_handler_is_logged_and_the_feed_goes_on(double, pair, caplog):
+    told = []
+
+    def on_lifecycle(event):
+        told.append(event)
+        if len(told) == 1:
+            raise DatabaseError("the database went away")
+
+    source = stream_source(double, [pair], on_lifecycle=on_lifecycle)
+    updates = iter(source)
+    try:
+        run_until(updates, lambda u: source.stream_live(POLYMARKET), "the Polymarket feed live")
+        double.state.set_polymarket_resolved(pair.poly_yes_token)
+        run_until(updates, lambda u: len(told) == 2, "both tokens' events, the first one failing")
+        run_until(updates, lambda u: True, "books after the failure")
+    finally:
+        source.stop()
+        updates.close()
+    assert {(e.instrument_id, e.result) for e in told} == {
+        (pair.poly_yes_token, YES),
+        (pair.poly_no_token, NO),
+    }
+    assert "ingest.streams lifecycle_failed event=LifecycleEvent(" in caplog.text
+
+
+@pytest.mark.django_db
+def test_every_lifecycle_event_waiting_when_the_source_stops_is_delivered(double, pair):
+    told = []
+    source = stream_source(double, [pair], on_lifecycle=told.append)
+    events = [
+        LifecycleEvent(POLYMARKET, pair.poly_yes_token, DETERMINED, YES, venue_ts_ms)
+        for venue_ts_ms in range(PENDING_LIMIT + 1)
+    ]
+    for event in events:  # as the stream clients hand them over
+        source._lifecycle_arrived(event)
+    source.stop()
+    assert list(source) == []
+    assert told == events
 
 
 @pytest.fixture
