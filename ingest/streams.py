@@ -168,6 +168,7 @@ class StreamSource:
         for venue, client in self.clients.items():
             client.set_instruments(instruments[venue])
         # Each REST thread gives its LiveSource the pairs to poll before every round.
+        self.publish_status()  # /healthz and /metrics see the new instruments at once
 
     @property
     def rounds(self) -> int:

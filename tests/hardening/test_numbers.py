@@ -490,6 +490,7 @@ SURFACES = [
     Surface("ingest_run --max-skew-ms", "--max-skew-ms", d(0), d(3_600_000), 0, option_parser("ingest_run", "--max-skew-ms", "--live")),
     Surface("ingest_run --cooldown-s", "--cooldown-s", *SECONDS_3, option_parser("ingest_run", "--cooldown-s", "--live")),
     Surface("ingest_run --stats-every-s", "--stats-every-s", *SECONDS_3, option_parser("ingest_run", "--stats-every-s", "--live")),
+    Surface("ingest_run --pairs-every-s", "--pairs-every-s", *SECONDS_3, option_parser("ingest_run", "--pairs-every-s", "--live")),
     Surface("ingest_run --duration-s", "--duration-s", *DURATION_S, option_parser("ingest_run", "--duration-s", "--live")),
     Surface("ingest_run --poll-interval-s", "--poll-interval-s", *POLL_S, option_parser("ingest_run", "--poll-interval-s", "--live")),
     Surface("record --duration-s", "--duration-s", *DURATION_S, option_parser("record", "--duration-s", "--out", "r.jsonl.gz")),

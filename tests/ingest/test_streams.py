@@ -3,6 +3,7 @@ pipeline, a venue whose feed is down is polled over REST until its feed is back,
 replay as the same books, and the streams' state is published for /healthz."""
 
 import io
+import threading
 import time
 from decimal import Decimal as D
 
@@ -328,3 +329,36 @@ def test_ingest_run_live_follows_both_feeds_with_a_kalshi_key(double, fed_row, t
     # One span, still open: quiet books are restated often enough never to look skewed or stale.
     span = SuccessSpan.objects.get()
     assert span.opportunity_key == "FED" and span.peak_edge_cents == D(3) and span.is_open
+
+
+@pytest.mark.django_db(transaction=True)
+def test_ingest_run_live_follows_a_pair_imported_while_it_runs(double, tmp_path, monkeypatch):
+    """A pair activated while live ingest runs is subscribed and watched without a restart."""
+    key_path = tmp_path / "kalshi.pem"
+    key_path.write_text(kalshi_key_pair()[0])
+    monkeypatch.setenv("INGEST_KALSHI_KEY_ID", KEY_ID)
+    monkeypatch.setenv("INGEST_KALSHI_PRIVATE_KEY_PATH", str(key_path))
+    books = double.state.snapshot().polymarket_books
+    fed_yes, fed_no = [token for token, book in books.items() if book.market == CONDITION]
+    btc_yes, btc_no = [token for token, book in books.items() if book.market == "0x" + "b2" * 32]
+    MarketPair.objects.create(
+        opportunity_key="FED", kalshi_ticker=TICKER, poly_yes_token=fed_yes, poly_no_token=fed_no
+    )
+    btc = MarketPair.objects.create(
+        opportunity_key="BTC",
+        kalshi_ticker="BTC-25DEC31-B100K",
+        poly_yes_token=btc_yes,
+        poly_no_token=btc_no,
+        active=False,
+    )
+    threading.Timer(1.0, lambda: MarketPair.objects.filter(pk=btc.pk).update(active=True)).start()
+    out = io.StringIO()
+    call_command(
+        "ingest_run", "--live", "--double-url", double.base_url, "--duration-s", "3",
+        "--kalshi-ws-url", double.kalshi_ws_url, "--polymarket-ws-url", double.polymarket_ws_url,
+        "--pairs-every-s", "0.2", "--stats-every-s", "100", stdout=out,
+    )  # fmt: skip
+    assert "ingest live: 1 pairs" in out.getvalue()
+    assert "ingest live: now 2 pairs" in out.getvalue()
+    [polymarket] = [s for s in stream_statuses() if s["venue"] == POLYMARKET]
+    assert polymarket["instruments"] == 4  # both pairs' tokens subscribed

@@ -22,6 +22,7 @@ from ingest.recording import REPLAY_SPEED, RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
 from ingest.shards import EVERY_PAIR, Shard, parse_shard, shard_pairs
 from ingest.sources import BookSource, ReplaySource
+from ingest.streams import StreamSource
 
 from ._live_options import DURATION_S, add_live_arguments, hosts_from_options, live_book_source
 
@@ -113,6 +114,13 @@ class Command(BaseCommand):
             help="live: poll only shard I of N of the active pairs (a stable split by opportunity key), "
             "so N processes share them; default: every pair",
         )
+        parser.add_argument(
+            "--pairs-every-s",
+            type=option_type(STATS_EVERY_S, float),
+            default=30.0,
+            help="live: look for pairs imported, changed or deactivated this often, and follow them "
+            f"(default 30; {STATS_EVERY_S.accepted()})",
+        )
         add_live_arguments(parser)
 
     def handle(self, *args: object, **options: object) -> None:
@@ -142,10 +150,15 @@ class Command(BaseCommand):
                 follower.start()
             started = time.monotonic()
             duration_s = options["duration_s"]
+            pairs_checked = [started]
 
             def on_update(_update: object) -> None:
-                if duration_s is not None and time.monotonic() - started >= duration_s:
+                now = time.monotonic()
+                if duration_s is not None and now - started >= duration_s:
                     source.stop()
+                if options["live"] and now - pairs_checked[0] >= options["pairs_every_s"]:
+                    pairs_checked[0] = now
+                    self._follow_active_pairs(options, source, pipeline)
 
             every_s = options["stats_every_s"]
             what = "ingest replay" if options["replay"] else "ingest live"
@@ -169,6 +182,20 @@ class Command(BaseCommand):
                 f"{final.elapsed_s:.1f} s, spans opened {stats.spans_opened}, closed {stats.spans_closed}, "
                 f"open {len(pipeline.spans.open_keys())}, intents {stats.intents}"
             )
+
+    def _follow_active_pairs(self, options: dict, source: BookSource, pipeline: IngestPipeline) -> None:
+        """Pairs imported, changed or deactivated since the last look: the detector and the
+        streams' subscriptions follow them (on the ingest thread, between two updates)."""
+        specs = active_specs(keys=options["pairs"] or None, max_skew_ms=options["max_skew_ms"])
+        specs = shard_pairs(specs, options["shard"] or EVERY_PAIR)
+        if specs == source.pairs:
+            return
+        pipeline.set_pairs(specs)
+        if isinstance(source, StreamSource):
+            source.set_pairs(specs)
+        else:
+            source.pairs = specs
+        self.stdout.write(f"ingest live: now {len(specs)} pairs")
 
     def _source(self, options: dict, *, sleep: Callable[[float], None]) -> BookSource:
         """The book source; `sleep` paces it (a replay's gaps, the pause between live rounds)."""
