@@ -148,6 +148,14 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDI
 SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="celery")
 if SIMULATOR_ARRIVALS not in ("celery", "timer"):
     raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery or timer")
+# Validation and arrivals read the books live ingest streams (ingest/stream_books.py) when they
+# are at most this old, and the venue's REST API otherwise.
+SIMULATOR_STREAM_BOOKS = env.bool("SIMULATOR_STREAM_BOOKS", default=True)
+SIMULATOR_STREAM_BOOK_MAX_AGE_MS = env.int("SIMULATOR_STREAM_BOOK_MAX_AGE_MS", default=2000)
+if not 100 <= SIMULATOR_STREAM_BOOK_MAX_AGE_MS <= 60_000:
+    raise ImproperlyConfigured(
+        f"SIMULATOR_STREAM_BOOK_MAX_AGE_MS must be 100 to 60000, got {SIMULATOR_STREAM_BOOK_MAX_AGE_MS}"
+    )
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

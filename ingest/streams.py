@@ -45,6 +45,7 @@ from exchanges.streams.polymarket import PolymarketStreamClient
 from ingest.detector import PairSpec
 from ingest.health import publish_stream_status
 from ingest.sources import BookUpdate, LiveHosts, LiveSource
+from ingest.stream_books import publish_books
 
 logger = logging.getLogger("ingest.streams")
 
@@ -258,6 +259,15 @@ class StreamSource:
                     updates.append(self._as_update(venue, book))
         return updates
 
+    @staticmethod
+    def _shared(update: BookUpdate) -> BookUpdate:
+        """The update, its books also kept for validation and arrivals (ingest.stream_books)."""
+        try:
+            publish_books(update.books)
+        except Exception:  # a cache outage must not stop the feed: decisions then ask the venue
+            logger.warning("ingest.streams books_not_shared", exc_info=True)
+        return update
+
     def publish_status(self) -> None:
         try:
             publish_stream_status(self.process, [client.status() for client in self.clients.values()])
@@ -276,15 +286,15 @@ class StreamSource:
                     # A book polled while the stream came back (or delivered it) is older than
                     # the stream's.
                     if self._stream_lacks(update.books[0].venue, update.books[0].instrument_id):
-                        yield update
+                        yield self._shared(update)
                 for venue, client in self.clients.items():
                     for book in client.get(0):
-                        yield self._as_update(venue, book)
+                        yield self._shared(self._as_update(venue, book))
                 self._deliver_lifecycle_events()
                 now_s = time.monotonic()
                 if now_s >= next_restate_s:
                     next_restate_s = now_s + self.restate_every_s
-                    yield from self._restatements(self._wall_clock_ms())
+                    yield from map(self._shared, self._restatements(self._wall_clock_ms()))
                 if now_s >= next_status_s:
                     next_status_s = now_s + self.status_every_s
                     self.publish_status()

@@ -38,6 +38,7 @@ from exchanges.kalshi import KalshiAdapter, kalshi_credentials_from_secret
 from exchanges.polymarket import PolymarketAdapter, polymarket_credentials_from_secret
 from exchanges.ratelimit import BookCache, LocalRateLimiter, RedisRateLimiter
 from exchanges.results import RATE_LIMITED, REJECTED, CallResult
+from ingest.stream_books import fresh_book
 from simulator.core import ExchangeValidation, IntentLeg, LegValidation
 
 logger = logging.getLogger(__name__)
@@ -184,6 +185,9 @@ class ExchangeValidator:
         )
 
     def _book(self, adapter: Any, leg: IntentLeg) -> CallResult[Book]:
+        streamed = _streamed(adapter.venue, leg.instrument_id, leg.side)
+        if streamed is not None:
+            return streamed
         return self._cached(adapter, _book_key(leg), lambda: _side_book(adapter, leg.instrument_id, leg.side))
 
     @staticmethod
@@ -314,12 +318,16 @@ class ExchangeValidator:
     __call__ = validate  # an ExchangeValidator is a `Validator`
 
     def arrival_book(self, user_id: int, venue: str, instrument_id: str, side: str) -> CallResult[Book]:
-        """The book an order meets when it arrives: a read-only call made now, never from the
+        """The book an order meets when it arrives: the book live ingest's stream holds now, if
+        fresh (ingest.stream_books), else a read-only call made now, never from the validation
         cache (the book seen at validation is what the order must *not* be filled against),
         within the venue's rate limit and any Retry-After it asked for."""
         adapter, problem = self._venue_access(user_id, venue)
         if adapter is None:
             return CallResult(kind=REJECTED, venue=venue, call="orderbook", detail=problem, latency_ms=0.0)
+        streamed = _streamed(venue, instrument_id, side)
+        if streamed is not None:
+            return streamed
         return self._call(adapter, "orderbook", lambda: _side_book(adapter, instrument_id, side))
 
     def _validate(
@@ -366,6 +374,13 @@ class ExchangeValidator:
 
 class _NotCached(Exception):
     pass
+
+
+def _streamed(venue: str, instrument_id: str, side: str) -> CallResult[Book] | None:
+    """The book live ingest's stream holds now, if fresh: what the venue would answer, without
+    spending a read of its rate limit."""
+    book = fresh_book(venue, instrument_id, side, now_ms=time.time_ns() // 1_000_000)
+    return None if book is None else CallResult.success(book, venue=venue, call="orderbook", latency_ms=0.0)
 
 
 def _side_book(adapter: Any, instrument_id: str, side: str) -> CallResult[Book]:

@@ -1,14 +1,17 @@
 """Exchange validation through the real adapters and official clients, against the exchange
 double on loopback: every fault is a skipped decision with its reason, never a crash."""
 
+import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.utils import timezone
 
+from exchanges.books import KALSHI, YES, Book, Level
 from exchanges.double import BookMove, Fault
 from exchanges.ratelimit import BookCache, LocalRateLimiter
+from ingest.stream_books import publish_books
 from simulator.core import IntentLeg
 from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
 from simulator.engine.inputs import core_intent
@@ -265,3 +268,41 @@ def test_a_price_that_jumps_between_decision_and_arrival_shows_in_the_trade_and_
     report = client.get("/simulator/report").json()
     assert report["arrival_outcomes"]["legged"] == 1 and report["legging_incidents"] == 1
     assert D(report["unwind_cost_usd"]) == D(trade["unwind_cost_usd"])
+
+
+def _kalshi_yes_book(asks: tuple[Level, ...], received_ms: int) -> Book:
+    return Book.of(KALSHI, TICKER, YES, bids=(), asks=asks, venue_ts_ms=None, received_ts_ms=received_ms)
+
+
+def _orderbook_reads(double, venue: str) -> int:
+    return sum(n for (where, call), n in double.call_counts.items() if where == venue and "book" in call)
+
+
+def test_a_fresh_streamed_book_is_what_validation_and_arrival_meet_without_a_venue_read(
+    scene, validator, double
+):
+    now_ms = time.time_ns() // 1_000_000
+    streamed = (Level(D("0.44"), D("8")),)  # better and thinner than the double's 0.45 x 20
+    publish_books([_kalshi_yes_book(streamed, now_ms)])
+    decision = decide(scene, validator)
+    assert decision.outcome == "traded", decision.reason
+    publish_books([_kalshi_yes_book(streamed, time.time_ns() // 1_000_000)])  # still live at arrival
+    arrive_in_order(in_flight_steps(decision))
+    trade = SimulatorTrade.objects.get(decision=decision)
+    kalshi_leg = next(leg for leg in trade.legs if leg["venue"] == "kalshi")
+    assert [(D(level["price"]), D(level["size"])) for level in kalshi_leg["book"]] == [(D("0.44"), 8)]
+    assert (D(kalshi_leg["arrival_book"][0]["price"]), D(kalshi_leg["arrival_book"][0]["size"])) == (
+        D("0.44"),
+        8,
+    )
+    assert _orderbook_reads(double, "kalshi") == 0  # the stream's book spent no read of the limit
+    assert _orderbook_reads(double, "polymarket") > 0  # no streamed book there: the venue was asked
+
+
+def test_a_streamed_book_older_than_the_max_age_is_not_used(scene, validator, double, settings):
+    stale_ms = time.time_ns() // 1_000_000 - settings.SIMULATOR_STREAM_BOOK_MAX_AGE_MS - 1
+    publish_books([_kalshi_yes_book((Level(D("0.44"), D("8")),), stale_ms)])  # its stream went quiet
+    trade = SimulatorTrade.objects.get(decision=decide(scene, validator))
+    kalshi_leg = next(leg for leg in trade.legs if leg["venue"] == "kalshi")
+    assert (D(kalshi_leg["book"][0]["price"]), D(kalshi_leg["book"][0]["size"])) == (D("0.45"), 20)
+    assert _orderbook_reads(double, "kalshi") == 1

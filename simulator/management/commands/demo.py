@@ -184,6 +184,9 @@ class Command(BaseCommand):
             raise CommandError(f"--recording: no such file {options['recording']}")
         # No workers here: orders arrive on this process's timer thread, at their arrival time.
         settings.SIMULATOR_ARRIVALS = "timer"
+        # Decisions and arrivals read the double's books over REST, as each read is what sets off
+        # the double's book moves (the demo's slippage and partial fills).
+        settings.SIMULATOR_STREAM_BOOKS = False
         with GracefulShutdown() as shutdown:
             self._run(options, shutdown)
 
