@@ -1109,7 +1109,8 @@ def _client_parts(venue: str, frames: int = 50_000) -> dict[str, float]:
     instruments = feed["instruments"]
     parts["one book handed over"] = cpu_us(
         lambda: [
-            client._stream_book(instruments[i % len(instruments)], 0, None) for i in range(frames // 10)
+            client._stream_book(instrument, client._copy_book(instrument), 0, None)
+            for instrument in (instruments[i % len(instruments)] for i in range(frames // 10))
         ],
         frames // 10,
     )

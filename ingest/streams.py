@@ -260,13 +260,15 @@ class StreamSource:
         return updates
 
     @staticmethod
-    def _shared(update: BookUpdate) -> BookUpdate:
-        """The update, its books also kept for validation and arrivals (ingest.stream_books)."""
-        try:
-            publish_books(update.books)
-        except Exception:  # a cache outage must not stop the feed: decisions then ask the venue
-            logger.warning("ingest.streams books_not_shared", exc_info=True)
-        return update
+    def _shared(updates: list[BookUpdate]) -> list[BookUpdate]:
+        """The updates, their books also kept for validation and arrivals (ingest.stream_books),
+        in one cache round trip."""
+        if updates:
+            try:
+                publish_books(book for update in updates for book in update.books)
+            except Exception:  # a cache outage must not stop the feed: decisions then ask the venue
+                logger.warning("ingest.streams books_not_shared", exc_info=True)
+        return updates
 
     def publish_status(self) -> None:
         try:
@@ -281,20 +283,21 @@ class StreamSource:
             while not self._stopped.is_set():
                 self._wakeup.wait(max(0.0, min(next_restate_s, next_status_s) - time.monotonic()))
                 self._wakeup.clear()
+                polled = []
                 while self._rest_updates:
                     update = self._rest_updates.popleft()
                     # A book polled while the stream came back (or delivered it) is older than
                     # the stream's.
                     if self._stream_lacks(update.books[0].venue, update.books[0].instrument_id):
-                        yield self._shared(update)
+                        polled.append(update)
+                yield from self._shared(polled)
                 for venue, client in self.clients.items():
-                    for book in client.get(0):
-                        yield self._shared(self._as_update(venue, book))
+                    yield from self._shared([self._as_update(venue, book) for book in client.get(0)])
                 self._deliver_lifecycle_events()
                 now_s = time.monotonic()
                 if now_s >= next_restate_s:
                     next_restate_s = now_s + self.restate_every_s
-                    yield from map(self._shared, self._restatements(self._wall_clock_ms()))
+                    yield from self._shared(self._restatements(self._wall_clock_ms()))
                 if now_s >= next_status_s:
                     next_status_s = now_s + self.status_every_s
                     self.publish_status()
