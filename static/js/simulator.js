@@ -116,7 +116,10 @@
     tbody.querySelector("tr.empty")?.remove();
     let row = tbody.querySelector(`tr[data-trade-id="${trade.id}"]`);
     const isNew = !row;
-    if (isNew) { row = document.createElement("tr"); row.dataset.tradeId = trade.id; row.className = "clickable"; }
+    if (isNew) {
+      row = document.createElement("tr"); row.dataset.tradeId = trade.id; row.className = "clickable";
+      row.dataset.runId = trade.run_id; row.title = `run ${trade.run_id}`;
+    }
     const status = tradeStatus(trade);
     row.innerHTML = `<td>${esc(trade.id)}</td><td>${time(trade.decided_at)}</td><td>${esc(trade.opportunity_key)}</td>
       <td><span class="status ${status}" data-status>${status}</span></td><td>${outcomeBadge(trade)}${resolutionBadge(trade)}</td><td>${esc(trade.matched_size)}/${esc(trade.requested_size)}</td>
@@ -328,6 +331,11 @@
   }
 
   // --- Status refresh ------------------------------------------------------------------------
+  // A session that ends elsewhere sends the page to the login form; logging out here already
+  // goes there, and its own redirect must win over the refresh or socket that notices first.
+  let loggingOut = false;
+  document.querySelector("form[action$='/logout/']")?.addEventListener("submit", () => { loggingOut = true; });
+  function toLogin() { if (!loggingOut) window.location = "/accounts/login/?next=/simulator/"; }
   async function refresh() {
     try {
       const [status, history] = await Promise.all([api("/simulator/status"), api("/simulator/runs")]);
@@ -335,7 +343,7 @@
       for (const trade of [...(status.recent_trades || [])].reverse()) renderTradeRow(trade);
       renderHistory(results(history));
     } catch (err) {
-      if (err.status === 401 || err.status === 403) window.location = "/accounts/login/?next=/simulator/";
+      if (err.status === 401 || err.status === 403) toLogin();
     }
   }
   let refreshTimer = null;
@@ -354,7 +362,7 @@
       if (frame.event === "simulator:run") refreshSoon();
     };
     socket.onclose = (event) => {
-      if (event.code === 4401) { window.location = "/accounts/login/?next=/simulator/"; return; }  // logged out
+      if (event.code === 4401) { toLogin(); return; }  // logged out
       state.textContent = "○ reconnecting"; state.className = "warn";
       setTimeout(connect, socketDelay); socketDelay = Math.min(socketDelay * 2, 10000);
     };
