@@ -112,6 +112,11 @@ class ExecutionIntent(models.Model):
     books = models.JSONField()
     signal_at = models.DateTimeField(help_text="When the books behind it were seen (the ingest clock).")
     created_at = models.DateTimeField(auto_now_add=True)
+    # live: from ingest, for live runs. backtest: from a backtest's pass over a recording, for its
+    # own runs only (live ingest, its sweeps and cooldowns never see these).
+    origin = models.CharField(
+        max_length=16, default="live", choices=[("live", "live"), ("backtest", "backtest")]
+    )
 
     class Meta:
         db_table = "execution_intents"

@@ -121,7 +121,7 @@ class IngestPipeline:
             self._span_rows[row.span_key] = row
         self.spans.restore(states)
         last_intents = (
-            ExecutionIntent.objects.filter(opportunity_key__in=keys)
+            ExecutionIntent.objects.filter(opportunity_key__in=keys, origin="live")
             .values("user_id", "opportunity_key")
             .annotate(last=Max("signal_at"))
         )

@@ -5,7 +5,8 @@ Ingest imports nothing else of the simulator. It calls
 - `running_user_thresholds()` to learn whose runs an edge could interest,
 - `intent_arrived(intent)` and `span_started(span)` once the row is committed,
 - `keys_with_open_trades()` and `pair_resolved(...)` as it follows markets to resolution
-  (`ingest.lifecycle`).
+  (`ingest.lifecycle`),
+- `recording_clock()` to replay a recording on its own clock (`ingest_run --recorded-clock`).
 Beat's sweep (`simulator.sweeps`) calls `redispatch_undecided()` and
 `redispatch_overdue_arrivals()` for what the broker lost."""
 
@@ -22,12 +23,20 @@ from django.utils import timezone
 
 from ingest.intents import UserThreshold
 from ingest.models import ExecutionIntent, SuccessSpan
-from simulator import selectors, services
+from simulator import recorded_clock, selectors, services
 from simulator.engine import steps_of
-from simulator.models import Decision, SimulatorTrade
+from simulator.models import Decision, SimulatorRun, SimulatorTrade
+from simulator.replay import recording_clock
 from simulator.tasks import decide_intent_task, decide_span_task, schedule_arrivals
 
+__all__ = ["recording_clock"]  # and the functions below
+
 logger = logging.getLogger(__name__)
+
+
+def _send(task):
+    """To the workers; on a recording's clock (`replay.recording_clock`), run here and now."""
+    return task if recorded_clock.current() is not None else task.delay
 
 
 def running_user_thresholds() -> list[UserThreshold]:
@@ -48,7 +57,7 @@ def intent_arrived(intent: ExecutionIntent) -> int:
     current transaction commits (the worker must see the intent row). Returns the count."""
     runs = selectors.running_runs_watching(intent.opportunity_key, user_id=intent.user_id)
     for run in runs:
-        transaction.on_commit(partial(decide_intent_task.delay, run.pk, intent.pk))
+        transaction.on_commit(partial(_send(decide_intent_task), run.pk, intent.pk))
     return len(runs)
 
 
@@ -58,7 +67,7 @@ def span_started(span: SuccessSpan) -> int:
     `simulator.engine.inputs.span_intent`). Sent on commit; returns the count."""
     runs = selectors.running_runs_watching(span.opportunity_key)
     for run in runs:
-        transaction.on_commit(partial(decide_span_task.delay, run.pk, span.pk))
+        transaction.on_commit(partial(_send(decide_span_task), run.pk, span.pk))
     return len(runs)
 
 
@@ -66,7 +75,7 @@ def keys_with_open_trades() -> set[str]:
     """Opportunity keys with a trade not yet paid out, in any run: the pairs whose resolution
     someone waits for."""
     return set(
-        SimulatorTrade.objects.filter(resolved_at__isnull=True)
+        SimulatorTrade.objects.filter(resolved_at__isnull=True, run__kind=SimulatorRun.LIVE)
         .order_by()
         .values_list("opportunity_key", flat=True)
         .distinct()
@@ -98,6 +107,7 @@ def redispatch_undecided(
         # first (not the newest N intents, behind which an old lost one could hide forever).
         undecided = ExecutionIntent.objects.filter(
             user_id=run.user_id,
+            origin="live",
             created_at__gte=max(run.started_at, now - timedelta(seconds=window_s)),
             created_at__lte=now - timedelta(seconds=min_age_s),
         ).exclude(Exists(Decision.objects.filter(run_id=run.pk, intent_id=OuterRef("pk"))))
@@ -122,7 +132,7 @@ def redispatch_overdue_arrivals(
     now = now or timezone.now()
     steps = []
     in_flight = SimulatorTrade.objects.filter(
-        arrival_outcome="", decided_at__lte=now - timedelta(seconds=late_s)
+        arrival_outcome="", decided_at__lte=now - timedelta(seconds=late_s), run__kind=SimulatorRun.LIVE
     )
     for trade in in_flight.order_by("decided_at", "id").only("legs")[:limit]:
         steps += [step for step in steps_of(trade) if (now - step[2]).total_seconds() >= late_s]

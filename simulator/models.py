@@ -7,14 +7,61 @@ SIZE = {"max_digits": 14, "decimal_places": 2}
 CENTS = {"max_digits": 10, "decimal_places": 4}
 
 
+class Backtest(models.Model):
+    """A recording replayed on its own clock for a grid of settings: one run of kind `backtest`
+    per grid point (`runs`), decided by the same engine as live runs."""
+
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+    STATUS_CHOICES = [(s, s) for s in (QUEUED, RUNNING, DONE, FAILED)]
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backtests")
+    label = models.CharField(max_length=120, blank=True)
+    recording = models.CharField(
+        max_length=500, help_text="The recording's name (or path, from the command)."
+    )
+    grid = models.JSONField(default=dict, help_text="Setting name -> the values tried (as given).")
+    seed = models.BigIntegerField()
+    starting_usd = models.DecimalField(**MONEY)
+    workers = models.PositiveSmallIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=QUEUED)
+    error = models.TextField(blank=True)
+    # What is done so far: phase ("pass" over the recording, then "points"), updates read, points done.
+    progress = models.JSONField(default=dict, blank=True)
+    points_total = models.PositiveIntegerField(default=0)
+    points_done = models.PositiveIntegerField(default=0)
+    results = models.JSONField(default=list, blank=True, help_text="One object per grid point.")
+    recording_summary = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "simulator_backtests"
+        indexes = [models.Index(fields=["user", "-created_at"], name="backtest_user_created")]
+
+    def __str__(self) -> str:
+        return f"backtest {self.pk} ({self.recording}, {self.status})"
+
+
 class SimulatorRun(models.Model):
     RUNNING, STOPPED, EXPIRED, FAILED = "running", "stopped", "expired", "failed"
     STATUS_CHOICES = [(s, s) for s in (RUNNING, STOPPED, EXPIRED, FAILED)]
+    LIVE, BACKTEST = "live", "backtest"
+    KIND_CHOICES = [(k, k) for k in (LIVE, BACKTEST)]
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="simulator_runs"
     )
     status = models.CharField(max_length=16, choices=STATUS_CHOICES, default=RUNNING)
+    # live: fed by ingest, counts toward the running limit. backtest: one grid point of a
+    # Backtest, decided on its recording's clock; nothing live ever reaches it.
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES, default=LIVE)
+    backtest = models.ForeignKey(
+        Backtest, null=True, blank=True, on_delete=models.CASCADE, related_name="runs"
+    )
+    grid_point = models.JSONField(
+        default=dict, blank=True, help_text="A backtest run's settings from its grid."
+    )
     label = models.CharField(max_length=120, blank=True)
     notes = models.TextField(max_length=2000, blank=True)
     opportunity_keys = models.JSONField(default=list, blank=True, help_text="Empty: every opportunity key.")

@@ -66,7 +66,7 @@ ZERO_USD = Value(Decimal("0"), output_field=_USD_SUM)
 def _watched_keys(user, window_start: datetime, now: datetime) -> list[str] | None:
     """Keys the user's runs in the window watched; None means every key."""
     keys_per_run = list(
-        SimulatorRun.objects.filter(user=user, started_at__lte=now)
+        SimulatorRun.objects.filter(user=user, kind=SimulatorRun.LIVE, started_at__lte=now)
         .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gte=window_start))
         .values_list("opportunity_keys", flat=True)
     )
@@ -100,6 +100,7 @@ def _catching_trades(user, *, now: datetime, max_gap_s: int) -> QuerySet[Simulat
     """
     return SimulatorTrade.objects.filter(
         user=user,
+        run__kind=SimulatorRun.LIVE,
         opportunity_key=OuterRef("opportunity_key"),
         executed_at__gte=OuterRef("started_at"),
         executed_at__lte=_capture_until(OuterRef("ended_at"), now=now, max_gap_s=max_gap_s),
@@ -137,7 +138,12 @@ def build_report(
     )
     # What the span's first decision said; a blank reason_code (eligible, not skipped) reports the outcome.
     first_decision_reason = Subquery(
-        Decision.objects.filter(span=OuterRef("pk"), run__user=user, decision_source=Decision.SUCCESS_SPAN)
+        Decision.objects.filter(
+            span=OuterRef("pk"),
+            run__user=user,
+            run__kind=SimulatorRun.LIVE,
+            decision_source=Decision.SUCCESS_SPAN,
+        )
         .order_by("created_at", "id")
         .annotate(label=Case(When(reason_code="", then=F("outcome")), default=F("reason_code")))
         .values("label")[:1]
@@ -160,7 +166,9 @@ def build_report(
             capture_until__gte=OuterRef("executed_at"),
         )
     )
-    trades = SimulatorTrade.objects.filter(user=user, executed_at__gte=window_start, executed_at__lte=now)
+    trades = SimulatorTrade.objects.filter(
+        user=user, run__kind=SimulatorRun.LIVE, executed_at__gte=window_start, executed_at__lte=now
+    )
     trade_totals = trades.aggregate(
         outside=Count("pk", filter=~Q(in_spans)),
         edge_captured_usd=Coalesce(Sum("expected_pnl_usd", filter=Q(in_spans)), ZERO_USD),
@@ -339,7 +347,7 @@ def _by_run(
     user, trades: QuerySet, in_spans: Exists, *, window_start: datetime, now: datetime
 ) -> list[dict[str, Any]]:
     runs = list(
-        SimulatorRun.objects.filter(user=user, started_at__lte=now)
+        SimulatorRun.objects.filter(user=user, kind=SimulatorRun.LIVE, started_at__lte=now)
         .filter(Q(stopped_at__isnull=True) | Q(stopped_at__gte=window_start))
         .order_by("-started_at", "-id")
         .values("id", "label", "status")
@@ -360,6 +368,7 @@ def _by_run(
         row["run_id"]: row
         for row in Decision.objects.filter(
             run__user=user,
+            run__kind=SimulatorRun.LIVE,
             decision_source=Decision.SUCCESS_SPAN,
             created_at__gte=window_start,
             created_at__lte=now,

@@ -12,7 +12,9 @@ from simulator.models import SimulatorRun, SimulatorTrade
 
 
 def running_runs(*, user_id: int | None = None) -> QuerySet[SimulatorRun]:
-    runs = SimulatorRun.objects.filter(status=SimulatorRun.RUNNING)
+    """Running live runs: what ingest feeds and what counts toward the limit (a backtest's runs
+    run on their recording's clock, apart)."""
+    runs = SimulatorRun.objects.filter(status=SimulatorRun.RUNNING, kind=SimulatorRun.LIVE)
     return runs.filter(user_id=user_id) if user_id is not None else runs
 
 
@@ -30,7 +32,8 @@ def latest_running_run(*, user_id: int) -> SimulatorRun | None:
 
 
 def user_runs(*, user_id: int) -> QuerySet[SimulatorRun]:
-    return SimulatorRun.objects.filter(user_id=user_id).order_by("-started_at", "-id")
+    """The user's live runs, newest first (a backtest's runs are listed with their backtest)."""
+    return SimulatorRun.objects.filter(user_id=user_id, kind=SimulatorRun.LIVE).order_by("-started_at", "-id")
 
 
 class RunThreshold(NamedTuple):
@@ -77,7 +80,9 @@ def own_run(*, user_id: int, run_id: int) -> SimulatorRun | None:
 
 def latest_trades(*, user_id: int) -> QuerySet[SimulatorTrade]:
     """A user's trades, newest decision first."""
-    return SimulatorTrade.objects.filter(user_id=user_id).order_by("-decided_at", "-id")
+    return SimulatorTrade.objects.filter(user_id=user_id, run__kind=SimulatorRun.LIVE).order_by(
+        "-decided_at", "-id"
+    )
 
 
 def run_trades(*, run_id: int) -> QuerySet[SimulatorTrade]:

@@ -282,10 +282,12 @@ def resolve_pair(
         pair.save(update_fields=["kalshi_result", "poly_result", "resolution_disagreement", "resolved_at"])
     disagreement = pair.resolution_disagreement
     results = {"kalshi": kalshi, "polymarket": polymarket}
-    open_trades = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=True)
+    # A backtest's trades live on their recording's timeline: only what it recorded settles them.
+    live = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, run__kind=SimulatorRun.LIVE)
+    open_trades = live.filter(resolved_at__isnull=True)
     unresolved = open_trades.exclude(arrival_outcome="")
     # Paid on other results before (a correction): paid again by the difference.
-    repaid = SimulatorTrade.objects.filter(opportunity_key=opportunity_key, resolved_at__isnull=False)
+    repaid = live.filter(resolved_at__isnull=False)
     if not changed:
         repaid = repaid.none()
     summary: dict[str, Any] = {

@@ -7,7 +7,9 @@ step) already written: exactly once.
 
 A traded decision's orders arrive later (`schedule_arrivals`): as Celery tasks due at their
 arrival time (SIMULATOR_ARRIVALS=celery; eager tasks, without workers, run at once), or on a
-timer thread of this process (timer: the demo, which has no workers).
+timer thread of this process (timer: the demo, which has no workers). While a recording's clock
+runs in this process (`simulator.recorded_clock`: `ingest_run --recorded-clock`, backtests), the
+tasks decide and arrive on recorded time against recorded books, and arrivals wait on that clock.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from simulator import engine
+from simulator import engine, recorded_clock
 from simulator.arrival_timer import timer
 
 RETRY = {
@@ -35,7 +37,7 @@ RETRY = {
 
 @shared_task(name="simulator.tasks.decide_intent_task", **RETRY)
 def decide_intent_task(self, run_id: int, intent_id: int) -> int | None:
-    decision = engine.decide_intent(run_id=run_id, intent_id=intent_id)
+    decision = engine.decide_intent(run_id=run_id, intent_id=intent_id, **recorded_clock.decide_kwargs())
     if decision is None:
         return None
     # Also on a redelivery: the first delivery may have died before it scheduled them.
@@ -45,13 +47,14 @@ def decide_intent_task(self, run_id: int, intent_id: int) -> int | None:
 
 @shared_task(name="simulator.tasks.decide_span_task", **RETRY)
 def decide_span_task(self, run_id: int, span_id: int) -> int | None:
-    decision = engine.decide_span_start(run_id=run_id, span_id=span_id)
+    at = recorded_clock.decide_kwargs().get("now")
+    decision = engine.decide_span_start(run_id=run_id, span_id=span_id, now=at)
     return decision.pk if decision is not None else None
 
 
 @shared_task(name="simulator.tasks.arrive_task", **RETRY)
 def arrive_task(self, trade_id: int, step: str) -> str | None:
-    arrived = engine.arrive(trade_id=trade_id, step=step)
+    arrived = engine.arrive(trade_id=trade_id, step=step, **recorded_clock.arrive_kwargs())
     if arrived is None:
         return None
     schedule_arrivals(arrived.next_steps)
@@ -68,9 +71,23 @@ def schedule_arrivals(steps: Sequence[engine.Step]) -> None:
     """Have each step run at its arrival time (see the module's docstring for the modes)."""
     if not steps:
         return
-    if settings.SIMULATOR_ARRIVALS == "timer":
+    clock = recorded_clock.current()
+    if clock is not None:
+        clock.schedule(steps)
+    elif settings.SIMULATOR_ARRIVALS == "timer":
         for trade_id, step, at in steps:
             timer.call_at(at, partial(_arrive_on_timer, trade_id, step))
     else:
         for trade_id, step, at in steps:
             arrive_task.apply_async((trade_id, step), eta=at)
+
+
+def arrive_due(before_ms: int | None) -> int:
+    """On the running recorded clock: every arrival step due before `before_ms` (None: all of
+    them), through the arrival task, in time order. Returns how many trades completed."""
+    clock = recorded_clock.current()
+    done = 0
+    for trade_id, step in clock.pop_due(before_ms) if clock is not None else ():
+        outcome = arrive_task(trade_id, step)
+        done += outcome not in (None, "in_flight")
+    return done

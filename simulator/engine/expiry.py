@@ -40,9 +40,9 @@ def expire_runs(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     expired = 0
     due = list(
-        SimulatorRun.objects.filter(status=SimulatorRun.RUNNING, ends_at__lte=now).values_list(
-            "pk", flat=True
-        )
+        SimulatorRun.objects.filter(
+            status=SimulatorRun.RUNNING, kind=SimulatorRun.LIVE, ends_at__lte=now
+        ).values_list("pk", flat=True)
     )
     for run_id in due:
         with transaction.atomic():

@@ -9,7 +9,7 @@ at its arrival time (`arrival_books`).
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -27,17 +27,22 @@ def _ms(moment: datetime) -> int:
 
 
 class RecordedBooks:
-    def __init__(self, books: Iterable[Book]) -> None:
-        """`books` in the order they were recorded; each is filed at its receive time."""
+    """Books filed in the order they were recorded (at once, or one by one with `add` as a replay
+    reads them: then "the latest at or before" is among the books read so far, never a later one)."""
+
+    def __init__(self, books: Iterable[Book] = ()) -> None:
         self._times: dict[BookKey, list[int]] = {}
         self._books: dict[BookKey, list[Book]] = {}
         for book in books:
-            key = (book.venue, book.instrument_id, book.side)
-            times = self._times.setdefault(key, [])
-            if times and book.received_ts_ms < times[-1]:
-                raise ValueError(f"{key}: the recording's time goes backwards at {book.received_ts_ms} ms")
-            times.append(book.received_ts_ms)
-            self._books.setdefault(key, []).append(book)
+            self.add(book)
+
+    def add(self, book: Book) -> None:
+        key = (book.venue, book.instrument_id, book.side)
+        times = self._times.setdefault(key, [])
+        if times and book.received_ts_ms < times[-1]:
+            raise ValueError(f"{key}: the recording's time goes backwards at {book.received_ts_ms} ms")
+        times.append(book.received_ts_ms)
+        self._books.setdefault(key, []).append(book)
 
     def book_at(self, venue: str, instrument_id: str, side: str, at_ms: int) -> Book | None:
         """The latest book of that instrument recorded at or before `at_ms` (None: none yet)."""
@@ -75,3 +80,12 @@ class RecordedBooks:
         """The book an order meets when it arrives at `at`."""
         book = self.book_at(order.venue, order.instrument_id, order.side, _ms(at))
         return (book, "") if book is not None else (None, "no book at arrival: nothing recorded for it yet")
+
+
+class BooksAsOf(RecordedBooks):
+    """Another timeline's books through its `book_at(venue, instrument_id, side, at_ms)`, e.g. a
+    backtest's kept windows (`ingest.detector_pass.WindowedBooks`) as of one recording line."""
+
+    def __init__(self, book_at: Callable[[str, str, str, int], Book | None]) -> None:
+        super().__init__()
+        self.book_at = book_at  # type: ignore[method-assign]

@@ -4,6 +4,7 @@ once, and a recording replayed twice with the same seed gives the same trades by
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,14 +12,14 @@ from pathlib import Path
 import orjson
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 
 from ingest.models import ExecutionIntent, SuccessSpan
 from simulator import presenters
 from simulator.core import ExecutionConfig, SimConfig
 from simulator.engine import arrive, arrive_in_order, decide_intent, in_flight_steps
 from simulator.intake import redispatch_overdue_arrivals
-from simulator.models import SimulatorRun, SimulatorTrade
-from simulator.replay import replay_recording
+from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.services import resolve_pair, start_run, stop_run
 from tests.simulator.conftest import UNCHANGED_BOOKS, ArrivalBooks
 from tests.simulator.factories import NOW, ExecutionIntentFactory, set_thresholds
@@ -244,8 +245,8 @@ BUNDLED = Path(settings.BASE_DIR) / "ingest" / "data" / "demo_recording.jsonl.gz
 def _replayed_trades(user, seed: int) -> tuple[bytes, set[str]]:
     run, _ = start_run(user=user, starting_usd="5000")
     SimulatorRun.objects.filter(pk=run.pk).update(seed=seed)
-    stats = replay_recording(BUNDLED, run_ids=[run.pk])
-    assert stats.decisions > 0 and stats.arrivals > 0
+    call_command("ingest_run", "--replay", str(BUNDLED), "--recorded-clock", stdout=io.StringIO())
+    assert Decision.objects.filter(run_id=run.pk).exists()
     trades = SimulatorTrade.objects.filter(run_id=run.pk).order_by("decided_at", "opportunity_key")
     shown, outcomes = [], {trade.arrival_outcome for trade in trades}
     for trade in trades:

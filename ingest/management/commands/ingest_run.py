@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
@@ -21,8 +22,9 @@ from ingest.pairs import active_specs
 from ingest.recording import REPLAY_SPEED, RecordingError
 from ingest.services import IngestPipeline, LoopProgress, run_source
 from ingest.shards import EVERY_PAIR, Shard, parse_shard, shard_pairs
-from ingest.sources import BookSource, ReplaySource
+from ingest.sources import BookSource, BookUpdate, ReplaySource
 from ingest.streams import StreamSource
+from simulator import intake
 
 from ._live_options import DURATION_S, add_live_arguments, hosts_from_options, live_book_source
 
@@ -103,6 +105,12 @@ class Command(BaseCommand):
             help=f"live: stop after this many seconds ({DURATION_S.accepted()})",
         )
         parser.add_argument(
+            "--recorded-clock",
+            action="store_true",
+            help="replay: decide and fill on the recording's own time against its books, in this "
+            "process (as a backtest does), instead of on the wall clock against the venues",
+        )
+        parser.add_argument(
             "--keep-open",
             action="store_true",
             help="replay: leave spans open at the end (default: close them)",
@@ -124,6 +132,14 @@ class Command(BaseCommand):
         add_live_arguments(parser)
 
     def handle(self, *args: object, **options: object) -> None:
+        if options["recorded_clock"] and not options["replay"]:
+            raise CommandError("--recorded-clock: applies to --replay only")
+        if options["recorded_clock"] and options["speed"]:
+            options["speed"] = None  # recorded time needs no pacing
+        with intake.recording_clock() if options["recorded_clock"] else nullcontext() as read_update:
+            self._run(options, read_update)
+
+    def _run(self, options: dict, read_update: Callable[[BookUpdate], None] | None) -> None:
         threshold = options["threshold_cents"]
         with GracefulShutdown() as shutdown:
             source = self._source(options, sleep=shutdown.sleep)
@@ -152,7 +168,9 @@ class Command(BaseCommand):
             duration_s = options["duration_s"]
             pairs_checked = [started]
 
-            def on_update(_update: object) -> None:
+            def on_update(update: BookUpdate) -> None:
+                if read_update is not None:
+                    read_update(update)
                 now = time.monotonic()
                 if duration_s is not None and now - started >= duration_s:
                     source.stop()
