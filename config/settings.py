@@ -10,6 +10,7 @@ Values may also come from `var/.env` (written by `./dev setup` with fresh random
 environment variables win over it.
 """
 
+import os
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -145,6 +146,9 @@ else:
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
 # How a traded decision's orders arrive (simulator/tasks.py): celery (tasks due at their arrival
 # time, on the workers; eager tasks run at once) or timer (a thread of this process: the demo).
+# Backtests: how many grid points one may have, and how many processes one may use.
+BACKTEST_MAX_POINTS = env.int("BACKTEST_MAX_POINTS", default=64)
+BACKTEST_MAX_WORKERS = env.int("BACKTEST_MAX_WORKERS", default=max(1, os.cpu_count() or 1))
 SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="celery")
 if SIMULATOR_ARRIVALS not in ("celery", "timer"):
     raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery or timer")

@@ -195,7 +195,7 @@ def build_report(
         "missed_reasons": missed_reasons,
         "trades_outside_spans": trade_totals["outside"],
         "trades_in_flight": trade_totals["in_flight"],
-        **_arrival_json(arrival_figures(_arrived_trades(trades))),
+        **arrival_json(arrival_figures(arrived_trades(trades))),
         **_resolution_json(trade_totals),
         "by_opportunity_key": _by_key(window_spans, caught, trades, in_spans),
         "by_run": _by_run(user, trades, in_spans, window_start=window_start, now=now),
@@ -244,7 +244,7 @@ LEG_KEYS = ("venue", "state", "latency_ms", "filled_size", "detail")
 LEG_COUNT = 2
 
 
-def _arrived_trades(trades: QuerySet[SimulatorTrade]) -> list[ArrivedTrade]:
+def arrived_trades(trades: QuerySet[SimulatorTrade]) -> list[ArrivedTrade]:
     """The window's trades whose orders have all arrived, with what the figures need."""
     leg_fields = {f"leg{i}_{key}": KT(f"legs__{i}__{key}") for i in range(LEG_COUNT) for key in LEG_KEYS}
     rows = (
@@ -277,7 +277,7 @@ def _cents(value: Decimal | int | None) -> str | None:
     return decimal_str(Decimal(value).quantize(EDGE_PLACES)) if value is not None else None
 
 
-def _arrival_json(figures: ArrivalFigures) -> dict[str, Any]:
+def arrival_json(figures: ArrivalFigures) -> dict[str, Any]:
     return {
         "trades_arrived": figures.trades,
         "arrival_outcomes": figures.outcomes,

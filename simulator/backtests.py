@@ -1,0 +1,478 @@
+"""Backtests: a recording decided on its own clock for every point of a grid of settings.
+
+A backtest is one detector pass over the recording (`ingest.detector_pass`, shared by every grid
+point: books and spans do not depend on what a grid varies) and then, per grid point, a run of
+kind `backtest` fed the intents its own thresholds give (an `IntentEmitter` of its own over the
+pass's candidates) through the engine's decision and arrival tasks on the recording's clock
+(`simulator.recorded_clock`): the same checks, fills and arrivals as a live run, with the
+recording's books in place of the venues.
+
+Grid points run one after another, or on `workers` processes (forked after the pass, so each has
+it without reading the recording again); each writes its own run's rows, and the results are
+gathered from the database. The same recording, grid and seed give the same results whatever the
+number of workers: every point's random draws are seeded by its run's seed and the intent's
+content, never by row ids or timing.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import connections, transaction
+from django.utils import timezone
+from ingest.recording_files import resolve_recording
+
+from accounts.models import THRESHOLD_RULES, UserProfile
+from config.errors import NotFoundError
+from config.numbers import DecimalRule, NumberError, WholeRule
+from exchanges.books import KALSHI, POLYMARKET
+from ingest.detector_pass import DetectorPass, run_pass
+from ingest.intents import IntentEmitter, UserThreshold
+from ingest.models import ExecutionIntent
+from ingest.pairs import ensure_market_pairs
+from ingest.recording import RecordingError, pairs_of, read_recording
+from ingest.sources import updates_to_book_updates
+from simulator import recorded_clock, run_settings
+from simulator.backtest_results import point_result
+from simulator.core import SimConfig
+from simulator.engine.expiry import end_run
+from simulator.engine.recorded import BooksAsOf
+from simulator.models import Backtest, SimulatorRun
+from simulator.recorded_clock import RecordedClock
+from simulator.tasks import arrive_due, decide_intent_task
+
+logger = logging.getLogger(__name__)
+
+SPAN_THRESHOLD_CENTS = Decimal(1)  # as `ingest_run`'s default
+INTENT_COOLDOWN_MS = 10_000  # as `ingest_run`'s default
+LATENCY_SCALE = DecimalRule(Decimal("0.1"), Decimal("10"), places=2)
+STARTING_USD = DecimalRule(Decimal("1"), Decimal("100000000"), places=4, unit="USD")
+SEED = WholeRule(0, 2**63 - 1)
+END_REASON = "end of the recording"
+# Orders of a decision arrive within three latencies (first leg, second leg, unwind).
+ARRIVAL_STEPS = 3
+# When a profile leaves a threshold unset, a backtest still runs: these stand in (the settings).
+FALLBACK_THRESHOLDS = {"min_net_edge_cents": "1", "max_leg_usd": "100", "daily_cap_usd": "1000000"}
+
+ORDER_TYPE_BOTH = {"ioc": ("ioc", "fak"), "fok": ("fok", "fok")}
+
+
+def _choice(name: str, choices: Sequence[str]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)} (got {raw!r})")
+        return raw
+
+    parse.__name__ = name
+    return parse
+
+
+def _number(rule: DecimalRule | WholeRule) -> Callable[[str], str]:
+    return lambda raw: str(rule.parse(raw))
+
+
+# What a grid may vary, in the order its points are listed.
+GRID_SETTINGS: Mapping[str, Callable[[str], str]] = {
+    "min_net_edge_cents": _number(THRESHOLD_RULES["min_net_edge_cents"]),
+    "max_leg_usd": _number(THRESHOLD_RULES["max_leg_usd"]),
+    "daily_cap_usd": _number(THRESHOLD_RULES["daily_cap_usd"]),
+    "order_type": _choice("order_type", tuple(ORDER_TYPE_BOTH)),
+    **{name: _choice(name, choices) for name, choices in run_settings.CHOICES.items()},
+    **{name: _number(rule) for name, rule in run_settings.LATENCY_RULES.items()},
+    "latency_scale": _number(LATENCY_SCALE),
+}
+GRID_HELP = (
+    "setting=value[,value...] for any of: "
+    + ", ".join(GRID_SETTINGS)
+    + " (order_type ioc|fok sets both venues: ioc = Kalshi ioc + Polymarket fak; latency_scale "
+    "multiplies both venues' latency models)"
+)
+
+
+def max_points() -> int:
+    return settings.BACKTEST_MAX_POINTS
+
+
+# --- the grid ------------------------------------------------------------------------------------
+
+
+def parse_grid(raw: Mapping[str, Any] | Sequence[str] | None) -> dict[str, list[str]]:
+    """The grid as {setting: [values]}, each value checked and written canonically. `raw` is a
+    mapping (values a list or "a,b") or the command line's "setting=a,b" words. ValidationError
+    names the setting at fault ("grid.<setting>")."""
+    items: list[tuple[str, Any]] = []
+    errors: dict[str, list[str]] = {}
+    if raw is None:
+        raw = {}
+    if isinstance(raw, Mapping):
+        items = list(raw.items())
+    elif isinstance(raw, (list, tuple)):
+        for word in raw:
+            name, sep, values = str(word).partition("=")
+            if not sep:
+                raise ValidationError({"grid": [f"{word!r}: write setting=value[,value...]"]})
+            items.append((name.strip(), values))
+    else:
+        raise ValidationError({"grid": ["must be an object of setting: [values]"]})
+    grid: dict[str, list[str]] = {}
+    for name, values in items:
+        parse = GRID_SETTINGS.get(name)
+        if parse is None:
+            errors[f"grid.{name}"] = [f"unknown setting; one of {', '.join(GRID_SETTINGS)}"]
+            continue
+        if isinstance(values, str):
+            values = [v.strip() for v in values.split(",")]
+        if not isinstance(values, (list, tuple)) or not values:
+            errors[f"grid.{name}"] = ["needs at least one value"]
+            continue
+        try:
+            parsed = [parse(str(value)) for value in values]
+        except (ValueError, NumberError) as error:
+            errors[f"grid.{name}"] = [str(error)]
+            continue
+        if len(set(parsed)) != len(parsed):
+            errors[f"grid.{name}"] = ["a value is listed twice"]
+            continue
+        grid[name] = parsed
+    if "order_type" in grid and {"kalshi_order_type", "polymarket_order_type"} & set(grid):
+        errors["grid.order_type"] = ["sets both venues' order types: vary it or theirs, not both"]
+    if errors:
+        raise ValidationError(errors)
+    count = 1
+    for values in grid.values():
+        count *= len(values)
+    if count > max_points():
+        raise ValidationError({"grid": [f"has {count} points; at most {max_points()}"]})
+    return {name: grid[name] for name in GRID_SETTINGS if name in grid}
+
+
+def grid_points(grid: Mapping[str, list[str]]) -> list[dict[str, str]]:
+    """Every combination, the first setting varying slowest (one point: the empty grid)."""
+    names = list(grid)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+
+
+def point_label(point: Mapping[str, str]) -> str:
+    return " ".join(f"{name}={value}" for name, value in point.items()) or "defaults"
+
+
+def point_config(point: Mapping[str, str]) -> SimConfig:
+    """The run model of a grid point: the defaults with the point's execution settings."""
+    chosen = {name: point.get(name) for name in (*run_settings.CHOICES, *run_settings.LATENCY_VENUES)}
+    if "order_type" in point:
+        chosen["kalshi_order_type"], chosen["polymarket_order_type"] = ORDER_TYPE_BOTH[point["order_type"]]
+    cleaned = {
+        **{name: run_settings.clean_choice(name, chosen[name]) for name in run_settings.CHOICES},
+        **{name: run_settings.clean_latency_ms(name, chosen[name]) for name in run_settings.LATENCY_VENUES},
+    }
+    config = run_settings.sim_config(cleaned)
+    scale = Decimal(point.get("latency_scale", "1"))
+    if scale != 1:
+        latency = {
+            venue: replace(
+                model,
+                median_ms=max(1, int(model.median_ms * scale)),
+                min_ms=max(1, int(model.min_ms * scale)),
+                max_ms=max(1, int(model.max_ms * scale)),
+            )
+            for venue, model in config.timing.latency.items()
+        }
+        config = replace(config, timing=replace(config.timing, latency=latency))
+    return config
+
+
+def arrival_window_ms(points: Iterable[Mapping[str, str]]) -> int:
+    """How long after a decision its orders can still arrive, over every point (their bounds)."""
+    longest = max(
+        max(point_config(point).timing.latency[venue].max_ms for venue in (KALSHI, POLYMARKET))
+        for point in points
+    )
+    return ARRIVAL_STEPS * longest + 1_000
+
+
+# --- creating and running ------------------------------------------------------------------------
+
+
+def create_backtest(
+    *,
+    user,
+    recording: Any,
+    grid: Any = None,
+    starting_usd: Any = "1000",
+    seed: Any = None,
+    workers: Any = 1,
+    label: Any = "",
+    allow_any_path: bool = False,
+) -> Backtest:
+    """A queued backtest, every input checked (ValidationError naming the field: nothing saved)."""
+    errors: dict[str, list[str]] = {}
+    cleaned: dict[str, Any] = {}
+    checks: dict[str, Callable[[], Any]] = {
+        "recording": lambda: resolve_recording(
+            str(recording), user_id=user.pk, allow_any_path=allow_any_path
+        ),
+        "grid": lambda: parse_grid(grid),
+        "starting_usd": lambda: STARTING_USD.parse(starting_usd),
+        "seed": lambda: secrets.randbits(63) if seed in (None, "") else SEED.parse(seed),
+        "workers": lambda: WholeRule(1, settings.BACKTEST_MAX_WORKERS).parse(workers),
+        "label": lambda: _label(label),
+    }
+    for name, check in checks.items():
+        try:
+            cleaned[name] = check()
+        except ValidationError as error:
+            errors.update(error.message_dict)
+        except (ValueError, NumberError, RecordingError) as error:
+            errors[name] = [str(error)]
+    if errors:
+        raise ValidationError(errors)
+    points = grid_points(cleaned["grid"])
+    return Backtest.objects.create(
+        user=user,
+        label=cleaned["label"] or point_label({k: ",".join(v) for k, v in cleaned["grid"].items()}),
+        recording=cleaned["recording"].name,
+        grid=cleaned["grid"],
+        seed=cleaned["seed"],
+        starting_usd=cleaned["starting_usd"],
+        workers=cleaned["workers"],
+        points_total=len(points),
+        progress={"phase": "queued"},
+    )
+
+
+def _label(raw: Any) -> str:
+    text = "" if raw is None else str(raw).strip()
+    if len(text) > 120:
+        raise ValueError("must be at most 120 characters")
+    return text
+
+
+def own_backtest(*, user_id: int, backtest_id: int) -> Backtest:
+    backtest = Backtest.objects.filter(pk=backtest_id, user_id=user_id).first()
+    if backtest is None:
+        raise NotFoundError(f"backtest {backtest_id} not found among your backtests")
+    return backtest
+
+
+def _progress(backtest_id: int, **fields: Any) -> None:
+    Backtest.objects.filter(pk=backtest_id).update(**fields)
+
+
+def run_backtest(
+    backtest_id: int,
+    *,
+    workers: int | None = None,
+    on_progress: Callable[[Backtest], None] | None = None,
+) -> Backtest:
+    """Run a queued backtest to the end: the shared pass, then every grid point. A failure marks
+    it failed with the reason (its finished points stay, its unfinished runs end as failed)."""
+    backtest = Backtest.objects.get(pk=backtest_id)
+    workers = workers or backtest.workers
+    Backtest.objects.filter(pk=backtest_id).update(
+        status=Backtest.RUNNING, started_at=timezone.now(), progress={"phase": "pass", "updates": 0}
+    )
+    try:
+        shared, run_ids = _prepare(backtest, on_progress)
+        _run_points(backtest, shared, run_ids, workers, on_progress)
+    except (RecordingError, OSError, ValueError, LookupError) as error:
+        _fail(backtest, str(error))
+        raise
+    except BaseException as error:
+        _fail(backtest, f"{type(error).__name__}: {error}")
+        raise
+    results = [point_result(run, shared.spans) for run in _runs(backtest)]
+    Backtest.objects.filter(pk=backtest_id).update(
+        status=Backtest.DONE,
+        finished_at=timezone.now(),
+        results=results,
+        progress={"phase": "done", "updates": shared.updates},
+    )
+    backtest.refresh_from_db()
+    if on_progress is not None:
+        on_progress(backtest)
+    return backtest
+
+
+def _fail(backtest: Backtest, reason: str) -> None:
+    logger.warning("event=backtest_failed backtest_id=%s reason=%s", backtest.pk, reason)
+    Backtest.objects.filter(pk=backtest.pk).update(
+        status=Backtest.FAILED, error=reason[:2000], finished_at=timezone.now()
+    )
+    SimulatorRun.objects.filter(backtest=backtest, status=SimulatorRun.RUNNING).update(
+        status=SimulatorRun.FAILED, stop_reason=f"backtest failed: {reason}"[:200], stopped_at=timezone.now()
+    )
+
+
+def _runs(backtest: Backtest) -> list[SimulatorRun]:
+    return list(SimulatorRun.objects.filter(backtest=backtest).order_by("id"))
+
+
+def _prepare(backtest: Backtest, on_progress) -> tuple[DetectorPass, list[int]]:
+    ref = resolve_recording(backtest.recording, user_id=backtest.user_id, allow_any_path=True)
+    header, updates = read_recording(ref.path)
+    pairs = pairs_of(header)
+    points = grid_points(backtest.grid)
+
+    def progress(count: int) -> None:
+        _progress(backtest.pk, progress={"phase": "pass", "updates": count})
+        if on_progress is not None:
+            backtest.progress = {"phase": "pass", "updates": count}
+            on_progress(backtest)
+
+    shared = run_pass(
+        updates_to_book_updates(updates, pairs),
+        pairs,
+        threshold_cents=SPAN_THRESHOLD_CENTS,
+        window_ms=arrival_window_ms(points),
+        progress=progress,
+    )
+    if shared.first_ms is None:
+        raise RecordingError("the recording has no book of its pairs")
+    ensure_market_pairs(specs=pairs)
+    run_ids = _create_runs(backtest, points, shared)
+    _progress(backtest.pk, progress={"phase": "points", "updates": shared.updates})
+    return shared, run_ids
+
+
+def _create_runs(backtest: Backtest, points: list[dict[str, str]], shared: DetectorPass) -> list[int]:
+    """One run per point, created in grid order (ids follow the grid), all before any runs."""
+    profile, _ = UserProfile.objects.get_or_create(user_id=backtest.user_id)
+    started = _at(shared.first_ms)
+    ends = _at(shared.last_ms) + timedelta(days=1)
+    with transaction.atomic():
+        SimulatorRun.objects.filter(backtest=backtest).delete()  # a re-run starts again
+        runs = []
+        for point in points:
+            thresholds = {
+                name: Decimal(point.get(name) or getattr(profile, name) or FALLBACK_THRESHOLDS[name])
+                for name in ("min_net_edge_cents", "max_leg_usd", "daily_cap_usd")
+            }
+            runs.append(
+                SimulatorRun.objects.create(
+                    user_id=backtest.user_id,
+                    kind=SimulatorRun.BACKTEST,
+                    backtest=backtest,
+                    grid_point=point,
+                    status=SimulatorRun.RUNNING,
+                    label=f"backtest {backtest.pk}: {point_label(point)}"[:120],
+                    starting_usd=backtest.starting_usd,
+                    balance_usd=backtest.starting_usd,
+                    seed=backtest.seed,
+                    sim_config=point_config(point).as_json(),
+                    started_at=started,
+                    ends_at=ends,
+                    traded_day=started.date(),
+                    **thresholds,
+                )
+            )
+    return [run.pk for run in runs]
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+# The pass, for points run on forked worker processes (inherited, never pickled).
+_SHARED: DetectorPass | None = None
+
+
+def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int, on_progress) -> None:
+    global _SHARED
+    done = 0
+
+    def finished() -> None:
+        nonlocal done
+        done += 1
+        _progress(backtest.pk, points_done=done)
+        if on_progress is not None:
+            backtest.points_done = done
+            backtest.progress = {"phase": "points", "updates": shared.updates}
+            on_progress(backtest)
+
+    if workers <= 1 or len(run_ids) <= 1:
+        for run_id in run_ids:
+            run_point(run_id, shared)
+            finished()
+        return
+    _SHARED = shared
+    connections.close_all()  # each process opens its own
+    try:
+        context = multiprocessing.get_context("fork")
+        with context.Pool(processes=min(workers, len(run_ids))) as pool:
+            for _ in pool.imap_unordered(_run_point_in_worker, run_ids):
+                finished()
+    finally:
+        _SHARED = None
+
+
+def _run_point_in_worker(run_id: int) -> int:
+    connections.close_all()
+    try:
+        assert _SHARED is not None
+        run_point(run_id, _SHARED)
+    finally:
+        connections.close_all()
+    return run_id
+
+
+def run_point(run_id: int, shared: DetectorPass) -> None:
+    """One grid point: its intents from the shared candidates, decided and arrived through the
+    engine's tasks on the recording's clock; the run ends where the recording does."""
+    run = SimulatorRun.objects.get(pk=run_id)
+    user = UserThreshold(
+        user_id=run.user_id,
+        min_net_edge_cents=Decimal(run.min_net_edge_cents),
+        max_leg_usd=Decimal(run.max_leg_usd),
+        watched_keys=frozenset(run.opportunity_keys) if run.opportunity_keys else None,
+    )
+    emitter = IntentEmitter(INTENT_COOLDOWN_MS)
+    pair_ids = dict(
+        ensure_market_pairs(specs=[shared.detector.pairs[key] for key in sorted(shared.detector.pairs)])
+    )
+    clock = RecordedClock(books=BooksAsOf(shared.books.book_at), arrival=BooksAsOf(shared.books.book_at))
+    with recorded_clock.running(clock):
+        for candidate in shared.candidates:
+            at_ms = candidate.evaluation.at_ms
+            drafts = emitter.emit(candidate.evaluation, [user], at_ms, span_key=candidate.span_key)
+            if not drafts:
+                continue
+            arrive_due(at_ms)
+            clock.now_ms = at_ms
+            clock.books = BooksAsOf(partial(shared.books.book_at, upto_line=candidate.line))
+            intents = ExecutionIntent.objects.bulk_create(
+                [
+                    ExecutionIntent(
+                        user_id=draft.user_id,
+                        pair_id=pair_ids[draft.opportunity_key],
+                        opportunity_key=draft.opportunity_key,
+                        direction=draft.direction,
+                        net_edge_cents=draft.net_edge_cents,
+                        size=draft.size,
+                        fees_usd=draft.fees_usd,
+                        cost_usd=draft.cost_usd,
+                        legs=[leg.as_json() for leg in draft.legs],
+                        books=draft.books,
+                        signal_at=_at(draft.created_ms),
+                        origin="backtest",
+                    )
+                    for draft in drafts
+                ]
+            )
+            for intent in intents:
+                decide_intent_task(run.pk, intent.pk)
+        arrive_due(None)
+    with transaction.atomic():
+        run = SimulatorRun.objects.select_for_update().get(pk=run_id)
+        if run.status == SimulatorRun.RUNNING:
+            end_run(run, status=SimulatorRun.STOPPED, reason=END_REASON, now=_at(shared.last_ms))
