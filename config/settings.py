@@ -423,3 +423,13 @@ SIMULATOR_MAX_RUNNING_PER_USER = 5
 SIMULATOR_MAX_DURATION_MINUTES = 7 * 24 * 60
 SIMULATOR_VALIDATION_TIMEOUT_S = env.float("SIMULATOR_VALIDATION_TIMEOUT_S", default=3.0)
 SIMULATOR_BOOK_CACHE_TTL_S = env.float("SIMULATOR_BOOK_CACHE_TTL_S", default=0.25)
+
+# --- Recordings for backtests (ingest/recording_files.py) -----------------------------------
+# Every *.jsonl.gz under RECORDINGS_DIR may be named for a backtest; uploads from the page go to
+# its uploads/<user id>/ folder. Created when the first upload arrives.
+RECORDINGS_DIR = Path(env.str("RECORDINGS_DIR", default=str(BASE_DIR / "recordings")))
+RECORDING_UPLOAD_MAX_BYTES = env.int("RECORDING_UPLOAD_MAX_BYTES", default=50 * 1_000_000)
+if RECORDING_UPLOAD_MAX_BYTES < 1:
+    raise ImproperlyConfigured(
+        f"RECORDING_UPLOAD_MAX_BYTES must be at least 1, got {RECORDING_UPLOAD_MAX_BYTES}"
+    )
