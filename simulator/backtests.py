@@ -20,7 +20,9 @@ import itertools
 import logging
 import multiprocessing
 import secrets
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,9 +31,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
-from ingest.recording_files import resolve_recording
 
 from accounts.models import THRESHOLD_RULES, UserProfile
 from config.errors import NotFoundError
@@ -42,6 +43,7 @@ from ingest.intents import IntentEmitter, UserThreshold
 from ingest.models import ExecutionIntent
 from ingest.pairs import ensure_market_pairs
 from ingest.recording import RecordingError, pairs_of, read_recording
+from ingest.recording_files import resolve_recording
 from ingest.sources import updates_to_book_updates
 from simulator import recorded_clock, run_settings
 from simulator.backtest_results import point_result
@@ -258,6 +260,29 @@ def _label(raw: Any) -> str:
     return text
 
 
+def dispatch(backtest_id: int) -> None:
+    """Run it in the background: on a Celery worker of the `backtests` queue, or, without a broker
+    (the embedded default), on a thread of this process."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        thread = threading.Thread(
+            target=_run_in_thread, args=(backtest_id,), name=f"backtest-{backtest_id}", daemon=True
+        )
+        thread.start()
+    else:
+        from simulator.tasks import run_backtest_task
+
+        run_backtest_task.delay(backtest_id)
+
+
+def _run_in_thread(backtest_id: int) -> None:
+    try:
+        run_backtest(backtest_id)
+    except Exception:  # recorded on the backtest (status failed, error): nothing else to tell
+        logger.info("event=backtest_thread_ended_in_failure backtest_id=%s", backtest_id)
+    finally:
+        connections.close_all()
+
+
 def own_backtest(*, user_id: int, backtest_id: int) -> Backtest:
     backtest = Backtest.objects.filter(pk=backtest_id, user_id=user_id).first()
     if backtest is None:
@@ -365,7 +390,7 @@ def _create_runs(backtest: Backtest, points: list[dict[str, str]], shared: Detec
                     backtest=backtest,
                     grid_point=point,
                     status=SimulatorRun.RUNNING,
-                    label=f"backtest {backtest.pk}: {point_label(point)}"[:120],
+                    label=point_label(point)[:120],
                     starting_usd=backtest.starting_usd,
                     balance_usd=backtest.starting_usd,
                     seed=backtest.seed,
@@ -400,7 +425,8 @@ def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int
             backtest.progress = {"phase": "points", "updates": shared.updates}
             on_progress(backtest)
 
-    if workers <= 1 or len(run_ids) <= 1:
+    # Forked processes share a database file or server, not a test's in-memory SQLite.
+    if workers <= 1 or len(run_ids) <= 1 or connection.is_in_memory_db():
         for run_id in run_ids:
             run_point(run_id, shared)
             finished()
@@ -426,9 +452,27 @@ def _run_point_in_worker(run_id: int) -> int:
     return run_id
 
 
+@contextmanager
+def _engine_logs_quiet() -> Iterator[None]:
+    """A backtest decides thousands of intents in seconds: its rows say what each did, so the
+    engine's per-decision info lines are left out while it runs (warnings still show)."""
+    engine_logger = logging.getLogger("simulator.engine")
+    level = engine_logger.level
+    engine_logger.setLevel(max(logging.WARNING, level))
+    try:
+        yield
+    finally:
+        engine_logger.setLevel(level)
+
+
 def run_point(run_id: int, shared: DetectorPass) -> None:
     """One grid point: its intents from the shared candidates, decided and arrived through the
     engine's tasks on the recording's clock; the run ends where the recording does."""
+    with _engine_logs_quiet():
+        _run_point(run_id, shared)
+
+
+def _run_point(run_id: int, shared: DetectorPass) -> None:
     run = SimulatorRun.objects.get(pk=run_id)
     user = UserThreshold(
         user_id=run.user_id,

@@ -64,6 +64,9 @@ def run_json(run) -> dict[str, Any]:
         "stopped_at": iso_utc(run.stopped_at),
         "stop_reason": run.stop_reason,
         "execution": run_execution_json(run),
+        "kind": run.kind,
+        "backtest_id": run.backtest_id,
+        "grid_point": dict(run.grid_point or {}),
     }
 
 
