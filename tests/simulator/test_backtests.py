@@ -1,0 +1,124 @@
+"""Backtests: one engine with live runs, the same results every time.
+
+- A one-point backtest of the bundled recording equals, trade for trade, a live run fed by
+  `ingest_run --replay --recorded-clock` of the same recording at the same seed (the engine's
+  normal task path: intake, the decision and arrival tasks).
+- The same recording, grid and seed give the same results byte for byte: twice, with 1 or 2
+  worker processes, and on SQLite and PostgreSQL (both compare to one file of expected results).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+
+from ingest.models import ExecutionIntent
+from simulator import presenters
+from simulator.backtests import create_backtest, grid_points, parse_grid, run_backtest
+from simulator.models import Backtest, Decision, SimulatorRun, SimulatorTrade
+from simulator.services import start_run
+from tests.simulator.conftest import needs_postgres
+from tests.simulator.factories import set_thresholds
+
+BUNDLED = "bundled/demo_recording.jsonl.gz"
+BUNDLED_PATH = Path(settings.BASE_DIR) / "ingest" / "data" / "demo_recording.jsonl.gz"
+GRID = {"min_net_edge_cents": ["1", "2"], "order_type": ["ioc", "fok"]}
+EXPECTED = Path(__file__).parent / "data" / "backtest_bundled_seed7.json"
+IDS = ("id", "run_id", "intent_id", "decision_id")
+
+
+def _trades(run_id: int) -> list[dict]:
+    shown = []
+    for trade in SimulatorTrade.objects.filter(run_id=run_id).order_by("decided_at", "opportunity_key", "id"):
+        data = presenters.trade_json(trade, now=trade.settled_at)
+        shown.append({k: v for k, v in data.items() if k not in IDS})
+    return shown
+
+
+def _intent_decisions(run_id: int) -> list[tuple]:
+    return list(
+        Decision.objects.filter(run_id=run_id, decision_source=Decision.INTENT)
+        .order_by("created_at", "opportunity_key", "id")
+        .values_list("created_at", "opportunity_key", "outcome", "reason_code", "reason")
+    )
+
+
+def _results(backtest: Backtest) -> bytes:
+    """The results without the runs' row ids (the one thing a second backtest must change)."""
+    return orjson.dumps(
+        [{k: v for k, v in result.items() if k != "run_id"} for result in backtest.results],
+        option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS,
+    )
+
+
+@pytest.mark.django_db(transaction=True)  # ingest hands intents over when their rows commit
+def test_a_one_point_backtest_equals_a_replay_through_the_task_path_trade_for_trade(trading_user):
+    set_thresholds(trading_user, min_edge="1.00", max_leg="100", daily_cap="100000")
+    live, _ = start_run(user=trading_user, starting_usd="5000")
+    SimulatorRun.objects.filter(pk=live.pk).update(seed=7)
+    call_command("ingest_run", "--replay", str(BUNDLED_PATH), "--recorded-clock", stdout=io.StringIO())
+    replayed = _trades(live.pk)
+
+    backtest = create_backtest(user=trading_user, recording=BUNDLED, grid={}, starting_usd="5000", seed=7)
+    backtest = run_backtest(backtest.pk)
+    point = backtest.runs.get()
+
+    assert len(replayed) > 5 and {t["arrival_outcome"] for t in replayed} - {"full"}, "the books moved"
+    assert _trades(point.pk) == replayed
+    assert _intent_decisions(point.pk) == _intent_decisions(live.pk)
+    point.refresh_from_db()
+    live.refresh_from_db()
+    assert (point.balance_usd, point.expected_pnl_usd) == (live.balance_usd, live.expected_pnl_usd)
+    # The backtest's intents were its own: the live run was sent none of them.
+    assert not Decision.objects.filter(run=live, intent__origin="backtest").exists()
+    assert ExecutionIntent.objects.filter(origin="backtest").count() == point.decisions.count()
+
+
+@pytest.mark.django_db
+def test_a_grid_gives_the_expected_results_byte_for_byte_on_this_database(trading_user):
+    set_thresholds(trading_user, min_edge="1.00", max_leg="100", daily_cap="100000")
+    backtest = create_backtest(user=trading_user, recording=BUNDLED, grid=GRID, starting_usd="5000", seed=7)
+    first = _results(run_backtest(backtest.pk))
+    again = create_backtest(user=trading_user, recording=BUNDLED, grid=GRID, starting_usd="5000", seed=7)
+    assert _results(run_backtest(again.pk)) == first
+    # The same file for SQLite and PostgreSQL (regenerate it with UPDATE_EXPECTED=1 after a change
+    # to the engine that is meant to change what it decides).
+    if __import__("os").environ.get("UPDATE_EXPECTED"):
+        EXPECTED.write_bytes(first + b"\n")
+    assert first + b"\n" == EXPECTED.read_bytes()
+    results = json.loads(first)
+    assert len(results) == 4 and len({r["expected_pnl_usd"] for r in results}) > 1, "the settings matter"
+
+
+@needs_postgres
+@pytest.mark.django_db(transaction=True)  # forked workers read the runs from their own connections
+def test_two_worker_processes_give_the_results_of_one(trading_user):
+    set_thresholds(trading_user, min_edge="1.00", max_leg="100", daily_cap="100000")
+    one = create_backtest(user=trading_user, recording=BUNDLED, grid=GRID, starting_usd="5000", seed=7)
+    two = create_backtest(
+        user=trading_user, recording=BUNDLED, grid=GRID, starting_usd="5000", seed=7, workers=2
+    )
+    assert _results(run_backtest(two.pk)) == _results(run_backtest(one.pk))
+
+
+def test_a_grid_names_the_setting_and_value_at_fault():
+    with pytest.raises(ValidationError) as refused:
+        parse_grid(["min_net_edge_cents=1,abc", "speed=2", "order_type=ioc,ioc"])
+    errors = refused.value.message_dict
+    assert set(errors) == {"grid.min_net_edge_cents", "grid.speed", "grid.order_type"}
+    assert "unknown setting" in errors["grid.speed"][0]
+    with pytest.raises(ValidationError, match="at most"):
+        parse_grid({"max_leg_usd": [str(n) for n in range(1, 30)], "latency_scale": ["1", "2", "3"]})
+    assert grid_points(parse_grid(["order_type=ioc,fok", "min_net_edge_cents=0.5,2"])) == [
+        {"min_net_edge_cents": "0.50", "order_type": "ioc"},
+        {"min_net_edge_cents": "0.50", "order_type": "fok"},
+        {"min_net_edge_cents": "2.00", "order_type": "ioc"},
+        {"min_net_edge_cents": "2.00", "order_type": "fok"},
+    ]
