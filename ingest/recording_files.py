@@ -94,8 +94,7 @@ def resolve_recording(
     path = Path(text).expanduser()
     if not path.is_file():
         raise RecordingError(f"{text!r}: no such file")
-    real = path.resolve()
-    return RecordingRef(str(real), real, real.stat().st_size, PATH)
+    return _named(path.resolve())
 
 
 def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> RecordingRef:
@@ -129,6 +128,19 @@ def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> Record
     finally:
         os.unlink(temporary)
     return _ref(UPLOAD, name, final)
+
+
+def _named(real: Path) -> RecordingRef:
+    """A file given by its path, under its name when it is one of the listed recordings (the same
+    recording keeps one name however it was given)."""
+    root = recordings_dir()
+    if real.parent == BUNDLED_DIR and real.name.endswith(SUFFIX):
+        return _ref(BUNDLED, real.name, real)
+    if real.is_relative_to(root) and real.name.endswith(SUFFIX):
+        relative = real.relative_to(root)
+        if relative.parts[0] != UPLOADS:
+            return _ref(DIRECTORY, relative.as_posix(), real)
+    return RecordingRef(str(real), real, real.stat().st_size, PATH)
 
 
 def _ref(origin: str, name: str, path: Path) -> RecordingRef:

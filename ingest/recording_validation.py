@@ -94,6 +94,8 @@ def validate_recording(path: Path, *, max_lines: int | None = None) -> Recording
                 if not raw.endswith(b"\n"):
                     if len(raw) > MAX_LINE_BYTES:
                         raise _LineError(f"longer than {MAX_LINE_BYTES} bytes")
+                    if checker is None:
+                        raise _LineError("the header line is cut short (no newline at its end)")
                     cut_short = True  # a recorder that died mid-line; the reader drops it too
                     number -= 1
                     break

@@ -192,6 +192,14 @@ def test_a_recording_cut_short_by_a_crash_is_read_up_to_its_last_whole_line(tmp_
     assert summary.updates <= 2
 
 
+def test_a_header_cut_short_is_refused(tmp_path):
+    path = tmp_path / "crashed.jsonl.gz"
+    with gzip.open(path, "wb") as file:
+        file.write(json.dumps(HEADER).encode()[:50])
+    with pytest.raises(RecordingError, match=r"^line 1: the header line is cut short"):
+        validate_recording(path)
+
+
 def test_max_lines_checks_only_the_start(tmp_path):
     path = recording(tmp_path / "rec.jsonl.gz", kalshi(1_000), kalshi(2_000), "{broken")
     summary = validate_recording(path, max_lines=3)
@@ -250,7 +258,7 @@ def test_a_name_that_escapes_or_is_unknown_is_refused(recordings_dir, tmp_path, 
     assert "dir/escape.jsonl.gz" not in [ref.name for ref in available_recordings(user_id=7)]
 
 
-def test_a_path_is_a_name_only_on_the_command_line(tmp_path):
+def test_a_path_is_a_name_only_on_the_command_line(recordings_dir, tmp_path):
     outside = recording(tmp_path / "outside.jsonl.gz", kalshi(1))
     with pytest.raises(RecordingError, match="a path is not a recording name"):
         resolve_recording(str(outside))
@@ -258,6 +266,13 @@ def test_a_path_is_a_name_only_on_the_command_line(tmp_path):
     assert (ref.name, ref.path, ref.origin) == (str(outside), outside, "path")
     with pytest.raises(RecordingError, match="no such file"):
         resolve_recording(str(tmp_path / "missing.jsonl.gz"), allow_any_path=True)
+
+
+def test_the_path_of_a_listed_recording_gives_its_name(recordings_dir):
+    bundled = resolve_recording(BUNDLED)
+    assert resolve_recording(str(bundled.path), allow_any_path=True) == bundled
+    week = recording(recordings_dir / "2026" / "week1.jsonl.gz", kalshi(1))
+    assert resolve_recording(str(week), allow_any_path=True).name == "dir/2026/week1.jsonl.gz"
 
 
 # --- uploads ---------------------------------------------------------------------------------------
