@@ -47,7 +47,7 @@ BYTES_PER_MB = 1_000_000
 
 class RecordingRef(NamedTuple):
     name: str  # how the user and the API refer to it: "bundled/demo_recording.jsonl.gz", ...
-    path: Path  # the file's real path
+    path: Path  # where the file is
     size_bytes: int
     origin: str  # "bundled" | "directory" | "upload", or "path" (a file given on the command line)
 
@@ -107,7 +107,7 @@ def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> Record
     if final.exists():
         raise RecordingError(f"{name!r} already exists: choose another file name")
     limit = settings.RECORDING_UPLOAD_MAX_BYTES
-    # In the same folder, so that moving it into place is a rename; the dot and the suffix keep
+    # In the same folder, so that it can be linked into place; the leading dot and the suffix keep
     # it out of every listing while it is written.
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
     try:

@@ -115,6 +115,7 @@ def bad_pair(**changes):
         ([HEADER, kalshi(1), {**kalshi(2), "yes": [[0.42, "10"]]}], "line 3: yes level 1: price 0.42"),
         ([HEADER, kalshi(1), {**poly(2), "bids": [["0.4", "1"]]}], 'line 3: bids level 1 must be {"price"'),
         ([HEADER, kalshi(1), {**kalshi(2), "no": None}], "line 3: no must be a list of levels"),
+        ([HEADER, kalshi(1), {**kalshi(2), "venue": "x" * 10_000}], "line 3: unknown venue 'xxxxxxxx"),
         (
             [HEADER, kalshi(1000), poly(1500), kalshi(1200), kalshi(900)],
             "line 4: t 1200 is earlier than the previous line's t 1500: times go backwards",
@@ -127,6 +128,7 @@ def test_the_first_bad_line_is_named(tmp_path, lines, error):
     with pytest.raises(RecordingError) as raised:
         validate_recording(path)
     assert str(raised.value).startswith(error)
+    assert len(str(raised.value)) < 300  # a value from the file is quoted short, whatever its length
 
 
 def test_a_file_that_is_not_gzip_is_refused_at_line_1(tmp_path):
