@@ -8,7 +8,9 @@ COPY . .
 # collectstatic needs settings to import: throwaway keys, used only for this build step.
 RUN DJANGO_SECRET_KEY=build-only FIELD_ENCRYPTION_KEY=lJeH8y1aqlogdtbMrJmuqB441M_wtq0ZgG0nBFzT0DY= \
     python manage.py collectstatic --noinput -v0
-RUN useradd --system --create-home arbsim && chown -R arbsim /app
+# recordings/: RECORDINGS_DIR, where docker-compose mounts the volume the web tier stores uploads in
+# and the workers read them from (a fresh volume takes this folder's owner).
+RUN useradd --system --create-home arbsim && mkdir -p /app/recordings && chown -R arbsim /app
 USER arbsim
 EXPOSE 8000
 # The web tier: uvicorn (HTTP and websockets), WEB_CONCURRENCY worker processes, one per CPU

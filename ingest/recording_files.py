@@ -47,7 +47,7 @@ BYTES_PER_MB = 1_000_000
 
 class RecordingRef(NamedTuple):
     name: str  # how the user and the API refer to it: "bundled/demo_recording.jsonl.gz", ...
-    path: Path  # the file's real path
+    path: Path  # where the file is
     size_bytes: int
     origin: str  # "bundled" | "directory" | "upload", or "path" (a file given on the command line)
 
@@ -94,8 +94,7 @@ def resolve_recording(
     path = Path(text).expanduser()
     if not path.is_file():
         raise RecordingError(f"{text!r}: no such file")
-    real = path.resolve()
-    return RecordingRef(str(real), real, real.stat().st_size, PATH)
+    return _named(path.resolve())
 
 
 def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> RecordingRef:
@@ -108,7 +107,7 @@ def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> Record
     if final.exists():
         raise RecordingError(f"{name!r} already exists: choose another file name")
     limit = settings.RECORDING_UPLOAD_MAX_BYTES
-    # In the same folder, so that moving it into place is a rename; the dot and the suffix keep
+    # In the same folder, so that it can be linked into place; the leading dot and the suffix keep
     # it out of every listing while it is written.
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
     try:
@@ -129,6 +128,19 @@ def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> Record
     finally:
         os.unlink(temporary)
     return _ref(UPLOAD, name, final)
+
+
+def _named(real: Path) -> RecordingRef:
+    """A file given by its path, under its name when it is one of the listed recordings (the same
+    recording keeps one name however it was given)."""
+    root = recordings_dir()
+    if real.parent == BUNDLED_DIR and real.name.endswith(SUFFIX):
+        return _ref(BUNDLED, real.name, real)
+    if real.is_relative_to(root) and real.name.endswith(SUFFIX):
+        relative = real.relative_to(root)
+        if relative.parts[0] != UPLOADS:
+            return _ref(DIRECTORY, relative.as_posix(), real)
+    return RecordingRef(str(real), real, real.stat().st_size, PATH)
 
 
 def _ref(origin: str, name: str, path: Path) -> RecordingRef:

@@ -68,11 +68,12 @@ class _LineError(Exception):
     """What is wrong with the line being checked; `validate_recording` adds its number."""
 
 
-def validate_recording(path: Path, *, max_lines: int | None = None) -> RecordingSummary:
+def validate_recording(path: Path | str, *, max_lines: int | None = None) -> RecordingSummary:
     """Check the recording at `path` line by line (header first); RecordingError("line N: ...")
     names the first bad line. `max_lines` (header included) stops the check early."""
     if max_lines is not None and max_lines < 1:
         raise ValueError("max_lines must be at least 1")
+    path = Path(path)
     checker: _Checker | None = None
     number = 0
     cut_short = False
@@ -94,6 +95,8 @@ def validate_recording(path: Path, *, max_lines: int | None = None) -> Recording
                 if not raw.endswith(b"\n"):
                     if len(raw) > MAX_LINE_BYTES:
                         raise _LineError(f"longer than {MAX_LINE_BYTES} bytes")
+                    if checker is None:
+                        raise _LineError("the header line is cut short (no newline at its end)")
                     cut_short = True  # a recorder that died mid-line; the reader drops it too
                     number -= 1
                     break
@@ -133,9 +136,9 @@ def _json_object(raw: bytes) -> dict[str, Any]:
 
 def _header_pairs(header: dict[str, Any]) -> list[PairSpec]:
     if header.get("format") != FORMAT:
-        raise _LineError(f"not a recording header: format is {header.get('format')!r}, not {FORMAT!r}")
+        raise _LineError(f"not a recording header: format is {_shown(header.get('format'))}, not {FORMAT!r}")
     if header.get("version") != VERSION:
-        raise _LineError(f"version {header.get('version')!r}: this code reads version {VERSION}")
+        raise _LineError(f"version {_shown(header.get('version'))}: this code reads version {VERSION}")
     pairs = header.get("pairs")
     if not isinstance(pairs, list) or not pairs:
         raise _LineError("the header lists no pairs")
@@ -147,7 +150,7 @@ def _header_pairs(header: dict[str, Any]) -> list[PairSpec]:
         except _LineError as error:
             raise _LineError(f"pair {index}: {error}") from None
         if spec.opportunity_key in keys:
-            raise _LineError(f"pair {index}: opportunity_key {spec.opportunity_key!r} appears twice")
+            raise _LineError(f"pair {index}: opportunity_key {_shown(spec.opportunity_key)} appears twice")
         keys.add(spec.opportunity_key)
         specs.append(spec)
     return specs
@@ -164,7 +167,7 @@ def _pair(data: Any) -> PairSpec:
         value = data.get(field)
         try:
             if not isinstance(value, str):  # as `pair_to_json` writes it: a float is not exact
-                raise NumberError(f'must be decimal text, like "0.07", not {value!r}')
+                raise NumberError(f'must be decimal text, like "0.07", not {_shown(value)}')
             FEE_RATE.parse(value)
         except NumberError as error:
             raise _LineError(f"{field} {error}") from None
@@ -172,7 +175,9 @@ def _pair(data: Any) -> PairSpec:
         if field in data:
             value = data[field]
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAIR_MS:
-                raise _LineError(f"{field} must be a whole number from 1 to {MAX_PAIR_MS}, got {value!r}")
+                raise _LineError(
+                    f"{field} must be a whole number from 1 to {MAX_PAIR_MS}, got {_shown(value)}"
+                )
     return pair_from_json(data)
 
 
@@ -202,9 +207,9 @@ class _Checker:
         t_ms = _millis("t", line["t"])
         venue, instrument = line["venue"], line["id"]
         if venue not in (KALSHI, POLYMARKET):
-            raise _LineError(f"unknown venue {venue!r} (the format has {KALSHI!r} and {POLYMARKET!r})")
+            raise _LineError(f"unknown venue {_shown(venue)} (the format has {KALSHI!r} and {POLYMARKET!r})")
         if not isinstance(instrument, str) or not instrument:
-            raise _LineError(f"id must be a non-empty text, got {instrument!r}")
+            raise _LineError(f"id must be a non-empty text, got {_shown(instrument)}")
         if line.get("vts") is not None:
             _millis("vts", line["vts"])
         if self.updates and t_ms < self.last_ms:
@@ -239,7 +244,7 @@ class _Checker:
         sized = False
         for index, level in enumerate(ladder, start=1):
             if not isinstance(level, list) or len(level) != 2:
-                raise _LineError(f"{name} level {index} must be [price, size], got {level!r}")
+                raise _LineError(f"{name} level {index} must be [price, size], got {_shown(level)}")
             sized |= self._level(name, index, level[0], level[1])
         return sized
 
@@ -249,7 +254,9 @@ class _Checker:
         sized = False
         for index, level in enumerate(ladder, start=1):
             if not isinstance(level, dict) or "price" not in level or "size" not in level:
-                raise _LineError(f'{name} level {index} must be {{"price": ..., "size": ...}}, got {level!r}')
+                raise _LineError(
+                    f'{name} level {index} must be {{"price": ..., "size": ...}}, got {_shown(level)}'
+                )
             sized |= self._level(name, index, level["price"], level["size"])
         return sized
 
@@ -258,7 +265,7 @@ class _Checker:
             value = _decimal(price)
             if value is None or not 0 < value < 1:
                 raise _LineError(
-                    f"{name} level {index}: price {price!r} is not a decimal text between 0 and 1"
+                    f"{name} level {index}: price {_shown(price)} is not a decimal text between 0 and 1"
                 )
             if len(self.prices) > _CACHE_LIMIT:
                 self.prices.clear()
@@ -268,7 +275,7 @@ class _Checker:
             value = _decimal(size)
             if value is None or not 0 <= value <= MAX_SIZE:
                 raise _LineError(
-                    f"{name} level {index}: size {size!r} is not a decimal text from 0 to {MAX_SIZE:f}"
+                    f"{name} level {index}: size {_shown(size)} is not a decimal text from 0 to {MAX_SIZE:f}"
                 )
             if len(self.sizes) > _CACHE_LIMIT:
                 self.sizes.clear()
@@ -294,14 +301,20 @@ class _Checker:
 def _ladder(line: dict[str, Any], name: str) -> list[Any]:
     ladder = line.get(name)
     if not isinstance(ladder, list):
-        raise _LineError(f"{name} must be a list of levels, got {ladder!r}")
+        raise _LineError(f"{name} must be a list of levels, got {_shown(ladder)}")
     return ladder
 
 
 def _millis(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _LineError(f"{field} must be a whole number of milliseconds, got {value!r}")
+        raise _LineError(f"{field} must be a whole number of milliseconds, got {_shown(value)}")
     return value
+
+
+def _shown(value: Any) -> str:
+    """A value from the file as an error message quotes it: short, whatever the file holds."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _decimal(text: Any) -> Decimal | None:

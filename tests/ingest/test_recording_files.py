@@ -115,6 +115,7 @@ def bad_pair(**changes):
         ([HEADER, kalshi(1), {**kalshi(2), "yes": [[0.42, "10"]]}], "line 3: yes level 1: price 0.42"),
         ([HEADER, kalshi(1), {**poly(2), "bids": [["0.4", "1"]]}], 'line 3: bids level 1 must be {"price"'),
         ([HEADER, kalshi(1), {**kalshi(2), "no": None}], "line 3: no must be a list of levels"),
+        ([HEADER, kalshi(1), {**kalshi(2), "venue": "x" * 10_000}], "line 3: unknown venue 'xxxxxxxx"),
         (
             [HEADER, kalshi(1000), poly(1500), kalshi(1200), kalshi(900)],
             "line 4: t 1200 is earlier than the previous line's t 1500: times go backwards",
@@ -127,6 +128,7 @@ def test_the_first_bad_line_is_named(tmp_path, lines, error):
     with pytest.raises(RecordingError) as raised:
         validate_recording(path)
     assert str(raised.value).startswith(error)
+    assert len(str(raised.value)) < 300  # a value from the file is quoted short, whatever its length
 
 
 def test_a_file_that_is_not_gzip_is_refused_at_line_1(tmp_path):
@@ -192,6 +194,14 @@ def test_a_recording_cut_short_by_a_crash_is_read_up_to_its_last_whole_line(tmp_
     assert summary.updates <= 2
 
 
+def test_a_header_cut_short_is_refused(tmp_path):
+    path = tmp_path / "crashed.jsonl.gz"
+    with gzip.open(path, "wb") as file:
+        file.write(json.dumps(HEADER).encode()[:50])
+    with pytest.raises(RecordingError, match=r"^line 1: the header line is cut short"):
+        validate_recording(path)
+
+
 def test_max_lines_checks_only_the_start(tmp_path):
     path = recording(tmp_path / "rec.jsonl.gz", kalshi(1_000), kalshi(2_000), "{broken")
     summary = validate_recording(path, max_lines=3)
@@ -250,7 +260,7 @@ def test_a_name_that_escapes_or_is_unknown_is_refused(recordings_dir, tmp_path, 
     assert "dir/escape.jsonl.gz" not in [ref.name for ref in available_recordings(user_id=7)]
 
 
-def test_a_path_is_a_name_only_on_the_command_line(tmp_path):
+def test_a_path_is_a_name_only_on_the_command_line(recordings_dir, tmp_path):
     outside = recording(tmp_path / "outside.jsonl.gz", kalshi(1))
     with pytest.raises(RecordingError, match="a path is not a recording name"):
         resolve_recording(str(outside))
@@ -258,6 +268,13 @@ def test_a_path_is_a_name_only_on_the_command_line(tmp_path):
     assert (ref.name, ref.path, ref.origin) == (str(outside), outside, "path")
     with pytest.raises(RecordingError, match="no such file"):
         resolve_recording(str(tmp_path / "missing.jsonl.gz"), allow_any_path=True)
+
+
+def test_the_path_of_a_listed_recording_gives_its_name(recordings_dir):
+    bundled = resolve_recording(BUNDLED)
+    assert resolve_recording(str(bundled.path), allow_any_path=True) == bundled
+    week = recording(recordings_dir / "2026" / "week1.jsonl.gz", kalshi(1))
+    assert resolve_recording(str(week), allow_any_path=True).name == "dir/2026/week1.jsonl.gz"
 
 
 # --- uploads ---------------------------------------------------------------------------------------
