@@ -7,9 +7,9 @@ pass's candidates) through the engine's decision and arrival tasks on the record
 (`simulator.recorded_clock`): the same checks, fills and arrivals as a live run, with the
 recording's books in place of the venues.
 
-Grid points run one after another, or on `workers` processes (forked after the pass, so each has
-it without reading the recording again); each writes its own run's rows, and the results are
-gathered from the database. The same recording, grid and seed give the same results whatever the
+Grid points run one after another, or on `workers` processes (each is handed the pass once, so
+none reads the recording again); each writes its own run's rows, and the results are gathered
+from the database. The same recording, grid and seed give the same results whatever the
 number of workers: every point's random draws are seeded by its run's seed and the intent's
 content, never by row ids or timing.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import logging
 import multiprocessing
+import pickle
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -27,9 +28,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, connections, transaction
 from django.utils import timezone
@@ -43,7 +46,7 @@ from ingest.intents import IntentEmitter, UserThreshold
 from ingest.models import ExecutionIntent
 from ingest.pairs import ensure_market_pairs
 from ingest.recording import RecordingError, pairs_of, read_recording
-from ingest.recording_files import resolve_recording
+from ingest.recording_files import resolve_recording, validate_recording
 from ingest.sources import updates_to_book_updates
 from simulator import recorded_clock, run_settings
 from simulator.backtest_results import point_result
@@ -159,14 +162,22 @@ def parse_grid(raw: Mapping[str, Any] | Sequence[str] | None) -> dict[str, list[
     return {name: grid[name] for name in GRID_SETTINGS if name in grid}
 
 
+def setting_names(names: Iterable[str]) -> list[str]:
+    """Settings in GRID_SETTINGS order, whatever order a stored JSON object gives them back in
+    (PostgreSQL's jsonb keeps its own)."""
+    order = list(GRID_SETTINGS)
+    return sorted(names, key=order.index)
+
+
 def grid_points(grid: Mapping[str, list[str]]) -> list[dict[str, str]]:
-    """Every combination, the first setting varying slowest (one point: the empty grid)."""
-    names = list(grid)
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*grid.values())]
+    """Every combination, the first setting (GRID_SETTINGS order) varying slowest; one point for
+    the empty grid."""
+    names = setting_names(grid)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*(grid[n] for n in names))]
 
 
 def point_label(point: Mapping[str, str]) -> str:
-    return " ".join(f"{name}={value}" for name, value in point.items()) or "defaults"
+    return " ".join(f"{name}={point[name]}" for name in setting_names(point)) or "defaults"
 
 
 def point_config(point: Mapping[str, str]) -> SimConfig:
@@ -343,8 +354,23 @@ def _runs(backtest: Backtest) -> list[SimulatorRun]:
     return list(SimulatorRun.objects.filter(backtest=backtest).order_by("id"))
 
 
+def checked_recording(path: Path) -> dict[str, Any]:
+    """The recording's line-by-line check (`validate_recording`: RecordingError names the first
+    bad line), once per version of the file: the summary is kept by path, size and mtime."""
+    stat = path.stat()
+    key = f"recording-checked:{path}:{stat.st_size}:{stat.st_mtime_ns}"
+    summary = cache.get(key)
+    if summary is None:
+        summary = validate_recording(path).as_json()
+        cache.set(key, summary, timeout=None)
+    return summary
+
+
 def _prepare(backtest: Backtest, on_progress) -> tuple[DetectorPass, list[int]]:
     ref = resolve_recording(backtest.recording, user_id=backtest.user_id, allow_any_path=True)
+    _progress(backtest.pk, progress={"phase": "checking", "updates": 0})
+    summary = checked_recording(ref.path)
+    _progress(backtest.pk, recording_summary=summary, progress={"phase": "pass", "updates": 0})
     header, updates = read_recording(ref.path)
     pairs = pairs_of(header)
     points = grid_points(backtest.grid)
@@ -408,12 +434,11 @@ def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-# The pass, for points run on forked worker processes (inherited, never pickled).
+# The pass, in a worker process (see _start_worker).
 _SHARED: DetectorPass | None = None
 
 
 def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int, on_progress) -> None:
-    global _SHARED
     done = 0
 
     def finished() -> None:
@@ -425,30 +450,39 @@ def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int
             backtest.progress = {"phase": "points", "updates": shared.updates}
             on_progress(backtest)
 
-    # Forked processes share a database file or server, not a test's in-memory SQLite.
-    if workers <= 1 or len(run_ids) <= 1 or connection.is_in_memory_db():
+    # Worker processes share a database file or server, not a test's in-memory SQLite.
+    in_memory = connection.vendor == "sqlite" and connection.is_in_memory_db()
+    if workers <= 1 or len(run_ids) <= 1 or in_memory:
         for run_id in run_ids:
             run_point(run_id, shared)
             finished()
         return
-    _SHARED = shared
-    connections.close_all()  # each process opens its own
-    try:
-        context = multiprocessing.get_context("fork")
-        with context.Pool(processes=min(workers, len(run_ids))) as pool:
-            for _ in pool.imap_unordered(_run_point_in_worker, run_ids):
-                finished()
-    finally:
-        _SHARED = None
+    # Fresh processes, not forks: a fork copies the locks of this process's other threads (the
+    # broadcast thread, a Redis or database client) as they stand, and a child can hang on one.
+    # Each worker gets the pass once, pickled, and runs its points with its own connection.
+    context = multiprocessing.get_context("spawn")
+    payload = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
+    database = connection.settings_dict["NAME"]  # a test run's database is not the settings' one
+    with context.Pool(
+        processes=min(workers, len(run_ids)), initializer=_start_worker, initargs=(payload, database)
+    ) as pool:
+        for _ in pool.imap_unordered(_run_point_in_worker, run_ids):
+            finished()
+
+
+def _start_worker(payload: bytes, database: str) -> None:
+    global _SHARED
+    import django
+
+    django.setup()
+    connections["default"].settings_dict["NAME"] = database
+    _SHARED = pickle.loads(payload)  # noqa: S301 (made by the parent process a moment ago)
 
 
 def _run_point_in_worker(run_id: int) -> int:
+    assert _SHARED is not None
+    run_point(run_id, _SHARED)
     connections.close_all()
-    try:
-        assert _SHARED is not None
-        run_point(run_id, _SHARED)
-    finally:
-        connections.close_all()
     return run_id
 
 
@@ -481,9 +515,7 @@ def _run_point(run_id: int, shared: DetectorPass) -> None:
         watched_keys=frozenset(run.opportunity_keys) if run.opportunity_keys else None,
     )
     emitter = IntentEmitter(INTENT_COOLDOWN_MS)
-    pair_ids = dict(
-        ensure_market_pairs(specs=[shared.detector.pairs[key] for key in sorted(shared.detector.pairs)])
-    )
+    pair_ids = dict(ensure_market_pairs(specs=sorted(shared.pairs, key=lambda pair: pair.opportunity_key)))
     clock = RecordedClock(books=BooksAsOf(shared.books.book_at), arrival=BooksAsOf(shared.books.book_at))
     with recorded_clock.running(clock):
         for candidate in shared.candidates:

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import io
 import json
 from pathlib import Path
@@ -17,9 +19,10 @@ import orjson
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from ingest.models import ExecutionIntent
+from ingest.recording import RecordingError
 from simulator import presenters
 from simulator.backtests import create_backtest, grid_points, parse_grid, run_backtest
 from simulator.models import Backtest, Decision, SimulatorRun, SimulatorTrade
@@ -122,3 +125,70 @@ def test_a_grid_names_the_setting_and_value_at_fault():
         {"min_net_edge_cents": "2.00", "order_type": "ioc"},
         {"min_net_edge_cents": "2.00", "order_type": "fok"},
     ]
+
+
+def _copy_with(tmp_path: Path, lines_after: int, bad_line: str) -> Path:
+    """The bundled recording's first `lines_after` lines, then `bad_line`, then the rest."""
+    with gzip.open(BUNDLED_PATH, "rt") as source:
+        lines = source.read().splitlines()
+    path = tmp_path / "bad.jsonl.gz"
+    with gzip.open(path, "wt") as out:
+        out.write("\n".join([*lines[:lines_after], bad_line, *lines[lines_after:]]) + "\n")
+    return path
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("bad_line", "says"),
+    [
+        ('{"t": 1767225600179, "venue": "kalshi", "id": "K"', "line 4"),
+        ('{"t": 1000, "venue": "kalshi", "id": "KXSNOWNYM-26JAN-T10", "yes": [], "no": []}', "line 4"),
+    ],
+    ids=["malformed", "time going backwards"],
+)
+def test_a_bad_recording_fails_the_backtest_naming_its_line(trading_user, tmp_path, bad_line, says):
+    path = _copy_with(tmp_path, 3, bad_line)
+    backtest = create_backtest(user=trading_user, recording=str(path), grid={}, seed=1, allow_any_path=True)
+    with pytest.raises(RecordingError, match=says):
+        run_backtest(backtest.pk)
+    backtest.refresh_from_db()
+    assert backtest.status == Backtest.FAILED and says in backtest.error
+    assert not SimulatorRun.objects.filter(backtest=backtest).exists()  # nothing half-run
+
+
+@pytest.mark.django_db
+def test_sim_backtest_prints_the_points_best_first_and_writes_their_csv(trading_user, tmp_path):
+    out, csv_path = io.StringIO(), tmp_path / "results.csv"
+    call_command(
+        "sim_backtest",
+        "--recording",
+        BUNDLED,
+        "--user",
+        trading_user.username,
+        "--grid",
+        "min_net_edge_cents=1,2",
+        "--seed",
+        "7",
+        "--csv",
+        str(csv_path),
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("backtest ") and "2 grid points" in lines[0]
+    table = [line.split() for line in lines[2:4]]
+    assert sorted(row[0] for row in table) == ["1.00", "2.00"]
+    pnl = [float(row[1]) for row in table]
+    assert pnl == sorted(pnl, reverse=True)
+    rows = list(csv.reader(csv_path.open()))
+    assert rows[0][:3] == ["min_net_edge_cents", "run_id", "label"] and len(rows) == 3
+    with pytest.raises(CommandError, match=r"grid\.order_type"):
+        call_command(
+            "sim_backtest",
+            "--recording",
+            BUNDLED,
+            "--user",
+            trading_user.username,
+            "--grid",
+            "order_type=gtc",
+        )

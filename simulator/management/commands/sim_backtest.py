@@ -94,7 +94,7 @@ class Command(BaseCommand):
                 raise CommandError(f"backtest {backtest.pk} failed: {error}") from None
         results = sorted_by_pnl(backtest.results)
         if options["csv"]:
-            options["csv"].write_text(results_csv(backtest.results, backtest.grid))
+            options["csv"].write_text(results_csv(backtest.results, backtests.setting_names(backtest.grid)))
         if options["json"]:
             self.stdout.write(json.dumps({"id": backtest.pk, "results": results}, indent=2))
             return
@@ -103,7 +103,7 @@ class Command(BaseCommand):
             self.stdout.write(f"CSV: {options['csv']}")
 
     def _table(self, backtest: Backtest, results: list[dict]) -> None:
-        names = list(backtest.grid)
+        names = backtests.setting_names(backtest.grid)
         widths = [max(len(name), 8) for name in names]
         header = [name.ljust(width) for name, width in zip(names, widths, strict=True)]
         header += [title.rjust(width) for title, _, width in TABLE]
