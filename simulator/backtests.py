@@ -35,7 +35,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import THRESHOLD_RULES, UserProfile
-from config.errors import NotFoundError
+from config.errors import ConflictError, NotFoundError
 from config.numbers import DecimalRule, NumberError, WholeRule
 from exchanges.books import KALSHI, POLYMARKET
 from ingest.detector_pass import DetectorPass, run_pass
@@ -100,6 +100,29 @@ GRID_HELP = (
     + " (order_type ioc|fok sets both venues: ioc = Kalshi ioc + Polymarket fak; latency_scale "
     "multiplies both venues' latency models)"
 )
+
+
+def grid_setting_help() -> dict[str, str]:
+    """What each grid setting is and the values it takes (the page's grid form)."""
+    thresholds = {
+        "min_net_edge_cents": "the smallest net edge an intent needs",
+        "max_leg_usd": "the most one leg may cost",
+        "daily_cap_usd": "the most spent in a day",
+    }
+    described = {
+        **{name: f"{text}: {THRESHOLD_RULES[name].accepted()}" for name, text in thresholds.items()},
+        "order_type": "ioc or fok, for both venues (ioc: Kalshi ioc and Polymarket fak)",
+        **{
+            name: f"{' or '.join(choices)}: {run_settings.HELP[name]}"
+            for name, choices in run_settings.CHOICES.items()
+        },
+        **{
+            name: f"{run_settings.HELP[name]}: {rule.accepted()}"
+            for name, rule in run_settings.LATENCY_RULES.items()
+        },
+        "latency_scale": f"multiplies both venues' latency models: {LATENCY_SCALE.accepted()}",
+    }
+    return {name: described[name] for name in GRID_SETTINGS}
 
 
 def max_points() -> int:
@@ -242,7 +265,7 @@ def create_backtest(
     points = grid_points(cleaned["grid"])
     return Backtest.objects.create(
         user=user,
-        label=cleaned["label"] or point_label({k: ",".join(v) for k, v in cleaned["grid"].items()}),
+        label=(cleaned["label"] or point_label({k: ",".join(v) for k, v in cleaned["grid"].items()}))[:120],
         recording=cleaned["recording"].name,
         grid=cleaned["grid"],
         seed=cleaned["seed"],
@@ -288,6 +311,30 @@ def own_backtest(*, user_id: int, backtest_id: int) -> Backtest:
     if backtest is None:
         raise NotFoundError(f"backtest {backtest_id} not found among your backtests")
     return backtest
+
+
+def start_backtest(*, user, **fields: Any) -> Backtest:
+    """A backtest checked and saved (`create_backtest`), then run in the background once saved."""
+    backtest = create_backtest(user=user, **fields)
+    transaction.on_commit(partial(dispatch, backtest.pk))
+    return backtest
+
+
+def finished_backtest(*, user_id: int, backtest_id: int) -> Backtest:
+    """The user's backtest once done; ConflictError says how far it is, or why it failed."""
+    backtest = own_backtest(user_id=user_id, backtest_id=backtest_id)
+    if backtest.status == Backtest.DONE:
+        return backtest
+    if backtest.status == Backtest.FAILED:
+        raise ConflictError(f"backtest {backtest.pk} failed: {backtest.error}")
+    progress = backtest.progress or {}
+    if backtest.status == Backtest.QUEUED:
+        where = "queued, not started yet"
+    elif progress.get("phase") == "points":
+        where = f"running: {backtest.points_done} of {backtest.points_total} grid points done"
+    else:
+        where = f"running: reading the recording, {progress.get('updates', 0)} updates so far"
+    raise ConflictError(f"backtest {backtest.pk} is {where}; its results come when it is done")
 
 
 def _progress(backtest_id: int, **fields: Any) -> None:
