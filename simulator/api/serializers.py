@@ -506,6 +506,14 @@ class ErrorOut(serializers.Serializer):
     detail = serializers.ListField(child=serializers.CharField())
 
 
+class UploadErrorOut(serializers.Serializer):
+    file = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="What is wrong with the file (its first bad line).",
+    )
+
+
 class RecordingOut(serializers.Serializer):
     name = serializers.CharField(help_text="What a backtest's `recording` names it by.")
     size_bytes = serializers.IntegerField()

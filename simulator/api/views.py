@@ -276,8 +276,8 @@ class RecordingsApi(ApiView):
         request={"multipart/form-data": s.RecordingUploadSerializer},
         responses={
             201: s.UploadedRecordingOut,
-            400: OpenApiResponse(s.ErrorOut, description="Not a recording: the first bad line named."),
-            413: OpenApiResponse(s.ErrorOut, description="Larger than the upload limit."),
+            400: OpenApiResponse(s.UploadErrorOut, description="Not a recording: its first bad line named."),
+            413: OpenApiResponse(s.UploadErrorOut, description="Larger than the upload limit."),
         },
     )
     def post(self, request):
