@@ -178,7 +178,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_TASK_ROUTES = {
     "ingest.tasks.follow_lifecycle": {"queue": "celery"},
     # A backtest runs for minutes: never in front of the decisions.
-    "simulator.tasks.run_backtest_task": {"queue": "backtests"},
+    "simulator.backtest_tasks.run_backtest_task": {"queue": "backtests"},
     "simulator.tasks.*": {"queue": "simulator"},
     "ingest.tasks.*": {"queue": "ingest"},
 }

@@ -20,7 +20,6 @@ import itertools
 import logging
 import multiprocessing
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -283,40 +282,10 @@ def _label(raw: Any) -> str:
     return text
 
 
-def dispatch(backtest_id: int) -> None:
-    """Run it in the background: on a Celery worker of the `backtests` queue, or, without a broker
-    (the embedded default), on a thread of this process."""
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        thread = threading.Thread(
-            target=_run_in_thread, args=(backtest_id,), name=f"backtest-{backtest_id}", daemon=True
-        )
-        thread.start()
-    else:
-        from simulator.tasks import run_backtest_task
-
-        run_backtest_task.delay(backtest_id)
-
-
-def _run_in_thread(backtest_id: int) -> None:
-    try:
-        run_backtest(backtest_id)
-    except Exception:  # recorded on the backtest (status failed, error): nothing else to tell
-        logger.info("event=backtest_thread_ended_in_failure backtest_id=%s", backtest_id)
-    finally:
-        connections.close_all()
-
-
 def own_backtest(*, user_id: int, backtest_id: int) -> Backtest:
     backtest = Backtest.objects.filter(pk=backtest_id, user_id=user_id).first()
     if backtest is None:
         raise NotFoundError(f"backtest {backtest_id} not found among your backtests")
-    return backtest
-
-
-def start_backtest(*, user, **fields: Any) -> Backtest:
-    """A backtest checked and saved (`create_backtest`), then run in the background once saved."""
-    backtest = create_backtest(user=user, **fields)
-    transaction.on_commit(partial(dispatch, backtest.pk))
     return backtest
 
 

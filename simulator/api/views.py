@@ -23,7 +23,7 @@ from config.renderers import ORJSONRenderer
 from ingest.models import ExecutionIntent, MarketPair
 from ingest.recording import RecordingError
 from ingest.recording_files import RecordingTooLarge, available_recordings, upload_recording
-from simulator import backtests, presenters, selectors, services
+from simulator import backtest_tasks, backtests, presenters, selectors, services
 from simulator.api import serializers as s
 from simulator.backtest_results import results_csv, sorted_by_pnl
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
@@ -284,7 +284,7 @@ class RecordingsApi(ApiView):
         """Upload a recording (.jsonl.gz): kept as upload/<file name> for you once every line checks."""
         limit = settings.RECORDING_UPLOAD_MAX_BYTES
         if _content_length(request) > limit + MULTIPART_OVERHEAD_BYTES:
-            raise RecordingTooLarge(limit)  # refused before the body is parsed
+            raise RecordingTooLarge(limit)  # refused before the multipart body is parsed
         body = self.get_serializer(data=request.data)
         body.is_valid(raise_exception=True)
         upload = body.validated_data["file"]
@@ -332,7 +332,7 @@ class BacktestListApi(_PresentedListApi):
         run in the background. Poll status_url; results_url answers once it is done."""
         body = s.BacktestInputSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        backtest = backtests.start_backtest(user=request.user, **body.validated_data)
+        backtest = backtest_tasks.start_backtest(user=request.user, **body.validated_data)
         return Response(
             {
                 **_backtest_json(backtest),
