@@ -321,10 +321,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_throttled_response",  # every operation may answer 429
     ],
-    # Runs and trades both have a `status`; name their enums apart.
+    # Runs, trades and backtests each have a `status`; name their enums apart.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": ["running", "stopped", "expired", "failed"],
         "TradeStatusEnum": ["queued", "executed", "settled"],
+        "BacktestStatusEnum": ["queued", "running", "done", "failed"],
         "YesNoEnum": ["yes", "no"],  # a leg's side, and each venue's result of a pair
     },
 }
