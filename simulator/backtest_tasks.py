@@ -36,8 +36,9 @@ def start_backtest(*, user, **fields: Any) -> Backtest:
 
 
 def dispatch(backtest_id: int) -> None:
-    """Run it in the background: on a Celery worker of the `backtests` queue, or, without a broker
-    (the embedded default), on a thread of this process."""
+    """Run it in the background: on a Celery worker of the `backtests` queue (its points on
+    `workers` processes), or, without a broker (the embedded default), on a thread of this
+    process (its points one after another)."""
     if settings.CELERY_TASK_ALWAYS_EAGER:
         thread = threading.Thread(
             target=_run_in_thread, args=(backtest_id,), name=f"backtest-{backtest_id}", daemon=True
@@ -48,8 +49,10 @@ def dispatch(backtest_id: int) -> None:
 
 
 def _run_in_thread(backtest_id: int) -> None:
+    # The points one after another: forking worker processes from a thread of a serving process
+    # (its event loop, its other threads' locks) is not safe. The results are the same.
     try:
-        run_backtest(backtest_id)
+        run_backtest(backtest_id, workers=1)
     except Exception:  # recorded on the backtest (status failed, error): nothing else to tell
         logger.info("event=backtest_thread_ended_in_failure backtest_id=%s", backtest_id)
     finally:
