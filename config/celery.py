@@ -9,6 +9,7 @@ app = Celery("arbsim")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()  # each app's tasks.py
 app.autodiscover_tasks(["simulator"], related_name="sweeps")  # beat's periodic tasks
+app.autodiscover_tasks(["simulator"], related_name="backtest_tasks")  # the `backtests` queue
 
 # Celery's Django fix-up closes the database connection before and after every task unless this
 # is set: each decision and each arrival step would open a new PostgreSQL session and prepare the

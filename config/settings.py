@@ -178,7 +178,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBIL
 CELERY_TASK_ROUTES = {
     "ingest.tasks.follow_lifecycle": {"queue": "celery"},
     # A backtest runs for minutes: never in front of the decisions.
-    "simulator.tasks.run_backtest_task": {"queue": "backtests"},
+    "simulator.backtest_tasks.run_backtest_task": {"queue": "backtests"},
     "simulator.tasks.*": {"queue": "simulator"},
     "ingest.tasks.*": {"queue": "ingest"},
 }
@@ -321,10 +321,11 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "config.openapi.add_throttled_response",  # every operation may answer 429
     ],
-    # Runs and trades both have a `status`; name their enums apart.
+    # Runs, trades and backtests each have a `status`; name their enums apart.
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": ["running", "stopped", "expired", "failed"],
         "TradeStatusEnum": ["queued", "executed", "settled"],
+        "BacktestStatusEnum": ["queued", "running", "done", "failed"],
         "YesNoEnum": ["yes", "no"],  # a leg's side, and each venue's result of a pair
     },
 }

@@ -29,9 +29,11 @@ __all__ = [
     "RecordingError",
     "RecordingRef",
     "RecordingSummary",
+    "RecordingTooLarge",
     "available_recordings",
     "resolve_recording",
     "save_upload",
+    "upload_recording",
     "validate_recording",
 ]
 
@@ -43,6 +45,13 @@ BUNDLED, DIRECTORY, UPLOAD, PATH = "bundled", "directory", "upload", "path"
 PREFIXES = {BUNDLED: "bundled/", DIRECTORY: "dir/", UPLOAD: "upload/"}
 SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,119}")
 BYTES_PER_MB = 1_000_000
+
+
+class RecordingTooLarge(RecordingError):
+    """An upload over `settings.RECORDING_UPLOAD_MAX_BYTES`."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"the file is larger than {limit_bytes / BYTES_PER_MB:g} MB, the upload limit")
 
 
 class RecordingRef(NamedTuple):
@@ -100,6 +109,13 @@ def resolve_recording(
 def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> RecordingRef:
     """Store an uploaded recording as `upload/<file name>` for `user_id`, once it has passed
     `validate_recording` and the size limit; on any error nothing is left behind."""
+    return upload_recording(user_id, file_name, chunks)[0]
+
+
+def upload_recording(
+    user_id: int, file_name: str, chunks: Iterable[bytes]
+) -> tuple[RecordingRef, RecordingSummary]:
+    """`save_upload`, with the summary its validation gave."""
     name = _upload_name(file_name)
     folder = _upload_dir(user_id)
     folder.mkdir(parents=True, exist_ok=True)
@@ -116,18 +132,16 @@ def save_upload(user_id: int, file_name: str, chunks: Iterable[bytes]) -> Record
             for chunk in chunks:
                 written += len(chunk)
                 if written > limit:
-                    raise RecordingError(
-                        f"the file is larger than {limit / BYTES_PER_MB:g} MB, the upload limit"
-                    )
+                    raise RecordingTooLarge(limit)
                 file.write(chunk)
-        validate_recording(Path(temporary))
+        summary = validate_recording(Path(temporary))
         try:
             os.link(temporary, final)  # unlike a rename, never replaces a file of the same name
         except FileExistsError:
             raise RecordingError(f"{name!r} already exists: choose another file name") from None
     finally:
         os.unlink(temporary)
-    return _ref(UPLOAD, name, final)
+    return _ref(UPLOAD, name, final), summary
 
 
 def _named(real: Path) -> RecordingRef:

@@ -21,7 +21,6 @@ import logging
 import multiprocessing
 import pickle
 import secrets
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -38,7 +37,7 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from accounts.models import THRESHOLD_RULES, UserProfile
-from config.errors import NotFoundError
+from config.errors import ConflictError, NotFoundError
 from config.numbers import DecimalRule, NumberError, WholeRule
 from exchanges.books import KALSHI, POLYMARKET
 from ingest.detector_pass import DetectorPass, run_pass
@@ -103,6 +102,29 @@ GRID_HELP = (
     + " (order_type ioc|fok sets both venues: ioc = Kalshi ioc + Polymarket fak; latency_scale "
     "multiplies both venues' latency models)"
 )
+
+
+def grid_setting_help() -> dict[str, str]:
+    """What each grid setting is and the values it takes (the page's grid form)."""
+    thresholds = {
+        "min_net_edge_cents": "the smallest net edge an intent needs",
+        "max_leg_usd": "the most one leg may cost",
+        "daily_cap_usd": "the most spent in a day",
+    }
+    described = {
+        **{name: f"{text}: {THRESHOLD_RULES[name].accepted()}" for name, text in thresholds.items()},
+        "order_type": "ioc or fok, for both venues (ioc: Kalshi ioc and Polymarket fak)",
+        **{
+            name: f"{' or '.join(choices)}: {run_settings.HELP[name]}"
+            for name, choices in run_settings.CHOICES.items()
+        },
+        **{
+            name: f"{run_settings.HELP[name]}: {rule.accepted()}"
+            for name, rule in run_settings.LATENCY_RULES.items()
+        },
+        "latency_scale": f"multiplies both venues' latency models: {LATENCY_SCALE.accepted()}",
+    }
+    return {name: described[name] for name in GRID_SETTINGS}
 
 
 def max_points() -> int:
@@ -253,7 +275,7 @@ def create_backtest(
     points = grid_points(cleaned["grid"])
     return Backtest.objects.create(
         user=user,
-        label=cleaned["label"] or point_label({k: ",".join(v) for k, v in cleaned["grid"].items()}),
+        label=(cleaned["label"] or point_label({k: ",".join(v) for k, v in cleaned["grid"].items()}))[:120],
         recording=cleaned["recording"].name,
         grid=cleaned["grid"],
         seed=cleaned["seed"],
@@ -271,34 +293,28 @@ def _label(raw: Any) -> str:
     return text
 
 
-def dispatch(backtest_id: int) -> None:
-    """Run it in the background: on a Celery worker of the `backtests` queue, or, without a broker
-    (the embedded default), on a thread of this process."""
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        thread = threading.Thread(
-            target=_run_in_thread, args=(backtest_id,), name=f"backtest-{backtest_id}", daemon=True
-        )
-        thread.start()
-    else:
-        from simulator.tasks import run_backtest_task
-
-        run_backtest_task.delay(backtest_id)
-
-
-def _run_in_thread(backtest_id: int) -> None:
-    try:
-        run_backtest(backtest_id)
-    except Exception:  # recorded on the backtest (status failed, error): nothing else to tell
-        logger.info("event=backtest_thread_ended_in_failure backtest_id=%s", backtest_id)
-    finally:
-        connections.close_all()
-
-
 def own_backtest(*, user_id: int, backtest_id: int) -> Backtest:
     backtest = Backtest.objects.filter(pk=backtest_id, user_id=user_id).first()
     if backtest is None:
         raise NotFoundError(f"backtest {backtest_id} not found among your backtests")
     return backtest
+
+
+def finished_backtest(*, user_id: int, backtest_id: int) -> Backtest:
+    """The user's backtest once done; ConflictError says how far it is, or why it failed."""
+    backtest = own_backtest(user_id=user_id, backtest_id=backtest_id)
+    if backtest.status == Backtest.DONE:
+        return backtest
+    if backtest.status == Backtest.FAILED:
+        raise ConflictError(f"backtest {backtest.pk} failed: {backtest.error}")
+    progress = backtest.progress or {}
+    if backtest.status == Backtest.QUEUED:
+        where = "queued, not started yet"
+    elif progress.get("phase") == "points":
+        where = f"running: {backtest.points_done} of {backtest.points_total} grid points done"
+    else:
+        where = f"running: reading the recording, {progress.get('updates', 0)} updates so far"
+    raise ConflictError(f"backtest {backtest.pk} is {where}; its results come when it is done")
 
 
 def _progress(backtest_id: int, **fields: Any) -> None:

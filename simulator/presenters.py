@@ -195,3 +195,32 @@ def equity_point_json(
         "expected_pnl_usd": decimal_str(expected_pnl_usd),
         "realised_pnl_usd": decimal_str(realised_pnl_usd),
     }
+
+
+def backtest_json(backtest, run_ids: Iterable[int]) -> dict[str, Any]:
+    """A backtest and how far it is (`run_ids`: its grid points' runs, in grid order, once made).
+    The seed is a string: 63 bits do not survive a JavaScript number."""
+    progress = backtest.progress or {}
+    return {
+        "id": backtest.pk,
+        "label": backtest.label,
+        "recording": backtest.recording,
+        "grid": {name: list(values) for name, values in (backtest.grid or {}).items()},
+        "seed": str(backtest.seed),
+        "starting_usd": decimal_str(backtest.starting_usd),
+        "workers": backtest.workers,
+        "status": backtest.status,
+        "error": backtest.error,
+        "points_total": backtest.points_total,
+        "points_done": backtest.points_done,
+        "progress": {"phase": progress.get("phase", backtest.status), "updates": progress.get("updates", 0)},
+        "created_at": iso_utc(backtest.created_at),
+        "started_at": iso_utc(backtest.started_at),
+        "finished_at": iso_utc(backtest.finished_at),
+        "run_ids": list(run_ids),
+    }
+
+
+def recording_json(ref) -> dict[str, Any]:
+    """A recording a user may name for a backtest."""
+    return {"name": ref.name, "size_bytes": ref.size_bytes, "origin": ref.origin}

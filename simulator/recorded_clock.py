@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,21 +60,30 @@ class RecordedClock:
         return len(self._due)
 
 
-_running: list[RecordedClock] = []
+# Per thread: a backtest run on a thread of a serving process (the embedded default) must not
+# put the live runs' tasks, decided on that process's other threads, on its clock.
+_local = threading.local()
+
+
+def _clocks() -> list[RecordedClock]:
+    if not hasattr(_local, "clocks"):
+        _local.clocks = []
+    return _local.clocks
 
 
 @contextmanager
 def running(clock: RecordedClock) -> Iterator[RecordedClock]:
-    """The engine's tasks run on `clock` in this process until the block ends."""
-    _running.append(clock)
+    """The engine's tasks run on `clock` in this thread until the block ends."""
+    _clocks().append(clock)
     try:
         yield clock
     finally:
-        _running.remove(clock)
+        _clocks().remove(clock)
 
 
 def current() -> RecordedClock | None:
-    return _running[-1] if _running else None
+    clocks = _clocks()
+    return clocks[-1] if clocks else None
 
 
 def decide_kwargs() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.db.models import Q, QuerySet
 
-from simulator.models import SimulatorRun, SimulatorTrade
+from simulator.models import Backtest, SimulatorRun, SimulatorTrade
 
 
 def running_runs(*, user_id: int | None = None) -> QuerySet[SimulatorRun]:
@@ -88,3 +88,17 @@ def latest_trades(*, user_id: int) -> QuerySet[SimulatorTrade]:
 def run_trades(*, run_id: int) -> QuerySet[SimulatorTrade]:
     """One run's trades, newest decision first."""
     return SimulatorTrade.objects.filter(run_id=run_id).order_by("-decided_at", "-id")
+
+
+def user_backtests(*, user_id: int) -> QuerySet[Backtest]:
+    """The user's backtests, newest first."""
+    return Backtest.objects.filter(user_id=user_id).order_by("-created_at", "-id")
+
+
+def backtest_run_ids(backtest_ids: list[int]) -> dict[int, list[int]]:
+    """Each backtest's runs (its grid points, in grid order), in one query."""
+    by_backtest: dict[int, list[int]] = {backtest_id: [] for backtest_id in backtest_ids}
+    rows = SimulatorRun.objects.filter(backtest_id__in=backtest_ids).order_by("id")
+    for backtest_id, run_id in rows.values_list("backtest_id", "id"):
+        by_backtest[backtest_id].append(run_id)
+    return by_backtest

@@ -61,14 +61,6 @@ def arrive_task(self, trade_id: int, step: str) -> str | None:
     return arrived.trade.arrival_outcome or "in_flight"
 
 
-@shared_task(name="simulator.tasks.run_backtest_task", bind=True, acks_late=True)
-def run_backtest_task(self, backtest_id: int) -> str:
-    """A whole backtest (its grid points on the worker's processes); a redelivery starts it again."""
-    from simulator.backtests import run_backtest
-
-    return run_backtest(backtest_id).status
-
-
 def _arrive_on_timer(trade_id: int, step: str) -> None:
     arrived = engine.arrive(trade_id=trade_id, step=step)
     if arrived is not None:

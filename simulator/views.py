@@ -1,5 +1,6 @@
 """The /simulator/ page: server-rendered shell; the data comes from the JSON API and the socket."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -8,7 +9,7 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 from accounts import selectors as account_selectors
 from accounts.services import get_profile
 from ingest.models import MarketPair
-from simulator import run_settings
+from simulator import backtests, run_settings
 
 # The start form's "Execution" fieldset: each run setting with its label, help and choices.
 CHOICE_TEXT = {
@@ -57,5 +58,7 @@ def simulator_page(request: HttpRequest) -> HttpResponse:
         "missing_secrets": [s["exchange"] for s in secrets if not s["set"]],
         "pair_count": MarketPair.objects.filter(active=True).count(),
         "execution_fields": execution_fields(),
+        "grid_fields": [{"name": name, "help": text} for name, text in backtests.grid_setting_help().items()],
+        "upload_limit_mb": f"{settings.RECORDING_UPLOAD_MAX_BYTES / 1_000_000:g}",
     }
     return render(request, "simulator/page.html", context)

@@ -16,6 +16,7 @@ from config.number_fields import RuleDecimalField, RuleIntegerField
 from config.numbers import DecimalRule, WholeRule
 from ingest.models import OPPORTUNITY_KEY_RULE
 from simulator import run_settings
+from simulator.backtests import GRID_SETTINGS
 from simulator.services import RUN_ID, STARTING_USD, duration_minutes_rule
 
 REPORT_DEFAULTS = {"hours": 24, "max_gap_s": 120, "min_edge_cents": Decimal("3")}
@@ -116,6 +117,53 @@ class ReportParamsSerializer(serializers.Serializer):
         required=False,
         default=REPORT_DEFAULTS["min_edge_cents"],
         help_text="Only spans whose peak net edge reached this many cents.",
+    )
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": {
+            "oneOf": [
+                {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "number"}]}},
+                {"type": "string"},
+            ]
+        },
+        "example": {"min_net_edge_cents": ["1", "2"], "order_type": "ioc,fok"},
+    }
+)
+class GridField(serializers.JSONField):
+    """{setting: [values] or "a,b"}: checked by the backtest service, which names the setting."""
+
+
+@extend_schema_field({"oneOf": [{"type": "string"}, {"type": "number"}]})
+class NumberOrTextField(serializers.JSONField):
+    """A number as JSON or as text: checked by the service (the JSON contract writes them as text)."""
+
+
+class BacktestInputSerializer(serializers.Serializer):
+    recording = serializers.CharField(
+        max_length=500, help_text="A name from GET /simulator/recordings (bundled/..., dir/..., upload/...)."
+    )
+    grid = GridField(
+        required=False,
+        help_text="The settings varied and their values; every combination is one grid point. "
+        "Left out or {}: one point with the defaults. The settings: " + ", ".join(GRID_SETTINGS) + ".",
+    )
+    starting_usd = NumberOrTextField(
+        required=False, help_text="Each point's starting balance (default 1000)."
+    )
+    seed = NumberOrTextField(
+        required=False, allow_null=True, help_text="A whole number from 0 to 2^63-1; left out: random."
+    )
+    workers = NumberOrTextField(required=False, help_text="Processes for the grid points (default 1).")
+    label = serializers.CharField(required=False, allow_blank=True, max_length=120, default="")
+
+
+class RecordingUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=True,
+        help_text="A recording (.jsonl.gz), checked line by line before it is kept.",
     )
 
 
@@ -235,6 +283,11 @@ class RunOut(serializers.Serializer):
     stopped_at = serializers.DateTimeField(allow_null=True)
     stop_reason = serializers.CharField()
     execution = RunExecutionOut(help_text="The execution settings the run started with.")
+    kind = one_of("live", "backtest", help_text="backtest: one grid point of a backtest.")
+    backtest_id = serializers.IntegerField(allow_null=True, help_text="The backtest of a backtest run.")
+    grid_point = serializers.DictField(
+        child=serializers.CharField(), help_text="A backtest run's settings from its grid; {} for a live run."
+    )
 
 
 class StartedRunOut(RunOut):
@@ -447,3 +500,109 @@ class ReportOut(serializers.Serializer):
     resolution_disagreement_cost_usd = DecimalString(help_text="Expected less realised, on those pairs.")
     by_opportunity_key = ReportKeyOut(many=True)
     by_run = ReportRunOut(many=True)
+
+
+class ErrorOut(serializers.Serializer):
+    detail = serializers.ListField(child=serializers.CharField())
+
+
+class UploadErrorOut(serializers.Serializer):
+    file = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="What is wrong with the file (its first bad line).",
+    )
+
+
+class RecordingOut(serializers.Serializer):
+    name = serializers.CharField(help_text="What a backtest's `recording` names it by.")
+    size_bytes = serializers.IntegerField()
+    origin = one_of("bundled", "directory", "upload")
+
+
+class RecordingListOut(serializers.Serializer):
+    results = RecordingOut(many=True)
+
+
+class RecordingSummaryOut(serializers.Serializer):
+    pairs = serializers.IntegerField()
+    updates = serializers.IntegerField(help_text="Update lines read.")
+    first_ms = serializers.IntegerField()
+    last_ms = serializers.IntegerField()
+    skipped_unknown = serializers.IntegerField(help_text="Updates for instruments outside the pairs.")
+    gaps = serializers.IntegerField(help_text="Stretches without an update longer than a book's max age.")
+    longest_gap_ms = serializers.IntegerField()
+    empty_books = serializers.IntegerField()
+    cut_short = serializers.BooleanField(help_text="The file ends in a partial line (ignored).")
+    complete = serializers.BooleanField()
+
+
+class UploadedRecordingOut(RecordingOut):
+    summary = RecordingSummaryOut()
+
+
+class BacktestProgressOut(serializers.Serializer):
+    phase = one_of(
+        "queued", "pass", "points", "done", help_text="pass: reading the recording; points: running the grid."
+    )
+    updates = serializers.IntegerField(help_text="Updates of the recording read so far.")
+
+
+class BacktestOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    recording = serializers.CharField()
+    grid = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    seed = serializers.CharField(help_text="A whole number, as text (63 bits).")
+    starting_usd = DecimalString()
+    workers = serializers.IntegerField()
+    status = one_of("queued", "running", "done", "failed")
+    error = serializers.CharField(help_text="Why it failed; empty otherwise.")
+    points_total = serializers.IntegerField()
+    points_done = serializers.IntegerField()
+    progress = BacktestProgressOut()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    run_ids = serializers.ListField(
+        child=serializers.IntegerField(), help_text="The grid points' runs, in grid order, once made."
+    )
+
+
+class StartedBacktestOut(BacktestOut):
+    status_url = serializers.CharField()
+    results_url = serializers.CharField()
+
+
+class PointResultOut(serializers.Serializer):
+    run_id = serializers.IntegerField()
+    label = serializers.CharField()
+    settings = serializers.DictField(child=serializers.CharField(), help_text="The point's grid settings.")
+    execution = RunExecutionOut()
+    min_net_edge_cents = DecimalString(allow_null=True)
+    max_leg_usd = DecimalString(allow_null=True)
+    daily_cap_usd = DecimalString(allow_null=True)
+    trades = serializers.IntegerField(help_text="Trades whose orders arrived.")
+    decisions = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    spans = serializers.IntegerField(help_text="Success spans in the recording.")
+    spans_captured = serializers.IntegerField()
+    capture_rate = DecimalString(allow_null=True)
+    expected_pnl_usd = DecimalString()
+    realised_pnl_usd = DecimalString(help_text="Payouts of pairs the recording resolved, less their cost.")
+    resolved_trades = serializers.IntegerField()
+    balance_usd = DecimalString()
+    max_drawdown_usd = DecimalString(help_text="The largest fall of cumulative expected P&L from a high.")
+    fees_usd = DecimalString()
+    arrival_outcomes = ArrivalOutcomesOut()
+    slippage_cents = SlippageOut()
+    legging_incidents = serializers.IntegerField()
+    unwind_cost_usd = DecimalString()
+    missed_at_arrival = serializers.DictField(child=serializers.IntegerField())
+
+
+class BacktestResultsOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = one_of("done")
+    grid = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
+    results = PointResultOut(many=True, help_text="One per grid point, best expected P&L first.")

@@ -7,16 +7,25 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpResponse
+from django.urls import reverse
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import GenericAPIView, ListAPIView
+from rest_framework.parsers import MultiPartParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.response import Response
 
+from config.renderers import ORJSONRenderer
 from ingest.models import ExecutionIntent, MarketPair
-from simulator import presenters, selectors, services
+from ingest.recording import RecordingError
+from ingest.recording_files import RecordingTooLarge, available_recordings, upload_recording
+from simulator import backtest_tasks, backtests, presenters, selectors, services
 from simulator.api import serializers as s
+from simulator.backtest_results import results_csv, sorted_by_pnl
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 from simulator.report import build_report
 
@@ -244,3 +253,154 @@ class PairListApi(_PresentedListApi):
 
     def present(self, row) -> dict:
         return presenters.pair_json(row)
+
+
+# --- Recordings and backtests --------------------------------------------------------------------
+
+UPLOAD_CHUNK_BYTES = 1 << 20
+# A multipart body carries its boundaries and part headers besides the file.
+MULTIPART_OVERHEAD_BYTES = 64 * 1024
+
+
+class RecordingsApi(ApiView):
+    parser_classes = [MultiPartParser]
+    serializer_class = s.RecordingUploadSerializer
+
+    @extend_schema(responses=s.RecordingListOut)
+    def get(self, request):
+        """The recordings you may backtest: the bundled ones, the recordings directory's, your uploads."""
+        refs = available_recordings(user_id=request.user.pk)
+        return Response({"results": [presenters.recording_json(ref) for ref in refs]})
+
+    @extend_schema(
+        request={"multipart/form-data": s.RecordingUploadSerializer},
+        responses={
+            201: s.UploadedRecordingOut,
+            400: OpenApiResponse(s.UploadErrorOut, description="Not a recording: its first bad line named."),
+            413: OpenApiResponse(s.UploadErrorOut, description="Larger than the upload limit."),
+        },
+    )
+    def post(self, request):
+        """Upload a recording (.jsonl.gz): kept as upload/<file name> for you once every line checks."""
+        limit = settings.RECORDING_UPLOAD_MAX_BYTES
+        if _content_length(request) > limit + MULTIPART_OVERHEAD_BYTES:
+            raise RecordingTooLarge(limit)  # refused before the multipart body is parsed
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        if upload.size > limit:
+            raise RecordingTooLarge(limit)
+        ref, summary = upload_recording(request.user.pk, upload.name, upload.chunks(UPLOAD_CHUNK_BYTES))
+        return Response(
+            {**presenters.recording_json(ref), "summary": summary.as_json()}, status=status.HTTP_201_CREATED
+        )
+
+    def handle_exception(self, exc):
+        if isinstance(exc, RecordingTooLarge):
+            return Response({"file": [str(exc)]}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        if isinstance(exc, RecordingError):
+            return Response({"file": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        return super().handle_exception(exc)
+
+
+def _content_length(request) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # the body's parser says what is wrong with it
+
+
+def _backtest_json(backtest) -> dict:
+    return presenters.backtest_json(backtest, selectors.backtest_run_ids([backtest.pk])[backtest.pk])
+
+
+class BacktestListApi(_PresentedListApi):
+    """Your backtests, newest first."""
+
+    serializer_class = s.BacktestOut
+
+    def get_queryset(self):
+        return selectors.user_backtests(user_id=self.request.user.pk)
+
+    def present_page(self, page: list) -> list[dict]:
+        run_ids = selectors.backtest_run_ids([backtest.pk for backtest in page])
+        return [presenters.backtest_json(backtest, run_ids[backtest.pk]) for backtest in page]
+
+    @extend_schema(request=s.BacktestInputSerializer, responses={202: s.StartedBacktestOut})
+    def post(self, request):
+        """Backtest a recording over a grid of settings: one run of kind backtest per grid point,
+        run in the background. Poll status_url; results_url answers once it is done."""
+        body = s.BacktestInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        backtest = backtest_tasks.start_backtest(user=request.user, **body.validated_data)
+        return Response(
+            {
+                **_backtest_json(backtest),
+                "status_url": reverse("simulator-backtest", args=[backtest.pk]),
+                "results_url": reverse("simulator-backtest-results", args=[backtest.pk]),
+            },
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class BacktestDetailApi(ApiView):
+    @extend_schema(responses=s.BacktestOut)
+    def get(self, request, backtest_id: int):
+        """A backtest: its status and how far it is."""
+        return Response(
+            _backtest_json(backtests.own_backtest(user_id=request.user.pk, backtest_id=backtest_id))
+        )
+
+
+class BacktestResultsApi(ApiView):
+    @extend_schema(
+        responses={
+            200: s.BacktestResultsOut,
+            409: OpenApiResponse(s.ErrorOut, description="Not done yet (how far it is), or failed (why)."),
+        }
+    )
+    def get(self, request, backtest_id: int):
+        """Each grid point's results, best expected P&L first."""
+        backtest = backtests.finished_backtest(user_id=request.user.pk, backtest_id=backtest_id)
+        return Response(
+            {
+                "id": backtest.pk,
+                "status": backtest.status,
+                "grid": backtest.grid,
+                "results": sorted_by_pnl(backtest.results),
+            }
+        )
+
+
+class CSVRenderer(BaseRenderer):
+    """Lets a client that asks for text/csv in Accept reach the CSV (errors stay JSON)."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data
+
+
+class BacktestResultsCsvApi(ApiView):
+    renderer_classes = [ORJSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        responses={
+            (200, "text/csv"): OpenApiTypes.STR,
+            409: OpenApiResponse(s.ErrorOut, description="Not done yet (how far it is), or failed (why)."),
+        }
+    )
+    def get(self, request, backtest_id: int):
+        """The results as CSV, best expected P&L first: a column per grid setting, then the figures."""
+        backtest = backtests.finished_backtest(user_id=request.user.pk, backtest_id=backtest_id)
+        response = HttpResponse(results_csv(backtest.results, backtest.grid), content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="backtest-{backtest.pk}.csv"'
+        return response
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response):  # an error: JSON, whatever was asked for
+            response.accepted_renderer = ORJSONRenderer()
+            response.accepted_media_type = ORJSONRenderer.media_type
+        return response

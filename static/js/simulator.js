@@ -416,6 +416,251 @@
     refresh();
   }
 
+  // --- Backtests ----------------------------------------------------------------------------
+  // A recording replayed for every point of a grid: started here, followed every second while
+  // it runs, then compared (table, P&L against a setting, the points' equity curves, CSV).
+  const BACKTEST_POLL_MS = 1000;
+  const PALETTE = ["#2563eb", "#137333", "#b45309", "#b42318", "#7c3aed", "#0891b2", "#be185d", "#4d7c0f"];
+  const backtestPolls = new Map();
+  const backtestsShown = new Map();  // id -> the latest backtest JSON
+  let selectedBacktest = null;
+  let backtestPnlPlot = null, backtestEquityPlot = null;
+
+  // Each message under its field ("grid.<setting>" under that setting's box), the rest at the end.
+  function showBacktestErrors(form, errors) {
+    for (const [field, messages] of Object.entries(errors)) {
+      const target = form.querySelector(`[data-backtest-error="${CSS.escape(field)}"]`) || form.querySelector('[data-backtest-error="detail"]');
+      target.textContent = `${field === "detail" ? "" : `${field}: `}${[].concat(messages).join(" ")}`;
+    }
+  }
+
+  async function loadRecordings(selected) {
+    try {
+      const recordings = results(await api("/simulator/recordings"));
+      const select = $("#recording-select");
+      const keep = selected || select.value;
+      select.innerHTML = recordings.map((r) =>
+        `<option value="${esc(r.name)}">${esc(r.name)} (${esc((r.size_bytes / 1e6).toFixed(1))} MB)</option>`).join("");
+      if (keep && recordings.some((r) => r.name === keep)) select.value = keep;
+    } catch (err) {
+      $('#backtest-form [data-backtest-error="recording"]').textContent = `Could not list the recordings (${err.message}).`;
+    }
+  }
+
+  async function uploadRecording() {
+    const input = $("#recording-file");
+    $("#upload-error").textContent = "";
+    $("#upload-result").textContent = "";
+    if (!input.files.length) { $("#upload-error").textContent = "file: choose a recording file first."; return; }
+    const data = new FormData();
+    data.append("file", input.files[0]);
+    $("#recording-upload").disabled = true;
+    try {
+      const response = await fetch("/simulator/recordings", {
+        method: "POST", body: data, credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": csrf() },
+      });
+      let body = null;
+      try { body = await response.json(); } catch { body = null; }
+      if (!response.ok) {
+        const messages = (body && (body.file || body.detail)) || [`HTTP ${response.status}`];
+        $("#upload-error").textContent = `file: ${[].concat(messages).join(" ")}`;
+        return;
+      }
+      const s = body.summary;
+      $("#upload-result").textContent = `Uploaded ${body.name}: ${s.pairs} pairs, ${s.updates.toLocaleString()} updates.`;
+      input.value = "";
+      await loadRecordings(body.name);
+    } catch (err) {
+      $("#upload-error").textContent = `file: could not upload (${err.message}).`;
+    } finally {
+      $("#recording-upload").disabled = false;
+    }
+  }
+
+  function backtestProgress(b) {
+    const p = b.progress || {};
+    if (b.status === "queued") return `<progress></progress><small data-progress>queued</small>`;
+    if (b.status === "running" && p.phase === "points") {
+      return `<progress max="${esc(b.points_total)}" value="${esc(b.points_done)}"></progress>` +
+        `<small data-progress>grid points: ${esc(b.points_done)} / ${esc(b.points_total)} done</small>`;
+    }
+    if (b.status === "running") return `<progress></progress><small data-progress>reading the recording: ${esc(Number(p.updates || 0).toLocaleString())} updates</small>`;
+    if (b.status === "done") return `<small data-progress>${esc(b.points_total)} grid points over ${esc(Number(p.updates || 0).toLocaleString())} updates</small>`;
+    return `<p class="error" data-progress>failed: ${esc(b.error)}</p>`;
+  }
+
+  function renderBacktest(b) {
+    backtestsShown.set(b.id, b);
+    const grid = Object.entries(b.grid || {}).map(([k, v]) => `${k}=${v.join(",")}`).join(" ") || "defaults";
+    const html = `<li class="backtest${selectedBacktest === b.id ? " selected" : ""}" data-backtest-id="${esc(b.id)}">
+      <div><strong>#${esc(b.id)} ${esc(b.label || "")}</strong> <span class="status ${esc(b.status)}" data-status>${esc(b.status)}</span></div>
+      <div class="meta"><small>${esc(b.recording)} · ${esc(grid)} · seed ${esc(b.seed)}</small></div>
+      ${backtestProgress(b)}
+      ${b.status === "done" ? `<button type="button" class="link-dark" data-show-backtest="${esc(b.id)}">Compare the points</button>` : ""}
+    </li>`;
+    const list = $("#backtest-list");
+    list.querySelector("li.empty")?.remove();
+    const existing = list.querySelector(`li[data-backtest-id="${CSS.escape(String(b.id))}"]`);
+    if (existing) existing.outerHTML = html;
+    else list.insertAdjacentHTML("afterbegin", html);
+  }
+
+  function followBacktest(b, showWhenDone) {
+    renderBacktest(b);
+    if (b.status === "done" && showWhenDone) showBacktest(b.id);
+    if (b.status !== "queued" && b.status !== "running") { backtestPolls.delete(b.id); return; }
+    clearTimeout(backtestPolls.get(b.id));
+    backtestPolls.set(b.id, setTimeout(async () => {
+      try { followBacktest(await api(`/simulator/backtests/${encodeURIComponent(b.id)}`), showWhenDone); }
+      catch (err) { if (err.status === 401 || err.status === 403) toLogin(); else followBacktest(b, showWhenDone); }
+    }, BACKTEST_POLL_MS));
+  }
+
+  async function loadBacktests() {
+    try {
+      const list = results(await api("/simulator/backtests"));
+      if (!list.length) return;
+      $("#backtest-list").innerHTML = "";
+      for (const b of [...list].reverse()) followBacktest(b, false);
+    } catch { /* the list stays as it is; the next start shows its own */ }
+  }
+
+  async function startBacktest(event) {
+    event.preventDefault();
+    const form = event.target;
+    form.querySelectorAll("[data-backtest-error]").forEach((el) => { if (el.id !== "upload-error") el.textContent = ""; });
+    const grid = {};
+    for (const input of form.querySelectorAll("[data-grid]")) {
+      if (input.value.trim() !== "") grid[input.dataset.grid] = input.value;
+    }
+    const body = { grid };
+    for (const input of form.querySelectorAll("[data-backtest]")) {
+      if (input.value.trim() !== "") body[input.dataset.backtest] = input.value;  // blank: the default
+    }
+    $("#backtest-button").disabled = true;
+    try {
+      const started = await api("/simulator/backtests", { method: "POST", body });
+      selectedBacktest = started.id;
+      followBacktest(started, true);
+    } catch (err) {
+      showBacktestErrors(form, err.body || { detail: [`Could not start the backtest (${err.message}).`] });
+    } finally {
+      $("#backtest-button").disabled = false;
+    }
+  }
+
+  const pct = (v) => (v === null || v === undefined ? "–" : `${Math.round(Number(v) * 1000) / 10}%`);
+  const COLUMNS = [
+    ["P&L (exp.)", (r) => signed(r.expected_pnl_usd)],
+    ["realised", (r) => signed(r.realised_pnl_usd)],
+    ["trades", (r) => esc(r.trades)],
+    ["decisions", (r) => esc(r.decisions)],
+    ["capture", (r) => pct(r.capture_rate)],
+    ["max drawdown", (r) => usd(r.max_drawdown_usd)],
+    ["slippage p50 / p95", (r) => `${cents(r.slippage_cents?.p50)} / ${cents(r.slippage_cents?.p95)}`],
+    ["legged", (r) => esc(r.legging_incidents)],
+    ["unwind cost", (r) => usd(r.unwind_cost_usd)],
+    ["fees", (r) => usd(r.fees_usd)],
+  ];
+
+  function resultTable(settings, rows) {
+    const head = [...settings, ...COLUMNS.map(([title]) => title)].map((t) => `<th>${esc(t)}</th>`).join("");
+    const body = rows.map((r) => `<tr data-run-id="${esc(r.run_id)}">${settings.map((s) => `<td>${esc(r.settings[s])}</td>`).join("")}` +
+      `${COLUMNS.map(([, cell]) => `<td>${cell(r)}</td>`).join("")}</tr>`).join("");
+    return `<div class="scroll"><table id="backtest-table"><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table></div>`;
+  }
+
+  const chartWidth = (box) => Math.max(280, box.clientWidth || 500);
+  function labelChart(u, text) {
+    const area = u.root.querySelector(".u-wrap");
+    area.setAttribute("role", "img");
+    area.setAttribute("aria-label", text);
+  }
+
+  // P&L against one setting: one series per combination of the other settings.
+  function drawPnlChart(grid, rows) {
+    const box = $("#backtest-pnl-chart");
+    const setting = $("#backtest-axis").value;
+    if (backtestPnlPlot) { backtestPnlPlot.destroy(); backtestPnlPlot = null; }
+    box.innerHTML = "";
+    const values = [...grid[setting]];  // the grid's order; numbers ascending
+    const numeric = values.every((v) => Number.isFinite(Number(v)));
+    if (numeric) values.sort((a, b) => Number(a) - Number(b));
+    const others = Object.keys(grid).filter((s) => s !== setting);
+    const groups = new Map();
+    for (const r of rows) {
+      const key = others.map((s) => `${s}=${r.settings[s]}`).join(" ") || "expected P&L $";
+      if (!groups.has(key)) groups.set(key, new Array(values.length).fill(null));
+      groups.get(key)[values.indexOf(r.settings[setting])] = Number(r.expected_pnl_usd);
+    }
+    const xs = values.map((v, i) => (numeric ? Number(v) : i));
+    const series = [...groups.keys()].map((label, i) => ({
+      label, stroke: PALETTE[i % PALETTE.length], width: 1, spanGaps: true, points: { show: true, size: 9 },
+    }));
+    const pad = (lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo - (hi - lo) * 0.1, hi + (hi - lo) * 0.1]);
+    backtestPnlPlot = new uPlot({
+      width: chartWidth(box), height: 220,
+      scales: { x: { time: false, range: (u, lo, hi) => pad(lo, hi) }, y: { range: valueRange } },
+      axes: [{ label: setting, values: numeric ? undefined : (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? values[t] ?? "" : "")) },
+        { label: "P&L $" }],
+      series: [{ label: setting }, ...series],
+    }, [xs, ...groups.values()], box);
+    labelChart(backtestPnlPlot, `Expected P&L against ${setting}, ${rows.length} grid points`);
+  }
+
+  // Each point's expected P&L over the recording's time, overlaid.
+  async function drawEquityCurves(rows) {
+    const box = $("#backtest-equity-chart");
+    const curves = await Promise.all(rows.map(async (r) => {
+      const body = await api(`/simulator/runs/${encodeURIComponent(r.run_id)}/equity`);
+      const byTime = new Map();
+      for (const p of body.points) byTime.set(Date.parse(p.at) / 1000, Number(p.expected_pnl_usd));
+      return { label: r.label, xs: [...byTime.keys()], ys: [...byTime.values()] };
+    }));
+    const drawn = curves.filter((c) => c.xs.length);
+    box.innerHTML = "";
+    if (!drawn.length) { box.innerHTML = `<p class="empty">No point traded: no equity curve to draw.</p>`; return; }
+    const data = uPlot.join(drawn.map((c) => [c.xs, c.ys]));
+    backtestEquityPlot = new uPlot({
+      width: chartWidth(box), height: 240,
+      scales: { x: { time: true, range: timeRange }, y: { range: valueRange } },
+      series: [{}, ...drawn.map((c, i) => ({ label: c.label, stroke: PALETTE[i % PALETTE.length], spanGaps: true }))],
+      axes: [{}, { label: "exp. P&L $" }],
+    }, data, box);
+    labelChart(backtestEquityPlot, `Equity curves of ${drawn.length} grid points`);
+  }
+
+  async function showBacktest(id) {
+    const box = $("#backtest-result");
+    selectedBacktest = Number(id);
+    document.querySelectorAll("#backtest-list li.backtest").forEach((li) => li.classList.toggle("selected", li.dataset.backtestId === String(id)));
+    try {
+      const body = await api(`/simulator/backtests/${encodeURIComponent(id)}/results`);
+      for (const plot of [backtestPnlPlot, backtestEquityPlot]) plot?.destroy();
+      backtestPnlPlot = backtestEquityPlot = null;
+      const settings = Object.keys(body.grid || {});
+      const rows = body.results || [];
+      const shown = backtestsShown.get(Number(id));
+      box.innerHTML = `<h3>Backtest #${esc(id)}${shown && shown.label ? `: ${esc(shown.label)}` : ""} <small>best expected P&amp;L first</small></h3>
+        <p><a id="backtest-csv" href="/simulator/backtests/${esc(id)}/results.csv" download>Download the results as CSV</a></p>
+        ${resultTable(settings, rows)}
+        <h4>P&amp;L against a setting</h4>
+        ${settings.length ? `<label class="inline-label">setting <select id="backtest-axis">${settings.map((s) => `<option>${esc(s)}</option>`).join("")}</select></label>
+          <div id="backtest-pnl-chart" class="chart"></div>` : `<p class="empty">One grid point (the defaults): no setting to plot against.</p>`}
+        <h4>Equity curves <small>(expected P&amp;L of each point)</small></h4>
+        <div id="backtest-equity-chart" class="chart"><p class="empty">Loading…</p></div>`;
+      if (settings.length) {
+        drawPnlChart(body.grid, rows);
+        $("#backtest-axis").addEventListener("change", () => drawPnlChart(body.grid, rows));
+      }
+      await drawEquityCurves(rows);
+    } catch (err) {
+      const detail = err.body && err.body.detail ? [].concat(err.body.detail).join(" ") : err.message;
+      box.innerHTML = `<p class="error">Could not load backtest ${esc(id)}: ${esc(detail)}</p>`;
+    }
+  }
+
   document.addEventListener("click", (event) => {
     const detail = event.target.closest("[data-detail]");
     if (detail) { openTrade(detail.dataset.detail); return; }
@@ -424,12 +669,16 @@
     const tradeRow = event.target.closest("#trades tr[data-trade-id]");
     if (tradeRow) { openTrade(tradeRow.dataset.tradeId); return; }
     const runRow = event.target.closest("#history tr[data-run-id]");
-    if (runRow) showEquity(runRow.dataset.runId);
+    if (runRow) { showEquity(runRow.dataset.runId); return; }
+    const backtest = event.target.closest("[data-show-backtest]");
+    if (backtest) showBacktest(backtest.dataset.showBacktest);
   });
   $("#start-form").addEventListener("submit", startRun);
+  $("#backtest-form").addEventListener("submit", startBacktest);
+  $("#recording-upload").addEventListener("click", uploadRecording);
   setInterval(tickStatuses, 1000);
   setInterval(refresh, 15000);
   setInterval(loadReport, 60000);
   $("#report-min-edge").addEventListener("change", loadReport);
-  loadPairs(); refresh(); loadReport(); connect();
+  loadPairs(); refresh(); loadReport(); connect(); loadRecordings(); loadBacktests();
 })();

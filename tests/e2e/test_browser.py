@@ -4,6 +4,8 @@ Every test also fails on a Content-Security-Policy violation in the console.
 Screenshots of the main states go to artifacts/screenshots/ (not committed).
 """
 
+import gzip
+import json
 import os
 import re
 import secrets
@@ -356,4 +358,74 @@ def test_legged_trade_shows_each_legs_timeline_both_books_and_the_unwind(page, d
     expect(polymarket).to_contain_text("book moved past the limit")
     expect(polymarket.locator("table[data-book=arrival] tbody tr.took")).to_have_count(0)
     page.screenshot(path=SHOTS / "09-legged-trade.png", full_page=True)
+    assert_no_csp_violations(page)
+
+
+def bad_recording() -> bytes:
+    """A gzip recording whose third line goes back in time."""
+    from tests.ingest.test_recording_files import HEADER, kalshi
+
+    lines = [HEADER, kalshi(2_000), kalshi(1_000)]
+    return gzip.compress(b"".join(json.dumps(line).encode() + b"\n" for line in lines))
+
+
+def test_trader_backtests_the_bundled_recording_over_a_grid_and_compares_the_points(page, demo):
+    from playwright.sync_api import expect
+
+    log_in(page, demo)
+    form = page.locator("#backtest-form")
+    expect(form.locator("#recording-select option")).not_to_have_count(0)
+    page.select_option("#recording-select", "bundled/demo_recording.jsonl.gz")
+
+    # A bad upload is refused in place, naming its first bad line.
+    page.set_input_files(
+        "#recording-file",
+        files=[{"name": "backwards.jsonl.gz", "mimeType": "application/gzip", "buffer": bad_recording()}],
+    )
+    page.click("#recording-upload")
+    expect(page.locator("#upload-error")).to_contain_text("line 3: t 1000 is earlier")
+
+    # A bad grid value is refused under its setting.
+    grid_edge = form.locator('input[data-grid="min_net_edge_cents"]')
+    grid_edge.fill("1,abc")
+    page.click("#backtest-button")
+    expect(form.locator('[data-backtest-error="grid.min_net_edge_cents"]')).to_contain_text("decimal number")
+
+    grid_edge.fill("1,2")
+    form.locator('input[data-backtest="seed"]').fill("7")
+    form.locator('input[data-backtest="label"]').fill("browser sweep")
+    page.click("#backtest-button")
+    expect(form.locator('[data-backtest-error="grid.min_net_edge_cents"]')).to_have_text("")
+    item = page.locator("#backtest-list li.backtest", has_text="browser sweep")
+    expect(item.locator("[data-progress]")).to_be_visible()
+    page.screenshot(path=SHOTS / "10-backtest-progress.png", full_page=True)
+    expect(item.locator("[data-status]")).to_have_text("done", timeout=240_000)
+    expect(item.locator("[data-progress]")).to_contain_text("2 grid points over 39,304 updates")
+
+    # The comparison opens when it is done: a row per point, best P&L first, and the charts.
+    result = page.locator("#backtest-result")
+    rows = result.locator("#backtest-table tbody tr")
+    expect(rows).to_have_count(2)
+    pnl = [float(re.sub(r"[^\d.-]", "", rows.nth(i).locator("td").nth(1).inner_text())) for i in range(2)]
+    assert pnl == sorted(pnl, reverse=True)
+    expect(result.locator("#backtest-pnl-chart [role=img]")).to_have_attribute(
+        "aria-label", "Expected P&L against min_net_edge_cents, 2 grid points"
+    )
+    expect(result.locator("#backtest-equity-chart [role=img]")).to_have_attribute(
+        "aria-label", re.compile(r"Equity curves of [12] grid points")
+    )
+    csv_link = result.locator("#backtest-csv")
+    download = page.request.get(f"http://127.0.0.1:{demo.port}{csv_link.get_attribute('href')}")
+    assert download.status == 200
+    lines = download.text().splitlines()
+    assert lines[0].startswith("min_net_edge_cents,run_id,label,trades") and len(lines) == 3
+    page.screenshot(path=SHOTS / "11-backtest-compared.png", full_page=True)
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.reload()
+    page.locator("#backtest-list [data-show-backtest]").first.click()
+    expect(page.locator("#backtest-table tbody tr")).to_have_count(2)
+    page.screenshot(path=SHOTS / "12-backtest-phone.png", full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways at phone width ({width}px)"
     assert_no_csp_violations(page)

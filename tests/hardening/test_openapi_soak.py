@@ -22,6 +22,7 @@ schema = fuzz.schema
 keep_test_connection = fuzz.keep_test_connection
 unthrottled = fuzz.unthrottled
 token = fuzz.token
+recordings_dir = fuzz.recordings_dir
 
 
 @schema.parametrize()

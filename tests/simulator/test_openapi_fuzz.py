@@ -21,6 +21,8 @@ from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
+from simulator.backtests import create_backtest
+from simulator.models import Backtest
 from tests.simulator.surface_fixtures import make_decision, make_intent, make_run, make_span, make_trade
 
 
@@ -56,6 +58,12 @@ def unthrottled(settings):
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
 
 
+@pytest.fixture(autouse=True)
+def recordings_dir(tmp_path, settings):
+    """Uploads the fuzzer sends land in a folder of the test's own."""
+    settings.RECORDINGS_DIR = tmp_path / "recordings"
+
+
 @pytest.fixture
 def token(user, other_user) -> str:
     """A user with rows behind every id the fuzzer is likely to try (1..), and a neighbour."""
@@ -67,6 +75,9 @@ def token(user, other_user) -> str:
     make_trade(run, executed_at=now + timedelta(seconds=30))
     make_decision(run, span=make_span(started_at=now - timedelta(minutes=5)), reason_code="balance")
     make_trade(make_run(other_user))
+    done = create_backtest(user=user, recording="bundled/demo_recording.jsonl.gz", seed=1)
+    Backtest.objects.filter(pk=done.pk).update(status=Backtest.DONE, results=[])
+    create_backtest(user=user, recording="bundled/demo_recording.jsonl.gz", seed=2)  # queued
     return Token.objects.create(user=user).key
 
 

@@ -7,8 +7,11 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from ingest.recording_files import BUNDLED_DIR, validate_recording
 from simulator import presenters
 from simulator.api import serializers as s
+from simulator.backtest_results import point_result
+from simulator.backtests import create_backtest
 from simulator.report import build_report
 from tests.simulator.surface_fixtures import make_legged_trade, make_run, make_trade
 
@@ -39,3 +42,25 @@ def test_report_and_its_schema_name_the_same_keys(user):
     assert set(report["slippage_cents"]) == fields(s.SlippageOut)
     assert set(report["arrival_outcomes"]) == fields(s.ArrivalOutcomesOut)
     assert set(report["arrival_latency_ms"]["kalshi"]) == fields(s.VenueLatencyOut)
+
+
+def test_backtest_json_and_its_schema_name_the_same_keys(user):
+    backtest = create_backtest(user=user, recording="bundled/demo_recording.jsonl.gz", seed=1)
+    body = presenters.backtest_json(backtest, [])
+    assert set(body) == fields(s.BacktestOut)
+    assert set(body["progress"]) == fields(s.BacktestProgressOut)
+
+
+def test_a_point_result_and_its_schema_name_the_same_keys(user):
+    run = make_run(user, grid_point={"min_net_edge_cents": "1.00"})
+    make_trade(run, executed_at=timezone.now() - timedelta(minutes=5))
+    run.refresh_from_db()
+    result = point_result(run, [])
+    assert set(result) == fields(s.PointResultOut)
+    assert set(result["slippage_cents"]) == fields(s.SlippageOut)
+    assert set(result["arrival_outcomes"]) == fields(s.ArrivalOutcomesOut)
+
+
+def test_a_recording_summary_and_its_schema_name_the_same_keys():
+    summary = validate_recording(BUNDLED_DIR / "demo_recording.jsonl.gz", max_lines=10)
+    assert set(summary.as_json()) == fields(s.RecordingSummaryOut)
