@@ -22,6 +22,7 @@ import multiprocessing
 import pickle
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -33,7 +34,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import THRESHOLD_RULES, UserProfile
@@ -47,7 +48,7 @@ from ingest.pairs import ensure_market_pairs
 from ingest.recording import RecordingError, pairs_of, read_recording
 from ingest.recording_files import resolve_recording, validate_recording
 from ingest.sources import updates_to_book_updates
-from simulator import recorded_clock, run_settings
+from simulator import backtest_worker, recorded_clock, run_settings
 from simulator.backtest_results import point_result
 from simulator.core import SimConfig
 from simulator.engine.expiry import end_run
@@ -450,10 +451,6 @@ def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-# The pass, in a worker process (see _start_worker).
-_SHARED: DetectorPass | None = None
-
-
 def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int, on_progress) -> None:
     done = 0
 
@@ -479,27 +476,16 @@ def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int
     context = multiprocessing.get_context("spawn")
     payload = pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
     database = connection.settings_dict["NAME"]  # a test run's database is not the settings' one
-    with context.Pool(
-        processes=min(workers, len(run_ids)), initializer=_start_worker, initargs=(payload, database)
+    # A worker that dies (or cannot start) breaks the pool: the backtest fails, it never hangs.
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(run_ids)),
+        mp_context=context,
+        initializer=backtest_worker.start,
+        initargs=(payload, database),
     ) as pool:
-        for _ in pool.imap_unordered(_run_point_in_worker, run_ids):
+        for future in as_completed([pool.submit(backtest_worker.run_point, run_id) for run_id in run_ids]):
+            future.result()
             finished()
-
-
-def _start_worker(payload: bytes, database: str) -> None:
-    global _SHARED
-    import django
-
-    django.setup()
-    connections["default"].settings_dict["NAME"] = database
-    _SHARED = pickle.loads(payload)  # noqa: S301 (made by the parent process a moment ago)
-
-
-def _run_point_in_worker(run_id: int) -> int:
-    assert _SHARED is not None
-    run_point(run_id, _SHARED)
-    connections.close_all()
-    return run_id
 
 
 @contextmanager

@@ -90,7 +90,7 @@ class Command(BaseCommand):
 
             try:
                 backtest = backtests.run_backtest(backtest.pk, on_progress=show)
-            except (RecordingError, OSError, ValueError, LookupError) as error:
+            except (RecordingError, OSError, ValueError, LookupError, RuntimeError) as error:
                 raise CommandError(f"backtest {backtest.pk} failed: {error}") from None
         results = sorted_by_pnl(backtest.results)
         if options["csv"]:
