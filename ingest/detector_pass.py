@@ -23,11 +23,14 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book
 from ingest.detector import Detector, Evaluation, PairSpec
-from ingest.sources import BookUpdate
 from ingest.spans import SpanClosed, SpanTracker
+
+if TYPE_CHECKING:  # the type only: ingest.sources reaches the venue adapters
+    from ingest.sources import BookUpdate
 
 BookKey = tuple[str, str, str]  # (venue, instrument_id, side)
 

@@ -481,7 +481,7 @@ def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int
         max_workers=min(workers, len(run_ids)),
         mp_context=context,
         initializer=backtest_worker.start,
-        initargs=(payload, database),
+        initargs=(payload, database, f"{__name__}:run_point"),
     ) as pool:
         for future in as_completed([pool.submit(backtest_worker.run_point, run_id) for run_id in run_ids]):
             future.result()

@@ -16,6 +16,7 @@ PURE = (
     "exchanges.fees",
     "exchanges.streams.l2",
     "ingest.detector",
+    "ingest.detector_pass",
     "ingest.quotes",
     "ingest.spans",
     "ingest.intents",
