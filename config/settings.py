@@ -149,6 +149,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDI
 # Backtests: how many grid points one may have, and how many processes one may use.
 BACKTEST_MAX_POINTS = env.int("BACKTEST_MAX_POINTS", default=64)
 BACKTEST_MAX_WORKERS = env.int("BACKTEST_MAX_WORKERS", default=max(1, os.cpu_count() or 1))
+# A backtest that has not moved for this long lost its process: beat's sweep ends it as failed.
+BACKTEST_STALL_S = env.int("BACKTEST_STALL_S", default=600)
 SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="celery")
 if SIMULATOR_ARRIVALS not in ("celery", "timer"):
     raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery or timer")
@@ -191,6 +193,7 @@ CELERY_BEAT_SCHEDULE = {
     # The broker can lose a message when a worker dies at the wrong moment: the DB knows better.
     "redispatch-undecided": {"task": "simulator.tasks.redispatch_undecided", "schedule": 30.0},
     "redispatch-overdue-arrivals": {"task": "simulator.tasks.redispatch_overdue_arrivals", "schedule": 10.0},
+    "fail-stalled-backtests": {"task": "simulator.tasks.fail_stalled_backtests", "schedule": 60.0},
     # Markets followed to resolution over REST (ingest.lifecycle): pairs paid without a command.
     "ingest-follow-lifecycle": {
         "task": "ingest.tasks.follow_lifecycle",

@@ -35,6 +35,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import THRESHOLD_RULES, UserProfile
@@ -65,6 +66,7 @@ LATENCY_SCALE = DecimalRule(Decimal("0.1"), Decimal("10"), places=2)
 STARTING_USD = DecimalRule(Decimal("1"), Decimal("100000000"), places=4, unit="USD")
 SEED = WholeRule(0, 2**63 - 1)
 END_REASON = "end of the recording"
+HEARTBEAT_EVERY_DECISIONS = 200
 # Orders of a decision arrive within three latencies (first leg, second leg, unwind).
 ARRIVAL_STEPS = 3
 # When a profile leaves a threshold unset, a backtest still runs: these stand in (the settings).
@@ -319,7 +321,23 @@ def finished_backtest(*, user_id: int, backtest_id: int) -> Backtest:
 
 
 def _progress(backtest_id: int, **fields: Any) -> None:
-    Backtest.objects.filter(pk=backtest_id).update(**fields)
+    Backtest.objects.filter(pk=backtest_id).update(heartbeat_at=timezone.now(), **fields)
+
+
+def fail_stalled(*, now: datetime | None = None, stall_s: float | None = None) -> int:
+    """Backtests queued or running that have not moved for `stall_s` (BACKTEST_STALL_S): their
+    process ended (a worker killed, a server restarted). They end as failed, saying so, and
+    their unfinished runs with them. Returns how many."""
+    now = now or timezone.now()
+    limit = now - timedelta(seconds=settings.BACKTEST_STALL_S if stall_s is None else stall_s)
+    stalled = Backtest.objects.filter(status__in=(Backtest.QUEUED, Backtest.RUNNING)).filter(
+        Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, created_at__lt=limit)
+    )
+    count = 0
+    for backtest in stalled:
+        _fail(backtest, "stopped moving: the process running it ended; start it again")
+        count += 1
+    return count
 
 
 def run_backtest(
@@ -519,6 +537,7 @@ def _run_point(run_id: int, shared: DetectorPass) -> None:
     emitter = IntentEmitter(INTENT_COOLDOWN_MS)
     pair_ids = dict(ensure_market_pairs(specs=sorted(shared.pairs, key=lambda pair: pair.opportunity_key)))
     clock = RecordedClock(books=BooksAsOf(shared.books.book_at), arrival=BooksAsOf(shared.books.book_at))
+    decided, next_beat = 0, HEARTBEAT_EVERY_DECISIONS
     with recorded_clock.running(clock):
         for candidate in shared.candidates:
             at_ms = candidate.evaluation.at_ms
@@ -549,6 +568,10 @@ def _run_point(run_id: int, shared: DetectorPass) -> None:
             )
             for intent in intents:
                 decide_intent_task(run.pk, intent.pk)
+            decided += len(intents)
+            if decided >= next_beat:
+                next_beat += HEARTBEAT_EVERY_DECISIONS
+                _progress(run.backtest_id)
         arrive_due(None)
     with transaction.atomic():
         run = SimulatorRun.objects.select_for_update().get(pk=run_id)

@@ -34,6 +34,9 @@ class Backtest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Moved on while running (progress, a grid point's decisions): one that stops moving has lost
+    # its process, and beat's sweep ends it as failed.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         db_table = "simulator_backtests"

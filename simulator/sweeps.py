@@ -7,7 +7,7 @@ from __future__ import annotations
 from amqp.exceptions import ChannelError
 from celery import shared_task
 
-from simulator import engine, intake
+from simulator import backtests, engine, intake
 from simulator.tasks import RETRY
 
 
@@ -36,3 +36,8 @@ def redispatch_undecided(self) -> int:
 @shared_task(name="simulator.tasks.redispatch_overdue_arrivals", **RETRY)
 def redispatch_overdue_arrivals(self) -> int:
     return intake.redispatch_overdue_arrivals()
+
+
+@shared_task(name="simulator.tasks.fail_stalled_backtests", **RETRY)
+def fail_stalled_backtests(self) -> int:
+    return backtests.fail_stalled()

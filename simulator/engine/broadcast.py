@@ -184,11 +184,19 @@ def broadcast_trade(trade) -> bool:
     return _send(trade.user_id, [("simulator:trade", "trade", trade)])
 
 
+def _live(run) -> bool:
+    """A backtest's runs are followed through the backtest (its progress, then its results): their
+    thousands of trades a minute are not pushed to the live page."""
+    return getattr(run, "kind", "live") == "live"
+
+
 def broadcast_run(run) -> bool:
-    """Send `simulator:run` to the run's user."""
-    return _send(run.user_id, [("simulator:run", "run", run)])
+    """Send `simulator:run` to the run's user (a live run's)."""
+    return _live(run) and _send(run.user_id, [("simulator:run", "run", run)])
 
 
 def broadcast_decision(trade, run) -> bool:
-    """A traded decision: `simulator:trade` then `simulator:run`, in one message."""
-    return _send(run.user_id, [("simulator:trade", "trade", trade), ("simulator:run", "run", run)])
+    """A traded decision: `simulator:trade` then `simulator:run`, in one message (a live run's)."""
+    return _live(run) and _send(
+        run.user_id, [("simulator:trade", "trade", trade), ("simulator:run", "run", run)]
+    )

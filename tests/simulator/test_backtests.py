@@ -9,22 +9,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import gzip
 import io
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import orjson
 import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from ingest.models import ExecutionIntent
 from ingest.recording import RecordingError
 from simulator import presenters
-from simulator.backtests import create_backtest, grid_points, parse_grid, run_backtest
+from simulator.backtests import create_backtest, fail_stalled, grid_points, parse_grid, run_backtest
+from simulator.engine.broadcast import flush, user_group
 from simulator.models import Backtest, Decision, SimulatorRun, SimulatorTrade
 from simulator.services import start_run
 from tests.simulator.conftest import needs_postgres
@@ -192,3 +198,35 @@ def test_sim_backtest_prints_the_points_best_first_and_writes_their_csv(trading_
             "--grid",
             "order_type=gtc",
         )
+
+
+@pytest.mark.django_db
+def test_a_backtest_that_stopped_moving_ends_failed_and_says_why(trading_user):
+    stalled = create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=1)
+    moving = create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=1)
+    later = timezone.now() + timedelta(seconds=settings.BACKTEST_STALL_S + 1)
+    Backtest.objects.filter(pk=moving.pk).update(status=Backtest.RUNNING, heartbeat_at=later)
+    assert fail_stalled(now=later) == 1
+    stalled.refresh_from_db()
+    moving.refresh_from_db()
+    assert stalled.status == Backtest.FAILED and "process running it ended" in stalled.error
+    assert moving.status == Backtest.RUNNING
+
+
+@pytest.mark.django_db(transaction=True)  # frames leave when a decision commits
+def test_a_backtests_trades_are_not_pushed_to_the_live_page(trading_user):
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(user_group(trading_user.pk), channel)
+    backtest = run_backtest(create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=7).pk)
+    assert backtest.results[0]["trades"] > 0
+    flush()
+
+    async def nothing_arrives() -> bool:
+        try:
+            await asyncio.wait_for(layer.receive(channel), timeout=1.0)
+        except TimeoutError:
+            return True
+        return False
+
+    assert async_to_sync(nothing_arrives)()

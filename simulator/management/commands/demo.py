@@ -49,7 +49,7 @@ from ingest.recording import REPLAY_SPEED, Replayer, pairs_of, read_recording
 from ingest.services import IngestPipeline, run_source
 from ingest.sources import LiveHosts
 from ingest.streams import KalshiStreamKey, StreamSource
-from simulator import intake, selectors, services
+from simulator import backtests, intake, selectors, services
 from simulator.arrival_timer import timer as arrival_timer
 
 logger = logging.getLogger(__name__)
@@ -192,6 +192,9 @@ class Command(BaseCommand):
 
     def _run(self, options: dict[str, Any], shutdown: GracefulShutdown) -> None:
         call_command("migrate", interactive=False, verbosity=0)
+        # Backtests run on threads of the demo's process: those a previous demo left unfinished
+        # ended with it.
+        backtests.fail_stalled(stall_s=0)
         import_pairs_file(path=options["pairs"])
 
         var_dir = Path(settings.BASE_DIR) / "var"
