@@ -58,6 +58,27 @@ def _size(value: Decimal) -> Decimal:
     return value.quantize(SIZE_QUANTUM, rounding=ROUND_DOWN)
 
 
+def intent_row(
+    draft: IntentDraft, *, pair_id: int, span: SuccessSpan | None = None, origin: str = "live"
+) -> ExecutionIntent:
+    """The (unsaved) row of an intent draft: live ingest's, or a backtest's (origin backtest)."""
+    return ExecutionIntent(
+        user_id=draft.user_id,
+        pair_id=pair_id,
+        opportunity_key=draft.opportunity_key,
+        direction=draft.direction,
+        span=span,
+        net_edge_cents=draft.net_edge_cents,
+        size=draft.size,
+        fees_usd=draft.fees_usd,
+        cost_usd=draft.cost_usd,
+        legs=[leg.as_json() for leg in draft.legs],
+        books=draft.books,
+        signal_at=datetime_of_ms(draft.created_ms),
+        origin=origin,
+    )
+
+
 # --- the pipeline --------------------------------------------------------------------------------
 
 
@@ -309,25 +330,14 @@ class IngestPipeline:
             )
 
     def _create_intents(self, drafts: list[IntentDraft]) -> None:
-        rows = []
-        for draft in drafts:
-            span = self._span_rows.get(draft.span_key) if draft.span_key else None
-            rows.append(
-                ExecutionIntent(
-                    user_id=draft.user_id,
-                    pair_id=self._pair_ids[draft.opportunity_key],
-                    opportunity_key=draft.opportunity_key,
-                    direction=draft.direction,
-                    span=span,
-                    net_edge_cents=draft.net_edge_cents,
-                    size=draft.size,
-                    fees_usd=draft.fees_usd,
-                    cost_usd=draft.cost_usd,
-                    legs=[leg.as_json() for leg in draft.legs],
-                    books=draft.books,
-                    signal_at=datetime_of_ms(draft.created_ms),
-                )
+        rows = [
+            intent_row(
+                draft,
+                pair_id=self._pair_ids[draft.opportunity_key],
+                span=self._span_rows.get(draft.span_key) if draft.span_key else None,
             )
+            for draft in drafts
+        ]
         ExecutionIntent.objects.bulk_create(rows)
         self.stats.intents += len(rows)
         for intent in rows:

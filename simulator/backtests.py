@@ -48,6 +48,7 @@ from ingest.models import ExecutionIntent
 from ingest.pairs import ensure_market_pairs
 from ingest.recording import RecordingError, pairs_of, read_recording
 from ingest.recording_files import resolve_recording, validate_recording
+from ingest.services import intent_row
 from ingest.sources import updates_to_book_updates
 from simulator import backtest_worker, recorded_clock, run_settings
 from simulator.backtest_results import point_result
@@ -356,11 +357,9 @@ def run_backtest(
     try:
         shared, run_ids = _prepare(backtest, on_progress)
         _run_points(backtest, shared, run_ids, workers, on_progress)
-    except (RecordingError, OSError, ValueError, LookupError) as error:
-        _fail(backtest, str(error))
-        raise
-    except BaseException as error:
-        _fail(backtest, f"{type(error).__name__}: {error}")
+    except BaseException as error:  # recorded on the backtest, then raised to the caller
+        said = isinstance(error, (RecordingError, OSError, ValueError, LookupError))
+        _fail(backtest, str(error) if said else f"{type(error).__name__}: {error}")
         raise
     results = [point_result(run, shared.spans) for run in _runs(backtest)]
     Backtest.objects.filter(pk=backtest_id).update(
@@ -548,23 +547,7 @@ def _run_point(run_id: int, shared: DetectorPass) -> None:
             clock.now_ms = at_ms
             clock.books = BooksAsOf(partial(shared.books.book_at, upto_line=candidate.line))
             intents = ExecutionIntent.objects.bulk_create(
-                [
-                    ExecutionIntent(
-                        user_id=draft.user_id,
-                        pair_id=pair_ids[draft.opportunity_key],
-                        opportunity_key=draft.opportunity_key,
-                        direction=draft.direction,
-                        net_edge_cents=draft.net_edge_cents,
-                        size=draft.size,
-                        fees_usd=draft.fees_usd,
-                        cost_usd=draft.cost_usd,
-                        legs=[leg.as_json() for leg in draft.legs],
-                        books=draft.books,
-                        signal_at=_at(draft.created_ms),
-                        origin="backtest",
-                    )
-                    for draft in drafts
-                ]
+                [intent_row(d, pair_id=pair_ids[d.opportunity_key], origin="backtest") for d in drafts]
             )
             for intent in intents:
                 decide_intent_task(run.pk, intent.pk)
