@@ -56,7 +56,8 @@ from ingest.sources import BookUpdate, updates_to_book_updates
 
 FORMAT_VERSION = 1
 METADATA_KEY = b"arbsim.columnar"
-ROWS_PER_GROUP = 262_144  # about 50 MB of a row group's ladders in memory at a time
+ROWS_PER_GROUP = 16_384  # small: the pass decodes the ladders of the row groups it needs only
+ROWS_PER_CHUNK = 262_144  # the pass's column-wise step, a few MB of columns at a time
 MICRO = 1_000_000
 NO_ASK = 1 << 40  # the best ask of a book without asks (or of none yet): no edge can reach it
 NEVER = 1 << 62
@@ -104,7 +105,12 @@ def read_metadata(path: Path) -> dict[str, Any] | None:
     return document if document.get("version") == FORMAT_VERSION else None
 
 
-def ensure_columnar(recording: Path, progress: Callable[[int], None] | None = None) -> Path:
+def ensure_columnar(
+    recording: Path,
+    progress: Callable[[int], None] | None = None,
+    *,
+    rows_per_group: int = ROWS_PER_GROUP,
+) -> Path:
     """The columnar file of `recording`, converted now unless the one beside it was made from
     this very file (same size and modification time). `progress(updates_so_far)` while converting."""
     recording = Path(recording)
@@ -115,7 +121,7 @@ def ensure_columnar(recording: Path, progress: Callable[[int], None] | None = No
         return target
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
     try:
-        _convert(recording, partial, fingerprint, progress)
+        _convert(recording, partial, fingerprint, progress, rows_per_group)
         os.replace(partial, target)  # readers never see a half-written file
     finally:
         partial.unlink(missing_ok=True)
@@ -127,7 +133,11 @@ def _micro_floor(price: Decimal) -> int:
 
 
 def _convert(
-    recording: Path, out: Path, fingerprint: dict[str, int], progress: Callable[[int], None] | None
+    recording: Path,
+    out: Path,
+    fingerprint: dict[str, int],
+    progress: Callable[[int], None] | None,
+    rows_per_group: int,
 ) -> None:
     header, lines = read_recording(recording)
     codes: dict[BookKey, int] = {}
@@ -168,7 +178,7 @@ def _convert(
                 columns["bid_size"].append([str(level.size) for level in book.bids])
                 columns["ask_price"].append([str(level.price) for level in book.asks])
                 columns["ask_size"].append([str(level.size) for level in book.asks])
-            if len(columns["line"]) >= ROWS_PER_GROUP:
+            if len(columns["line"]) >= rows_per_group:
                 flush()  # whole updates only: a row group never splits a Kalshi update's two books
             if progress is not None and line % 50_000 == 0:
                 progress(line)
@@ -340,11 +350,18 @@ class _ColumnarPass:
         self.first_ms: int | None = None
         self.last_ms = 0
         self.current: dict[int, tuple[int, Book]] = {}  # book code -> (global row, its Book)
-        self.row_offset = 0
+        sizes = [self.file.metadata.row_group(g).num_rows for g in range(self.file.num_row_groups)]
+        self.group_starts = np.cumsum([0, *sizes])
+        self.row_offset = 0  # the file's row at which the chunk being passed starts
 
     def run(self) -> None:
-        for group in range(self.file.num_row_groups):
-            self._group(group)
+        group, groups = 0, self.file.num_row_groups
+        while group < groups:
+            end = group + 1
+            while end < groups and self.group_starts[end + 1] - self.group_starts[group] <= ROWS_PER_CHUNK:
+                end += 1
+            self._chunk(range(group, end))
+            group = end
             if self.progress is not None:
                 self.progress(self.lines)
         shared = self.shared
@@ -353,13 +370,15 @@ class _ColumnarPass:
         shared.last_ms = self.last_ms
         shared.finish()
 
-    def _group(self, group: int) -> None:
-        table = self.file.read_row_group(group, columns=["line", "t", "book", "best_ask_micro"])
+    def _chunk(self, groups: range) -> None:
+        table = self.file.read_row_groups(
+            groups, columns=["line", "t", "book", "best_ask_micro"], use_threads=False
+        )
         code = table.column("book").to_numpy()
         rows = np.arange(len(code))
         if self.filter_rows:
             rows = rows[self.keep_code[code]]
-        self._rows_in_group = len(code)
+        chunk_rows = len(code)
         if len(rows) == 0:
             self.row_offset += len(code)
             return
@@ -468,7 +487,7 @@ class _ColumnarPass:
         ]
         needed = np.unique(np.concatenate(wanted))
         needed = needed[needed >= 0]
-        ladders = self._ladders(group, rows[needed])
+        ladders = self._ladders(self.row_offset + rows[needed])
         slot = {int(r): i for i, r in enumerate(needed)}
 
         shared, detector, tracker, books = (
@@ -520,7 +539,7 @@ class _ColumnarPass:
         for c, row in last_rows.items():
             detector.books[keys[c]] = book_of(int(row))
             self.last_ask[c] = ask[row]
-        self.row_offset += self._rows_in_group
+        self.row_offset += chunk_rows
 
     def _sweeps(self, line_t: np.ndarray) -> np.ndarray:
         """The positions of the lines where the streaming pass sweeps open spans: the first line
@@ -536,6 +555,18 @@ class _ColumnarPass:
             self.last_sweep_ms = int(line_t[positions[-1]])
         return np.array(positions, dtype=np.int64)
 
-    def _ladders(self, group: int, rows: np.ndarray) -> list[tuple[Any, ...]]:
-        table = self.file.read_row_group(group, columns=[*LADDERS, "vts"]).take(rows)
-        return list(zip(*(table.column(name).to_pylist() for name in (*LADDERS, "vts")), strict=True))
+    def _ladders(self, rows: np.ndarray) -> list[tuple[Any, ...]]:
+        """The ladders and venue stamps of these rows of the file (ascending), decoding only the
+        row groups that hold them."""
+        ladders: list[tuple[Any, ...]] = []
+        group_of = np.searchsorted(self.group_starts, rows, "right") - 1
+        cuts = np.flatnonzero(np.diff(group_of)) + 1
+        for part in np.split(np.arange(len(rows)), cuts):
+            if not len(part):
+                continue
+            group = int(group_of[part[0]])
+            local = rows[part] - self.group_starts[group]
+            table = self.file.read_row_group(group, columns=[*LADDERS, "vts"], use_threads=False)
+            table = table.take(local)
+            ladders += zip(*(table.column(name).to_pylist() for name in (*LADDERS, "vts")), strict=True)
+        return ladders
