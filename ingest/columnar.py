@@ -41,6 +41,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from decimal import ROUND_FLOOR, Decimal
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -219,12 +220,12 @@ def _decimal(text: str) -> Decimal:
     return value
 
 
-def _levels(prices: list[str], sizes: list[str]) -> tuple[Level, ...]:
+def _levels(prices: list[Decimal], sizes: list[Decimal]) -> tuple[Level, ...]:
     levels = []
     for price, size in zip(prices, sizes, strict=True):
         level = _new_object(Level)  # as ingest.recording builds its Levels: the frozen __init__ is slow
-        _set_price(level, _decimal(price))
-        _set_size(level, _decimal(size))
+        _set_price(level, price)
+        _set_size(level, size)
         levels.append(level)
     return tuple(levels)
 
@@ -244,7 +245,8 @@ def book_updates(path: Path) -> Iterator[BookUpdate]:
                 pending = []
             pending_line, pending_t = line, t
             venue, instrument, side = keys[code]
-            bids, asks = _levels(bid_p, bid_s), _levels(ask_p, ask_s)
+            bids = _levels([_decimal(p) for p in bid_p], [_decimal(s) for s in bid_s])
+            asks = _levels([_decimal(p) for p in ask_p], [_decimal(s) for s in ask_s])
             pending.append(Book.of(venue, instrument, side, bids, asks, vts, t))
     if pending:
         yield BookUpdate(pending_t, tuple(pending), {})
@@ -321,7 +323,8 @@ class _ColumnarPass:
         keep_tokens: set[str] | None,
         progress: Callable[[int], None] | None,
     ) -> None:
-        self.file = pq.ParquetFile(path)
+        # The ladders' strings come back as indices into each row group's few distinct values.
+        self.file = pq.ParquetFile(path, read_dictionary=[f"{name}.list.element" for name in LADDERS])
         self.metadata = metadata
         self.shared = shared
         self.progress = progress
@@ -556,8 +559,8 @@ class _ColumnarPass:
         return np.array(positions, dtype=np.int64)
 
     def _ladders(self, rows: np.ndarray) -> list[tuple[Any, ...]]:
-        """The ladders and venue stamps of these rows of the file (ascending), decoding only the
-        row groups that hold them."""
+        """The ladders (Decimals) and venue stamps of these rows of the file (ascending), decoding
+        only the row groups that hold them."""
         ladders: list[tuple[Any, ...]] = []
         group_of = np.searchsorted(self.group_starts, rows, "right") - 1
         cuts = np.flatnonzero(np.diff(group_of)) + 1
@@ -567,6 +570,18 @@ class _ColumnarPass:
             group = int(group_of[part[0]])
             local = rows[part] - self.group_starts[group]
             table = self.file.read_row_group(group, columns=[*LADDERS, "vts"], use_threads=False)
-            table = table.take(local)
-            ladders += zip(*(table.column(name).to_pylist() for name in (*LADDERS, "vts")), strict=True)
+            columns = []
+            for name in LADDERS:
+                array = table.column(name).combine_chunks()
+                values = array.values  # the offsets index into it
+                decimals = [_decimal(text) for text in values.dictionary.to_pylist()]
+                offsets = array.offsets.to_numpy()
+                starts, lengths = offsets[local], offsets[local + 1] - offsets[local]
+                before = np.cumsum(lengths) - lengths
+                positions = np.repeat(starts - before, lengths) + np.arange(lengths.sum())
+                flat = [decimals[i] for i in values.indices.to_numpy()[positions].tolist()]
+                bounds = [*before.tolist(), len(flat)]
+                columns.append([flat[a:b] for a, b in pairwise(bounds)])
+            columns.append(table.column("vts").take(local).to_pylist())
+            ladders += zip(*columns, strict=True)
         return ladders
