@@ -330,8 +330,18 @@ class _ColumnarPass:
         self.progress = progress
         self.keys: list[BookKey] = [tuple(key) for key in metadata["keys"]]
         code_of = {key: code for code, key in enumerate(self.keys)}
+        # Per pair: its four books' codes (-1: never in the file), and the codes of every book
+        # of its instruments (the detector evaluates a pair on any book of its instruments).
         self.pair_codes = [
             tuple(code_of.get(key, -1) for key in pair_book_keys(pair)) for pair in shared.pairs
+        ]
+        self.touching_codes = [
+            [
+                code
+                for code, (venue, instrument, _) in enumerate(self.keys)
+                if (venue, instrument) in instruments
+            ]
+            for instruments in (set(pair.instruments()) for pair in shared.pairs)
         ]
         self.keep_code = np.array(
             [
@@ -341,8 +351,9 @@ class _ColumnarPass:
             dtype=bool,
         )
         self.filter_rows = not bool(self.keep_code.all())
-        # The streaming thresholds, as integers of micro-dollars an upper bound is compared with.
-        self.above_micro = int((shared.threshold_cents * 10_000).to_integral_value(rounding=ROUND_FLOOR))
+        # The threshold in micro-dollars (1 cent: 10,000), rounded down and a micro-dollar less:
+        # the bound is compared with it, and an edge is rounded to 0.0001 cent (half a micro-dollar).
+        self.above_micro = int((shared.threshold_cents * 10_000).to_integral_value(rounding=ROUND_FLOOR)) - 1
         self.last_ask = np.full(max(len(self.keys), 1), NO_ASK, dtype=np.int64)
         count = len(shared.pairs)
         self.above = [False] * count
@@ -403,9 +414,9 @@ class _ColumnarPass:
         n_lines = len(starts)
         self.lines += n_lines
 
-        sweep_positions = self._sweeps(line_t)
+        sweep_lines = self._sweeps(line_t)  # positions of the lines where the pass sweeps
         visit = np.zeros(n_lines, dtype=bool)
-        swept = np.zeros(len(sweep_positions), dtype=bool)
+        swept = np.zeros(len(sweep_lines), dtype=bool)
         evaluations: list[np.ndarray] = []
 
         order = np.argsort(code, kind="stable")
@@ -413,9 +424,8 @@ class _ColumnarPass:
         rows_of = {
             c: order[bounds[c] : bounds[c + 1]] for c in range(len(self.keys)) if bounds[c + 1] > bounds[c]
         }
-        sweep_lines = sweep_positions  # positions of the sweeping lines, ascending
         for index, codes in enumerate(self.pair_codes):
-            parts = [rows_of[c] for c in codes if c in rows_of]
+            parts = [rows_of[c] for c in self.touching_codes[index] if c in rows_of]
             if not parts:
                 if self.above[index]:
                     swept[:] = True

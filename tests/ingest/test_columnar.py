@@ -5,6 +5,7 @@ changes."""
 
 import os
 import shutil
+from dataclasses import replace
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from ingest.recording import (
     read_recording,
 )
 from ingest.sources import updates_to_book_updates
-from ingest.synthetic import generate, synthetic_pairs
+from ingest.synthetic import generate, iter_updates, synthetic_pairs
 
 BUNDLED = Path(__file__).resolve().parents[2] / "ingest" / "data" / "demo_recording.jsonl.gz"
 
@@ -111,6 +112,19 @@ def test_a_pass_over_some_of_the_recordings_pairs_reads_their_updates_only(bundl
     fast = fast_pass(bundled, pairs, threshold_cents=D(2), window_ms=5_000)
     streaming = _streaming(bundled, pairs, threshold_cents=D(2), window_ms=5_000)
     assert streaming.updates < 39_000  # the other pair's Polymarket updates are not read, nor numbered
+    assert_same_pass(streaming, fast)
+
+
+def test_pairs_that_share_an_instrument_give_the_same_pass(tmp_path):
+    first, second = synthetic_pairs(2, seed=4)
+    pairs = [first, replace(second, kalshi_ticker=first.kalshi_ticker)]  # one Kalshi market, two pairs
+    path = tmp_path / "shared.jsonl.gz"
+    with RecordingWriter(path, pairs=pairs, source="test") as writer:
+        for update in iter_updates(pairs, hours=1.0, seed=4, updates_per_s=1.0):
+            writer.append(update)
+    fast = fast_pass(path, pairs, threshold_cents=D(2), window_ms=5_000)
+    streaming = _streaming(path, threshold_cents=D(2), window_ms=5_000)
+    assert {c.evaluation.opportunity_key for c in streaming.candidates} == {p.opportunity_key for p in pairs}
     assert_same_pass(streaming, fast)
 
 
