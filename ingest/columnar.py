@@ -37,6 +37,7 @@ from the columnar file.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -121,10 +122,14 @@ def ensure_columnar(
     if metadata is not None and metadata.get("source") == fingerprint:
         return target
     partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    collecting = gc.isenabled()
+    gc.disable()  # as in `fast_pass`: no cycles among the rows it buffers
     try:
         _convert(recording, partial, fingerprint, progress, rows_per_group)
         os.replace(partial, target)  # readers never see a half-written file
     finally:
+        if collecting:
+            gc.enable()
         partial.unlink(missing_ok=True)
     return target
 
@@ -275,13 +280,21 @@ def fast_pass(
     pairs = list(pairs)
     shared = DetectorPass(pairs, Decimal(threshold_cents), window_ms)
     keep_lines = _check_pairs(metadata, pairs)
-    if not metadata["monotonic"] or len({p.opportunity_key for p in pairs}) != len(pairs):
-        # Receive times going backwards, or two pairs under one key: the streaming code, as is.
-        for update in _kept_updates(book_updates(path), keep_lines):
-            shared.on_update(update)
-        shared.finish()
-        return shared
-    _ColumnarPass(path, metadata, shared, keep_lines, progress).run()
+    # The pass makes millions of short-lived objects and none in a cycle: the cyclic garbage
+    # collector's rounds over the candidates it keeps would cost more than the pass itself.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        if not metadata["monotonic"] or len({p.opportunity_key for p in pairs}) != len(pairs):
+            # Receive times going backwards, or two pairs under one key: the streaming code, as is.
+            for update in _kept_updates(book_updates(path), keep_lines):
+                shared.on_update(update)
+            shared.finish()
+        else:
+            _ColumnarPass(path, metadata, shared, keep_lines, progress).run()
+    finally:
+        if collecting:
+            gc.enable()
     return shared
 
 
