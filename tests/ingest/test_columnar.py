@@ -12,14 +12,8 @@ from pathlib import Path
 import pytest
 
 from ingest import columnar
-from ingest.columnar import (
-    ColumnarError,
-    book_updates,
-    columnar_path,
-    ensure_columnar,
-    fast_pass,
-    read_metadata,
-)
+from ingest.columnar import ColumnarError, fast_pass
+from ingest.columnar_file import book_updates, columnar_path, ensure_columnar, read_metadata
 from ingest.detector_pass import DetectorPass, OutsideWindow, pair_book_keys, run_pass
 from ingest.recording import (
     RecordingWriter,
