@@ -72,9 +72,10 @@ def fast_pass(
     progress: Callable[[int], None] | None = None,
     timings: dict[str, float] | None = None,
 ) -> DetectorPass:
-    """`run_pass` over the recording's updates (normalised with the recording's own pairs, as a
-    replay reads them), from its columnar file (converted first when needed): the same
-    candidates, spans, kept books, update count and first/last times. The returned pass's
+    """`run_pass(updates_to_book_updates(<the recording's updates>, pairs), pairs, ...)` from the
+    recording's columnar file (converted first when needed, beside it: an OSError when that
+    folder cannot be written): the same candidates, spans, kept books, update count and
+    first/last times. `pairs` may be any of the recording's pairs. The returned pass's
     detector has evaluated only the updates that could change them, so its counters are not a
     full replay's. `progress(updates_so_far)` after each step of `ROWS_PER_CHUNK` rows;
     `timings`, when given, gets the CPU seconds of the column-wise part (`columns_s`) and of
