@@ -4,6 +4,7 @@ the pairs or the file's row groups; the cache is made once and made again when t
 changes."""
 
 import os
+import random
 import shutil
 from dataclasses import replace
 from decimal import Decimal as D
@@ -196,6 +197,46 @@ def test_irregular_books_and_times_give_the_same_pass(tmp_path, times):
         streaming = _streaming(path, threshold_cents=threshold, window_ms=1_500)
         assert streaming.candidates
         assert_same_pass(streaming, fast)
+
+
+def _random_recording(path: Path, rng: random.Random) -> None:
+    """Two pairs (one sharing the other's Kalshi market), books near 50 cents so that edges open
+    and close often, gaps up to a few seconds (sweeps, staleness, skew), thin and empty ladders."""
+    first, second = synthetic_pairs(2, seed=rng.randrange(1000))
+    pairs = [first, replace(second, kalshi_ticker=first.kalshi_ticker, max_age_ms=rng.choice((1500, 10_000)))]
+
+    def ladder(low: int, high: int) -> list[tuple[str, str]]:
+        prices = rng.sample(range(low, high), rng.randint(0, 3))
+        return [(f"0.{p:02d}", rng.choice(("0.5", "1", "3", "12.50", "40"))) for p in prices]
+
+    t_ms = 1_000
+    with RecordingWriter(path, pairs=pairs, source="test") as writer:
+        for _ in range(rng.randint(50, 400)):
+            t_ms += rng.choice((0, 0, 5, 200, 900, 1_000, 1_700, 4_000))
+            pair = rng.choice(pairs)
+            kind = rng.random()
+            if kind < 0.4:
+                writer.append(kalshi_update(t_ms, pair.kalshi_ticker, ladder(40, 56), ladder(40, 56)))
+            else:
+                token = pair.poly_yes_token if kind < 0.7 else pair.poly_no_token
+                stamp = t_ms - rng.choice((0, 50, 2_500)) if rng.random() < 0.8 else None
+                writer.append(
+                    polymarket_update(t_ms, token, ladder(35, 50), ladder(44, 60), venue_ts_ms=stamp)
+                )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_recordings_give_the_same_pass(tmp_path, monkeypatch, seed):
+    rng = random.Random(seed)
+    path = tmp_path / "random.jsonl.gz"
+    _random_recording(path, rng)
+    monkeypatch.setattr(columnar, "ROWS_PER_CHUNK", rng.choice((40, 100, 100_000)))
+    ensure_columnar(path, rows_per_group=rng.choice((7, 30, 1_000)))
+    pairs = pairs_of(read_recording(path)[0])
+    for threshold in (D(-3), D(0), D("1.5"), D(4)):
+        window_ms = rng.choice((0, 800, 3_000))
+        fast = fast_pass(path, pairs, threshold_cents=threshold, window_ms=window_ms)
+        assert_same_pass(_streaming(path, threshold_cents=threshold, window_ms=window_ms), fast)
 
 
 def test_the_cache_is_made_once_and_again_when_the_recording_changes(tmp_path):
