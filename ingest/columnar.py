@@ -214,7 +214,8 @@ class _ColumnarPass:
         self.lines = 0  # updates read so far (renumbered when a subset of pairs drops some)
         self.first_ms: int | None = None
         self.last_ms = 0
-        self.current: dict[int, tuple[int, Book]] = {}  # book code -> (the file's row, its Book)
+        # Book code -> (its row, numbered uniquely in the file, and its Book).
+        self.current: dict[int, tuple[int, Book]] = {}
         sizes = [self.file.metadata.row_group(g).num_rows for g in range(self.file.num_row_groups)]
         self.group_starts = np.cumsum([0, *sizes])
 
