@@ -39,7 +39,6 @@ from exchanges.books import POLYMARKET, Book
 from ingest.columnar_file import (
     LADDERS,
     MICRO,
-    BookKey,
     book_updates,
     columnar_path,
     decimal_of,
@@ -47,9 +46,9 @@ from ingest.columnar_file import (
     levels_of,
     read_metadata,
 )
-from ingest.detector import PairSpec
+from ingest.detector import BookKey, PairSpec
 from ingest.detector_pass import DetectorPass, pair_book_keys
-from ingest.recording import RecordingError, pairs_of, token_sides
+from ingest.recording import pairs_of, token_sides
 from ingest.sources import BookUpdate
 
 __all__ = ["ColumnarError", "columnar_path", "ensure_columnar", "fast_pass"]
@@ -82,8 +81,6 @@ def fast_pass(
     the updates evaluated one by one (`updates_s`: their books built, filed and evaluated)."""
     path = ensure_columnar(Path(recording))
     metadata = read_metadata(path)
-    if metadata is None:
-        raise RecordingError(f"{path}: not a columnar recording this code can read")
     pairs = list(pairs)
     shared = DetectorPass(pairs, Decimal(threshold_cents), window_ms)
     keep_lines = _check_pairs(metadata, pairs)

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exchanges.books import Book, Level
+from ingest.detector import BookKey
 from ingest.recording import pairs_of, read_recording
 from ingest.sources import BookUpdate, updates_to_book_updates
 
@@ -54,8 +55,6 @@ SCHEMA = pa.schema(
         *((name, pa.list_(pa.string())) for name in LADDERS),
     ]
 )
-
-BookKey = tuple[str, str, str]
 
 
 def columnar_path(recording: Path) -> Path:
