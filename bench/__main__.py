@@ -28,6 +28,7 @@ MODULES = [
     "bench_exchanges",
     "bench_rounds",
     "bench_detector",
+    "bench_columnar",
     "bench_ingest",
     "bench_engine",
     "bench_arrival",
