@@ -79,6 +79,13 @@ def read_metadata(path: Path) -> dict[str, Any] | None:
     return document if document.get("version") == FORMAT_VERSION else None
 
 
+def is_current(recording: Path) -> bool:
+    """Whether the columnar file beside `recording` was made from this very file."""
+    target = columnar_path(recording)
+    metadata = read_metadata(target) if target.exists() else None
+    return metadata is not None and metadata.get("source") == _fingerprint(Path(recording))
+
+
 def ensure_columnar(
     recording: Path,
     progress: Callable[[int], None] | None = None,

@@ -42,6 +42,8 @@ from accounts.models import THRESHOLD_RULES, UserProfile
 from config.errors import ConflictError, NotFoundError
 from config.numbers import DecimalRule, NumberError, WholeRule
 from exchanges.books import KALSHI, POLYMARKET
+from ingest.columnar import fast_pass
+from ingest.columnar_file import is_current
 from ingest.detector_pass import DetectorPass, run_pass
 from ingest.intents import IntentEmitter, UserThreshold
 from ingest.models import ExecutionIntent
@@ -346,16 +348,19 @@ def run_backtest(
     *,
     workers: int | None = None,
     on_progress: Callable[[Backtest], None] | None = None,
+    columnar: bool = False,
 ) -> Backtest:
     """Run a queued backtest to the end: the shared pass, then every grid point. A failure marks
-    it failed with the reason (its finished points stay, its unfinished runs end as failed)."""
+    it failed with the reason (its finished points stay, its unfinished runs end as failed).
+    The pass runs column-wise (`ingest.columnar`, the same results) when the recording's columnar
+    cache is there and current, or when `columnar` asks for it to be made."""
     backtest = Backtest.objects.get(pk=backtest_id)
     workers = workers or backtest.workers
     Backtest.objects.filter(pk=backtest_id).update(
         status=Backtest.RUNNING, started_at=timezone.now(), progress={"phase": "pass", "updates": 0}
     )
     try:
-        shared, run_ids = _prepare(backtest, on_progress)
+        shared, run_ids = _prepare(backtest, on_progress, columnar)
         _run_points(backtest, shared, run_ids, workers, on_progress)
     except BaseException as error:  # recorded on the backtest, then raised to the caller
         said = isinstance(error, (RecordingError, OSError, ValueError, LookupError))
@@ -400,7 +405,7 @@ def checked_recording(path: Path) -> dict[str, Any]:
     return summary
 
 
-def _prepare(backtest: Backtest, on_progress) -> tuple[DetectorPass, list[int]]:
+def _prepare(backtest: Backtest, on_progress, columnar: bool) -> tuple[DetectorPass, list[int]]:
     ref = resolve_recording(backtest.recording, user_id=backtest.user_id, allow_any_path=True)
     _progress(backtest.pk, progress={"phase": "checking", "updates": 0})
     summary = checked_recording(ref.path)
@@ -408,6 +413,7 @@ def _prepare(backtest: Backtest, on_progress) -> tuple[DetectorPass, list[int]]:
     header, updates = read_recording(ref.path)
     pairs = pairs_of(header)
     points = grid_points(backtest.grid)
+    window_ms = arrival_window_ms(points)
 
     def progress(count: int) -> None:
         _progress(backtest.pk, progress={"phase": "pass", "updates": count})
@@ -415,13 +421,22 @@ def _prepare(backtest: Backtest, on_progress) -> tuple[DetectorPass, list[int]]:
             backtest.progress = {"phase": "pass", "updates": count}
             on_progress(backtest)
 
-    shared = run_pass(
-        updates_to_book_updates(updates, pairs),
-        pairs,
-        threshold_cents=SPAN_THRESHOLD_CENTS,
-        window_ms=arrival_window_ms(points),
-        progress=progress,
-    )
+    shared = None
+    if columnar or is_current(ref.path):
+        try:  # the same pass, column-wise from the cache beside the recording (made once)
+            shared = fast_pass(
+                ref.path, pairs, threshold_cents=SPAN_THRESHOLD_CENTS, window_ms=window_ms, progress=progress
+            )
+        except OSError as error:  # a folder it cannot write beside the recording
+            logger.warning("event=backtest_columnar_unavailable backtest_id=%s why=%s", backtest.pk, error)
+    if shared is None:
+        shared = run_pass(
+            updates_to_book_updates(updates, pairs),
+            pairs,
+            threshold_cents=SPAN_THRESHOLD_CENTS,
+            window_ms=window_ms,
+            progress=progress,
+        )
     if shared.first_ms is None:
         raise RecordingError("the recording has no book of its pairs")
     ensure_market_pairs(specs=pairs)

@@ -14,6 +14,7 @@ import csv
 import gzip
 import io
 import json
+import shutil
 from datetime import timedelta
 from pathlib import Path
 
@@ -230,3 +231,28 @@ def test_a_backtests_trades_are_not_pushed_to_the_live_page(trading_user):
         return False
 
     assert async_to_sync(nothing_arrives)()
+
+
+@pytest.mark.django_db
+def test_the_column_wise_pass_gives_a_backtest_the_same_results(trading_user, tmp_path):
+    set_thresholds(trading_user, min_edge="1.00", max_leg="100", daily_cap="100000")
+    recording = tmp_path / "copy.jsonl.gz"
+    shutil.copy(BUNDLED_PATH, recording)
+
+    def backtest(**options) -> bytes:
+        made = create_backtest(
+            user=trading_user,
+            recording=str(recording),
+            grid=GRID,
+            seed=7,
+            starting_usd="5000",
+            allow_any_path=True,
+        )
+        return _results(run_backtest(made.pk, **options))
+
+    streamed = backtest()
+    assert not (tmp_path / "copy.columnar.parquet").exists()
+    assert backtest(columnar=True) == streamed
+    assert (tmp_path / "copy.columnar.parquet").exists()
+    assert backtest() == streamed  # the current cache is used by itself
+    assert streamed + b"\n" == EXPECTED.read_bytes()

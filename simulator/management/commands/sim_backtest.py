@@ -53,6 +53,13 @@ class Command(BaseCommand):
         parser.add_argument("--seed", default=None, help="the runs' seed (default: random, printed)")
         parser.add_argument("--workers", default="1", help="processes for the grid points (default 1)")
         parser.add_argument("--label", default="")
+        parser.add_argument(
+            "--columnar",
+            action="store_true",
+            help="convert the recording once into a columnar file beside it (<name>.columnar.parquet) "
+            "and run the detector's pass column-wise from it: the same results, faster from the "
+            "second backtest of the file on (a current cache is used without this option)",
+        )
         parser.add_argument("--csv", type=Path, metavar="FILE", help="also write the results as CSV")
         parser.add_argument(
             "--json", action="store_true", help="print the results as JSON instead of a table"
@@ -89,7 +96,7 @@ class Command(BaseCommand):
                 )
 
             try:
-                backtest = backtests.run_backtest(backtest.pk, on_progress=show)
+                backtest = backtests.run_backtest(backtest.pk, on_progress=show, columnar=options["columnar"])
             except (RecordingError, OSError, ValueError, LookupError, RuntimeError) as error:
                 raise CommandError(f"backtest {backtest.pk} failed: {error}") from None
         results = sorted_by_pnl(backtest.results)
