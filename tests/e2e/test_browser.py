@@ -45,11 +45,13 @@ def demo(tmp_path_factory):
 # A trader of their own in the demo's database, with one legged trade whose Kalshi leg was unwound
 # (tests/simulator/surface_fixtures.py): the modal's timeline and books have known contents.
 SEED_LEGGED_TRADE = """
+from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from tests.simulator.surface_fixtures import make_legged_trade, make_run
 user = get_user_model().objects.create_user({username!r}, password={password!r})
-run = make_run(user, label="legged run", reserved_usd="12.50")
+# Started an hour ago: a run past its end time would end at the demo's next span start.
+run = make_run(user, label="legged run", reserved_usd="12.50", started_at=timezone.now() - timedelta(hours=1))
 print(make_legged_trade(run, timezone.now()).pk)
 """
 
