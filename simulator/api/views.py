@@ -394,7 +394,9 @@ class BacktestResultsCsvApi(ApiView):
     def get(self, request, backtest_id: int):
         """The results as CSV, best expected P&L first: a column per grid setting, then the figures."""
         backtest = backtests.finished_backtest(user_id=request.user.pk, backtest_id=backtest_id)
-        response = HttpResponse(results_csv(backtest.results, backtests.setting_names(backtest.grid)), content_type="text/csv")
+        response = HttpResponse(
+            results_csv(backtest.results, backtests.setting_names(backtest.grid)), content_type="text/csv"
+        )
         response["Content-Disposition"] = f'attachment; filename="backtest-{backtest.pk}.csv"'
         return response
 
