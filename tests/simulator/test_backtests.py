@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -217,20 +217,21 @@ def test_a_backtest_that_stopped_moving_ends_failed_and_says_why(trading_user):
 @pytest.mark.django_db(transaction=True)  # frames leave when a decision commits
 def test_a_backtests_trades_are_not_pushed_to_the_live_page(trading_user):
     layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(user_group(trading_user.pk), channel)
-    backtest = run_backtest(create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=7).pk)
-    assert backtest.results[0]["trades"] > 0
-    flush()
 
-    async def nothing_arrives() -> bool:
+    async def frames_while_a_backtest_runs() -> list:
+        # One event loop throughout: a Redis pub/sub layer knows its channels per process and loop.
+        channel = await layer.new_channel()
+        await layer.group_add(user_group(trading_user.pk), channel)
+        made = await sync_to_async(create_backtest)(user=trading_user, recording=BUNDLED, grid={}, seed=7)
+        backtest = await sync_to_async(run_backtest)(made.pk)
+        assert backtest.results[0]["trades"] > 0
+        await sync_to_async(flush)()
         try:
-            await asyncio.wait_for(layer.receive(channel), timeout=1.0)
+            return [await asyncio.wait_for(layer.receive(channel), timeout=1.0)]
         except TimeoutError:
-            return True
-        return False
+            return []
 
-    assert async_to_sync(nothing_arrives)()
+    assert async_to_sync(frames_while_a_backtest_runs)() == []
 
 
 @pytest.mark.django_db
