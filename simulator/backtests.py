@@ -70,6 +70,7 @@ STARTING_USD = DecimalRule(Decimal("1"), Decimal("100000000"), places=4, unit="U
 SEED = WholeRule(0, 2**63 - 1)
 END_REASON = "end of the recording"
 HEARTBEAT_EVERY_DECISIONS = 200
+INTENT_BATCH = 500
 # Orders of a decision arrive within three latencies (first leg, second leg, unwind).
 ARRIVAL_STEPS = 3
 # When a profile leaves a threshold unset, a backtest still runs: these stand in (the settings).
@@ -548,25 +549,39 @@ def _run_point(run_id: int, shared: DetectorPass) -> None:
         max_leg_usd=Decimal(run.max_leg_usd),
         watched_keys=frozenset(run.opportunity_keys) if run.opportunity_keys else None,
     )
-    emitter = IntentEmitter(INTENT_COOLDOWN_MS)
     pair_ids = dict(ensure_market_pairs(specs=sorted(shared.pairs, key=lambda pair: pair.opportunity_key)))
+    # The emitter depends on the candidates alone, never on a decision: the point's intents are
+    # written first, in bulk, in the order they will be decided.
+    emitter = IntentEmitter(INTENT_COOLDOWN_MS)
+    emitted = [
+        (candidate, drafts)
+        for candidate in shared.candidates
+        if (
+            drafts := emitter.emit(
+                candidate.evaluation, [user], candidate.evaluation.at_ms, span_key=candidate.span_key
+            )
+        )
+    ]
+    rows = ExecutionIntent.objects.bulk_create(
+        [
+            intent_row(draft, pair_id=pair_ids[draft.opportunity_key], origin="backtest")
+            for _, drafts in emitted
+            for draft in drafts
+        ],
+        batch_size=INTENT_BATCH,
+    )
+    intent_ids = iter([row.pk for row in rows])
     clock = RecordedClock(books=BooksAsOf(shared.books.book_at), arrival=BooksAsOf(shared.books.book_at))
     decided, next_beat = 0, HEARTBEAT_EVERY_DECISIONS
     with recorded_clock.running(clock):
-        for candidate in shared.candidates:
+        for candidate, drafts in emitted:
             at_ms = candidate.evaluation.at_ms
-            drafts = emitter.emit(candidate.evaluation, [user], at_ms, span_key=candidate.span_key)
-            if not drafts:
-                continue
             arrive_due(at_ms)
             clock.now_ms = at_ms
             clock.books = BooksAsOf(partial(shared.books.book_at, upto_line=candidate.line))
-            intents = ExecutionIntent.objects.bulk_create(
-                [intent_row(d, pair_id=pair_ids[d.opportunity_key], origin="backtest") for d in drafts]
-            )
-            for intent in intents:
-                decide_intent_task(run.pk, intent.pk)
-            decided += len(intents)
+            for _ in drafts:
+                decide_intent_task(run.pk, next(intent_ids))
+            decided += len(drafts)
             if decided >= next_beat:
                 next_beat += HEARTBEAT_EVERY_DECISIONS
                 _progress(run.backtest_id)
