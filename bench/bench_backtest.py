@@ -133,11 +133,11 @@ class Clock:
     """Wall and CPU seconds of a block (CPU: this process's own)."""
 
     def __enter__(self) -> Clock:
-        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self.started, self._cpu = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.wall_s = time.perf_counter() - self._wall
+        self.wall_s = time.perf_counter() - self.started
         self.cpu_s = time.process_time() - self._cpu
 
 
@@ -228,7 +228,7 @@ def run_grid(path: Path, grid: dict[str, list[str]], workers: int) -> dict[str, 
 
         def progress(current: Any) -> None:
             if current.points_done and not first_point:
-                first_point.append(time.perf_counter() - clock._wall)
+                first_point.append(time.perf_counter() - clock.started)
 
         backtest = backtests.run_backtest(backtest.pk, workers=workers, on_progress=progress)
     decisions = sum(result["decisions"] for result in backtest.results)
@@ -328,8 +328,7 @@ def profile_point(path: Path, shared: Any) -> dict[str, Any]:
     backtests.run_pass = _returning(shared, backtests.run_pass)
     backtests.run_point = profiled
     try:
-        with Clock() as clock:
-            backtest = backtests.run_backtest(backtest.pk, workers=1)
+        backtest = backtests.run_backtest(backtest.pk, workers=1)
     finally:
         backtests.run_pass = backtests.run_pass.original
         backtests.run_point = original_point
@@ -350,7 +349,6 @@ def profile_point(path: Path, shared: Any) -> dict[str, Any]:
     run = SimulatorRun.objects.get(backtest=backtest)
     return {
         "profiled_s": total,
-        "wall_s": clock.wall_s,
         "parts": parts,
         "decisions": backtest.results[0]["decisions"],
         "candidates": len(shared.candidates),
@@ -461,7 +459,10 @@ def run(quick: bool | None = None) -> list[dict[str, Any]]:
     print(profile["top_cumulative"])
     print(profile["top_tottime"])
 
-    day_note = f"{day.label}, {day.pairs} pairs at {day.updates_per_s:g} updates/s each (the bundled recording's), {updates:,} updates"
+    day_note = (
+        f"{day.label}, make_recording --pairs {day.pairs} --updates-per-s {day.updates_per_s:g} (the bundled "
+        f"recording's), {updates:,} updates"
+    )
     grid_note = "12 points: min_net_edge_cents=0.5,1,2 x max_leg_usd=100,250 x order_type=ioc,fok"
     rows = [
         figure(
