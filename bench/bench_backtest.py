@@ -234,7 +234,6 @@ def run_grid(path: Path, grid: dict[str, list[str]], workers: int) -> dict[str, 
     decisions = sum(result["decisions"] for result in backtest.results)
     return {
         "wall_s": clock.wall_s,
-        "cpu_s": clock.cpu_s,
         "check_s": check.seconds,
         "pass_s": shared.seconds,
         "results_s": results.seconds,
