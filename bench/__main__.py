@@ -6,6 +6,9 @@ A module exposes `run() -> list[dict]`: figure rows as bench/common.py describes
 only has `main()` (it prints its own table) runs as is; its figures are read back from that
 table (see `_rows_from_printed_table`), so give it a `run()` when you touch it.
 
+`python -m bench --quick [module ...]` sets BENCH_QUICK=1: a module that honours it (bench_backtest)
+runs a short smoke version of its measurements.
+
 A module that fails is reported in the table and the file, the others still run, and the exit
 status is 1.
 """
@@ -15,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import io
+import os
 import re
 import sys
 import time
@@ -36,6 +40,7 @@ MODULES = [
     "bench_streams",
     "bench_api",
     "bench_report",
+    "bench_backtest",
 ]
 
 
@@ -100,7 +105,11 @@ def _run_module(name: str) -> list[dict[str, Any]]:
 
 
 def main() -> int:
-    only = set(sys.argv[1:])
+    arguments = sys.argv[1:]
+    if "--quick" in arguments:  # smoke runs, for the modules that honour it
+        arguments.remove("--quick")
+        os.environ["BENCH_QUICK"] = "1"
+    only = set(arguments)
     unknown = only - set(MODULES)
     if unknown:
         print(f"unknown benchmark(s): {', '.join(sorted(unknown))}; known: {', '.join(MODULES)}")
