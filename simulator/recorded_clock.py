@@ -40,7 +40,6 @@ class RecordedClock:
     books: RecordedBooks  # what decisions see (now: as of the update being read)
     arrival: RecordedBooks | None = None  # what orders meet on arrival; None: `books`
     now_ms: int = 0
-    arrivals_done: int = 0
     _due: list[tuple[int, int, int, str]] = field(default_factory=list)  # (at ms, order, trade, step)
     _order: Iterator[int] = field(default_factory=itertools.count)
 
@@ -54,10 +53,6 @@ class RecordedClock:
         while self._due and (before_ms is None or self._due[0][0] < before_ms):
             _, _, trade_id, step = heapq.heappop(self._due)
             yield trade_id, step
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._due)
 
 
 # Per thread: a backtest run on a thread of a serving process (the embedded default) must not
