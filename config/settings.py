@@ -150,7 +150,7 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDI
 BACKTEST_MAX_POINTS = env.int("BACKTEST_MAX_POINTS", default=64)
 BACKTEST_MAX_WORKERS = env.int("BACKTEST_MAX_WORKERS", default=max(1, os.cpu_count() or 1))
 # A backtest that has not moved for this long lost its process: beat's sweep ends it as failed.
-BACKTEST_STALL_S = env.int("BACKTEST_STALL_S", default=600)
+BACKTEST_STALL_S = env.int("BACKTEST_STALL_S", default=1800)
 SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="celery")
 if SIMULATOR_ARRIVALS not in ("celery", "timer"):
     raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery or timer")

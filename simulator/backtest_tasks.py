@@ -22,9 +22,12 @@ from simulator.models import Backtest
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="simulator.backtest_tasks.run_backtest_task", bind=True, acks_late=True)
+# Acknowledged on receipt: a backtest runs for minutes, longer than the broker's visibility
+# timeout, and a redelivered copy must not start it twice. A worker that dies leaves it to beat's
+# stalled-backtest sweep (it ends failed, saying so).
+@shared_task(name="simulator.backtest_tasks.run_backtest_task", bind=True, acks_late=False)
 def run_backtest_task(self, backtest_id: int) -> str:
-    """A whole backtest (its grid points on the worker's processes); a redelivery starts it again."""
+    """A whole backtest (its grid points on the worker's processes), once."""
     return run_backtest(backtest_id).status
 
 

@@ -21,9 +21,8 @@ import logging
 import multiprocessing
 import pickle
 import secrets
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,7 +34,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import THRESHOLD_RULES, UserProfile
@@ -328,15 +326,18 @@ def _progress(backtest_id: int, **fields: Any) -> None:
     Backtest.objects.filter(pk=backtest_id).update(heartbeat_at=timezone.now(), **fields)
 
 
-def fail_stalled(*, now: datetime | None = None, stall_s: float | None = None) -> int:
-    """Backtests queued or running that have not moved for `stall_s` (BACKTEST_STALL_S): their
-    process ended (a worker killed, a server restarted). They end as failed, saying so, and
-    their unfinished runs with them. Returns how many."""
+def fail_stalled(
+    *, now: datetime | None = None, stall_s: float | None = None, queued_too: bool = False
+) -> int:
+    """Running backtests that have not moved for `stall_s` (BACKTEST_STALL_S): their process
+    ended (a worker killed, a server restarted). They end as failed, saying so, and their
+    unfinished runs with them. `queued_too`: also those still queued (a process restarting
+    with no broker: nothing will run them). Returns how many."""
     now = now or timezone.now()
     limit = now - timedelta(seconds=settings.BACKTEST_STALL_S if stall_s is None else stall_s)
-    stalled = Backtest.objects.filter(status__in=(Backtest.QUEUED, Backtest.RUNNING)).filter(
-        Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, created_at__lt=limit)
-    )
+    stalled = Backtest.objects.filter(status=Backtest.RUNNING, heartbeat_at__lt=limit)
+    if queued_too:
+        stalled = stalled | Backtest.objects.filter(status=Backtest.QUEUED, created_at__lt=limit)
     count = 0
     for backtest in stalled:
         _fail(backtest, "stopped moving: the process running it ended; start it again")
@@ -355,11 +356,18 @@ def run_backtest(
     it failed with the reason (its finished points stay, its unfinished runs end as failed).
     The pass runs column-wise (`ingest.columnar`, the same results) when the recording's columnar
     cache is there and current, or when `columnar` asks for it to be made."""
-    backtest = Backtest.objects.get(pk=backtest_id)
-    workers = workers or backtest.workers
-    Backtest.objects.filter(pk=backtest_id).update(
-        status=Backtest.RUNNING, started_at=timezone.now(), progress={"phase": "pass", "updates": 0}
+    # Claimed once: a second delivery or caller finds it no longer queued and leaves it.
+    claimed = Backtest.objects.filter(pk=backtest_id, status=Backtest.QUEUED).update(
+        status=Backtest.RUNNING,
+        started_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        progress={"phase": "pass", "updates": 0},
     )
+    backtest = Backtest.objects.get(pk=backtest_id)
+    if not claimed:
+        logger.warning("event=backtest_not_queued backtest_id=%s status=%s", backtest_id, backtest.status)
+        return backtest
+    workers = workers or backtest.workers
     try:
         shared, run_ids = _prepare(backtest, on_progress, columnar)
         _run_points(backtest, shared, run_ids, workers, on_progress)
@@ -368,7 +376,8 @@ def run_backtest(
         _fail(backtest, str(error) if said else f"{type(error).__name__}: {error}")
         raise
     results = [point_result(run, shared.spans) for run in _runs(backtest)]
-    Backtest.objects.filter(pk=backtest_id).update(
+    # Only a backtest still running is done: one ended meanwhile (as stalled) keeps that verdict.
+    Backtest.objects.filter(pk=backtest_id, status=Backtest.RUNNING).update(
         status=Backtest.DONE,
         finished_at=timezone.now(),
         results=results,
@@ -409,7 +418,7 @@ def checked_recording(path: Path) -> dict[str, Any]:
 def _prepare(backtest: Backtest, on_progress, columnar: bool) -> tuple[DetectorPass, list[int]]:
     ref = resolve_recording(backtest.recording, user_id=backtest.user_id, allow_any_path=True)
     _progress(backtest.pk, progress={"phase": "checking", "updates": 0})
-    summary = checked_recording(ref.path)
+    summary = checked_recording(ref.path)  # minutes for a week's file: BACKTEST_STALL_S allows it
     _progress(backtest.pk, recording_summary=summary, progress={"phase": "pass", "updates": 0})
     header, updates = read_recording(ref.path)
     pairs = pairs_of(header)
@@ -521,24 +530,23 @@ def _run_points(backtest, shared: DetectorPass, run_ids: list[int], workers: int
             finished()
 
 
-@contextmanager
-def _engine_logs_quiet() -> Iterator[None]:
-    """A backtest decides thousands of intents in seconds: its rows say what each did, so the
-    engine's per-decision info lines are left out while it runs (warnings still show)."""
-    engine_logger = logging.getLogger("simulator.engine")
-    level = engine_logger.level
-    engine_logger.setLevel(max(logging.WARNING, level))
-    try:
-        yield
-    finally:
-        engine_logger.setLevel(level)
+class _QuietOnRecordedClock(logging.Filter):
+    """A backtest decides thousands of intents in seconds and its rows say what each did: the
+    engine's per-decision info lines are left out on a thread running a recording's clock (other
+    threads, a server's live runs, keep theirs; warnings always show)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or recorded_clock.current() is None
+
+
+for _name in ("simulator.engine.pipeline", "simulator.engine.arrival"):
+    logging.getLogger(_name).addFilter(_QuietOnRecordedClock())
 
 
 def run_point(run_id: int, shared: DetectorPass) -> None:
     """One grid point: its intents from the shared candidates, decided and arrived through the
     engine's tasks on the recording's clock; the run ends where the recording does."""
-    with _engine_logs_quiet():
-        _run_point(run_id, shared)
+    _run_point(run_id, shared)
 
 
 def _run_point(run_id: int, shared: DetectorPass) -> None:

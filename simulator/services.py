@@ -231,6 +231,10 @@ def stop_run(
                 raise NotFoundError(f"run {run_id} not found")
         if run.status != SimulatorRun.RUNNING:
             raise ConflictError(f"run {run.pk} is already {run.status}")
+        if run.kind == SimulatorRun.BACKTEST:
+            raise ConflictError(
+                f"run {run.pk} is a point of backtest {run.backtest_id}: it ends with its recording"
+            )
         end_run(run, status=SimulatorRun.STOPPED, reason=reason, now=now)
     logger.info("event=run_stopped run_id=%s user_id=%s", run.pk, user.pk)
     return run

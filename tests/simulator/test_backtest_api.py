@@ -16,6 +16,7 @@ from simulator.backtest_results import CSV_COLUMNS
 from simulator.backtests import create_backtest
 from simulator.models import Backtest, SimulatorRun
 from tests.ingest.test_recording_files import kalshi, recording
+from tests.simulator.conftest import needs_postgres
 from tests.simulator.surface_fixtures import make_run
 
 BUNDLED = "bundled/demo_recording.jsonl.gz"
@@ -45,6 +46,10 @@ def wait_until_finished(api: APIClient, status_url: str) -> dict:
     raise AssertionError(f"the backtest did not finish in {POLL_LIMIT_S} s; statuses seen: {seen}")
 
 
+# The backtest's thread writes while the test polls: SQLite's in-memory test database (shared
+# cache) refuses a locked table at once, where the embedded default's file database waits.
+@pytest.mark.postgres_only
+@needs_postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_backtest_runs_in_the_background_and_its_points_are_compared(api, user, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True  # no broker: the backtest runs on a thread

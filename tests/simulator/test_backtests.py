@@ -27,13 +27,14 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from config.errors import ConflictError
 from ingest.models import ExecutionIntent
 from ingest.recording import RecordingError
 from simulator import presenters
 from simulator.backtests import create_backtest, fail_stalled, grid_points, parse_grid, run_backtest
 from simulator.engine.broadcast import flush, user_group
 from simulator.models import Backtest, Decision, SimulatorRun, SimulatorTrade
-from simulator.services import start_run
+from simulator.services import start_run, stop_run
 from tests.simulator.conftest import needs_postgres
 from tests.simulator.factories import set_thresholds
 
@@ -203,15 +204,27 @@ def test_sim_backtest_prints_the_points_best_first_and_writes_their_csv(trading_
 
 @pytest.mark.django_db
 def test_a_backtest_that_stopped_moving_ends_failed_and_says_why(trading_user):
-    stalled = create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=1)
-    moving = create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=1)
-    later = timezone.now() + timedelta(seconds=settings.BACKTEST_STALL_S + 1)
+    stalled, moving, queued = (
+        create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=1) for _ in range(3)
+    )
+    start = timezone.now()
+    later = start + timedelta(seconds=settings.BACKTEST_STALL_S + 1)
+    Backtest.objects.filter(pk=stalled.pk).update(status=Backtest.RUNNING, heartbeat_at=start)
     Backtest.objects.filter(pk=moving.pk).update(status=Backtest.RUNNING, heartbeat_at=later)
     assert fail_stalled(now=later) == 1
-    stalled.refresh_from_db()
-    moving.refresh_from_db()
+    for backtest in (stalled, moving, queued):
+        backtest.refresh_from_db()
     assert stalled.status == Backtest.FAILED and "process running it ended" in stalled.error
-    assert moving.status == Backtest.RUNNING
+    assert (moving.status, queued.status) == (Backtest.RUNNING, Backtest.QUEUED)  # a queue can be long
+    # A stalled backtest is not run afterwards, and a finished one is not run again.
+    assert run_backtest(stalled.pk).status == Backtest.FAILED
+    assert fail_stalled(now=later, queued_too=True) == 1  # a restart with no broker: nothing runs it
+    done = run_backtest(create_backtest(user=trading_user, recording=BUNDLED, grid={}, seed=1).pk)
+    point = done.runs.get()
+    assert run_backtest(done.pk).results == done.results and done.runs.get().pk == point.pk
+    with pytest.raises(ConflictError, match="point of backtest"):
+        SimulatorRun.objects.filter(pk=point.pk).update(status=SimulatorRun.RUNNING)
+        stop_run(user=trading_user, run_id=point.pk)
 
 
 @pytest.mark.django_db(transaction=True)  # frames leave when a decision commits

@@ -194,7 +194,7 @@ class Command(BaseCommand):
         call_command("migrate", interactive=False, verbosity=0)
         # Backtests run on threads of the demo's process: those a previous demo left unfinished
         # ended with it.
-        backtests.fail_stalled(stall_s=0)
+        backtests.fail_stalled(stall_s=0, queued_too=True)
         import_pairs_file(path=options["pairs"])
 
         var_dir = Path(settings.BASE_DIR) / "var"
