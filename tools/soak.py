@@ -343,12 +343,15 @@ def trade_arithmetic(trade) -> list[str]:
         if leg.get("unwind"):
             unwind = leg["unwind"]
             sold = _amounts(unwind["fills"])
-            bids = dict(_amounts(unwind["book"]))
-            if sum((s for _, s in sold), Decimal(0)) > Decimal(unwind["size"]):
-                wrong.append(f"{where}: the unwind sold more than its size {unwind['size']}")
-            wrong += [
-                f"{where}: the unwind sold {s} at {p}, more than bid" for p, s in sold if s > bids.get(p, 0)
-            ]
+            walk, left = [], Decimal(unwind["size"])
+            for price, depth in sorted(_amounts(unwind["book"]), reverse=True):
+                if left <= 0:
+                    break
+                if depth > 0:
+                    walk.append((price, min(depth, left)))
+                    left -= min(depth, left)
+            if sold != walk:
+                wrong.append(f"{where}: the unwind sold {sold}, not the best-first walk {walk} of the bids")
             unwound += Decimal(unwind["proceeds_usd"]) - Decimal(unwind["fee_usd"])
     matched = min(filled)
     if trade.matched_size != matched:

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from config import telemetry
 from exchanges.books import KALSHI, YES, Book, Level
 from exchanges.double import BookMove, Fault
 from exchanges.ratelimit import BookCache, LocalRateLimiter
@@ -306,3 +307,17 @@ def test_a_streamed_book_older_than_the_max_age_is_not_used(scene, validator, do
     kalshi_leg = next(leg for leg in trade.legs if leg["venue"] == "kalshi")
     assert (D(kalshi_leg["book"][0]["price"]), D(kalshi_leg["book"][0]["size"])) == (D("0.45"), 20)
     assert _orderbook_reads(double, "kalshi") == 1
+
+
+def test_each_order_meeting_its_venue_at_arrival_counts_in_the_lateness_metric(scene, validator):
+    """/metrics' arrival lateness is fed by the live path's arrivals, one observation per order."""
+    decision = decide(scene, validator)
+    assert decision.outcome == "traded", decision.reason
+    observed_before = telemetry.arrival_lateness()[0][-1][1]
+    arrive_in_order(in_flight_steps(decision))
+    trade = SimulatorTrade.objects.get(decision=decision)
+    orders_arrived = sum(1 for leg in trade.legs if leg["arrived_at"]) + sum(
+        1 for leg in trade.legs if leg["unwind"] and leg["unwind"]["arrived_at"]
+    )
+    assert orders_arrived >= 2
+    assert telemetry.arrival_lateness()[0][-1][1] == observed_before + orders_arrived
