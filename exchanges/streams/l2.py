@@ -5,9 +5,16 @@ the Polymarket CLOB market channel's `book` / `price_change` events, both in eve
 form (current and legacy). Prices and sizes are Decimal, levels keyed by Decimal so "0.080" and
 "0.0800" are one level. Unknown fields and unknown message types are ignored.
 
-A book that can no longer be trusted (a Kalshi sequence gap, a crossed Polymarket book) is
-*stale*: it yields no `Book` until a new snapshot makes it whole again. `apply` says which
-instruments changed and which just went stale, so the client can ask for a resnapshot.
+A book that can no longer be trusted (a Kalshi sequence gap, a crossed book, a Polymarket `book`
+whose `hash` does not verify) is *stale*: it yields no `Book` until a new snapshot makes it whole
+again. `apply` says which instruments changed and which just went stale, so the client can ask
+for a resnapshot.
+
+A Kalshi book is crossed when its best YES bid and best NO bid add up to $1 or more (a YES bid at
+or above the YES ask that the NO bid implies: the venue would have matched them); a Polymarket
+book when its best bid is at or above its best ask. A Polymarket `book` event's `hash` is checked
+with py-clob-client's own computation (`polymarket_book_hash`); a `price_change`'s `hash` is the
+hash of the order that caused the change, which a client cannot check.
 
 The books come out as the `exchanges.books.Book`s ingest uses (built by `kalshi_books` /
 `polymarket_book`, as the REST adapters build them) and as recording lines (ingest.recording's
@@ -22,10 +29,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from py_clob_client.clob_types import OrderBookSummary, OrderSummary
+from py_clob_client.utilities import generate_orderbook_summary_hash
+
 from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, kalshi_books, polymarket_book
 
 CENTS_PER_DOLLAR = Decimal(100)
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 Ladder = dict[Decimal, Decimal]  # price -> size, sizes > 0
 Levels = list[tuple[Decimal, Decimal]]  # (price, size), best first
@@ -35,11 +46,15 @@ Ladders = tuple[Levels, Levels]  # a whole book's two sides, as `ladders()` copi
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What one message did: instruments whose book changed and is whole, instruments that just
-    went stale (they need a resnapshot), and for Kalshi the subscription whose sequence broke."""
+    went stale (they need a resnapshot), for Kalshi the subscription whose sequence broke and the
+    markets that went stale because they crossed, for Polymarket the assets that went stale
+    because their `book`'s hash did not verify."""
 
     changed: tuple[str, ...] = ()
     stale: tuple[str, ...] = ()
     gap_sid: int | None = None
+    crossed: tuple[str, ...] = ()
+    bad_hash: tuple[str, ...] = ()
 
 
 NOTHING = Applied()
@@ -137,9 +152,12 @@ class KalshiL2:
                     market.stale = True
                     went_stale.append(ticker)
                 return Applied(stale=tuple(went_stale), gap_sid=gap_sid)
-            self._markets[ticker] = _KalshiMarket(sid=sid, yes=yes, no=no)
+            market = self._markets[ticker] = _KalshiMarket(sid=sid, yes=yes, no=no)
             if ticker in went_stale:
                 went_stale.remove(ticker)
+            if yes and no and max(yes) + max(no) >= ONE:
+                market.stale = True
+                return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid, crossed=(ticker,))
             return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
         market = self._markets.get(ticker)
         if market is None or market.stale:
@@ -165,12 +183,17 @@ class KalshiL2:
             # A delta we cannot read leaves the book unknown: stale until a snapshot.
             market.stale = True
             return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid)
-        ladder = market.yes if side == YES else market.no
+        ladder, other = (market.yes, market.no) if side == YES else (market.no, market.yes)
         size = ladder.get(price, ZERO) + delta
         if size > 0:
             ladder[price] = size
         else:
             ladder.pop(price, None)
+        # A whole book is not crossed, so only a level added or grown can cross it, and only
+        # against the other side's best bid.
+        if delta > 0 and other and price + max(other) >= ONE:
+            market.stale = True
+            return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid, crossed=(ticker,))
         return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
 
     def _stale_sid(self, sid: int) -> list[str]:
@@ -254,6 +277,40 @@ def kalshi_recording_line(
 
 # --- Polymarket ----------------------------------------------------------------------------------
 
+# The fields of the venue's order book summary besides its levels, in the summary's order.
+_SUMMARY_FIELDS = (
+    "market",
+    "asset_id",
+    "timestamp",
+    "min_order_size",
+    "tick_size",
+    "neg_risk",
+    "last_trade_price",
+)
+
+
+def polymarket_book_hash(event: Mapping[str, Any]) -> str:
+    """The hash the venue gives the book of a `book` event (or a REST /book body), computed by
+    py-clob-client's `generate_orderbook_summary_hash` (SHA1 of the summary's compact JSON with
+    `hash` blank). Its parser (`parse_raw_orderbook_summary`) insists on every field of the REST
+    summary, which a `book` event may not carry, so the summary is built here: a field the event
+    lacks is null, and the levels keep the order they came in."""
+    levels = {
+        side: [
+            OrderSummary(price=level.get("price"), size=level.get("size")) for level in event.get(side) or ()
+        ]
+        for side in ("bids", "asks")
+    }
+    fields = {name: event.get(name) for name in _SUMMARY_FIELDS}
+    return generate_orderbook_summary_hash(OrderBookSummary(**fields, **levels, hash=""))
+
+
+def _hash_verifies(event: Mapping[str, Any]) -> bool:
+    sent = event.get("hash")
+    if not isinstance(sent, str):
+        return True  # no hash sent: nothing to check
+    return sent.removeprefix("0x") == polymarket_book_hash(event)
+
 
 def _polymarket_levels(raw: Any) -> Ladder | None:
     ladder: Ladder = {}
@@ -281,21 +338,29 @@ class _PolymarketAsset:
 
 
 class PolymarketL2:
-    """Every subscribed Polymarket token's bids and asks."""
+    """Every subscribed Polymarket token's bids and asks. With `verify_hashes`, a `book` whose
+    `hash` does not verify leaves the asset stale (`Applied.bad_hash`)."""
 
     def __init__(self) -> None:
         self._assets: dict[str, _PolymarketAsset] = {}
+        self.verify_hashes = True
 
     def apply(self, event: Any) -> Applied:
         """One decoded frame: an event object, or a JSON array of them (the initial dump)."""
         if isinstance(event, list):
             changed: list[str] = []
             stale: list[str] = []
+            bad_hash: list[str] = []
             for item in event:
                 applied = self.apply(item)
                 changed = [c for c in changed if c not in applied.stale] + list(applied.changed)
                 stale = [s for s in stale if s not in applied.changed] + list(applied.stale)
-            return Applied(changed=tuple(dict.fromkeys(changed)), stale=tuple(dict.fromkeys(stale)))
+                bad_hash = [b for b in bad_hash if b not in applied.changed] + list(applied.bad_hash)
+            return Applied(
+                changed=tuple(dict.fromkeys(changed)),
+                stale=tuple(dict.fromkeys(stale)),
+                bad_hash=tuple(dict.fromkeys(bad_hash)),
+            )
         if not isinstance(event, Mapping):
             return NOTHING
         kind = event.get("event_type")
@@ -312,6 +377,12 @@ class PolymarketL2:
         bids, asks = _polymarket_levels(event.get("bids")), _polymarket_levels(event.get("asks"))
         if bids is None or asks is None:
             return self._make_stale(asset_id)
+        if self.verify_hashes and not _hash_verifies(event):
+            # Stale even if never whole before: the client asks for a fresh book either way.
+            old = self._assets.get(asset_id)
+            if old is not None:
+                old.stale = True
+            return Applied(stale=(asset_id,), bad_hash=(asset_id,))
         # No venue time for a snapshot: its `timestamp` can be when the book last changed, long
         # before it was sent, while the book it carries is current as received.
         asset = _PolymarketAsset(market=str(event.get("market") or ""), bids=bids, asks=asks)
