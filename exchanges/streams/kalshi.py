@@ -181,7 +181,8 @@ class KalshiStreamClient(StreamConnection):
         with self._lock:
             applied = self._l2.apply(message)
             self._publish(applied.changed, received_ms, self._venue_ts_of(message))
-            if applied.stale and (applied.gap_sid is not None or not applied.crossed):
+            crossed = self._l2.crossed(applied.stale) if applied.stale and applied.gap_sid is None else ()
+            if applied.stale and not crossed:
                 self._resnapshot_asked(applied.stale)  # a crossed book counts when it is asked for
         if self._crossed_asked and applied.changed:
             self._crossed_asked.difference_update(applied.changed)
@@ -195,12 +196,12 @@ class KalshiStreamClient(StreamConnection):
                     {"sid": applied.gap_sid, "market_tickers": stale, "action": "get_snapshot"},
                     "get_snapshot",
                 )
-        elif applied.crossed:
-            await self._snapshot_crossed(ws, message.get("sid"), applied.crossed)
+        elif crossed:
+            await self._snapshot_crossed(ws, message.get("sid"), crossed)
         elif applied.stale:
             await self._resubscribe_books(ws)
 
-    async def _snapshot_crossed(self, ws: ClientConnection, sid: Any, tickers: tuple[str, ...]) -> None:
+    async def _snapshot_crossed(self, ws: ClientConnection, sid: Any, tickers: list[str]) -> None:
         """Ask the subscription for a fresh snapshot of each crossed market, once until it is whole
         (a message of a subscription being replaced asks nothing: the new one sends snapshots)."""
         asked = sorted(set(tickers) - self._crossed_asked)

@@ -46,15 +46,13 @@ Ladders = tuple[Levels, Levels]  # a whole book's two sides, as `ladders()` copi
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What one message did: instruments whose book changed and is whole, instruments that just
-    went stale (they need a resnapshot), for Kalshi the subscription whose sequence broke and the
-    markets that went stale because they crossed, for Polymarket the assets that went stale
-    because their `book`'s hash did not verify."""
+    went stale (they need a resnapshot), and for Kalshi the subscription whose sequence broke.
+    Why a book went stale, when the client acts on it, is asked of the L2 (`KalshiL2.crossed`,
+    `PolymarketL2.hash_failed`): every message builds an `Applied`, few go stale."""
 
     changed: tuple[str, ...] = ()
     stale: tuple[str, ...] = ()
     gap_sid: int | None = None
-    crossed: tuple[str, ...] = ()
-    bad_hash: tuple[str, ...] = ()
 
 
 NOTHING = Applied()
@@ -118,6 +116,7 @@ class _KalshiMarket:
     yes: Ladder = field(default_factory=dict)
     no: Ladder = field(default_factory=dict)
     stale: bool = False
+    crossed: bool = False  # stale because its best bids added up to $1 or more
 
 
 class KalshiL2:
@@ -156,8 +155,8 @@ class KalshiL2:
             if ticker in went_stale:
                 went_stale.remove(ticker)
             if yes and no and max(yes) + max(no) >= ONE:
-                market.stale = True
-                return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid, crossed=(ticker,))
+                market.stale = market.crossed = True
+                return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid)
             return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
         market = self._markets.get(ticker)
         if market is None or market.stale:
@@ -183,17 +182,19 @@ class KalshiL2:
             # A delta we cannot read leaves the book unknown: stale until a snapshot.
             market.stale = True
             return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid)
-        ladder, other = (market.yes, market.no) if side == YES else (market.no, market.yes)
+        ladder = market.yes if side == YES else market.no
         size = ladder.get(price, ZERO) + delta
         if size > 0:
             ladder[price] = size
         else:
             ladder.pop(price, None)
-        # A whole book is not crossed, so only a level added or grown can cross it, and only
-        # against the other side's best bid.
-        if delta > 0 and other and price + max(other) >= ONE:
-            market.stale = True
-            return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid, crossed=(ticker,))
+        if delta > 0:
+            # A whole book is not crossed, so only a level added or grown can cross it, and only
+            # against the other side's best bid.
+            other = market.no if side == YES else market.yes
+            if other and price + max(other) >= ONE:
+                market.stale = market.crossed = True
+                return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid)
         return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
 
     def _stale_sid(self, sid: int) -> list[str]:
@@ -209,6 +210,10 @@ class KalshiL2:
         for market in self._markets.values():
             market.stale = True
         self._last_seq.clear()
+
+    def crossed(self, tickers: Iterable[str]) -> list[str]:
+        """Of `tickers`, those stale because their book crossed (until a snapshot replaces it)."""
+        return [t for t in tickers if (market := self._markets.get(t)) is not None and market.crossed]
 
     def forget_sid(self, sid: int) -> list[str]:
         """A subscription the venue ended (errors 10/17/25): its books are stale."""
@@ -339,10 +344,11 @@ class _PolymarketAsset:
 
 class PolymarketL2:
     """Every subscribed Polymarket token's bids and asks. With `verify_hashes`, a `book` whose
-    `hash` does not verify leaves the asset stale (`Applied.bad_hash`)."""
+    `hash` does not verify leaves the asset stale (`hash_failed`) until a book that does."""
 
     def __init__(self) -> None:
         self._assets: dict[str, _PolymarketAsset] = {}
+        self._hash_failed: set[str] = set()
         self.verify_hashes = True
 
     def apply(self, event: Any) -> Applied:
@@ -350,17 +356,11 @@ class PolymarketL2:
         if isinstance(event, list):
             changed: list[str] = []
             stale: list[str] = []
-            bad_hash: list[str] = []
             for item in event:
                 applied = self.apply(item)
                 changed = [c for c in changed if c not in applied.stale] + list(applied.changed)
                 stale = [s for s in stale if s not in applied.changed] + list(applied.stale)
-                bad_hash = [b for b in bad_hash if b not in applied.changed] + list(applied.bad_hash)
-            return Applied(
-                changed=tuple(dict.fromkeys(changed)),
-                stale=tuple(dict.fromkeys(stale)),
-                bad_hash=tuple(dict.fromkeys(bad_hash)),
-            )
+            return Applied(changed=tuple(dict.fromkeys(changed)), stale=tuple(dict.fromkeys(stale)))
         if not isinstance(event, Mapping):
             return NOTHING
         kind = event.get("event_type")
@@ -382,7 +382,9 @@ class PolymarketL2:
             old = self._assets.get(asset_id)
             if old is not None:
                 old.stale = True
-            return Applied(stale=(asset_id,), bad_hash=(asset_id,))
+            self._hash_failed.add(asset_id)
+            return Applied(stale=(asset_id,))
+        self._hash_failed.discard(asset_id)
         # No venue time for a snapshot: its `timestamp` can be when the book last changed, long
         # before it was sent, while the book it carries is current as received.
         asset = _PolymarketAsset(market=str(event.get("market") or ""), bids=bids, asks=asks)
@@ -438,8 +440,13 @@ class PolymarketL2:
         for asset in self._assets.values():
             asset.stale = True
 
+    def hash_failed(self, asset_ids: Iterable[str]) -> list[str]:
+        """Of `asset_ids`, those stale because their last `book`'s hash did not verify."""
+        return [a for a in asset_ids if a in self._hash_failed]
+
     def remove(self, asset_id: str) -> None:
         self._assets.pop(asset_id, None)
+        self._hash_failed.discard(asset_id)
 
     def is_whole(self, asset_id: str) -> bool:
         asset = self._assets.get(asset_id)

@@ -119,11 +119,12 @@ class PolymarketStreamClient(StreamConnection):
             with self._lock:
                 applied = self._l2.apply(event)
                 self._publish(applied.changed, received_ms, self._l2.venue_ts_ms)
+                bad_hash = self._l2.hash_failed(applied.stale) if applied.stale else ()
             self._resnapshot_pending.difference_update(applied.changed)
             if self._bad_hash_asked and applied.changed:
                 self._bad_hash_asked.difference_update(applied.changed)
-            if applied.bad_hash:
-                self._bad_hashes(applied.bad_hash)
+            if bad_hash:
+                self._bad_hashes(bad_hash)
             # One request per stale book: a book still crossed in its fresh snapshot waits for
             # the watchdog's reconnect rather than being asked for again and again.
             stale = [a for a in applied.stale if a in self._subscribed and a not in self._resnapshot_pending]
@@ -134,7 +135,7 @@ class PolymarketStreamClient(StreamConnection):
             if isinstance(item, dict) and item.get("event_type") == "market_resolved":
                 self._on_resolved(item)
 
-    def _bad_hashes(self, asset_ids: tuple[str, ...]) -> None:
+    def _bad_hashes(self, asset_ids: list[str]) -> None:
         """Books whose hash did not verify: each is asked for again (below, as any stale book); a
         book asked for again after a bad hash that fails too ends the checks on this connection,
         and is asked for once more (that one is not checked)."""

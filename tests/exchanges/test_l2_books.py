@@ -83,18 +83,19 @@ def test_a_crossed_kalshi_book_is_stale_until_a_snapshot_that_is_not():
     l2.apply(snapshot(yes_dollars_fp=[["0.40", "10"]], no_dollars_fp=[["0.55", "20"]]))
     # A YES bid at the YES ask the NO bid implies (1 - 0.55): the venue would have matched them.
     applied = l2.apply(delta(2, "0.45", "1"))
-    assert applied.crossed == (TICKER,) and applied.stale == (TICKER,) and applied.changed == ()
+    assert applied.stale == (TICKER,) and applied.changed == () and l2.crossed([TICKER, "OTHER"]) == [TICKER]
     assert l2.books(TICKER, received_ts_ms=0) is None and l2.stale_instruments([TICKER]) == [TICKER]
     l2.apply(delta(3, "0.40", "1"))  # ignored: the book is stale
     crossed_snapshot = snapshot(seq=4, yes_dollars_fp=[["0.60", "1"]], no_dollars_fp=[["0.41", "2"]])
-    assert l2.apply(crossed_snapshot).crossed == (TICKER,)  # $1.01: still crossed
-    assert not l2.is_whole(TICKER)
+    assert l2.apply(crossed_snapshot).stale == (TICKER,)  # $1.01: still crossed
+    assert not l2.is_whole(TICKER) and l2.crossed([TICKER]) == [TICKER]
     applied = l2.apply(snapshot(seq=5, yes_dollars_fp=[["0.44", "1"]], no_dollars_fp=[["0.55", "20"]]))
-    assert applied.changed == (TICKER,) and applied.crossed == ()
+    assert applied.changed == (TICKER,) and l2.crossed([TICKER]) == []
     assert l2.ladders(TICKER) == ([(D("0.44"), D("1"))], [(D("0.55"), D("20"))])
     # NO bids cross too: one cent short of the YES bid's $1 they do not, at it they do.
     assert l2.apply(delta(6, "0.5500", "5", side="no")).changed == (TICKER,)
-    assert l2.apply(delta(7, "0.5600", "1", side="no")).crossed == (TICKER,)
+    assert l2.apply(delta(7, "0.5600", "1", side="no")).stale == (TICKER,)
+    assert l2.crossed([TICKER]) == [TICKER]
 
 
 def test_kalshi_unknown_messages_and_fields_are_ignored():
@@ -229,12 +230,14 @@ def test_a_polymarket_book_whose_hash_does_not_verify_is_stale_until_one_that_do
     assert l2.apply(good).changed == (TOKEN,)
     damaged = {**good, "bids": [{"price": "0.48", "size": "3"}]}  # the content is not what was hashed
     applied = l2.apply(damaged)
-    assert applied.bad_hash == (TOKEN,) and applied.stale == (TOKEN,) and applied.changed == ()
+    assert applied.stale == (TOKEN,) and applied.changed == () and l2.hash_failed([TOKEN]) == [TOKEN]
     assert l2.ladders(TOKEN) is None
     assert l2.apply({**good, "hash": "0x" + good["hash"]}).changed == (TOKEN,)  # written with 0x
+    assert l2.hash_failed([TOKEN]) == []
     assert l2.ladders(TOKEN) == ([(D("0.48"), D("30"))], [(D("0.52"), D("25"))])
     # A first book that does not verify is stale too (asked for again), and one without a hash is taken.
-    assert l2.apply({**damaged, "asset_id": "5211"}).bad_hash == ("5211",)
+    assert l2.apply({**damaged, "asset_id": "5211"}).stale == ("5211",)
+    assert l2.hash_failed([TOKEN, "5211"]) == ["5211"]
     assert not l2.is_whole("5211")
     assert l2.apply([{**damaged, "asset_id": "5211", "hash": None}]).changed == ("5211",)
     # Not verifying: the damaged book is taken as it is.
@@ -272,7 +275,7 @@ def test_random_kalshi_deltas_give_the_book_they_describe(start, changes):
         if size <= 0:
             del truth[side][price]
         if truth["yes"] and truth["no"] and max(truth["yes"]) + max(truth["no"]) >= 1:
-            assert applied.crossed == (TICKER,) and not l2.is_whole(TICKER)
+            assert applied.stale == (TICKER,) and l2.crossed([TICKER]) == [TICKER]
             return
         assert l2.ladders(TICKER) == tuple(sorted(truth[s].items(), reverse=True) for s in ("yes", "no"))
 
