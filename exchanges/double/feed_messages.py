@@ -86,15 +86,25 @@ def kalshi_snapshot(ticker: str, book: KalshiBook, *, legacy: bool = False) -> d
 def kalshi_deltas(
     ticker: str, old: KalshiBook, new: KalshiBook, ts_ms: int, *, legacy: bool = False
 ) -> list[dict[str, Any]]:
-    """The `msg` of one `orderbook_delta` per changed level (YES side first): a signed change
-    that, added to the old count, gives the new one (a level at zero is gone).
+    """The `msg` of one `orderbook_delta` per changed level: a signed change that, added to the
+    old count, gives the new one (a level at zero is gone). Levels that shrink or go come first,
+    then those that appear or grow (each YES side first): as the venue's book, the book between
+    two messages is never crossed when `old` and `new` are not (its levels are those of `old` cut
+    down, then some of `new`'s).
 
     Current form: `price_dollars` "0.4200", `delta_fp` "-54.00", `ts_ms`. Legacy form: `price`
     in cents and `delta` in whole contracts, `ts` as RFC 3339."""
     market_id = kalshi_market_id(ticker)
+    changes = [
+        (side, price, before, after)
+        for side, old_levels, new_levels in zip(("yes", "no"), old, new, strict=True)
+        for price, before, after in changed_levels(old_levels, new_levels)
+    ]
     out = []
-    for side, old_levels, new_levels in zip(("yes", "no"), old, new, strict=True):
-        for price, before, after in changed_levels(old_levels, new_levels):
+    for growing in (False, True):
+        for side, price, before, after in changes:
+            if (after > before) != growing:
+                continue
             msg: dict[str, Any] = {"market_ticker": ticker, "market_id": market_id, "side": side}
             if legacy:
                 msg["price"] = _cents(price)

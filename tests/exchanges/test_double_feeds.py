@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kalshi_python_sync.auth import KalshiAuth
 from py_clob_client.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
@@ -20,7 +22,7 @@ from websockets.frames import Opcode
 from websockets.sync.client import ClientConnection, connect
 
 from exchanges.double import ExchangeDouble, Scenario
-from exchanges.double.feed_messages import kalshi_lifecycle_events
+from exchanges.double.feed_messages import kalshi_deltas, kalshi_lifecycle_events, kalshi_snapshot
 from exchanges.testing import kalshi_key_pair, new_kalshi_key_pair
 
 KEY_ID = "key-feeds"
@@ -332,6 +334,26 @@ class _PingRecorder(ClientConnection):
             self.pings.append(bytes(event.data))
             self.pinged.set()
         super().process_event(event)
+
+
+@st.composite
+def uncrossed_kalshi_books(draw) -> tuple[dict, dict]:
+    """(YES bids, NO bids) whose best bids add up to less than $1."""
+    yes = draw(st.dictionaries(st.integers(1, 98), st.integers(1, 50), max_size=5))
+    no = draw(st.dictionaries(st.integers(1, 99 - max(yes, default=0)), st.integers(1, 50), max_size=5))
+    return tuple({Decimal(c) / 100: Decimal(n) for c, n in side.items()} for side in (yes, no))
+
+
+@settings(max_examples=200, deadline=None)
+@given(uncrossed_kalshi_books(), uncrossed_kalshi_books())
+def test_kalshi_deltas_never_cross_the_book_between_two_uncrossed_ones(old, new):
+    books = KalshiBooks()
+    books.apply({"type": "orderbook_snapshot", "sid": 1, "seq": 1, "msg": kalshi_snapshot(A, old)})
+    for seq, msg in enumerate(kalshi_deltas(A, old, new, 0), start=2):
+        books.apply({"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": msg})
+        yes, no = books.books[A]["yes"], books.books[A]["no"]
+        assert not (yes and no and max(yes) + max(no) >= 1), msg
+    assert (books.books[A]["yes"], books.books[A]["no"]) == new
 
 
 def test_kalshi_heartbeat_pings_and_client_pings_answered():
