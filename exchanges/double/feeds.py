@@ -67,7 +67,6 @@ STREAM_FAULT_KINDS = (
 # (subscription_error: on the next subscribe, of any connection; bad_hash: on the next `book`
 # events, of any connection).
 LASTING_FAULTS = ("stale", "legacy_form")
-VENUE_FAULTS = {"gap": KALSHI, "crossed": KALSHI, "bad_hash": POLYMARKET}  # one venue's only
 # The hash a `bad_hash` fault sends: a SHA1, but of no book.
 WRONG_HASH = "0" * 40
 ONE_DOLLAR = Decimal(1)
