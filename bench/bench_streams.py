@@ -805,6 +805,7 @@ def _feed(venue: str, deltas: int) -> dict[str, Any]:
     """The generated feed: initial and final books (the truth), snapshot frames, delta frames
     (Kalshi: the text before and after the sequence number), and the books after a resnapshot."""
     from exchanges.double import feed_messages as fm
+    from exchanges.streams.l2 import polymarket_book_hash
     from exchanges.testing import paired_markets_scenario
 
     scenario, instruments = paired_markets_scenario(PAIRS)
@@ -841,15 +842,14 @@ def _feed(venue: str, deltas: int) -> dict[str, Any]:
 
         def shifted(token: str) -> str:
             bids, asks = final[token]
-            return json.dumps(
-                {
-                    **fm.polymarket_book_event(tokens[token]),
-                    "bids": [{"price": str(p), "size": str(s)} for p, s in sorted(bids.items())],
-                    "asks": [
-                        {"price": str(p), "size": str(s + 1)} for p, s in sorted(asks.items(), reverse=True)
-                    ],
-                }
-            )
+            event = {
+                **fm.polymarket_book_event(tokens[token]),
+                "bids": [{"price": str(p), "size": str(s)} for p, s in sorted(bids.items())],
+                "asks": [
+                    {"price": str(p), "size": str(s + 1)} for p, s in sorted(asks.items(), reverse=True)
+                ],
+            }
+            return json.dumps({**event, "hash": polymarket_book_hash(event)})  # the venue hashes its book
 
         after = {t: (bids, {p: s + 1 for p, s in asks.items()}) for t, (bids, asks) in final.items()}
         resnapshots = [shifted(token) for token in tokens]

@@ -5,8 +5,8 @@ A status is a JSON-ready dict per stream, published every few seconds by the pro
 the stream and kept for STATUS_TTL_S: a process that stops publishing disappears from the list.
 Fields (all present): venue, shard ("i/N"), state ("connecting" | "live" | "down"),
 connected_since_ms, last_message_ms, last_data_ms (null until the first), instruments,
-stale_instruments, messages, updates, reconnects, resnapshots (counters since the process
-started), lag_ms_p50 (receive time minus venue time over recent updates, null if the venue sends
+stale_instruments, messages, updates, reconnects, resnapshots, hash_checks_stopped (counters since
+the process started), lag_ms_p50 (receive time minus venue time over recent updates, null if the venue sends
 no time), published_ms.
 """
 

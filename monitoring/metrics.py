@@ -32,7 +32,10 @@ _STREAM_COUNTERS = {
     "messages": "Messages received on the stream since its ingest process started.",
     "updates": "Book updates applied from the stream since its ingest process started.",
     "reconnects": "Reconnections of the stream since its ingest process started.",
-    "resnapshots": "Books asked for whole again after a sequence gap, a crossed book or a subscription the venue ended.",
+    "resnapshots": "Books asked for whole again after a sequence gap, a crossed book, a book hash that "
+    "did not verify or a subscription the venue ended.",
+    "hash_checks_stopped": "Connections on which book hashes stopped being checked: a fresh book's hash "
+    "did not verify either (Polymarket).",
 }
 
 

@@ -8,6 +8,7 @@ levels are keyed by value, so "0.42" and "0.4200" are one level.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -85,15 +86,25 @@ def kalshi_snapshot(ticker: str, book: KalshiBook, *, legacy: bool = False) -> d
 def kalshi_deltas(
     ticker: str, old: KalshiBook, new: KalshiBook, ts_ms: int, *, legacy: bool = False
 ) -> list[dict[str, Any]]:
-    """The `msg` of one `orderbook_delta` per changed level (YES side first): a signed change
-    that, added to the old count, gives the new one (a level at zero is gone).
+    """The `msg` of one `orderbook_delta` per changed level: a signed change that, added to the
+    old count, gives the new one (a level at zero is gone). Levels that shrink or go come first,
+    then those that appear or grow (each YES side first): as the venue's book, the book between
+    two messages is never crossed when `old` and `new` are not (its levels are those of `old` cut
+    down, then some of `new`'s).
 
     Current form: `price_dollars` "0.4200", `delta_fp` "-54.00", `ts_ms`. Legacy form: `price`
     in cents and `delta` in whole contracts, `ts` as RFC 3339."""
     market_id = kalshi_market_id(ticker)
+    changes = [
+        (side, price, before, after)
+        for side, old_levels, new_levels in zip(("yes", "no"), old, new, strict=True)
+        for price, before, after in changed_levels(old_levels, new_levels)
+    ]
     out = []
-    for side, old_levels, new_levels in zip(("yes", "no"), old, new, strict=True):
-        for price, before, after in changed_levels(old_levels, new_levels):
+    for growing in (False, True):
+        for side, price, before, after in changes:
+            if (after > before) != growing:
+                continue
             msg: dict[str, Any] = {"market_ticker": ticker, "market_id": market_id, "side": side}
             if legacy:
                 msg["price"] = _cents(price)
@@ -149,18 +160,17 @@ def polymarket_ladders(book: PolymarketBook) -> PolymarketLadders:
 
 
 def polymarket_book_event(book: PolymarketBook) -> dict[str, Any]:
-    """A `book` event: the REST /book body's levels, timestamp (ms, a string) and hash (SHA1 of
-    the book's content, the same hash GET /book gives for the same book)."""
-    body = book_body(book)
-    return {
-        "event_type": "book",
-        "asset_id": body["asset_id"],
-        "market": body["market"],
-        "bids": body["bids"],
-        "asks": body["asks"],
-        "timestamp": body["timestamp"],
-        "hash": body["hash"],
-    }
+    """A `book` event: the REST /book body (levels, timestamp in ms as a string, min_order_size,
+    tick_size, neg_risk, last_trade_price) and its hash, the one GET /book gives for the same
+    book (py-clob-client's `generate_orderbook_summary_hash`)."""
+    return {"event_type": "book", **book_body(book)}
+
+
+def polymarket_order_hash(token_id: str, change: Mapping[str, str], timestamp_ms: int) -> str:
+    """A stand-in for the hash of the order that caused a change (the double keeps no orders):
+    opaque to a client, like the venue's."""
+    key = f"{token_id}:{change['side']}:{change['price']}:{change['size']}:{timestamp_ms}"
+    return hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
 
 
 def _best(levels: Ladder, *, bid: bool) -> str:
@@ -189,19 +199,26 @@ def polymarket_price_change(
 ) -> dict[str, Any]:
     """A `price_change` event for one asset's changed levels.
 
-    Current form: `price_changes[]` each with asset_id, price, size, side, hash (here: the hash
-    of the book after the change, as its `book` event would carry) and the book's best_bid /
-    best_ask after it. Legacy form: top-level `asset_id` and `hash`, `changes[]` of
+    Current form: `price_changes[]` each with asset_id, price, size, side, hash (of the order
+    that caused the change: `polymarket_order_hash`) and the book's best_bid / best_ask after
+    it. Legacy form: top-level `asset_id` and `hash` (the first change's order), `changes[]` of
     {price, side, size}."""
-    book_hash = book_body(book)["hash"]
-    head = {"event_type": "price_change", "market": book.market, "timestamp": str(book.timestamp_ms)}
+    ts = book.timestamp_ms
+    head = {"event_type": "price_change", "market": book.market, "timestamp": str(ts)}
     if legacy:
-        return {**head, "asset_id": book.token_id, "hash": book_hash, "changes": changes}
+        order_hash = polymarket_order_hash(book.token_id, changes[0], ts) if changes else ""
+        return {**head, "asset_id": book.token_id, "hash": order_hash, "changes": changes}
     best = {"best_bid": _best(new[0], bid=True), "best_ask": _best(new[1], bid=False)}
     return {
         **head,
         "price_changes": [
-            {"asset_id": book.token_id, **change, "hash": book_hash, **best} for change in changes
+            {
+                "asset_id": book.token_id,
+                **change,
+                "hash": polymarket_order_hash(book.token_id, change, ts),
+                **best,
+            }
+            for change in changes
         ],
     }
 

@@ -22,6 +22,7 @@ import threading
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from websockets.exceptions import ConcurrencyError, ConnectionClosed
@@ -59,10 +60,18 @@ STREAM_FAULT_KINDS = (
     "subscription_error",
     "slow_consumer",
     "legacy_form",
+    "crossed",
+    "bad_hash",
 )
 # Faults that stay in force until cleared; the others act once, on the connections open now
-# (subscription_error: on the next subscribe, of any connection).
+# (subscription_error: on the next subscribe, of any connection; bad_hash: on the next `book`
+# events, of any connection).
 LASTING_FAULTS = ("stale", "legacy_form")
+# The hash a `bad_hash` fault sends: a SHA1, but of no book.
+WRONG_HASH = "0" * 40
+ONE_DOLLAR = Decimal(1)
+CENT = Decimal("0.01")
+ONE_CONTRACT = Decimal(1)
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class StreamFault:
 
     venue: str
     kind: str
-    times: int = 1  # subscription_error: how many subscribes are refused
+    times: int = 1  # subscription_error: how many subscribes are refused; bad_hash: how many books
 
     def __post_init__(self) -> None:
         if self.venue not in (KALSHI, POLYMARKET):
@@ -80,6 +89,12 @@ class StreamFault:
             raise ValueError(f"kind must be one of {STREAM_FAULT_KINDS}, not {self.kind!r}")
         if self.kind == "gap" and self.venue != KALSHI:
             raise ValueError("kind 'gap' is Kalshi's only: Polymarket's feed has no sequence numbers")
+        if self.kind == "crossed" and self.venue != KALSHI:
+            raise ValueError(
+                "kind 'crossed' is Kalshi's only: cross a Polymarket book with state.set_polymarket_book"
+            )
+        if self.kind == "bad_hash" and self.venue != POLYMARKET:
+            raise ValueError("kind 'bad_hash' is Polymarket's only: Kalshi's feed sends no book hash")
         if not 1 <= self.times <= 1_000_000:
             raise ValueError("times must be a whole number from 1 to 1000000")
 
@@ -234,6 +249,10 @@ class _Session:
             self.on_overflow()
         elif kind == "gap":
             self.skip_seq()
+        elif kind == "crossed":
+            self.cross_books()
+        elif kind == "bad_hash":
+            self.resend_books()
         elif kind != "wake":
             self.data(item)
 
@@ -261,6 +280,12 @@ class _Session:
     def skip_seq(self) -> None:
         """Only Kalshi numbers its messages."""
 
+    def cross_books(self) -> None:
+        """Only Kalshi's feed is crossed on request."""
+
+    def resend_books(self) -> None:
+        """Only Polymarket's feed sends book hashes."""
+
     def read_loop(self) -> None:
         raise NotImplementedError
 
@@ -271,6 +296,19 @@ class _Sub:
     seq: int = 0
     # orderbook_delta: ticker -> the book as last sent (None: a snapshot is owed)
     books: dict[str, fm.KalshiBook | None] = field(default_factory=dict)
+
+
+def _crossed(book: fm.KalshiBook) -> fm.KalshiBook:
+    """`book` with one bid more, one cent over the YES ask (or NO ask) the other side implies, at
+    most $0.99; an empty book gets a YES and a NO bid that add up to $1.01."""
+    yes, no = book
+    if not yes and not no:
+        return {Decimal("0.50"): ONE_CONTRACT}, {Decimal("0.51"): ONE_CONTRACT}
+    if no:
+        price = min(ONE_DOLLAR - CENT, ONE_DOLLAR - max(no) + CENT)
+        return {**yes, price: yes.get(price, fm.ZERO) + ONE_CONTRACT}, no
+    price = min(ONE_DOLLAR - CENT, ONE_DOLLAR - max(yes) + CENT)
+    return yes, {**no, price: no.get(price, fm.ZERO) + ONE_CONTRACT}
 
 
 class _KalshiSession(_Session):
@@ -430,6 +468,19 @@ class _KalshiSession(_Session):
     def skip_seq(self) -> None:
         self.gap = True
 
+    def cross_books(self) -> None:
+        """A delta that crosses each book sent (a bid that adds up to $1 or more with the other
+        side's best). The state's book never had it: the book sent stays as it was, so a client
+        that keeps the crossed book stays wrong."""
+        ts_ms = self.state.now_ms()
+        for sid, sub in list(self.subs.items()):
+            for ticker, book in list(sub.books.items()):
+                if book is None:
+                    continue  # its snapshot is still to come
+                crossing = _crossed(book)
+                for msg in fm.kalshi_deltas(ticker, book, crossing, ts_ms):
+                    self._send_seq(sid, "orderbook_delta", msg)
+
     def send_data(self, item: Any) -> None:
         legacy = self.feeds.in_force(KALSHI, "legacy_form")
         if item[0] == "snapshot":
@@ -557,12 +608,22 @@ class _PolymarketSession(_Session):
         old = self.books[token]
         self.books[token] = new
         if old is None:
-            self.send_json(fm.polymarket_book_event(book))
+            event = fm.polymarket_book_event(book)
+            if self.feeds.take_bad_hash():
+                event["hash"] = WRONG_HASH
+            self.send_json(event)
             return
         changes = fm.polymarket_changes(old, new)
         if changes:
             legacy = self.feeds.in_force(POLYMARKET, "legacy_form")
             self.send_json(fm.polymarket_price_change(book, new, changes, legacy=legacy))
+
+    def resend_books(self) -> None:
+        """A fresh `book` of each token whose book was sent (as the venue sends after a trade)."""
+        for token, sent in list(self.books.items()):
+            if sent is not None:
+                self.books[token] = None
+                self.data(("mark", ("book", token)))
 
     def on_overflow(self) -> None:
         self.flush()
@@ -592,6 +653,7 @@ class FeedServer:
         self._sessions: set[_Session] = set()
         self._lasting: set[tuple[str, str]] = set()  # (venue, kind) of faults in force
         self._subscription_errors: Counter[str] = Counter()
+        self._bad_hashes = 0  # Polymarket `book` events still to be sent with a wrong hash
         self._kalshi_status: dict[str, tuple[str, str]] = {}
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
@@ -643,13 +705,15 @@ class FeedServer:
             if kind == "subscription_error":
                 self._subscription_errors[venue] += fault.times
                 return
+            if kind == "bad_hash":
+                self._bad_hashes += fault.times
         for session in self._all(venue):
             if kind == "drop":
                 with contextlib.suppress(OSError):  # abrupt: no close frame
                     session.conn.socket.shutdown(socket.SHUT_RDWR)
             elif kind == "malformed":
                 session.outbox.put(("raw", MALFORMED_FRAME[venue]), force=True)
-            else:  # gap, slow_consumer
+            else:  # gap, slow_consumer, crossed, bad_hash
                 session.outbox.put((kind,), force=True)
 
     def clear_faults(self) -> None:
@@ -657,6 +721,7 @@ class FeedServer:
             was_stale = {venue for venue, kind in self._lasting if kind == "stale"}
             self._lasting.clear()
             self._subscription_errors.clear()
+            self._bad_hashes = 0
         for session in self._all():
             if session.venue in was_stale:
                 session.outbox.put(("resume",), force=True)
@@ -669,6 +734,8 @@ class FeedServer:
                 for venue, n in sorted(self._subscription_errors.items())
                 if n
             ]
+            if self._bad_hashes:
+                errors.append(StreamFault(POLYMARKET, "bad_hash", times=self._bad_hashes))
         return lasting + errors
 
     def in_force(self, venue: str, kind: str) -> bool:
@@ -679,6 +746,13 @@ class FeedServer:
             if self._subscription_errors[venue] <= 0:
                 return False
             self._subscription_errors[venue] -= 1
+            return True
+
+    def take_bad_hash(self) -> bool:
+        with self._lock:
+            if self._bad_hashes <= 0:
+                return False
+            self._bad_hashes -= 1
             return True
 
     def connection_count(self, venue: str | None = None) -> int:

@@ -5,10 +5,11 @@ Every success is exactly 200: py_clob_client raises on any other status, 201/204
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from decimal import Decimal
+
+from py_clob_client.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
 
 from .auth import polymarket_creds_for, verify_polymarket_l1, verify_polymarket_l2
 from .kalshi_api import Reply
@@ -173,7 +174,6 @@ def book_body(book: PolymarketBook) -> dict:
         "neg_risk": book.neg_risk,
         "last_trade_price": book.last_trade_price,
     }
-    # The server's hash: SHA1 of the compact JSON in this key order with "hash" left empty.
-    compact = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-    body["hash"] = hashlib.sha1(compact.encode(), usedforsecurity=False).hexdigest()
+    # The server's hash, as py-clob-client computes it (SHA1 of the summary with "hash" blank).
+    body["hash"] = generate_orderbook_summary_hash(parse_raw_orderbook_summary(body))
     return body

@@ -258,19 +258,24 @@ class ExchangeDouble:
         - `slow_consumer`: as when a client reads too slowly (Kalshi: error 25 ends each of the
           connection's subscriptions; Polymarket: the socket is closed with 1013);
         - `legacy_form`: until cleared, Kalshi books in the 2026-03 form (cents and whole
-          contracts) and Polymarket price changes in the form before 2025-09-15.
+          contracts) and Polymarket price changes in the form before 2025-09-15;
+        - `crossed` (Kalshi): each open connection is sent a delta per book that crosses it (a bid
+          adding up to $1 or more with the other side's best); the double's book is unchanged;
+        - `bad_hash` (Polymarket): the next `times` `book` events carry a hash that is not their
+          book's; each open connection is sent a fresh `book` of each token it follows at once.
         """
         fault = StreamFault(venue, kind, times=times)
         self._require_feeds().fault(fault)
         return fault
 
     def clear_stream_faults(self) -> None:
-        """End `stale` and `legacy_form` and forget pending subscription errors."""
+        """End `stale` and `legacy_form` and forget pending subscription errors and bad hashes."""
         self._require_feeds().clear_faults()
 
     @property
     def stream_faults(self) -> list[StreamFault]:
-        """The feed faults still in force (`stale`, `legacy_form`, pending subscription errors)."""
+        """The feed faults still in force (`stale`, `legacy_form`, pending subscription errors and
+        bad hashes)."""
         return self._require_feeds().faults_in_force()
 
     def ws_connection_count(self, venue: str | None = None) -> int:

@@ -108,7 +108,13 @@ class StreamConnection:
         self._had_data = False
         self._lags_ms: deque[int] = deque(maxlen=500)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.counters = {"messages": 0, "updates": 0, "reconnects": 0, "resnapshots": 0}
+        self.counters = {
+            "messages": 0,
+            "updates": 0,
+            "reconnects": 0,
+            "resnapshots": 0,
+            "hash_checks_stopped": 0,  # connections on which book hashes stopped being checked
+        }
 
     # --- public, thread-safe ------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 The upgrade is signed like a REST call, by the official client's own `KalshiAuth` (RSA-PSS over
 timestamp + "GET" + the path), afresh on every reconnect: the signature carries its timestamp.
 Books come from `exchanges.streams.l2.KalshiL2`. A sequence gap asks `get_snapshot` for the
-subscription's markets; if the venue refuses that (older servers), or ends a subscription (errors
+subscription's markets, and a crossed book (best YES bid + best NO bid >= $1) for its market, once:
+a snapshot still crossed waits for the watchdog's reconnect rather than being asked for again and
+again. If the venue refuses `get_snapshot` (older servers), or ends a subscription (errors
 10, 17, 25), the channel is subscribed again from scratch. A refused subscribe starts a new
 connection after the reconnect backoff, except a refusal of tickers (errors 14, 16: an unknown
 market): those tickers are dropped from the stream (the ones the error names, else found by
@@ -66,6 +68,7 @@ class KalshiStreamClient(StreamConnection):
         self._lifecycle_sid: int | None = None
         self._subscribed: set[str] = set()  # tickers the orderbook subscription covers (or will)
         self._refused: set[str] = set()  # tickers the venue refused: not asked for again
+        self._crossed_asked: set[str] = set()  # crossed tickers whose snapshot was asked, until whole
 
     def _headers(self) -> dict[str, str]:
         return self._auth.create_auth_headers("GET", self._path)
@@ -105,6 +108,7 @@ class KalshiStreamClient(StreamConnection):
         self._pending.clear()
         self._pending_tickers.clear()
         self._lifecycle_sid = None
+        self._crossed_asked.clear()
         # Lifecycle first: once books arrive, the market's events are being followed too.
         await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
         await self._subscribe_books(ws)
@@ -177,8 +181,11 @@ class KalshiStreamClient(StreamConnection):
         with self._lock:
             applied = self._l2.apply(message)
             self._publish(applied.changed, received_ms, self._venue_ts_of(message))
-            if applied.stale:
-                self._resnapshot_asked(applied.stale)
+            crossed = self._l2.crossed(applied.stale) if applied.stale and applied.gap_sid is None else ()
+            if applied.stale and not crossed:
+                self._resnapshot_asked(applied.stale)  # a crossed book counts when it is asked for
+        if self._crossed_asked and applied.changed:
+            self._crossed_asked.difference_update(applied.changed)
         if applied.gap_sid is not None:
             logger.warning("stream.gap venue=kalshi sid=%s stale=%d", applied.gap_sid, len(applied.stale))
             stale = sorted(self._l2.stale_instruments(self._subscribed))
@@ -189,8 +196,27 @@ class KalshiStreamClient(StreamConnection):
                     {"sid": applied.gap_sid, "market_tickers": stale, "action": "get_snapshot"},
                     "get_snapshot",
                 )
+        elif crossed:
+            await self._snapshot_crossed(ws, message.get("sid"), crossed)
         elif applied.stale:
             await self._resubscribe_books(ws)
+
+    async def _snapshot_crossed(self, ws: ClientConnection, sid: Any, tickers: list[str]) -> None:
+        """Ask the subscription for a fresh snapshot of each crossed market, once until it is whole
+        (a message of a subscription being replaced asks nothing: the new one sends snapshots)."""
+        asked = sorted(set(tickers) - self._crossed_asked)
+        if not asked or sid is None or sid != self._book_sid:
+            return
+        self._crossed_asked.update(asked)
+        with self._lock:
+            self._resnapshot_asked(asked)
+        logger.warning("stream.crossed venue=kalshi tickers=%s", ",".join(asked))
+        await self._command(
+            ws,
+            "update_subscription",
+            {"sid": sid, "market_tickers": asked, "action": "get_snapshot"},
+            "get_snapshot",
+        )
 
     def _venue_ts_of(self, message: dict[str, Any]) -> Callable[[str], int | None]:
         msg = message.get("msg") or {}

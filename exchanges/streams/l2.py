@@ -5,9 +5,16 @@ the Polymarket CLOB market channel's `book` / `price_change` events, both in eve
 form (current and legacy). Prices and sizes are Decimal, levels keyed by Decimal so "0.080" and
 "0.0800" are one level. Unknown fields and unknown message types are ignored.
 
-A book that can no longer be trusted (a Kalshi sequence gap, a crossed Polymarket book) is
-*stale*: it yields no `Book` until a new snapshot makes it whole again. `apply` says which
-instruments changed and which just went stale, so the client can ask for a resnapshot.
+A book that can no longer be trusted (a Kalshi sequence gap, a crossed book, a Polymarket `book`
+whose `hash` does not verify) is *stale*: it yields no `Book` until a new snapshot makes it whole
+again. `apply` says which instruments changed and which just went stale, so the client can ask
+for a resnapshot.
+
+A Kalshi book is crossed when its best YES bid and best NO bid add up to $1 or more (a YES bid at
+or above the YES ask that the NO bid implies: the venue would have matched them); a Polymarket
+book when its best bid is at or above its best ask. A Polymarket `book` event's `hash` is checked
+with py-clob-client's own computation (`polymarket_book_hash`); a `price_change`'s `hash` is the
+hash of the order that caused the change, which a client cannot check.
 
 The books come out as the `exchanges.books.Book`s ingest uses (built by `kalshi_books` /
 `polymarket_book`, as the REST adapters build them) and as recording lines (ingest.recording's
@@ -22,10 +29,14 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from py_clob_client.clob_types import OrderBookSummary, OrderSummary
+from py_clob_client.utilities import generate_orderbook_summary_hash
+
 from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, kalshi_books, polymarket_book
 
 CENTS_PER_DOLLAR = Decimal(100)
 ZERO = Decimal(0)
+ONE = Decimal(1)
 
 Ladder = dict[Decimal, Decimal]  # price -> size, sizes > 0
 Levels = list[tuple[Decimal, Decimal]]  # (price, size), best first
@@ -35,7 +46,9 @@ Ladders = tuple[Levels, Levels]  # a whole book's two sides, as `ladders()` copi
 @dataclass(frozen=True, slots=True)
 class Applied:
     """What one message did: instruments whose book changed and is whole, instruments that just
-    went stale (they need a resnapshot), and for Kalshi the subscription whose sequence broke."""
+    went stale (they need a resnapshot), and for Kalshi the subscription whose sequence broke.
+    Why a book went stale, when the client acts on it, is asked of the L2 (`KalshiL2.crossed`,
+    `PolymarketL2.hash_failed`): every message builds an `Applied`, few go stale."""
 
     changed: tuple[str, ...] = ()
     stale: tuple[str, ...] = ()
@@ -103,6 +116,7 @@ class _KalshiMarket:
     yes: Ladder = field(default_factory=dict)
     no: Ladder = field(default_factory=dict)
     stale: bool = False
+    crossed: bool = False  # stale because its best bids added up to $1 or more
 
 
 class KalshiL2:
@@ -137,9 +151,12 @@ class KalshiL2:
                     market.stale = True
                     went_stale.append(ticker)
                 return Applied(stale=tuple(went_stale), gap_sid=gap_sid)
-            self._markets[ticker] = _KalshiMarket(sid=sid, yes=yes, no=no)
+            market = self._markets[ticker] = _KalshiMarket(sid=sid, yes=yes, no=no)
             if ticker in went_stale:
                 went_stale.remove(ticker)
+            if yes and no and max(yes) + max(no) >= ONE:
+                market.stale = market.crossed = True
+                return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid)
             return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
         market = self._markets.get(ticker)
         if market is None or market.stale:
@@ -171,6 +188,13 @@ class KalshiL2:
             ladder[price] = size
         else:
             ladder.pop(price, None)
+        if delta > 0:
+            # A whole book is not crossed, so only a level added or grown can cross it, and only
+            # against the other side's best bid.
+            other = market.no if side == YES else market.yes
+            if other and price + max(other) >= ONE:
+                market.stale = market.crossed = True
+                return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid)
         return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
 
     def _stale_sid(self, sid: int) -> list[str]:
@@ -186,6 +210,10 @@ class KalshiL2:
         for market in self._markets.values():
             market.stale = True
         self._last_seq.clear()
+
+    def crossed(self, tickers: Iterable[str]) -> list[str]:
+        """Of `tickers`, those stale because their book crossed (until a snapshot replaces it)."""
+        return [t for t in tickers if (market := self._markets.get(t)) is not None and market.crossed]
 
     def forget_sid(self, sid: int) -> list[str]:
         """A subscription the venue ended (errors 10/17/25): its books are stale."""
@@ -254,6 +282,40 @@ def kalshi_recording_line(
 
 # --- Polymarket ----------------------------------------------------------------------------------
 
+# The fields of the venue's order book summary besides its levels, in the summary's order.
+_SUMMARY_FIELDS = (
+    "market",
+    "asset_id",
+    "timestamp",
+    "min_order_size",
+    "tick_size",
+    "neg_risk",
+    "last_trade_price",
+)
+
+
+def polymarket_book_hash(event: Mapping[str, Any]) -> str:
+    """The hash the venue gives the book of a `book` event (or a REST /book body), computed by
+    py-clob-client's `generate_orderbook_summary_hash` (SHA1 of the summary's compact JSON with
+    `hash` blank). Its parser (`parse_raw_orderbook_summary`) insists on every field of the REST
+    summary, which a `book` event may not carry, so the summary is built here: a field the event
+    lacks is null, and the levels keep the order they came in."""
+    levels = {
+        side: [
+            OrderSummary(price=level.get("price"), size=level.get("size")) for level in event.get(side) or ()
+        ]
+        for side in ("bids", "asks")
+    }
+    fields = {name: event.get(name) for name in _SUMMARY_FIELDS}
+    return generate_orderbook_summary_hash(OrderBookSummary(**fields, **levels, hash=""))
+
+
+def _hash_verifies(event: Mapping[str, Any]) -> bool:
+    sent = event.get("hash")
+    if not isinstance(sent, str):
+        return True  # no hash sent: nothing to check
+    return sent.removeprefix("0x") == polymarket_book_hash(event)
+
 
 def _polymarket_levels(raw: Any) -> Ladder | None:
     ladder: Ladder = {}
@@ -281,10 +343,13 @@ class _PolymarketAsset:
 
 
 class PolymarketL2:
-    """Every subscribed Polymarket token's bids and asks."""
+    """Every subscribed Polymarket token's bids and asks. With `verify_hashes`, a `book` whose
+    `hash` does not verify leaves the asset stale (`hash_failed`) until a book that does."""
 
     def __init__(self) -> None:
         self._assets: dict[str, _PolymarketAsset] = {}
+        self._hash_failed: set[str] = set()
+        self.verify_hashes = True
 
     def apply(self, event: Any) -> Applied:
         """One decoded frame: an event object, or a JSON array of them (the initial dump)."""
@@ -312,6 +377,14 @@ class PolymarketL2:
         bids, asks = _polymarket_levels(event.get("bids")), _polymarket_levels(event.get("asks"))
         if bids is None or asks is None:
             return self._make_stale(asset_id)
+        if self.verify_hashes and not _hash_verifies(event):
+            # Stale even if never whole before: the client asks for a fresh book either way.
+            old = self._assets.get(asset_id)
+            if old is not None:
+                old.stale = True
+            self._hash_failed.add(asset_id)
+            return Applied(stale=(asset_id,))
+        self._hash_failed.discard(asset_id)
         # No venue time for a snapshot: its `timestamp` can be when the book last changed, long
         # before it was sent, while the book it carries is current as received.
         asset = _PolymarketAsset(market=str(event.get("market") or ""), bids=bids, asks=asks)
@@ -367,8 +440,13 @@ class PolymarketL2:
         for asset in self._assets.values():
             asset.stale = True
 
+    def hash_failed(self, asset_ids: Iterable[str]) -> list[str]:
+        """Of `asset_ids`, those stale because their last `book`'s hash did not verify."""
+        return [a for a in asset_ids if a in self._hash_failed]
+
     def remove(self, asset_id: str) -> None:
         self._assets.pop(asset_id, None)
+        self._hash_failed.discard(asset_id)
 
     def is_whole(self, asset_id: str) -> bool:
         asset = self._assets.get(asset_id)

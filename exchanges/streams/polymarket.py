@@ -3,9 +3,16 @@
 
 No auth. The first frame subscribes; later changes go as `operation` frames, at most 100 ids per
 frame (frames with thousands of ids close the socket). The venue has no sequence numbers: a book
-that cannot be trusted (crossed, or a change we cannot read) is unsubscribed and subscribed again,
-which sends a fresh `book`. The client sends a text `PING` every `ping_interval_s` (the server
-answers `PONG`, and closes sockets that stop pinging).
+that cannot be trusted (crossed, a change we cannot read, or a `book` whose `hash` does not
+verify) is unsubscribed and subscribed again, which sends a fresh `book`. The client sends a text
+`PING` every `ping_interval_s` (the server answers `PONG`, and closes sockets that stop pinging).
+
+The `hash` check uses py-clob-client's computation, which the venue has changed before and which
+covers summary fields a `book` event may not carry. So when the fresh book asked for after a bad
+hash fails the check too, the client concludes the venue hashes differently, not that both books
+were damaged: it logs `stream.hash_checks_stopped` once, counts it (`hash_checks_stopped`), and
+checks no more hashes on that connection (a new connection checks again). Without that, a venue
+whose hashes never verify would be resnapshotted forever.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class PolymarketStreamClient(StreamConnection):
         self._l2 = PolymarketL2()
         self._subscribed: set[str] = set()
         self._resnapshot_pending: set[str] = set()
+        self._bad_hash_asked: set[str] = set()  # assets asked for again after a bad hash, until whole
         self._first_frame_sent = False
 
     def _connect_kwargs(self) -> dict[str, Any]:
@@ -68,6 +76,8 @@ class PolymarketStreamClient(StreamConnection):
     async def _on_open(self, ws: ClientConnection) -> None:
         self._first_frame_sent = False
         self._resnapshot_pending.clear()
+        self._bad_hash_asked.clear()
+        self._l2.verify_hashes = True  # checked afresh on each connection
         ids = sorted(self.instruments())
         self._subscribed = set(ids)
         await self._send_ids(ws, "subscribe", ids)
@@ -109,7 +119,12 @@ class PolymarketStreamClient(StreamConnection):
             with self._lock:
                 applied = self._l2.apply(event)
                 self._publish(applied.changed, received_ms, self._l2.venue_ts_ms)
+                bad_hash = self._l2.hash_failed(applied.stale) if applied.stale else ()
             self._resnapshot_pending.difference_update(applied.changed)
+            if self._bad_hash_asked and applied.changed:
+                self._bad_hash_asked.difference_update(applied.changed)
+            if bad_hash:
+                self._bad_hashes(bad_hash)
             # One request per stale book: a book still crossed in its fresh snapshot waits for
             # the watchdog's reconnect rather than being asked for again and again.
             stale = [a for a in applied.stale if a in self._subscribed and a not in self._resnapshot_pending]
@@ -119,6 +134,26 @@ class PolymarketStreamClient(StreamConnection):
         for item in events:
             if isinstance(item, dict) and item.get("event_type") == "market_resolved":
                 self._on_resolved(item)
+
+    def _bad_hashes(self, asset_ids: list[str]) -> None:
+        """Books whose hash did not verify: each is asked for again (below, as any stale book); a
+        book asked for again after a bad hash that fails too ends the checks on this connection,
+        and is asked for once more (that one is not checked)."""
+        again = [a for a in asset_ids if a in self._bad_hash_asked]
+        if not again:
+            self._bad_hash_asked.update(asset_ids)
+            logger.warning("stream.bad_hash venue=polymarket assets=%s", ",".join(asset_ids))
+            return
+        self._l2.verify_hashes = False
+        with self._lock:
+            self.counters["hash_checks_stopped"] += 1
+        logger.warning(
+            "stream.hash_checks_stopped venue=polymarket assets=%s: a fresh book's hash did not verify "
+            "either; book hashes are not checked on this connection",
+            ",".join(again),
+        )
+        self._bad_hash_asked.clear()
+        self._resnapshot_pending.difference_update(again)
 
     def _on_resolved(self, event: dict[str, Any]) -> None:
         winner = event.get("winning_asset_id")

@@ -13,13 +13,16 @@ from decimal import Decimal
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kalshi_python_sync.auth import KalshiAuth
+from py_clob_client.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, InvalidStatus
 from websockets.frames import Opcode
 from websockets.sync.client import ClientConnection, connect
 
 from exchanges.double import ExchangeDouble, Scenario
-from exchanges.double.feed_messages import kalshi_lifecycle_events
+from exchanges.double.feed_messages import kalshi_deltas, kalshi_lifecycle_events, kalshi_snapshot
 from exchanges.testing import kalshi_key_pair, new_kalshi_key_pair
 
 KEY_ID = "key-feeds"
@@ -333,6 +336,26 @@ class _PingRecorder(ClientConnection):
         super().process_event(event)
 
 
+@st.composite
+def uncrossed_kalshi_books(draw) -> tuple[dict, dict]:
+    """(YES bids, NO bids) whose best bids add up to less than $1."""
+    yes = draw(st.dictionaries(st.integers(1, 98), st.integers(1, 50), max_size=5))
+    no = draw(st.dictionaries(st.integers(1, 99 - max(yes, default=0)), st.integers(1, 50), max_size=5))
+    return tuple({Decimal(c) / 100: Decimal(n) for c, n in side.items()} for side in (yes, no))
+
+
+@settings(max_examples=200, deadline=None)
+@given(uncrossed_kalshi_books(), uncrossed_kalshi_books())
+def test_kalshi_deltas_never_cross_the_book_between_two_uncrossed_ones(old, new):
+    books = KalshiBooks()
+    books.apply({"type": "orderbook_snapshot", "sid": 1, "seq": 1, "msg": kalshi_snapshot(A, old)})
+    for seq, msg in enumerate(kalshi_deltas(A, old, new, 0), start=2):
+        books.apply({"type": "orderbook_delta", "sid": 1, "seq": seq, "msg": msg})
+        yes, no = books.books[A]["yes"], books.books[A]["no"]
+        assert not (yes and no and max(yes) + max(no) >= 1), msg
+    assert (books.books[A]["yes"], books.books[A]["no"]) == new
+
+
 def test_kalshi_heartbeat_pings_and_client_pings_answered():
     with ExchangeDouble(_scenario(), ws_heartbeat_s=0.05) as double:
         double.state.register_kalshi_key(KEY_ID, kalshi_key_pair()[1])
@@ -450,6 +473,28 @@ def test_kalshi_a_full_outbox_ends_the_subscriptions_with_error_25():
             assert [_frame(ws)["msg"]["code"] for _ in sids] == [7, 7]
 
 
+def test_kalshi_crossed_sends_a_crossing_delta_and_leaves_the_book_as_it_was(double):
+    books = KalshiBooks()
+    with _kalshi(double) as ws:
+        sid, snapshots = _subscribe(ws, [A, B])
+        for snapshot in snapshots:
+            books.apply(snapshot)
+        double.stream_fault("kalshi", "crossed")
+        for _ in (A, B):
+            frame = _frame(ws)
+            assert (frame["type"], frame["sid"]) == ("orderbook_delta", sid) and frame["msg"]["side"] == "yes"
+            books.apply(frame)  # its seq follows on: only the book tells
+        for ticker in (A, B):
+            yes, no = books.books[ticker]["yes"], books.books[ticker]["no"]
+            assert max(yes) + max(no) > 1, ticker  # one cent over the YES ask the NO bid implies
+            assert books.truth(double, ticker) != books.books[ticker]
+        # The double's book never had the crossing bid: a snapshot asked for is the book as it is.
+        _command(ws, 2, "update_subscription", sid=sid, market_tickers=[A], action="get_snapshot")
+        assert _frame(ws)["type"] == "ok"
+        books.apply(_frame(ws))
+        assert books.books[A] == books.truth(double, A)
+
+
 def test_kalshi_legacy_form(double):
     with _kalshi(double) as ws:
         double.stream_fault("kalshi", "legacy_form")
@@ -514,7 +559,8 @@ def test_polymarket_book_then_price_changes_rebuild_the_doubles_book(double):
             assert event["event_type"] == "book" and event["market"] == "0x01"
             assert event["timestamp"].isdigit()
             rest = httpx.get(f"{double.polymarket_host}/book", params={"token_id": event["asset_id"]}).json()
-            assert (event["bids"], event["asks"], event["hash"]) == (rest["bids"], rest["asks"], rest["hash"])
+            assert event == {"event_type": "book", **rest}
+            assert event["hash"] == generate_orderbook_summary_hash(parse_raw_orderbook_summary(rest))
             books.apply(event)
 
         double.state.set_polymarket_book(YES_1, [["0.48", "35"]], [["0.52", "25"], ["0.53", "60"]])
@@ -527,6 +573,10 @@ def test_polymarket_book_then_price_changes_rebuild_the_doubles_book(double):
             (YES_1, "SELL", "0.53", "60"),
         ]
         assert {(c["best_bid"], c["best_ask"]) for c in change["price_changes"]} == {("0.48", "0.52")}
+        # Each change's hash is its order's: one per change, none of them the book's.
+        order_hashes = {c["hash"] for c in change["price_changes"]}
+        book_hash = httpx.get(f"{double.polymarket_host}/book", params={"token_id": YES_1}).json()["hash"]
+        assert len(order_hashes) == 3 and book_hash not in order_hashes
         books.apply(change)
         assert books.books[YES_1] == books.truth(double, YES_1)
 
@@ -629,6 +679,23 @@ def test_polymarket_stale_malformed_and_legacy_form(double):
     assert legacy["changes"] == [{"price": "0.25", "size": "0", "side": "SELL"}]
 
 
+def test_polymarket_bad_hash_resends_books_the_next_ones_with_a_wrong_hash(double):
+    with _polymarket(double, [YES_1, NO_1]) as ws:
+        first = {event["asset_id"]: event for event in (_frame(ws), _frame(ws))}
+        double.stream_fault("polymarket", "bad_hash")
+        assert [(f.kind, f.times) for f in double.stream_faults] == [("bad_hash", 1)]
+        resent = [_frame(ws), _frame(ws)]
+        assert [event["event_type"] for event in resent] == ["book", "book"]
+        wrong = [event for event in resent if event["hash"] != first[event["asset_id"]]["hash"]]
+        assert len(wrong) == 1  # one book: `times`
+        assert wrong[0]["hash"] != generate_orderbook_summary_hash(parse_raw_orderbook_summary(wrong[0]))
+        assert {**wrong[0], "hash": ""} == {**first[wrong[0]["asset_id"]], "hash": ""}  # the book is right
+        assert double.stream_faults == []
+        ws.send(json.dumps({"operation": "unsubscribe", "assets_ids": [YES_1]}))
+        ws.send(json.dumps({"operation": "subscribe", "assets_ids": [YES_1]}))
+        assert _frame(ws) == first[YES_1]
+
+
 def test_stream_fault_arguments_are_checked(double):
     with pytest.raises(ValueError, match="kind must be one of"):
         double.stream_fault("kalshi", "fire")
@@ -636,6 +703,10 @@ def test_stream_fault_arguments_are_checked(double):
         double.stream_fault("nyse", "drop")
     with pytest.raises(ValueError, match="Kalshi's only"):
         double.stream_fault("polymarket", "gap")
+    with pytest.raises(ValueError, match="Kalshi's only"):
+        double.stream_fault("polymarket", "crossed")
+    with pytest.raises(ValueError, match="Polymarket's only"):
+        double.stream_fault("kalshi", "bad_hash")
 
 
 # --- stopping -------------------------------------------------------------------------------

@@ -4,9 +4,11 @@ from decimal import Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from py_clob_client.clob_types import OrderBookSummary
+from py_clob_client.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
 
 from exchanges.books import kalshi_books, polymarket_book
-from exchanges.streams.l2 import KalshiL2, PolymarketL2
+from exchanges.streams.l2 import KalshiL2, PolymarketL2, polymarket_book_hash
 
 D = Decimal
 TICKER = "KXFED-26JUL-T4.25"
@@ -76,6 +78,26 @@ def test_a_sequence_gap_makes_the_subscriptions_books_stale_until_a_new_snapshot
     assert l2.stale_instruments([TICKER, "OTHER"]) == ["OTHER"]
 
 
+def test_a_crossed_kalshi_book_is_stale_until_a_snapshot_that_is_not():
+    l2 = KalshiL2()
+    l2.apply(snapshot(yes_dollars_fp=[["0.40", "10"]], no_dollars_fp=[["0.55", "20"]]))
+    # A YES bid at the YES ask the NO bid implies (1 - 0.55): the venue would have matched them.
+    applied = l2.apply(delta(2, "0.45", "1"))
+    assert applied.stale == (TICKER,) and applied.changed == () and l2.crossed([TICKER, "OTHER"]) == [TICKER]
+    assert l2.books(TICKER, received_ts_ms=0) is None and l2.stale_instruments([TICKER]) == [TICKER]
+    l2.apply(delta(3, "0.40", "1"))  # ignored: the book is stale
+    crossed_snapshot = snapshot(seq=4, yes_dollars_fp=[["0.60", "1"]], no_dollars_fp=[["0.41", "2"]])
+    assert l2.apply(crossed_snapshot).stale == (TICKER,)  # $1.01: still crossed
+    assert not l2.is_whole(TICKER) and l2.crossed([TICKER]) == [TICKER]
+    applied = l2.apply(snapshot(seq=5, yes_dollars_fp=[["0.44", "1"]], no_dollars_fp=[["0.55", "20"]]))
+    assert applied.changed == (TICKER,) and l2.crossed([TICKER]) == []
+    assert l2.ladders(TICKER) == ([(D("0.44"), D("1"))], [(D("0.55"), D("20"))])
+    # NO bids cross too: one cent short of the YES bid's $1 they do not, at it they do.
+    assert l2.apply(delta(6, "0.5500", "5", side="no")).changed == (TICKER,)
+    assert l2.apply(delta(7, "0.5600", "1", side="no")).stale == (TICKER,)
+    assert l2.crossed([TICKER]) == [TICKER]
+
+
 def test_kalshi_unknown_messages_and_fields_are_ignored():
     l2 = KalshiL2()
     l2.apply(snapshot(yes_dollars_fp=[["0.40", "10"]], market_id="x", brand_new=[1]))
@@ -98,16 +120,23 @@ def test_kalshi_recording_line_replays_as_the_same_books():
 TOKEN = "7132"
 
 
-def book_event(bids, asks, asset=TOKEN, ts="1757908892351"):
-    return {
-        "event_type": "book",
-        "asset_id": asset,
+def book_event(bids, asks, asset=TOKEN, ts="1757908892351", **fields):
+    """A `book` event as the venue sends it: the REST summary's fields, hashed by py-clob-client."""
+    summary = {
         "market": "0xbd31",
+        "asset_id": asset,
+        "timestamp": ts,
+        "hash": "",
         "bids": [{"price": p, "size": s} for p, s in bids],
         "asks": [{"price": p, "size": s} for p, s in asks],
-        "timestamp": ts,
-        "hash": "0xabc",
+        "min_order_size": "5",
+        "tick_size": "0.01",
+        "neg_risk": False,
+        "last_trade_price": "0.50",
+        **fields,
     }
+    summary["hash"] = generate_orderbook_summary_hash(parse_raw_orderbook_summary(summary))
+    return {"event_type": "book", **summary}
 
 
 def test_polymarket_book_then_price_changes_in_both_forms():
@@ -173,6 +202,50 @@ def test_a_crossed_polymarket_book_is_stale_until_a_new_book():
     assert l2.is_whole(TOKEN)
 
 
+def test_polymarket_book_hash_is_py_clob_clients_on_the_same_book():
+    event = book_event([("0.48", "30"), ("0.49", "20")], [("0.53", "60"), ("0.52", "25")])
+    rest_body = {k: v for k, v in event.items() if k != "event_type"}
+    assert polymarket_book_hash(event) == generate_orderbook_summary_hash(
+        parse_raw_orderbook_summary(rest_body)
+    )
+    assert polymarket_book_hash(event) == event["hash"]
+    # A `book` event without the REST summary's other fields: those count as null.
+    bare = {k: event[k] for k in ("event_type", "asset_id", "market", "bids", "asks", "timestamp")}
+    official = OrderBookSummary(
+        market=bare["market"],
+        asset_id=bare["asset_id"],
+        timestamp=bare["timestamp"],
+        bids=parse_raw_orderbook_summary(rest_body).bids,
+        asks=parse_raw_orderbook_summary(rest_body).asks,
+    )
+    assert polymarket_book_hash(bare) == generate_orderbook_summary_hash(official) != event["hash"]
+    # The levels are hashed in the order they came in, as the venue hashed them.
+    reordered = {**event, "bids": event["bids"][::-1]}
+    assert polymarket_book_hash(reordered) != event["hash"]
+
+
+def test_a_polymarket_book_whose_hash_does_not_verify_is_stale_until_one_that_does():
+    l2 = PolymarketL2()
+    good = book_event([("0.48", "30")], [("0.52", "25")])
+    assert l2.apply(good).changed == (TOKEN,)
+    damaged = {**good, "bids": [{"price": "0.48", "size": "3"}]}  # the content is not what was hashed
+    applied = l2.apply(damaged)
+    assert applied.stale == (TOKEN,) and applied.changed == () and l2.hash_failed([TOKEN]) == [TOKEN]
+    assert l2.ladders(TOKEN) is None
+    assert l2.apply({**good, "hash": "0x" + good["hash"]}).changed == (TOKEN,)  # written with 0x
+    assert l2.hash_failed([TOKEN]) == []
+    assert l2.ladders(TOKEN) == ([(D("0.48"), D("30"))], [(D("0.52"), D("25"))])
+    # A first book that does not verify is stale too (asked for again), and one without a hash is taken.
+    assert l2.apply({**damaged, "asset_id": "5211"}).stale == ("5211",)
+    assert l2.hash_failed([TOKEN, "5211"]) == ["5211"]
+    assert not l2.is_whole("5211")
+    assert l2.apply([{**damaged, "asset_id": "5211", "hash": None}]).changed == ("5211",)
+    # Not verifying: the damaged book is taken as it is.
+    l2.verify_hashes = False
+    assert l2.apply(damaged).changed == (TOKEN,)
+    assert l2.ladders(TOKEN) == ([(D("0.48"), D("3"))], [(D("0.52"), D("25"))])
+
+
 def test_polymarket_recording_line_replays_as_the_same_book():
     from ingest.recording import to_book
 
@@ -196,13 +269,15 @@ def test_random_kalshi_deltas_give_the_book_they_describe(start, changes):
     l2.apply(snapshot(yes_dollars_fp=[[f"{p:.4f}", f"{s:.2f}"] for p, s in start.items()]))
     truth = {"yes": dict(start), "no": {}}
     for seq, (side, price, change) in enumerate(changes, start=2):
-        l2.apply(delta(seq, f"{price:.4f}", f"{change:.2f}", side=side))
+        applied = l2.apply(delta(seq, f"{price:.4f}", f"{change:.2f}", side=side))
         size = truth[side].get(price, D(0)) + change
         truth[side][price] = size
         if size <= 0:
             del truth[side][price]
-    expected = tuple(sorted(truth[s].items(), reverse=True) for s in ("yes", "no"))
-    assert l2.ladders(TICKER) == expected
+        if truth["yes"] and truth["no"] and max(truth["yes"]) + max(truth["no"]) >= 1:
+            assert applied.stale == (TICKER,) and l2.crossed([TICKER]) == [TICKER]
+            return
+        assert l2.ladders(TICKER) == tuple(sorted(truth[s].items(), reverse=True) for s in ("yes", "no"))
 
 
 @settings(max_examples=60, deadline=None)

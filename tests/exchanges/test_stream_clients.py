@@ -2,11 +2,16 @@
 can inject, the client's books equal the double's own books; subscriptions follow the instruments;
 lifecycle events arrive; the status says what the stream is doing."""
 
+import json
 import threading
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from kalshi_python_sync.auth import KalshiAuth
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
@@ -32,6 +37,7 @@ KALSHI_FAULTS = {
     "subscription_error": "reconnects",  # a refused subscribe starts over after the backoff
     "slow_consumer": "resnapshots",
     "legacy_form": "reconnects",
+    "crossed": "resnapshots",
 }
 POLYMARKET_FAULTS = {
     "drop": "reconnects",
@@ -39,6 +45,7 @@ POLYMARKET_FAULTS = {
     "subscription_error": "reconnects",
     "slow_consumer": "reconnects",
     "legacy_form": None,
+    "bad_hash": "resnapshots",
 }
 
 
@@ -226,7 +233,8 @@ def test_status_has_every_field_ingest_health_documents(double, kalshi):
     status = kalshi.status()
     assert set(status) == {
         "venue", "shard", "state", "connected_since_ms", "last_message_ms", "last_data_ms", "instruments",
-        "stale_instruments", "messages", "updates", "reconnects", "resnapshots", "lag_ms_p50",
+        "stale_instruments", "messages", "updates", "reconnects", "resnapshots", "hash_checks_stopped",
+        "lag_ms_p50",
     }  # fmt: skip
     assert status["venue"] == KALSHI and status["instruments"] == 1 and status["stale_instruments"] == 0
 
@@ -258,6 +266,136 @@ def test_a_book_crossed_at_the_venue_is_withheld_until_a_fresh_book_is_whole(dou
         assert client.status()["resnapshots"] == 1
     finally:
         client.stop()
+
+
+def test_a_kalshi_book_crossed_at_the_venue_is_withheld_until_a_fresh_book_is_whole(double):
+    settings = StreamSettings(backoff_base_s=0.02, backoff_max_s=0.2, resnapshot_timeout_s=0.3)
+    client = KalshiStreamClient(
+        double.kalshi_ws_url, api_key_id=KEY_ID, private_key_pem=kalshi_key_pair()[0], settings=settings
+    )
+    client.set_instruments({TICKERS[0]: YES, TICKERS[1]: YES})
+    client.start()
+    try:
+        wait_for(lambda: books_equal(client, double, TICKERS[0]), "the first book")
+        # YES bid 0.46 + NO bid 0.55 = $1.01: the venue would have matched them.
+        double.state.set_kalshi_book(TICKERS[0], [["0.46", "1"]], [["0.55", "20"]])
+        wait_for(
+            lambda: client.stale_instruments() == [TICKERS[0]] and books_equal(client, double, TICKERS[1]),
+            "the crossed book withheld, the other market streaming",
+        )
+        assert client.ladders(TICKERS[0]) is None
+        double.state.set_kalshi_book(TICKERS[0], [["0.44", "1"]], [["0.55", "20"]])
+        wait_for(lambda: books_equal(client, double, TICKERS[0]), "the book once it is whole")
+        # Asked for once per connection: a snapshot crossed too waited for the watchdog's
+        # reconnect, whose snapshot (of the book as it is by then) made it whole.
+        status = client.status()
+        assert status["resnapshots"] == status["reconnects"] >= 1
+    finally:
+        client.stop()
+
+
+def test_a_crossing_kalshi_delta_is_resnapshotted_on_the_same_connection(double, kalshi):
+    kalshi.set_instruments({TICKERS[0]: YES, TICKERS[1]: YES})
+    wait_for(lambda: all(books_equal(kalshi, double, t) for t in TICKERS), "the first books")
+    double.stream_fault(KALSHI, "crossed")
+    wait_for(lambda: kalshi.status()["resnapshots"] == 2, "a snapshot asked for each crossed book")
+    wait_for(lambda: all(books_equal(kalshi, double, t) for t in TICKERS), "the books whole again")
+    assert kalshi.status()["reconnects"] == 0
+
+
+def test_a_polymarket_book_whose_hash_fails_is_asked_for_again(double, polymarket, caplog):
+    wait_for(lambda: all(books_equal(polymarket, double, t) for t in TOKENS), "the first books")
+    double.stream_fault(POLYMARKET, "bad_hash")
+    wait_for(lambda: polymarket.status()["resnapshots"] == 1, "the resnapshot asked")
+    move_polymarket(double, 1)
+    wait_for(lambda: all(books_equal(polymarket, double, t) for t in TOKENS), "the books whole again")
+    status = polymarket.status()
+    assert status["hash_checks_stopped"] == 0 and status["reconnects"] == 0
+    assert "stream.bad_hash venue=polymarket" in caplog.text
+
+
+def test_hashes_that_fail_in_a_fresh_book_too_stop_being_checked_on_that_connection(double, caplog):
+    """A venue whose hashes our computation never verifies must not be resnapshotted forever."""
+    client = PolymarketStreamClient(double.polymarket_ws_url, settings=FAST)
+    client.set_instruments({TOKENS[0]: YES})
+    client.start()
+    try:
+        wait_for(lambda: books_equal(client, double, TOKENS[0]), "the first book")
+        double.stream_fault(POLYMARKET, "bad_hash", times=3)
+        # The book, its resnapshot, and the resnapshot asked once the checks stopped: all wrong.
+        wait_for(lambda: double.stream_faults == [], "three books with a wrong hash sent")
+        move_polymarket(double, 1)
+        wait_for(lambda: books_equal(client, double, TOKENS[0]), "the book taken unchecked")
+        status = client.status()
+        assert (status["resnapshots"], status["hash_checks_stopped"], status["reconnects"]) == (2, 1, 0)
+        assert caplog.text.count("stream.hash_checks_stopped venue=polymarket") == 1
+        # A new connection checks again.
+        double.stream_fault(POLYMARKET, "drop")
+        wait_for(lambda: client.status()["reconnects"] == 1 and client.live, "the new connection")
+        wait_for(lambda: books_equal(client, double, TOKENS[0]), "the book on the new connection")
+        double.stream_fault(POLYMARKET, "bad_hash")
+        wait_for(lambda: client.status()["resnapshots"] == 3, "the bad hash noticed again")
+        wait_for(lambda: books_equal(client, double, TOKENS[0]), "the book whole again")
+        assert client.status()["hash_checks_stopped"] == 1
+    finally:
+        client.stop()
+
+
+def test_kalshi_signs_each_reconnect_afresh():
+    """The double refuses a signature older than the scenario's auth window: a client that signed
+    once could not connect again once the window has passed."""
+    with ExchangeDouble(replace(scenario(), auth_window_s=0.3), ws_heartbeat_s=0.5) as double:
+        double.state.register_kalshi_key(KEY_ID, kalshi_key_pair()[1])
+        first_headers = KalshiAuth(KEY_ID, kalshi_key_pair()[0]).create_auth_headers(
+            "GET", "/trade-api/ws/v2"
+        )
+        client = KalshiStreamClient(
+            double.kalshi_ws_url, api_key_id=KEY_ID, private_key_pem=kalshi_key_pair()[0], settings=FAST
+        )
+        client.set_instruments({TICKERS[0]: YES})
+        client.start()
+        try:
+            wait_for(lambda: books_equal(client, double, TICKERS[0]), "the first snapshot")
+            time.sleep(0.5)  # past the window of the first connection's signature
+            with pytest.raises(InvalidStatus) as refused:
+                connect(double.kalshi_ws_url, additional_headers=first_headers, open_timeout=WAIT_S)
+            assert refused.value.response.status_code == 401
+            double.stream_fault(KALSHI, "drop")
+            move_kalshi(double, 1)
+            wait_for(lambda: client.status()["reconnects"] >= 1, "the reconnect")
+            wait_for(
+                lambda: client.live and books_equal(client, double, TICKERS[0]), "live again, book right"
+            )
+        finally:
+            client.stop()
+
+
+def test_polymarket_pings_keep_a_quiet_connection_open():
+    """The double closes a Polymarket socket that sent no PING for 0.3 s; the client's PINGs keep
+    its connection open over a span with no data at all, where a silent socket is closed."""
+    with ExchangeDouble(scenario(), polymarket_ping_timeout_s=0.3) as double:
+        settings = StreamSettings(backoff_base_s=0.02, backoff_max_s=0.2, ping_interval_s=0.1)
+        client = PolymarketStreamClient(double.polymarket_ws_url, settings=settings)
+        client.set_instruments({TOKENS[0]: YES})
+        client.start()
+        try:
+            wait_for(lambda: books_equal(client, double, TOKENS[0]), "the first book")
+            messages = client.status()["messages"]
+            quiet_until = time.monotonic() + 1.5
+            with connect(double.polymarket_ws_url, open_timeout=WAIT_S) as silent:
+                silent.send(json.dumps({"assets_ids": [TOKENS[1]], "type": "market"}))
+                with pytest.raises(ConnectionClosed) as closed:
+                    while True:
+                        silent.recv(timeout=WAIT_S)  # its book, then nothing until closed
+            assert closed.value.rcvd.code == 1008
+            time.sleep(max(0.0, quiet_until - time.monotonic()))  # the span: 1.5 s, or until then
+            status = client.status()
+            assert status["reconnects"] == 0 and status["state"] == "live"
+            assert status["messages"] > messages  # PONGs only: no book data meanwhile
+            assert status["updates"] == 1
+            wait_for(lambda: double.ws_connection_count(POLYMARKET) == 1, "the silent socket gone, not ours")
+        finally:
+            client.stop()
 
 
 def test_a_wrongly_signed_kalshi_client_never_goes_live(double):

@@ -31,6 +31,7 @@ def stream_status(venue: str = "kalshi", shard: str = "1/1", **fields: Any) -> d
         "updates": 50_000,
         "reconnects": 1,
         "resnapshots": 3,
+        "hash_checks_stopped": 0,
         "lag_ms_p50": 12,
         **fields,
     }

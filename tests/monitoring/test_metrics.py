@@ -27,6 +27,7 @@ DOCUMENTED = {
     "arbsim_stream_updates",
     "arbsim_stream_reconnects",
     "arbsim_stream_resnapshots",
+    "arbsim_stream_hash_checks_stopped",
     "arbsim_stream_up",
     "arbsim_stream_lag_seconds",
     "arbsim_stream_data_age_seconds",
