@@ -75,7 +75,9 @@ class ArbsimCollector(Collector):
         for status in stream_statuses():
             key = [status["venue"], status["shard"]]
             for name, family in counters.items():
-                family.add_metric(key, status[name])
+                # A counter an older ingest process does not publish yet reads 0, so a rolling
+                # deploy keeps every stream's figures in the scrape.
+                family.add_metric(key, status.get(name, 0))
             up.add_metric(key, 1 if status["state"] == "live" else 0)
             if status["lag_ms_p50"] is not None:
                 lag.add_metric(key, status["lag_ms_p50"] / 1000)

@@ -79,6 +79,18 @@ def test_stream_figures_follow_what_ingest_publishes(publish):
     assert after[("arbsim_stream_up", labels)] == 0
 
 
+def test_a_stream_status_without_a_newer_counter_keeps_its_figures_in_the_scrape(publish):
+    """An ingest process of the previous version (during a rolling deploy) publishes no
+    hash_checks_stopped: its streams stay in /metrics, that counter at 0."""
+    older = stream_status("polymarket", updates=700)
+    del older["hash_checks_stopped"]
+    publish("ingest-old", older)
+    labels = (("shard", "1/1"), ("venue", "polymarket"))
+    figures = scrape()
+    assert figures[("arbsim_stream_updates_total", labels)] == 700
+    assert figures[("arbsim_stream_hash_checks_stopped_total", labels)] == 0
+
+
 def test_intents_and_decisions_count_up(user):
     before = scrape()
     make_intent(user)
