@@ -262,8 +262,10 @@ def test_a_book_crossed_at_the_venue_is_withheld_until_a_fresh_book_is_whole(dou
         assert client.ladders(TOKENS[0]) is None
         double.state.set_polymarket_book(TOKENS[0], [["0.50", "1"]], [["0.52", "25"]])
         wait_for(lambda: books_equal(client, double, TOKENS[0]), "the book once it is whole")
-        # Asked for once; the fresh book, crossed too, waited for the reconnect instead.
-        assert client.status()["resnapshots"] == 1
+        # Asked for once per connection (no loop): the fresh book, crossed too, waited for the
+        # book to change or the watchdog's reconnect (on a busy machine one may come first).
+        status = client.status()
+        assert 1 <= status["resnapshots"] <= 1 + status["reconnects"]
     finally:
         client.stop()
 
