@@ -360,6 +360,19 @@ def test_legged_trade_shows_each_legs_timeline_both_books_and_the_unwind(page, d
     expect(polymarket).to_contain_text("book moved past the limit")
     expect(polymarket.locator("table[data-book=arrival] tbody tr.took")).to_have_count(0)
     page.screenshot(path=SHOTS / "09-legged-trade.png", full_page=True)
+    page.keyboard.press("Escape")
+
+    # The 24 h report, beside its capture figures: what the trader's one trade met at arrival.
+    arrival = page.locator("#report-arrival")
+    expect(arrival.locator("[data-field=outcomes]")).to_contain_text("legged 1")
+    expect(arrival.locator("[data-field=slippage]")).to_contain_text(
+        re.compile(r"0 trades\)\s*\u2013 / \u2013 ¢")
+    )
+    expect(arrival.locator("[data-field=legging]")).to_contain_text("1, $0.59")
+    expect(arrival.locator("[data-field=missed-at-arrival]")).to_contain_text("none")
+    expect(arrival.locator("[data-field=arrival-latency]")).to_contain_text("kalshi 120 / 120 ms (1 orders)")
+    expect(arrival.locator("[data-field=arrival-latency]")).to_contain_text("polymarket 400 / 400 ms")
+    page.locator("#report-card").screenshot(path=SHOTS / "09-legged-report.png")
     assert_no_csp_violations(page)
 
 
