@@ -287,6 +287,15 @@
         axes: [{}, {}, { side: 1, scale: "pnl", grid: { show: false } }],
         hooks: { setScale: [(u, key) => { if (key === "x") describeWindow(u, `Run ${runId} equity`); }] },
       }, [xs, balance, pnl, realised], box);
+      // The points where a trade's pair resolved, named under the chart (a canvas has no text).
+      const resolved = points.filter((p) => p.event === "resolved");
+      if (resolved.length) {
+        const note = document.createElement("p");
+        note.dataset.field = "resolved-points";
+        const last = resolved[resolved.length - 1];
+        note.textContent = `${resolved.length} resolved ${resolved.length === 1 ? "point" : "points"}, the last at ${time(last.at)} UTC: realised P&L ${usd(last.realised_pnl_usd)}`;
+        box.append(note);
+      }
     } catch (err) {
       box.innerHTML = `<p class="error">Could not load the equity curve (${esc(err.message)}).</p>`;
     }
