@@ -93,7 +93,8 @@ def test_demo_shows_full_partial_and_legged_trades_slippage_and_unwinds_in_the_a
     try:
         demo.wait_for_login()
         client = demo.logged_in_client()
-        # Bounded: the recording's first ten minutes at 40x; the second trade legs by design.
+        # Bounded: 150 s at 40x is the recording's first 100 minutes. The second trade (~18 s in)
+        # legs by design; full and partial trades come within the first minute as a rule.
         deadline, recent = time.monotonic() + 150, []
         while not _shows_every_outcome(recent) and time.monotonic() < deadline:
             time.sleep(1)

@@ -265,7 +265,7 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
             account_services.update_profile(
-                user=user, min_net_edge_cents="1.00", max_leg_usd="250.00", daily_cap_usd="5000.00"
+                user=user, min_net_edge_cents="1.00", max_leg_usd="100.00", daily_cap_usd="5000.00"
             )
             account_services.set_secret(
                 user=user,
