@@ -104,31 +104,35 @@ def test_demo_shows_full_partial_and_legged_trades_slippage_and_unwinds_in_the_a
         assert _shows_every_outcome(recent), (
             f"outcomes so far {[t['arrival_outcome'] for t in recent]}:\n{demo.log()[-3000:]}"
         )
-        # The run stops, its orders on their way arrive: the figures stand still for the page.
+        # The run stops: the figures stand still for the page once a decision under way at the
+        # stop has written its trade and every order has arrived (the page and the API agree).
         run_id = client.get("/simulator/status").json()["runs"][0]["id"]
         client.post("/simulator/stop", json={"run_id": run_id}).raise_for_status()
-        report = client.get("/simulator/report?hours=24&max_gap_s=120&min_edge_cents=1").json()
-        while report["trades_in_flight"] and time.monotonic() < deadline + 30:
-            time.sleep(0.5)
-            report = client.get("/simulator/report?hours=24&max_gap_s=120&min_edge_cents=1").json()
-        assert report["trades_in_flight"] == 0
-        outcomes = report["arrival_outcomes"]
-        assert all(outcomes[outcome] >= 1 for outcome in ARRIVED_OUTCOMES), outcomes
-        assert float(report["unwind_cost_usd"]) > 0 and report["legging_incidents"] >= 1
-        slippage = report["slippage_cents"]
-        assert slippage["p50"] is not None and slippage["p95"] is not None and slippage["trades"] >= 1
-        trades = client.get("/simulator/status").json()["recent_trades"]
-        newest = {
-            outcome: next(t for t in trades if t["arrival_outcome"] == outcome)
-            for outcome in ARRIVED_OUTCOMES
-        }
 
         with chromium_page() as page:
             log_in(page, demo)
             arrival = page.locator("#report-arrival")
-            expect(arrival.locator("[data-field=outcomes]")).to_contain_text(
-                ", ".join(f"{outcome} {n}" for outcome, n in outcomes.items())
-            )
+            shown = arrival.locator("[data-field=outcomes]")
+            settle_by = time.monotonic() + 30
+            while True:
+                report = client.get("/simulator/report?hours=24&max_gap_s=120&min_edge_cents=1").json()
+                outcomes = report["arrival_outcomes"]
+                expected = ", ".join(f"{outcome} {n}" for outcome, n in outcomes.items())
+                page.reload()
+                expect(shown).to_contain_text("missed")
+                if not report["trades_in_flight"] and shown.inner_text().endswith(expected):
+                    break
+                assert time.monotonic() < settle_by, f"{shown.inner_text()!r} vs the API's {expected!r}"
+                time.sleep(0.5)
+            assert all(outcomes[outcome] >= 1 for outcome in ARRIVED_OUTCOMES), outcomes
+            assert float(report["unwind_cost_usd"]) > 0 and report["legging_incidents"] >= 1
+            slippage = report["slippage_cents"]
+            assert slippage["p50"] is not None and slippage["p95"] is not None and slippage["trades"] >= 1
+            trades = client.get("/simulator/status").json()["recent_trades"]
+            newest = {
+                outcome: next(t for t in trades if t["arrival_outcome"] == outcome)
+                for outcome in ARRIVED_OUTCOMES
+            }
             expect(arrival.locator("[data-field=slippage]")).to_contain_text(
                 f"{slippage['p50']} / {slippage['p95']} ¢"
             )
