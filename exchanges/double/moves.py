@@ -164,15 +164,21 @@ def demo_book_moves() -> list[BookMove]:
     market's status is read from its book, then the book, then the arrival). Every 3rd read of a
     Kalshi book (the second trade's validation) thins both outcomes' asks to 30%, 40 ms later, for
     300 ms: the order arrives at the thin book, a partial leg, the other leg's excess unwound. Every
-    4th read of a Polymarket book (a validation read of the second and third trades) raises its
-    prices 3 cents, 80 ms later, for 500 ms: the leg's limit passed, a legged trade. A count that
-    falls on an arrival moves the book after the order met it. The moves last through the replay's
+    7th read of a Polymarket book (the fifth trade's validation, for one) raises its prices 3 cents,
+    80 ms later, for 500 ms: the leg's limit passed, a legged trade, unless the limit walked deeper
+    than 3 cents. Once, the 5th Polymarket read (the second trade's validation) empties that book's
+    asks, 20 ms later (the venue's fastest order takes 60 ms), for 1.5 s (its slowest ~1 s): the
+    second trade legs, its Kalshi leg sold back, within the demo's first two minutes whatever the
+    run's seed. A count that falls on a status read moves the book the validation then reads, and
+    one that falls on an arrival moves it after the order met it: those trades, like the rest, fill
+    in full or in part as the book and the competition allow. The moves last through the replay's
     updates (one per instrument every ~0.1 s at the demo's 10x) and then give the book back to the
     recording.
     """
     return [
         BookMove(venue="kalshi", kind="thin", every=3, after_ms=40, keep=Decimal("0.3"), lasts_ms=300),
-        BookMove(venue="polymarket", kind="jump", every=4, after_ms=80, cents=Decimal(3), lasts_ms=500),
+        BookMove(venue="polymarket", kind="jump", every=7, after_ms=80, cents=Decimal(3), lasts_ms=500),
+        BookMove(venue="polymarket", kind="empty", every=5, times=1, after_ms=20, lasts_ms=1500),
     ]
 
 

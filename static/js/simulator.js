@@ -287,6 +287,15 @@
         axes: [{}, {}, { side: 1, scale: "pnl", grid: { show: false } }],
         hooks: { setScale: [(u, key) => { if (key === "x") describeWindow(u, `Run ${runId} equity`); }] },
       }, [xs, balance, pnl, realised], box);
+      // The points where a trade's pair resolved, named under the chart (a canvas has no text).
+      const resolved = points.filter((p) => p.event === "resolved");
+      if (resolved.length) {
+        const note = document.createElement("p");
+        note.dataset.field = "resolved-points";
+        const last = resolved[resolved.length - 1];
+        note.textContent = `${resolved.length} resolved ${resolved.length === 1 ? "point" : "points"}, the last at ${time(last.at)} UTC: realised P&L ${usd(last.realised_pnl_usd)}`;
+        box.append(note);
+      }
     } catch (err) {
       box.innerHTML = `<p class="error">Could not load the equity curve (${esc(err.message)}).</p>`;
     }
@@ -296,6 +305,40 @@
   let reportPlot = null;
   const COUNT_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 100000];
   const reportMinEdge = () => $("#report-min-edge")?.value || "1";
+  // What the window's orders met at their venues, beside the capture figures above: outcomes,
+  // slippage (signal vs realised edge), legging and unwind cost, misses and latency per venue.
+  function figure(label, value, field) {
+    const cell = document.createElement("div");
+    cell.dataset.field = field;
+    const small = document.createElement("small");
+    small.textContent = label;
+    cell.append(small, value);
+    return cell;
+  }
+  const countsText = (counts) => Object.entries(counts || {}).map(([key, n]) => `${key} ${n}`).join(", ");
+  function arrivalFigures(r) {
+    const box = document.createElement("div");
+    box.className = "kv";
+    const slippage = r.slippage_cents || {};
+    const outcomes = countsText(r.arrival_outcomes);
+    const latency = Object.entries(r.arrival_latency_ms || {})
+      .map(([venue, l]) => `${venue} ${l.p50 ?? "–"} / ${l.p99 ?? "–"} ms (${l.orders} orders)`).join(" · ");
+    box.append(
+      figure("trades arrived (in flight)", `${r.trades_arrived ?? 0} (${r.trades_in_flight ?? 0})`, "arrived"),
+      figure("outcomes at arrival", outcomes || "–", "outcomes"),
+      figure(`slippage p50 / p95 (signal − realised edge, ${slippage.trades ?? 0} trades)`,
+        `${slippage.p50 ?? "–"} / ${slippage.p95 ?? "–"} ¢`, "slippage"),
+      figure("legging incidents, unwind cost", `${r.legging_incidents ?? 0}, ${usd(r.unwind_cost_usd ?? 0)}`, "legging"),
+      figure("missed at arrival", countsText(r.missed_at_arrival) || "none", "missed-at-arrival"),
+      figure("arrival latency p50 / p99", latency || "–", "arrival-latency"),
+    );
+    const section = document.createElement("div");
+    section.id = "report-arrival";
+    const title = document.createElement("h3");
+    title.textContent = "Orders at arrival";
+    section.append(title, box);
+    return section;
+  }
   async function loadReport() {
     try {
       const r = await api(`/simulator/report?hours=24&max_gap_s=120&min_edge_cents=${encodeURIComponent(reportMinEdge())}`);
@@ -308,6 +351,7 @@
         <div><small>realised P&amp;L (${esc(r.trades_resolved ?? 0)} resolved)</small>${signed(r.realised_pnl_usd ?? 0)}</div>
         <div data-field="disagreements"><small>resolution disagreements</small>${esc(r.resolution_disagreements ?? 0)} pairs, cost ${usd(r.resolution_disagreement_cost_usd ?? 0)}</div></div>
         ${Object.keys(r.missed_reasons || {}).length ? `<p><small>missed because: ${Object.entries(r.missed_reasons).map(([k, n]) => `${esc(k)} ${esc(n)}`).join(", ")}</small></p>` : ""}`;
+      $("#report-summary").append(arrivalFigures(r));
       const rows = r.by_opportunity_key || [];
       const box = $("#report-chart");
       if (reportPlot) { reportPlot.destroy(); reportPlot = null; }

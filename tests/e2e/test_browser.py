@@ -1,7 +1,5 @@
 """The /simulator/ page in Debian's Chromium (headless, driven by Playwright), against the demo.
-Every test also fails on a Content-Security-Policy violation in the console.
-
-Screenshots of the main states go to artifacts/screenshots/ (not committed).
+Every test also fails on a Content-Security-Policy violation in the console (tests/e2e/browser.py).
 """
 
 import gzip
@@ -16,19 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.browser import ROOT, SHOTS, assert_no_csp_violations, chromium_page, log_in
 from tests.e2e.demo_process import DemoProcess, embedded_env
 
 pytestmark = pytest.mark.slow
-CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "artifacts" / "screenshots"
 ADMIN = "boss"
-# Chromium reports a blocked load or inline script/style in the console; the event also names
-# what a page's own script tried (an eval, a style attribute set from markup).
-REPORT_CSP_VIOLATIONS = (
-    "document.addEventListener('securitypolicyviolation', e => console.error("
-    "`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`))"
-)
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +65,69 @@ def seed_legged_trade(sqlite_path: Path, username: str, password: str) -> int:
     return int(made.stdout.split()[-1])
 
 
+# A trader of their own in the demo's database with one trade on each of two pairs, and the pairs'
+# markets in an exchange double of the script's own: open, then closed, then determined, the
+# ingest's lifecycle follower asking at each step as its pass does. The venues agree on the first
+# pair (Kalshi YES and Polymarket's YES token win) and not on the second (Kalshi NO, Polymarket
+# YES): each trade bought YES on Kalshi and NO on Polymarket, 10 contracts for $9.55.
+SEED_RESOLVED_PAIRS = """
+import json
+from datetime import timedelta
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from exchanges.double import ExchangeDouble, KalshiMarket, PolymarketBook, Scenario
+from ingest.lifecycle import LifecycleFollower
+from ingest.sources import LiveHosts
+from tests.simulator.surface_fixtures import make_intent, make_pair, make_run, make_trade
+user = get_user_model().objects.create_user({username!r}, password={password!r})
+now = timezone.now()
+run = make_run(user, label="resolved run", started_at=now - timedelta(hours=1))
+trades = {{}}
+for digit, key in (("7", "E2E-AGREE"), ("8", "E2E-DISAGREE")):
+    pair = make_pair(key, kalshi_ticker="KX" + key, poly_yes_token=digit * 30 + "1",
+                     poly_no_token=digit * 30 + "2", poly_condition_id="0x" + digit * 64)
+    intent = make_intent(user, key, signal_at=now - timedelta(minutes=20))
+    trades[key] = (pair, make_trade(run, intent=intent, executed_at=now - timedelta(minutes=int(digit))))
+with ExchangeDouble(Scenario()) as double:
+    for pair, _ in trades.values():
+        double.state.add_kalshi_market(KalshiMarket(ticker=pair.kalshi_ticker))
+        for token, outcome in ((pair.poly_yes_token, "Yes"), (pair.poly_no_token, "No")):
+            double.state.add_polymarket_book(
+                PolymarketBook(token_id=token, market=pair.poly_condition_id, outcome=outcome))
+    follower = LifecycleFollower(hosts=LiveHosts.of_double(double))
+    assert follower.poll().paid == []  # open
+    for pair, _ in trades.values():
+        double.state.set_kalshi_status(pair.kalshi_ticker, "closed")
+    assert follower.poll().paid == []  # closed: nothing to pay yet
+    for key, kalshi_result in (("E2E-AGREE", "yes"), ("E2E-DISAGREE", "no")):
+        pair, _ = trades[key]
+        double.state.set_kalshi_status(pair.kalshi_ticker, "determined", kalshi_result)
+        double.state.set_polymarket_resolved(pair.poly_yes_token)
+    paid = sorted(p["opportunity_key"] for p in follower.poll().paid)
+    assert paid == ["E2E-AGREE", "E2E-DISAGREE"], paid
+print(json.dumps({{"run_id": run.pk, **{{key: trade.pk for key, (_, trade) in trades.items()}}}}))
+"""
+
+
+def seed_resolved_pairs(sqlite_path: Path, username: str, password: str) -> dict[str, int]:
+    made = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            SEED_RESOLVED_PAIRS.format(username=username, password=password),
+        ],
+        cwd=ROOT,
+        env=embedded_env(sqlite_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    return json.loads(made.stdout.strip().splitlines()[-1])
+
+
 def make_admin(sqlite_path: Path) -> str:
     """A superuser in the demo's database, made the way an operator would."""
     password = secrets.token_urlsafe(12)
@@ -100,50 +153,8 @@ def make_admin(sqlite_path: Path) -> str:
 
 @pytest.fixture
 def page(demo):
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: ./dev test installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.set_default_timeout(20_000)
-        page.csp_violations = []
-        page.add_init_script(REPORT_CSP_VIOLATIONS)
-        page.on("console", lambda message: note_csp_violation(page, message.text))
+    with chromium_page() as page:
         yield page
-        context.close()
-        browser.close()
-
-
-def note_csp_violation(page, text: str) -> None:
-    if "Content Security Policy" in text or text.startswith("CSP violation"):
-        page.csp_violations.append(f"{page.url}: {text}")
-
-
-def assert_no_csp_violations(page) -> None:
-    assert page.csp_violations == [], "\n".join(page.csp_violations)
-
-
-def log_in(page, demo, username: str | None = None, password: str | None = None):
-    page.goto(f"http://127.0.0.1:{demo.port}/simulator/")
-    page.fill("input[name=username]", username or demo.username)
-    page.fill("input[name=password]", password or demo.password)
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/simulator/$"))
 
 
 def test_trader_starts_a_run_sees_a_trade_arrive_live_opens_it_and_stops_the_run(page, demo):
@@ -360,6 +371,52 @@ def test_legged_trade_shows_each_legs_timeline_both_books_and_the_unwind(page, d
     expect(polymarket).to_contain_text("book moved past the limit")
     expect(polymarket.locator("table[data-book=arrival] tbody tr.took")).to_have_count(0)
     page.screenshot(path=SHOTS / "09-legged-trade.png", full_page=True)
+    page.keyboard.press("Escape")
+
+    # The 24 h report, beside its capture figures: what the trader's one trade met at arrival.
+    arrival = page.locator("#report-arrival")
+    expect(arrival.locator("[data-field=outcomes]")).to_contain_text("legged 1")
+    expect(arrival.locator("[data-field=slippage]")).to_contain_text(
+        re.compile(r"0 trades\)\s*\u2013 / \u2013 ¢")
+    )
+    expect(arrival.locator("[data-field=legging]")).to_contain_text("1, $0.59")
+    expect(arrival.locator("[data-field=missed-at-arrival]")).to_contain_text("none")
+    expect(arrival.locator("[data-field=arrival-latency]")).to_contain_text("kalshi 120 / 120 ms (1 orders)")
+    expect(arrival.locator("[data-field=arrival-latency]")).to_contain_text("polymarket 400 / 400 ms")
+    page.locator("#report-card").screenshot(path=SHOTS / "09-legged-report.png")
+    assert_no_csp_violations(page)
+
+
+def test_pairs_resolved_through_their_lifecycle_show_realised_pnl_the_resolved_points_and_the_disagreement(
+    page, demo
+):
+    from playwright.sync_api import expect
+
+    username, password = "resolving-trader", secrets.token_urlsafe(12)
+    seeded = seed_resolved_pairs(demo.sqlite_path, username, password)
+    log_in(page, demo, username, password)
+
+    # Paid without a command: the agreeing pair's Kalshi YES leg pays $10 (P&L $0.45), the
+    # disagreeing pair pays nothing (both legs lost: -$9.55).
+    card = page.locator(".run-card", has_text="resolved run")
+    expect(card.locator("[data-field=realised]")).to_have_text("$-9.10")
+    agree = page.locator(f"#trades tbody tr[data-trade-id='{seeded['E2E-AGREE']}']")
+    disagree = page.locator(f"#trades tbody tr[data-trade-id='{seeded['E2E-DISAGREE']}']")
+    expect(agree.locator("[data-resolution]")).to_have_text("resolved")
+    expect(disagree.locator("[data-resolution]")).to_have_text("venues disagreed")
+    expect(page.locator("#report-summary [data-field=disagreements]")).to_contain_text("1 pairs, cost $10.00")
+
+    disagree.click()
+    modal = page.locator("#trade-modal")
+    expect(modal.locator("[data-disagreement]")).to_contain_text("resolved this question differently")
+    expect(modal.locator("[data-resolution-detail]")).to_contain_text(re.compile(r"realised P&L\s*\$-9\.55"))
+    page.keyboard.press("Escape")
+
+    page.locator(f"#history tbody tr[data-run-id='{seeded['run_id']}']").click()
+    expect(page.locator("#equity-chart [data-field=resolved-points]")).to_contain_text(
+        re.compile(r"^2 resolved points, the last at .* UTC: realised P&L \$-9\.10$")
+    )
+    page.screenshot(path=SHOTS / "15-resolved-pairs.png", full_page=True)
     assert_no_csp_violations(page)
 
 

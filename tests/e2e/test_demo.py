@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from exchanges.double import ExchangeDouble, Scenario
+from tests.e2e.browser import SHOTS, assert_no_csp_violations, chromium_page, log_in
 from tests.e2e.demo_process import (
     AS_BACKGROUND_JOB,
     ROOT,
@@ -66,6 +67,110 @@ def test_demo_serves_trades_read_from_the_feeds_within_a_minute_and_stops_on_ctr
         returncode = demo.stop(signal.SIGINT)
     assert "demo stopped" in demo.log(), demo.log()[-2000:]
     assert returncode == 0, demo.log()[-2000:]
+
+
+ARRIVED_OUTCOMES = ("full", "partial", "legged")
+
+
+def _shows_every_outcome(trades: list[dict]) -> bool:
+    """Among these arrived trades: a full, a partial and a legged one, a slippage and an unwind."""
+    outcomes = {t["arrival_outcome"] for t in trades}
+    return (
+        all(outcome in outcomes for outcome in ARRIVED_OUTCOMES)
+        and any(t["slippage_cents"] is not None for t in trades)
+        and any(float(t["unwind_cost_usd"]) > 0 for t in trades)
+    )
+
+
+@pytest.mark.slow
+def test_demo_shows_full_partial_and_legged_trades_slippage_and_unwinds_in_the_api_and_on_the_page(tmp_path):
+    """The demo's double moves books between decisions and arrivals (exchanges/double/moves.py):
+    within its first minutes (here at 4x its pace) the report counts full, partial and legged
+    trades, slippage and unwind cost, and the page shows the same figures and trades."""
+    from playwright.sync_api import expect
+
+    demo = DemoProcess(tmp_path, speed=40.0)
+    try:
+        demo.wait_for_login()
+        client = demo.logged_in_client()
+        # Bounded: 150 s at 40x is the recording's first 100 minutes. The second trade (~18 s in)
+        # legs by design; full and partial trades come within the first minute as a rule.
+        deadline, recent = time.monotonic() + 150, []
+        while not _shows_every_outcome(recent) and time.monotonic() < deadline:
+            time.sleep(1)
+            recent = [
+                t for t in client.get("/simulator/status").json()["recent_trades"] if t["arrival_outcome"]
+            ]
+        assert _shows_every_outcome(recent), (
+            f"outcomes so far {[t['arrival_outcome'] for t in recent]}:\n{demo.log()[-3000:]}"
+        )
+        # The run stops: the figures stand still for the page once a decision under way at the
+        # stop has written its trade and every order has arrived (the page and the API agree).
+        run_id = client.get("/simulator/status").json()["runs"][0]["id"]
+        client.post("/simulator/stop", json={"run_id": run_id}).raise_for_status()
+
+        with chromium_page() as page:
+            log_in(page, demo)
+            arrival = page.locator("#report-arrival")
+            shown = arrival.locator("[data-field=outcomes]")
+            settle_by = time.monotonic() + 30
+            while True:
+                report = client.get("/simulator/report?hours=24&max_gap_s=120&min_edge_cents=1").json()
+                outcomes = report["arrival_outcomes"]
+                expected = ", ".join(f"{outcome} {n}" for outcome, n in outcomes.items())
+                page.reload()
+                expect(shown).to_contain_text("missed")
+                if not report["trades_in_flight"] and shown.inner_text().endswith(expected):
+                    break
+                assert time.monotonic() < settle_by, f"{shown.inner_text()!r} vs the API's {expected!r}"
+                time.sleep(0.5)
+            assert all(outcomes[outcome] >= 1 for outcome in ARRIVED_OUTCOMES), outcomes
+            assert float(report["unwind_cost_usd"]) > 0 and report["legging_incidents"] >= 1
+            slippage = report["slippage_cents"]
+            assert slippage["p50"] is not None and slippage["p95"] is not None and slippage["trades"] >= 1
+            trades = client.get("/simulator/status").json()["recent_trades"]
+            newest = {
+                outcome: next(t for t in trades if t["arrival_outcome"] == outcome)
+                for outcome in ARRIVED_OUTCOMES
+            }
+            expect(arrival.locator("[data-field=slippage]")).to_contain_text(
+                f"{slippage['p50']} / {slippage['p95']} ¢"
+            )
+            legging = arrival.locator("[data-field=legging]")
+            expect(legging).to_contain_text(f"{report['legging_incidents']}, $")
+            assert float(re.sub(r"[^\d.]", "", legging.inner_text().split("$")[-1])) == float(
+                report["unwind_cost_usd"]
+            )
+            for outcome, trade in newest.items():
+                row = page.locator(f"#trades tbody tr[data-trade-id='{trade['id']}']")
+                expect(row.locator("[data-outcome]")).to_have_text(outcome)
+            page.locator("#report-card").screenshot(path=SHOTS / "13-demo-report.png")
+
+            legged = newest["legged"]
+            page.locator(f"#trades tbody tr[data-trade-id='{legged['id']}']").click()
+            modal = page.locator("#trade-modal")
+            expect(modal.locator("h3 [data-outcome]")).to_have_text("legged")
+            for leg in legged["legs"]:
+                section = modal.locator(f"[data-leg={leg['venue']}]")
+                if leg["unwind"]:  # the leg that filled, sold back at its bids
+                    expect(section.locator("[data-timeline] li")).to_have_text(
+                        [
+                            re.compile(r"decided"),
+                            re.compile(r"sent"),
+                            re.compile(r"arrived"),
+                            re.compile(r"unwind sent"),
+                            re.compile(r"unwind arrived"),
+                        ]
+                    )
+                    expect(section.locator("[data-unwind]")).to_contain_text(
+                        f"sell {leg['unwind']['size']} back"
+                    )
+                else:  # the leg that met a book past its limit, or no asks
+                    expect(section).to_contain_text(leg["detail"])
+            page.screenshot(path=SHOTS / "14-demo-legged-trade.png", full_page=True)
+            assert_no_csp_violations(page)
+    finally:
+        demo.stop(signal.SIGINT)
 
 
 def test_a_background_job_starts_with_sigint_ignored():

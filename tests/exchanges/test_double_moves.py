@@ -273,7 +273,7 @@ def test_a_lasting_move_ends_with_the_book_as_last_set(double, kalshi):
     assert kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars == [["0.5100", "4.00"]]
 
 
-def test_demo_preset_thins_kalshi_on_the_third_read_and_jumps_polymarket_on_the_fifth(
+def test_demo_preset_thins_kalshi_on_the_third_read_empties_polymarket_once_on_the_fifth_and_jumps_it_on_the_seventh(
     double, kalshi, polymarket
 ):
     for move in demo_book_moves():
@@ -282,13 +282,18 @@ def test_demo_preset_thins_kalshi_on_the_third_read_and_jumps_polymarket_on_the_
 
     kalshi_sizes = [kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars[-1][1] for _ in range(3)]
     poll(lambda: double.state.kalshi_market(TICKER).no_bids != STORED_NO_BIDS)
-    poly_asks = [asks_of(polymarket.get_order_book(TOKEN))[0] for _ in range(5)]
+    poly_asks = [asks_of(polymarket.get_order_book(TOKEN)) for _ in range(5)]
+    poll(lambda: not double.state.polymarket_book(TOKEN).asks)
+    double.state.set_polymarket_book(TOKEN, POLY_BIDS, POLY_ASKS)  # the replay sets it again
+    later = [asks_of(polymarket.get_order_book(TOKEN))[0] for _ in range(2)]
     poll(lambda: double.state.polymarket_book(TOKEN).asks[0]["price"] != "0.52")
 
     assert kalshi_sizes == ["20.00"] * 3
     assert kalshi.get_market_orderbook(TICKER).orderbook_fp.no_dollars[-1] == ["0.5500", "6.00"]
-    assert poly_asks == [("0.52", "75")] * 5
+    assert [asks[0] for asks in poly_asks] == [("0.52", "75")] * 5
+    assert later == [("0.52", "75")] * 2  # the empty came once; the 7th read sets off the jump
     assert asks_of(polymarket.get_order_book(TOKEN))[0] == ("0.55", "75")
+    assert [(move.kind, move.fired) for move in double.book_moves] == [("thin", 1), ("jump", 1), ("empty", 1)]
 
 
 def test_moves_in_a_scenario_file_apply_when_the_double_serves_it(tmp_path):

@@ -3,7 +3,7 @@ double on loopback: every fault is a skipped decision with its reason, never a c
 
 import time
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 from django.utils import timezone
@@ -269,6 +269,62 @@ def test_a_price_that_jumps_between_decision_and_arrival_shows_in_the_trade_and_
     report = client.get("/simulator/report").json()
     assert report["arrival_outcomes"]["legged"] == 1 and report["legging_incidents"] == 1
     assert D(report["unwind_cost_usd"]) == D(trade["unwind_cost_usd"])
+
+
+@pytest.fixture
+def kalshi_book_restored(double):
+    market = double.state.kalshi_market(TICKER)
+    yes_bids, no_bids = list(market.yes_bids), list(market.no_bids)
+    yield
+    double.clear_book_moves()
+    double.state.set_kalshi_book(TICKER, yes_bids, no_bids)
+
+
+def _cost_usd(leg: dict) -> D:
+    """What a leg cost: its fills at their prices, its fee, less what its unwind brought back."""
+    bought = sum((D(fill["price"]) * D(fill["size"]) for fill in leg["fills"]), D(0)) + D(leg["fee_usd"])
+    unwind = leg["unwind"]
+    return bought - (D(unwind["proceeds_usd"]) - D(unwind["fee_usd"]) if unwind else D(0))
+
+
+def test_a_book_that_thins_between_decision_and_arrival_hedges_part_and_shows_the_slippage(
+    scene, validator, double, client, kalshi_book_restored
+):
+    """The double thins Kalshi's YES asks to 30% right after the validation read them: the Kalshi
+    order takes at most 6 of the 20 it saw, the trade hedges that many, the Polymarket excess is
+    sold back, and the edge per hedged contract falls short of the signal's by the slippage."""
+    run, intent = scene
+    double.add_book_move(
+        BookMove(
+            venue="kalshi", kind="thin", instrument=TICKER, side="yes", keep=D("0.3"), after_ms=0, times=1
+        )
+    )
+    now = timezone.now() - timedelta(minutes=1)
+    SimulatorRun.objects.filter(pk=run.pk).update(started_at=now, ends_at=now + timedelta(days=1))
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=now, validator=validator.validate)
+    assert decision.outcome == "traded", decision.reason
+    arrive_in_order(in_flight_steps(decision))
+
+    client.force_login(run.user)
+    trade = client.get(f"/simulator/trades/{decision.trade.pk}").json()
+    kalshi, polymarket = (
+        next(leg for leg in trade["legs"] if leg["venue"] == venue) for venue in ("kalshi", "polymarket")
+    )
+    assert D(kalshi["arrival_book"][0]["size"]) == 6  # 30% of the 20 the validation saw
+    matched = D(kalshi["filled_size"])
+    assert trade["arrival_outcome"] == "partial" and 0 < matched <= 6 and D(trade["matched_size"]) == matched
+    assert D(polymarket["filled_size"]) == 10 and D(polymarket["unwind"]["size"]) == 10 - matched
+
+    # By hand: the P&L of the hedged contracts, per contract, in cents; the signal's edge less it.
+    pnl_usd = matched - _cost_usd(kalshi) - _cost_usd(polymarket)
+    realised_cents = (pnl_usd * 100 / matched).quantize(D("0.0001"), rounding=ROUND_FLOOR)
+    slippage_cents = D(trade["signal_edge_cents"]) - realised_cents
+    assert D(trade["realised_edge_cents"]) == realised_cents
+    assert D(trade["slippage_cents"]) == slippage_cents > 0
+
+    report = client.get("/simulator/report").json()
+    assert report["arrival_outcomes"]["partial"] == 1 and report["legging_incidents"] == 1
+    assert D(report["slippage_cents"]["p50"]) == slippage_cents and report["slippage_cents"]["trades"] == 1
 
 
 def _kalshi_yes_book(asks: tuple[Level, ...], received_ms: int) -> Book:

@@ -264,8 +264,9 @@ class Command(BaseCommand):
             user, _ = get_user_model().objects.get_or_create(username=DEMO_USERNAME)
             user.set_password(password)
             user.save()
+            # $100 legs mostly fit the recorded books' depth: trades fill in full as well as in part.
             account_services.update_profile(
-                user=user, min_net_edge_cents="1.00", max_leg_usd="250.00", daily_cap_usd="5000.00"
+                user=user, min_net_edge_cents="1.00", max_leg_usd="100.00", daily_cap_usd="5000.00"
             )
             account_services.set_secret(
                 user=user,
