@@ -1014,9 +1014,13 @@ def _throughput(venue: str, deltas: int) -> dict[str, Any]:
         stop = threading.Event()
         handed = [0]
 
-        def consume() -> None:  # as StreamSource takes the changed books
+        def consume() -> None:
+            # As StreamSource takes the changed books: each one's `Book`s built (the detector
+            # reads them); its recording line not (built only when something records).
             while not stop.is_set():
-                handed[0] += len(client.get(0.05))
+                for book in client.get(0.05):
+                    book.books  # noqa: B018 (built on first reading)
+                    handed[0] += 1
 
         consumer = threading.Thread(target=consume, daemon=True)
         snapshots_in = replies + len(feed["snapshots"])
