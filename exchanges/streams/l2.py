@@ -58,13 +58,19 @@ NOTHING = Applied()
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
+    if type(value) is not str:  # the venues send strings; a JSON number is read by its text
+        if value is None or isinstance(value, bool):
+            return None
+        value = str(value)
     try:
-        number = Decimal(str(value))
+        number = Decimal(value)
     except (InvalidOperation, ValueError):
         return None
     return number if number.is_finite() else None
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)  # the ABC's check only if not a dict
 
 
 def _int(value: Any) -> int | None:
@@ -160,9 +166,10 @@ def _kalshi_levels(msg: Mapping[str, Any], side: str) -> Ladder | None:
 
 
 class _KalshiMarket:
-    __slots__ = ("no", "sid", "stale", "yes")
+    __slots__ = ("changed", "no", "sid", "stale", "yes")
 
-    def __init__(self, sid: int | None, yes: Ladder, no: Ladder) -> None:
+    def __init__(self, ticker: str, sid: int | None, yes: Ladder, no: Ladder) -> None:
+        self.changed = Applied(changed=(ticker,))  # what most deltas did, made once
         self.sid = sid
         self.yes = _Side(yes, bids=True, mirrored=True)
         self.no = _Side(no, bids=True, mirrored=True)
@@ -185,7 +192,7 @@ class KalshiL2:
         if kind != "orderbook_delta" and kind != "orderbook_snapshot":
             return NOTHING
         msg = message.get("msg")
-        if not isinstance(msg, Mapping):
+        if not _is_mapping(msg):
             return NOTHING
         ticker = msg.get("market_ticker")
         if not isinstance(ticker, str):
@@ -209,7 +216,7 @@ class KalshiL2:
                     market.stale = True
                     went_stale.append(ticker)
                 return Applied(stale=tuple(went_stale), gap_sid=gap_sid)
-            self._markets[ticker] = _KalshiMarket(sid, yes, no)
+            self._markets[ticker] = _KalshiMarket(ticker, sid, yes, no)
             if ticker in went_stale:
                 went_stale.remove(ticker)
             return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
@@ -239,7 +246,7 @@ class KalshiL2:
             return Applied(stale=(*went_stale, ticker), gap_sid=gap_sid)
         (market.yes if side == YES else market.no).add(price, delta)
         if not went_stale and gap_sid is None:
-            return Applied((ticker,))
+            return market.changed
         return Applied(changed=(ticker,), stale=tuple(went_stale), gap_sid=gap_sid)
 
     def _stale_sid(self, sid: int) -> list[str]:
@@ -336,7 +343,7 @@ def kalshi_recording_line(
 def _polymarket_levels(raw: Any) -> Ladder | None:
     ladder: Ladder = {}
     for level in raw or ():
-        if not isinstance(level, Mapping):
+        if not _is_mapping(level):
             return None
         price, size = _decimal(level.get("price")), _decimal(level.get("size"))
         if price is None or size is None:
@@ -347,9 +354,10 @@ def _polymarket_levels(raw: Any) -> Ladder | None:
 
 
 class _PolymarketAsset:
-    __slots__ = ("asks", "bids", "market", "stale", "venue_ts_ms")
+    __slots__ = ("asks", "bids", "changed", "market", "stale", "venue_ts_ms")
 
-    def __init__(self, market: str, bids: Ladder, asks: Ladder) -> None:
+    def __init__(self, asset_id: str, market: str, bids: Ladder, asks: Ladder) -> None:
+        self.changed = Applied(changed=(asset_id,))  # what most changes did, made once
         self.market = market
         self.bids = _Side(bids, bids=True)
         self.asks = _Side(asks, bids=False)
@@ -377,7 +385,7 @@ class PolymarketL2:
                 changed = [c for c in changed if c not in applied.stale] + list(applied.changed)
                 stale = [s for s in stale if s not in applied.changed] + list(applied.stale)
             return Applied(changed=tuple(dict.fromkeys(changed)), stale=tuple(dict.fromkeys(stale)))
-        if not isinstance(event, Mapping):
+        if not _is_mapping(event):
             return NOTHING
         kind = event.get("event_type")
         if kind == "price_change":
@@ -395,12 +403,12 @@ class PolymarketL2:
             return self._make_stale(asset_id)
         # No venue time for a snapshot: its `timestamp` can be when the book last changed, long
         # before it was sent, while the book it carries is current as received.
-        asset = _PolymarketAsset(str(event.get("market") or ""), bids, asks)
+        asset = _PolymarketAsset(asset_id, str(event.get("market") or ""), bids, asks)
         self._assets[asset_id] = asset
         if asset.crossed():
             asset.stale = True
             return Applied(stale=(asset_id,))
-        return Applied(changed=(asset_id,))
+        return asset.changed
 
     def _price_change(self, event: Mapping[str, Any]) -> Applied:
         ts_ms = _int(event.get("timestamp"))
@@ -414,7 +422,7 @@ class PolymarketL2:
         touched: dict[str, None] = {}
         stale: dict[str, None] = {}
         for change in changes:
-            if not isinstance(change, Mapping):
+            if not _is_mapping(change):
                 continue
             asset_id = change.get("asset_id") if legacy_asset is None else legacy_asset
             asset = self._assets.get(asset_id) if isinstance(asset_id, str) else None
@@ -435,6 +443,8 @@ class PolymarketL2:
                 self._assets[asset_id].stale = True
                 stale[asset_id] = None
         if not stale:
+            if len(touched) == 1:
+                return self._assets[next(iter(touched))].changed
             return Applied(tuple(touched))
         return Applied(changed=tuple(a for a in touched if a not in stale), stale=tuple(stale))
 
