@@ -2,6 +2,7 @@
 can inject, the client's books equal the double's own books; subscriptions follow the instruments;
 lifecycle events arrive; the status says what the stream is doing."""
 
+import json
 import threading
 import time
 from decimal import Decimal
@@ -12,7 +13,7 @@ from exchanges.books import KALSHI, NO, POLYMARKET, YES, kalshi_books
 from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
 from exchanges.double.state import PolymarketBook
 from exchanges.streams import DETERMINED, LifecycleEvent
-from exchanges.streams.connection import StreamSettings
+from exchanges.streams.connection import StreamSettings, parse_frame
 from exchanges.streams.kalshi import KalshiStreamClient
 from exchanges.streams.polymarket import PolymarketStreamBook, PolymarketStreamClient
 from exchanges.testing import kalshi_key_pair
@@ -403,3 +404,14 @@ def test_a_handed_over_book_read_after_later_changes_is_the_book_as_handed_over(
     expected = kalshi_books(TICKERS[0], yes_then, no_then, **times)
     assert handed.books == (expected[YES], expected[NO])
     assert to_book(handed.line, {}) == handed.books and handed.line["t"] == handed.received_ms
+
+
+def test_frames_are_read_as_json_reads_them():
+    """orjson reads the frames; what it refuses and json reads is read by json, as before."""
+    assert parse_frame(b'{"seq": 7, "price_dollars": "0.4500"}') == {"seq": 7, "price_dollars": "0.4500"}
+    frame = '{"size": NaN, "id": 123456789012345678901234567890}'
+    assert repr(parse_frame(frame)) == repr(json.loads(frame))
+    with pytest.raises(ValueError):
+        parse_frame("{not json")
+    with pytest.raises(ValueError):
+        parse_frame(b"\xff\xfe")
