@@ -98,7 +98,7 @@ class _Side:
     def __init__(self, ladder: Ladder, *, bids: bool, mirrored: bool = False) -> None:
         ordered = sorted(ladder.items(), reverse=bids)
         self._bids = bids
-        self._keys = [-price if bids else price for price, _ in ordered]
+        self._keys = [price.copy_negate() if bids else price for price, _ in ordered]
         self.levels: LevelTuple = tuple(new_level(price, size) for price, size in ordered)
         self.mirrored: LevelTuple | None = (
             tuple(new_level(ONE_DOLLAR - price, size) for price, size in ordered) if mirrored else None
@@ -106,13 +106,13 @@ class _Side:
 
     def set(self, price: Decimal, size: Decimal) -> None:
         """The level at `price` is now `size` (gone if not above 0)."""
-        key = -price if self._bids else price
+        key = price.copy_negate() if self._bids else price
         at = bisect_left(self._keys, key)
         self._put(at, key, at < len(self._keys) and self._keys[at] == key, price, size)
 
     def add(self, price: Decimal, delta: Decimal) -> None:
         """The level at `price` changes by `delta` (gone if no longer above 0)."""
-        key = -price if self._bids else price
+        key = price.copy_negate() if self._bids else price
         at = bisect_left(self._keys, key)
         present = at < len(self._keys) and self._keys[at] == key
         self._put(at, key, present, price, (self.levels[at].size if present else ZERO) + delta)
