@@ -35,8 +35,9 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
    Kalshi (then Polymarket) feed for 100 pairs as fast as it can: snapshots, then single-level
    deltas, every frame's JSON text built beforehand (Kalshi's only the sequence number filled in).
    The product's stream client, with a consumer thread taking the changed books as StreamSource
-   does, applies them; its books are compared with the truth at the end, then the server drops
-   the connection and the client's books after its resnapshot (a new truth) are compared again.
+   does (their Books built, their recording lines not), applies them; its books are compared
+   with the truth at the end, then the server drops the connection and the client's books after
+   its resnapshot (a new truth) are compared again.
    Reference: a bare `websockets` client receiving the same frames over the same hop, unparsed.
    The Kalshi run is an hour of 100 pairs at one change per second each (360,000 deltas), replayed
    at full speed; the process's RSS after the snapshots and at the end. Beside each rate, the
