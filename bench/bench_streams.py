@@ -35,8 +35,9 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
    Kalshi (then Polymarket) feed for 100 pairs as fast as it can: snapshots, then single-level
    deltas, every frame's JSON text built beforehand (Kalshi's only the sequence number filled in).
    The product's stream client, with a consumer thread taking the changed books as StreamSource
-   does, applies them; its books are compared with the truth at the end, then the server drops
-   the connection and the client's books after its resnapshot (a new truth) are compared again.
+   does (their Books built, their recording lines not), applies them; its books are compared
+   with the truth at the end, then the server drops the connection and the client's books after
+   its resnapshot (a new truth) are compared again.
    Reference: a bare `websockets` client receiving the same frames over the same hop, unparsed.
    The Kalshi run is an hour of 100 pairs at one change per second each (360,000 deltas), replayed
    at full speed; the process's RSS after the snapshots and at the end. Beside each rate, the
@@ -44,13 +45,14 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
    (The exchange double's own feed server manages about 18,000 frames/s: it would be the limit,
    hence a server of the bench's own.)
 
-Run: .venv/bin/python -m bench bench_streams
+Run: .venv/bin/python -m bench bench_streams (part 3 alone: BENCH_STREAMS_PART=3)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -1014,9 +1016,13 @@ def _throughput(venue: str, deltas: int) -> dict[str, Any]:
         stop = threading.Event()
         handed = [0]
 
-        def consume() -> None:  # as StreamSource takes the changed books
+        def consume() -> None:
+            # As StreamSource takes the changed books: each one's `Book`s built (the detector
+            # reads them); its recording line not (built only when something records).
             while not stop.is_set():
-                handed[0] += len(client.get(0.05))
+                for book in client.get(0.05):
+                    book.books  # noqa: B018 (built on first reading)
+                    handed[0] += 1
 
         consumer = threading.Thread(target=consume, daemon=True)
         snapshots_in = replies + len(feed["snapshots"])
@@ -1064,8 +1070,9 @@ def _throughput(venue: str, deltas: int) -> dict[str, Any]:
 
 def _client_parts(venue: str, frames: int = 50_000) -> dict[str, float]:
     """CPU microseconds per message of the client's own steps, on the same frames, no socket:
-    `json.loads` (what the client uses), `orjson.loads` (the alternative), the L2 apply, and
-    building one handed-over book (`_stream_book`, as `get` does)."""
+    `orjson.loads` (what the client uses), `json.loads` (for comparison), the L2 apply, one book
+    handed over as the consumer takes it (`get`'s step: the levels taken, the `StreamBook`, its
+    `Book`s built), and its recording line (built only when something records)."""
     import orjson
 
     from exchanges.streams.kalshi import KalshiStreamClient
@@ -1096,24 +1103,39 @@ def _client_parts(venue: str, frames: int = 50_000) -> dict[str, float]:
         l2.apply(json.loads(text))
 
     def cpu_us(work: Callable[[], object], count: int) -> float:
+        # Each step from a collected heap: a full collection the steps before left due (this
+        # process holds Django and the frames) is not charged to a step of a few microseconds.
+        gc.collect()
         began = time.thread_time()
         work()
         return (time.thread_time() - began) / count * 1e6
 
-    decoded: list = []
+    def parse_each(loads: Callable[[str], object]) -> Callable[[], None]:
+        def parse() -> None:  # each message dropped once read, as the client drops it once applied
+            for text in texts:
+                loads(text)
+
+        return parse
+
+    decoded = [orjson.loads(t) for t in texts]  # the L2 apply's input, read beforehand
     parts = {
-        "json.loads": cpu_us(lambda: decoded.extend(json.loads(t) for t in texts), frames),
-        "orjson.loads": cpu_us(lambda: [orjson.loads(t) for t in texts], frames),
+        "orjson.loads": cpu_us(parse_each(orjson.loads), frames),
+        "json.loads": cpu_us(parse_each(json.loads), frames),
         "L2 apply": cpu_us(lambda: [l2.apply(d) for d in decoded], frames),
     }
+    decoded.clear()  # not held through the steps below
     instruments = feed["instruments"]
-    parts["one book handed over"] = cpu_us(
-        lambda: [
-            client._stream_book(instrument, client._copy_book(instrument), 0, None)
-            for instrument in (instruments[i % len(instruments)] for i in range(frames // 10))
-        ],
-        frames // 10,
-    )
+    picks = [instruments[i % len(instruments)] for i in range(frames // 10)]
+    handed: list = []
+
+    def hand_over() -> None:
+        for instrument in picks:
+            book = client._stream_book(instrument, client._copy_book(instrument), 0, None)
+            book.books  # noqa: B018 (built on first reading)
+            handed.append(book)
+
+    parts["one book handed over"] = cpu_us(hand_over, len(picks))
+    parts["its recording line"] = cpu_us(lambda: [book.line for book in handed], len(picks))
     return parts
 
 
@@ -1144,15 +1166,16 @@ def _throughput_rows() -> list[dict[str, Any]]:
             figure(
                 BENCH,
                 f"{venue} client's own steps, CPU per message",
-                parts["json.loads"]
+                parts["orjson.loads"]
                 + parts["L2 apply"]
                 + parts["one book handed over"] * r["handed"] / (r["messages"] or 1),
                 "us",
                 "the bare client's wall time per frame",
                 1e6 / r["bare_per_s"],
                 note="; ".join(f"{name} {us:.1f}" for name, us in parts.items())
-                + f" us; json.loads + apply + {r['handed'] / (r['messages'] or 1):.2f} books handed over per"
-                " message (as many as the consumer took in the run)",
+                + f" us; orjson.loads + apply + {r['handed'] / (r['messages'] or 1):.2f} books handed over per"
+                " message (as many as the consumer took in the run; no recording line: built only when"
+                " recording)",
             )
         )
         if venue == "kalshi":
@@ -1177,7 +1200,9 @@ def run() -> list[dict[str, Any]]:
     setup_django()
     rows: list[dict[str, Any]] = []
     reason = missing_services()
-    if reason:
+    if os.environ.get("BENCH_STREAMS_PART") == "3":
+        rows.append(figure(BENCH, "end to end and book age: skipped", None, "", note="BENCH_STREAMS_PART=3"))
+    elif reason:
         rows.append(figure(BENCH, "end to end and book age: skipped", None, "", note=reason))
     else:
         rows += _part_rows(_end_to_end())

@@ -27,6 +27,15 @@ class Level:
     price: Decimal
     size: Decimal
 
+    @classmethod
+    def of(cls, price: Decimal, size: Decimal) -> Level:
+        """The same Level as the constructor, built about 2x faster (the stream clients build one
+        per change), as `Book.of` is; nothing is checked."""
+        level = _new_object(cls)
+        _set_price(level, price)
+        _set_size(level, size)
+        return level
+
     def as_json(self) -> dict[str, str]:
         return {"price": str(self.price), "size": str(self.size)}
 
@@ -88,8 +97,10 @@ class Book:
         return [level.as_json() for level in self.asks]
 
 
-# The slots' setters, which `Book.of` calls directly (the frozen `__setattr__` refuses).
+# The slots' setters, which `Level.of` and `Book.of` call directly (the frozen `__setattr__` refuses).
 _new_object = object.__new__
+_set_price = Level.__dict__["price"].__set__
+_set_size = Level.__dict__["size"].__set__
 _set_venue = Book.__dict__["venue"].__set__
 _set_instrument_id = Book.__dict__["instrument_id"].__set__
 _set_side = Book.__dict__["side"].__set__

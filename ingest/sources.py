@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import batched
 from pathlib import Path
 from typing import Any, Protocol
@@ -51,11 +51,39 @@ logger = logging.getLogger("ingest.sources")
 KALSHI_DOUBLE_PREFIX = "/trade-api/v2"
 
 
-@dataclass(frozen=True, slots=True)
 class BookUpdate:
-    now_ms: int  # the ingest clock for this update: live, when it arrived; replay, the recorded `t`
-    books: tuple[Book, ...]
-    raw: dict[str, Any] = field(compare=False)  # the recording line (ingest.recording format)
+    """One update: its books, the ingest clock it counts at (`now_ms`: live, when it arrived;
+    replay, the recorded `t`) and its recording line (`raw`, ingest.recording's format). A source
+    may give, instead of the line, a function that builds it: called once, the first time `raw` is
+    read (a stream builds a line only when something records). Updates are equal when their
+    times and books are; their lines are not compared."""
+
+    __slots__ = ("_raw", "books", "now_ms")
+
+    def __init__(
+        self, now_ms: int, books: tuple[Book, ...], raw: dict[str, Any] | Callable[[], dict[str, Any]]
+    ) -> None:
+        self.now_ms = now_ms
+        self.books = books
+        self._raw = raw
+
+    @property
+    def raw(self) -> dict[str, Any]:
+        raw = self._raw
+        if callable(raw):
+            raw = self._raw = raw()
+        return raw
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BookUpdate):
+            return NotImplemented
+        return self.now_ms == other.now_ms and self.books == other.books
+
+    def __hash__(self) -> int:
+        return hash((self.now_ms, self.books))
+
+    def __repr__(self) -> str:
+        return f"BookUpdate(now_ms={self.now_ms!r}, books={self.books!r})"
 
 
 class BookSource(Protocol):

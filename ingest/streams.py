@@ -244,7 +244,8 @@ class StreamSource:
 
     def _as_update(self, venue: str, book: StreamBook) -> BookUpdate:
         self._last_yield_ms[(venue, book.instrument_id)] = book.received_ms
-        return BookUpdate(book.received_ms, book.books, book.line)
+        # The recording line is built only if something reads it (the `record` command).
+        return BookUpdate(book.received_ms, book.books, lambda: book.line)
 
     def _restatements(self, now_ms: int) -> list[BookUpdate]:
         # Half a period: a book handed over just after one pass is restated at the next, so no

@@ -25,11 +25,11 @@ from urllib.parse import urlparse
 from kalshi_python_sync.auth import KalshiAuth
 from websockets.asyncio.client import ClientConnection
 
-from exchanges.books import KALSHI, NO, YES
+from exchanges.books import KALSHI, NO, YES, Book
 from exchanges.redaction import register_secret
 from exchanges.streams import CLOSED, DETERMINED, SETTLED, LifecycleEvent
-from exchanges.streams.connection import StreamBook, StreamConnection
-from exchanges.streams.l2 import KalshiL2, Ladders, kalshi_books_of, kalshi_recording_line
+from exchanges.streams.connection import StreamBook, StreamConnection, parse_frame
+from exchanges.streams.l2 import KalshiL2, KalshiLevels, kalshi_books_of, kalshi_recording_line
 
 logger = logging.getLogger("exchanges.streams.kalshi")
 
@@ -159,8 +159,8 @@ class KalshiStreamClient(StreamConnection):
 
     async def _on_frame(self, ws: ClientConnection, frame: str | bytes, received_ms: int) -> None:
         try:
-            message = json.loads(frame)
-        except (ValueError, UnicodeDecodeError):
+            message = parse_frame(frame)
+        except ValueError:  # UnicodeDecodeError too
             logger.warning("stream.malformed venue=kalshi bytes=%d", len(frame))
             return
         if not isinstance(message, dict):
@@ -303,14 +303,27 @@ class KalshiStreamClient(StreamConnection):
 
     # --- books --------------------------------------------------------------------------------
 
-    def _copy_book(self, instrument: str) -> Ladders | None:
-        return self._l2.ladders(instrument)
+    def _copy_book(self, instrument: str) -> KalshiLevels | None:
+        return self._l2.levels(instrument)
 
     def _stream_book(
-        self, instrument: str, copy: Ladders, received_ms: int, venue_ts_ms: int | None
+        self, instrument: str, copy: KalshiLevels, received_ms: int, venue_ts_ms: int | None
     ) -> StreamBook:
-        times = {"received_ts_ms": received_ms, "venue_ts_ms": venue_ts_ms}
-        books = kalshi_books_of(instrument, copy, **times)
-        return StreamBook(
-            instrument, received_ms, (books[YES], books[NO]), kalshi_recording_line(instrument, copy, **times)
+        return KalshiStreamBook(instrument, received_ms, venue_ts_ms, copy)
+
+
+class KalshiStreamBook(StreamBook):
+    """A market's YES and NO books (a YES ask at p is a NO bid at 1 - p)."""
+
+    __slots__ = ()
+
+    def _build_books(self) -> tuple[Book, ...]:
+        books = kalshi_books_of(
+            self.instrument_id, self.levels, received_ts_ms=self.received_ms, venue_ts_ms=self.venue_ts_ms
+        )
+        return books[YES], books[NO]
+
+    def _build_line(self) -> dict[str, Any]:
+        return kalshi_recording_line(
+            self.instrument_id, self.levels, received_ts_ms=self.received_ms, venue_ts_ms=self.venue_ts_ms
         )

@@ -25,15 +25,16 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from exchanges.books import NO, POLYMARKET, YES
+from exchanges.books import NO, POLYMARKET, YES, Book
 from exchanges.streams import DETERMINED, LifecycleEvent
-from exchanges.streams.connection import StreamBook, StreamConnection
-from exchanges.streams.l2 import Ladders, PolymarketL2, polymarket_book_of, polymarket_recording_line
+from exchanges.streams.connection import StreamBook, StreamConnection, parse_frame
+from exchanges.streams.l2 import PolymarketL2, PolymarketLevels, polymarket_book_of, polymarket_recording_line
 
 logger = logging.getLogger("exchanges.streams.polymarket")
 
 POLYMARKET_PROD_WS_URL = "wss://ws-subscriptions-clob.polymarket.com/ws/market"
 MAX_IDS_PER_FRAME = 100
+BOOK_EVENTS = ("book", "price_change")
 
 
 def _chunks(ids: list[str]) -> Iterable[list[str]]:
@@ -110,30 +111,42 @@ class PolymarketStreamClient(StreamConnection):
         if frame == "PONG":
             return
         try:
-            event = json.loads(frame)
-        except (ValueError, UnicodeDecodeError):
+            event = parse_frame(frame)
+        except ValueError:  # UnicodeDecodeError too
             logger.warning("stream.malformed venue=polymarket bytes=%d", len(frame))
             return
-        events = event if isinstance(event, list) else [event]
-        if any(isinstance(e, dict) and e.get("event_type") in ("book", "price_change") for e in events):
-            with self._lock:
-                applied = self._l2.apply(event)
-                self._publish(applied.changed, received_ms, self._l2.venue_ts_ms)
-                bad_hash = self._l2.hash_failed(applied.stale) if applied.stale else ()
+        if isinstance(event, dict):  # the usual frame: one event
+            kind = event.get("event_type")
+            if kind in BOOK_EVENTS:
+                await self._on_books(ws, event, received_ms)
+            elif kind == "market_resolved":
+                self._on_resolved(event)
+            return
+        events = event if isinstance(event, list) else []
+        if any(isinstance(e, dict) and e.get("event_type") in BOOK_EVENTS for e in events):
+            await self._on_books(ws, event, received_ms)
+        for item in events:
+            if isinstance(item, dict) and item.get("event_type") == "market_resolved":
+                self._on_resolved(item)
+
+    async def _on_books(self, ws: ClientConnection, event: Any, received_ms: int) -> None:
+        with self._lock:
+            applied = self._l2.apply(event)
+            self._publish(applied.changed, received_ms, self._l2.venue_ts_ms)
+            bad_hash = self._l2.hash_failed(applied.stale) if applied.stale else ()
+        if self._resnapshot_pending:
             self._resnapshot_pending.difference_update(applied.changed)
-            if self._bad_hash_asked and applied.changed:
-                self._bad_hash_asked.difference_update(applied.changed)
-            if bad_hash:
-                self._bad_hashes(bad_hash)
+        if self._bad_hash_asked and applied.changed:
+            self._bad_hash_asked.difference_update(applied.changed)
+        if bad_hash:
+            self._bad_hashes(bad_hash)
+        if applied.stale:
             # One request per stale book: a book still crossed in its fresh snapshot waits for
             # the watchdog's reconnect rather than being asked for again and again.
             stale = [a for a in applied.stale if a in self._subscribed and a not in self._resnapshot_pending]
             if stale:
                 self._resnapshot_pending.update(stale)
                 await self._resnapshot(ws, stale)
-        for item in events:
-            if isinstance(item, dict) and item.get("event_type") == "market_resolved":
-                self._on_resolved(item)
 
     def _bad_hashes(self, asset_ids: list[str]) -> None:
         """Books whose hash did not verify: each is asked for again (below, as any stale book); a
@@ -177,16 +190,27 @@ class PolymarketStreamClient(StreamConnection):
 
     # --- books --------------------------------------------------------------------------------
 
-    def _copy_book(self, instrument: str) -> tuple[str, Ladders] | None:
-        ladders = self._l2.ladders(instrument)
-        return None if ladders is None else (self._instruments.get(instrument, YES), ladders)
+    def _copy_book(self, instrument: str) -> tuple[str, PolymarketLevels] | None:
+        levels = self._l2.levels(instrument)
+        return None if levels is None else (self._instruments.get(instrument, YES), levels)
 
     def _stream_book(
-        self, instrument: str, copy: tuple[str, Ladders], received_ms: int, venue_ts_ms: int | None
+        self, instrument: str, copy: tuple[str, PolymarketLevels], received_ms: int, venue_ts_ms: int | None
     ) -> StreamBook:
-        side, ladders = copy
-        times = {"received_ts_ms": received_ms, "venue_ts_ms": venue_ts_ms}
-        book = polymarket_book_of(instrument, side, ladders, **times)
-        return StreamBook(
-            instrument, received_ms, (book,), polymarket_recording_line(instrument, ladders, **times)
-        )
+        return PolymarketStreamBook(instrument, received_ms, venue_ts_ms, copy)
+
+
+class PolymarketStreamBook(StreamBook):
+    """A token's book; `levels` is (the outcome the token sells, (bids, asks))."""
+
+    __slots__ = ()
+
+    def _build_books(self) -> tuple[Book, ...]:
+        side, levels = self.levels
+        times = {"received_ts_ms": self.received_ms, "venue_ts_ms": self.venue_ts_ms}
+        return (polymarket_book_of(self.instrument_id, side, levels, **times),)
+
+    def _build_line(self) -> dict[str, Any]:
+        _side, levels = self.levels
+        times = {"received_ts_ms": self.received_ms, "venue_ts_ms": self.venue_ts_ms}
+        return polymarket_recording_line(self.instrument_id, levels, **times)

@@ -8,7 +8,15 @@ from py_clob_client.clob_types import OrderBookSummary
 from py_clob_client.utilities import generate_orderbook_summary_hash, parse_raw_orderbook_summary
 
 from exchanges.books import kalshi_books, polymarket_book
-from exchanges.streams.l2 import KalshiL2, PolymarketL2, polymarket_book_hash
+from exchanges.streams.l2 import (
+    KalshiL2,
+    PolymarketL2,
+    kalshi_books_of,
+    kalshi_recording_line,
+    polymarket_book_hash,
+    polymarket_book_of,
+    polymarket_recording_line,
+)
 
 D = Decimal
 TICKER = "KXFED-26JUL-T4.25"
@@ -115,6 +123,29 @@ def test_kalshi_recording_line_replays_as_the_same_books():
     assert line["t"] == 7 and line["vts"] == 5
     books = l2.books(TICKER, received_ts_ms=7, venue_ts_ms=5)
     assert to_book(line, {}) == (books["yes"], books["no"])
+
+
+def test_a_kalshi_book_taken_before_later_deltas_builds_as_it_was_then():
+    """A client hands a book's levels to its consumer and builds the books later, outside its
+    lock: later deltas must not reach books taken before them."""
+    l2 = KalshiL2()
+    l2.apply(snapshot(yes_dollars_fp=[["0.4000", "10.00"]], no_dollars_fp=[["0.5500", "3.00"]]))
+    taken = l2.levels(TICKER)
+    then = l2.books(TICKER, received_ts_ms=7, venue_ts_ms=5)
+    line_then = l2.recording_line(TICKER, received_ts_ms=7, venue_ts_ms=5)
+    l2.apply(delta(2, "0.4000", "-10.00"))
+    l2.apply(delta(3, "0.4100", "4.00"))
+    l2.apply(delta(4, "0.5500", "2.00", side="no"))
+    assert kalshi_books_of(TICKER, taken, received_ts_ms=7, venue_ts_ms=5) == then
+    assert kalshi_recording_line(TICKER, taken, received_ts_ms=7, venue_ts_ms=5) == line_then
+    assert l2.ladders(TICKER) == ([(D("0.41"), D("4"))], [(D("0.55"), D("5"))])
+
+
+def test_a_level_keeps_the_price_as_first_written():
+    l2 = KalshiL2()
+    l2.apply(snapshot(yes_dollars_fp=[["0.0800", "300.00"]]))
+    l2.apply(delta(2, "0.080", "5.00"))  # the same level written with 3 places
+    assert l2.recording_line(TICKER, received_ts_ms=1)["yes"] == [["0.0800", "305.00"]]
 
 
 TOKEN = "7132"
@@ -246,6 +277,26 @@ def test_a_polymarket_book_whose_hash_does_not_verify_is_stale_until_one_that_do
     assert l2.ladders(TOKEN) == ([(D("0.48"), D("3"))], [(D("0.52"), D("25"))])
 
 
+def test_a_polymarket_book_taken_before_later_changes_builds_as_it_was_then():
+    l2 = PolymarketL2()
+    l2.apply(book_event([("0.48", "30")], [("0.52", "25"), ("0.60", "1")]))
+    taken = l2.levels(TOKEN)
+    then = l2.book(TOKEN, "yes", received_ts_ms=7)
+    line_then = l2.recording_line(TOKEN, received_ts_ms=7)
+    l2.apply(
+        {
+            "event_type": "price_change",
+            "price_changes": [
+                {"asset_id": TOKEN, "price": "0.48", "size": "0", "side": "BUY"},
+                {"asset_id": TOKEN, "price": "0.51", "size": "9", "side": "SELL"},
+            ],
+        }
+    )
+    assert polymarket_book_of(TOKEN, "yes", taken, received_ts_ms=7) == then
+    assert polymarket_recording_line(TOKEN, taken, received_ts_ms=7) == line_then
+    assert l2.ladders(TOKEN) == ([], [(D("0.51"), D("9")), (D("0.52"), D("25")), (D("0.60"), D("1"))])
+
+
 def test_polymarket_recording_line_replays_as_the_same_book():
     from ingest.recording import to_book
 
@@ -277,7 +328,12 @@ def test_random_kalshi_deltas_give_the_book_they_describe(start, changes):
         if truth["yes"] and truth["no"] and max(truth["yes"]) + max(truth["no"]) >= 1:
             assert applied.stale == (TICKER,) and l2.crossed([TICKER]) == [TICKER]
             return
-        assert l2.ladders(TICKER) == tuple(sorted(truth[s].items(), reverse=True) for s in ("yes", "no"))
+        # The books come out as REST's builder makes them of the same ladders, after every change.
+        assert l2.books(TICKER, received_ts_ms=seq) == kalshi_books(
+            TICKER, list(truth["yes"].items()), list(truth["no"].items()), received_ts_ms=seq
+        )
+    expected = tuple(sorted(truth[s].items(), reverse=True) for s in ("yes", "no"))
+    assert l2.ladders(TICKER) == expected
 
 
 @settings(max_examples=60, deadline=None)
@@ -303,4 +359,7 @@ def test_random_polymarket_changes_give_the_book_they_describe(changes):
         assert l2.ladders(TOKEN) == (
             sorted(truth["BUY"].items(), reverse=True),
             sorted(truth["SELL"].items()),
+        )
+        assert l2.book(TOKEN, "no", received_ts_ms=3) == polymarket_book(
+            TOKEN, "no", truth["BUY"].items(), truth["SELL"].items(), received_ts_ms=3
         )

@@ -13,14 +13,15 @@ from kalshi_python_sync.auth import KalshiAuth
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from exchanges.books import KALSHI, NO, POLYMARKET, YES
+from exchanges.books import KALSHI, NO, POLYMARKET, YES, kalshi_books
 from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
 from exchanges.double.state import PolymarketBook
 from exchanges.streams import DETERMINED, LifecycleEvent
-from exchanges.streams.connection import StreamSettings
+from exchanges.streams.connection import StreamSettings, parse_frame
 from exchanges.streams.kalshi import KalshiStreamClient
-from exchanges.streams.polymarket import PolymarketStreamClient
+from exchanges.streams.polymarket import PolymarketStreamBook, PolymarketStreamClient
 from exchanges.testing import kalshi_key_pair
+from ingest.recording import to_book
 
 D = Decimal
 KEY_ID = "stream-test-key"
@@ -477,26 +478,79 @@ def test_kalshi_tickers_the_venue_refuses_are_dropped_and_the_rest_stream(double
     assert "stream.tickers_refused venue=kalshi tickers=KXNOPE-2:" in caplog.text
 
 
-class LockWatchingClient(PolymarketStreamClient):
-    """Notes whether the client's lock is held while each handed-over book is built."""
+class WatchedBook(PolymarketStreamBook):
+    """Notes, on its client, whether the client's lock is held while its books are built, and
+    each recording line built."""
 
+    __slots__ = ("client",)
+
+    def _build_books(self):
+        self.client.lock_held_while_building.append(self.client._lock.locked())
+        return super()._build_books()
+
+    def _build_line(self):
+        self.client.lines_built.append(self.instrument_id)
+        return super()._build_line()
+
+
+class BuildWatchingClient(PolymarketStreamClient):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.lock_held_while_building: list[bool] = []
+        self.lines_built: list[str] = []
 
-    def _stream_book(self, *args):
-        self.lock_held_while_building.append(self._lock.locked())
-        return super()._stream_book(*args)
+    def _stream_book(self, instrument, copy, received_ms, venue_ts_ms):
+        book = WatchedBook(instrument, received_ms, venue_ts_ms, copy)
+        book.client = self
+        return book
 
 
-def test_books_are_built_for_the_consumer_without_holding_up_the_feed(double):
-    client = LockWatchingClient(double.polymarket_ws_url, settings=FAST)
+def test_handed_over_books_are_built_when_read_without_holding_up_the_feed(double):
+    """The consumer's books are built when it reads them, once, outside the lock the feed takes
+    for every message; a recording line only if it is read."""
+    client = BuildWatchingClient(double.polymarket_ws_url, settings=FAST)
     client.set_instruments({TOKENS[0]: YES, TOKENS[1]: NO})
     client.start()
     try:
         wait_for(lambda: all(books_equal(client, double, t) for t in TOKENS), "the first books")
-        assert {b.instrument_id for b in client.get(0)} == set(TOKENS)
-        assert {b.instrument_id for b in client.current_books(1)} == set(TOKENS)
+        handed = client.get(0)
+        assert {b.instrument_id for b in handed} == set(TOKENS)
+        assert client.lock_held_while_building == []  # nothing built yet
+        books = [b.books for b in handed]
+        assert [b.books for b in handed] == books and client.lock_held_while_building == [False] * 2
+        restated = client.current_books(1)
+        assert {b.books[0].instrument_id for b in restated} == set(TOKENS)
         assert client.lock_held_while_building == [False] * 4
+        assert client.lines_built == []  # no line read, none built
+        for _ in range(2):
+            assert {b.line["id"] for b in handed} == set(TOKENS)
+        assert sorted(client.lines_built) == sorted(TOKENS)  # read twice, built once
     finally:
         client.stop()
+
+
+def test_a_handed_over_book_read_after_later_changes_is_the_book_as_handed_over(double, kalshi):
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), "the first snapshot")
+    kalshi.get(0)
+    move_kalshi(double, 1)
+    wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), "move 1 received")
+    (handed,) = kalshi.get(0)
+    yes_then, no_then = kalshi_truth(double, TICKERS[0])
+    for step in (2, 3):
+        move_kalshi(double, step)
+        wait_for(lambda: books_equal(kalshi, double, TICKERS[0]), f"move {step} received")
+    times = {"received_ts_ms": handed.received_ms, "venue_ts_ms": handed.venue_ts_ms}
+    expected = kalshi_books(TICKERS[0], yes_then, no_then, **times)
+    assert handed.books == (expected[YES], expected[NO])
+    assert to_book(handed.line, {}) == handed.books and handed.line["t"] == handed.received_ms
+
+
+def test_frames_are_read_as_json_reads_them():
+    """orjson reads the frames; what it refuses and json reads is read by json, as before."""
+    assert parse_frame(b'{"seq": 7, "price_dollars": "0.4500"}') == {"seq": 7, "price_dollars": "0.4500"}
+    frame = '{"size": NaN, "id": 123456789012345678901234567890}'
+    assert repr(parse_frame(frame)) == repr(json.loads(frame))
+    with pytest.raises(ValueError):
+        parse_frame("{not json")
+    with pytest.raises(ValueError):
+        parse_frame(b"\xff\xfe")

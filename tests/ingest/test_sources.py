@@ -12,7 +12,7 @@ from exchanges.ratelimit import DEFAULT_LIMITS, KALSHI_READ, BucketSpec, LocalRa
 from ingest.detector import PairSpec
 from ingest.live import mirror_to_double
 from ingest.recording import RecordingWriter, kalshi_update, polymarket_update
-from ingest.sources import LiveHosts, LiveSource, ReplaySource
+from ingest.sources import BookUpdate, LiveHosts, LiveSource, ReplaySource
 
 TICKER = "FED-25DEC-T4.00"
 CONDITION = "0x" + "a1" * 32
@@ -221,3 +221,17 @@ def test_a_mirrored_recording_update_is_what_the_double_then_serves(double, live
         double.state.set_kalshi_book(TICKER, market.yes_bids, market.no_bids)
         book = scenario.polymarket_books[token]
         double.state.set_polymarket_book(token, book.bids, book.asks)
+
+
+def test_an_updates_line_given_as_a_function_is_built_once_when_first_read():
+    built = []
+
+    def line():
+        built.append(1)
+        return {"t": 5, "venue": KALSHI, "id": TICKER, "yes": [], "no": []}
+
+    update = BookUpdate(5, (), line)
+    assert built == []
+    assert update.raw["t"] == 5 and update.raw["id"] == TICKER
+    assert built == [1]
+    assert update == BookUpdate(5, (), {"t": 6})  # the same time and books: lines are not compared

@@ -133,6 +133,33 @@ def test_the_pipeline_follows_the_streams_and_polls_rest_while_a_stream_is_down(
 
 
 @pytest.mark.django_db
+def test_a_stream_updates_line_read_after_later_changes_is_still_its_own(double, pair):
+    """A stream update's recording line is built when first read: read after the stream has
+    moved on, it is the line of the update's own books, at the update's time."""
+    source = stream_source(double, [pair])
+    updates = iter(source)
+    try:
+        run_until(updates, lambda u: source.stream_live(KALSHI), "the Kalshi stream live")
+        double.state.set_kalshi_book(pair.kalshi_ticker, [["0.44", "3"], ["0.45", "9"]], [["0.52", "4"]])
+        held = run_until(
+            updates,
+            lambda u: u.books[0].venue == KALSHI and u.books[0].best_bid.price == D("0.45"),
+            "the first change",
+        )
+        double.state.set_kalshi_book(pair.kalshi_ticker, [["0.46", "1"]], [["0.50", "2"]])
+        run_until(
+            updates,
+            lambda u: u.books[0].venue == KALSHI and u.books[0].best_bid.price == D("0.46"),
+            "the next change",
+        )
+        assert held.raw["yes"] == [["0.4500", "9.00"], ["0.4400", "3.00"]] and held.raw["t"] == held.now_ms
+        assert to_book(held.raw, token_sides([pair])) == held.books
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
 def test_stream_updates_record_as_lines_that_replay_as_the_same_books(double, pair):
     source = stream_source(double, [pair])
     updates = iter(source)
