@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from exchanges.books import Book
 from simulator.core import ExchangeValidation, IntentLeg, LegValidation
-from simulator.core.execution import LegOrder
+from simulator.engine.arrival import Step
 
 # A recording holds no venue balances: the run's own balance and daily cap are its only limits.
 RECORDED_VENUE_BALANCE_USD = Decimal(10**9)
@@ -77,7 +77,7 @@ class RecordedBooks:
     __call__ = from_cache = validate  # a Validator, and its cached form
     needs_keys = False  # nothing is signed: the exchange_keys check passes without saved keys
 
-    def arrival_books(self, user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
+    def arrival_books(self, user_id: int, order: Step, at: datetime) -> tuple[Book | None, str]:
         """The book an order meets when it arrives at `at`."""
         book = self.book_at(order.venue, order.instrument_id, order.side, _ms(at))
         return (book, "") if book is not None else (None, "no book at arrival: nothing recorded for it yet")
