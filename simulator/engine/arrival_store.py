@@ -31,12 +31,12 @@ from itertools import accumulate
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
-from django.db.models import JSONField
+from django.db.models import JSONField, Model
 
 from ingest.models import ExecutionIntent, MarketPair
 from simulator.engine import wire
 from simulator.engine.load import PAIR_FIELDS
-from simulator.engine.sql import cache_related, execute, json_text_of, on_postgres, shape
+from simulator.engine.sql import Shape, cache_related, execute, json_text_of, on_postgres, shape
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
 # What a step reads of the run, the trade and its intent (the draw key, `inputs.draw_key`).
@@ -76,6 +76,7 @@ TRADE_FIELDS = (
 INTENT_FIELDS = ("id", "pair", "opportunity_key", "direction", "signal_at")
 MISSED_FIELDS = ("reason", "reason_code")  # what a missed trade changes of its decision
 _statements: dict[Any, str] = {}
+_layouts: dict[str, list[tuple[Shape, int, int]]] = {}
 
 
 def _placeholder(field: Any) -> str:
@@ -109,6 +110,15 @@ _LOCK_SHAPES = (
 )
 
 
+def _lock_layout() -> list[tuple[Shape, int, int]]:
+    """Each shape of the locked read with where its columns start and end in the row."""
+    if "lock layout" not in _layouts:
+        shapes = [shape(model, names) for model, names in _LOCK_SHAPES]
+        bounds = [0, *accumulate(len(part.fields) for part in shapes)]
+        _layouts["lock layout"] = list(zip(shapes, bounds, bounds[1:], strict=False))
+    return _layouts["lock layout"]
+
+
 def _lock_sql() -> str:
     key = "lock"
     if key not in _statements:
@@ -125,11 +135,26 @@ def _lock_sql() -> str:
     return _statements[key]
 
 
-def _update(model: type, names: Sequence[str], *, returning: bool, patched_leg: bool = False) -> str:
-    sets = [f"{f.column} = {_placeholder(f)}" for f in shape(model, tuple(names)).fields]
+_unread_shapes: dict[tuple[type, tuple[str, ...]], Shape] = {}
+
+
+def _unread(model: type, written: tuple[str, ...]) -> Shape:
+    """The fields of `model` a step neither read (`RUN_FIELDS`, `TRADE_FIELDS`) nor wrote."""
+    key = (model, written)
+    if key not in _unread_shapes:
+        read = RUN_FIELDS if model is SimulatorRun else TRADE_FIELDS
+        names = tuple(
+            f.name for f in model._meta.concrete_fields if f.name not in read and f.name not in written
+        )
+        _unread_shapes[key] = shape(model, names)
+    return _unread_shapes[key]
+
+
+def _update(model: type, names: tuple[str, ...], *, returning: bool, patched_leg: bool = False) -> str:
+    sets = [f"{f.column} = {_placeholder(f)}" for f in shape(model, names).fields]
     if patched_leg:  # the trade's legs: one of them replaced, the others left as stored
         sets.insert(0, "legs = jsonb_set(legs, ARRAY[%s::text], %s::jsonb)")
-    columns = f" RETURNING {shape(model).columns(model._meta.db_table)}" if returning else ""
+    columns = f" RETURNING {_unread(model, names).columns(model._meta.db_table)}" if returning else ""
     return f"UPDATE {model._meta.db_table} SET {', '.join(sets)} WHERE id = %s{columns}"  # noqa: S608
 
 
@@ -143,8 +168,8 @@ def write_sql(
 ) -> str:
     """The step's write (see `StepTransaction.write`); its parameters, in order: the patched
     leg's index and JSON, the trade's fields, the trade's id; the decision's reason, reason code
-    and id; the run's fields, the run's id. With `returning`, the run's and the trade's whole
-    rows as written."""
+    and id; the run's fields, the run's id. With `returning` (the run's fields given): the run's
+    and the trade's other columns, those the step neither read nor wrote."""
     key = ("write", trade_fields, patched_leg, run_fields, missed, returning)
     if key not in _statements:
         parts = [
@@ -154,13 +179,21 @@ def write_sql(
             parts.append(f"d AS ({_update(Decision, MISSED_FIELDS, returning=False)})")
         if run_fields:
             parts.append(f"r AS ({_update(SimulatorRun, run_fields, returning=returning)})")
-        rows = (
-            f"SELECT {shape(SimulatorRun).columns('r')}, {shape(SimulatorTrade).columns('t')} FROM r, t"  # noqa: S608
-            if returning
-            else "SELECT 1"
-        )
+        rows = "SELECT 1"
+        if returning:
+            run_columns = _unread(SimulatorRun, run_fields).columns("r")
+            trade_columns = _unread(SimulatorTrade, trade_fields).columns("t")
+            rows = f"SELECT {run_columns}, {trade_columns} FROM r, t"  # noqa: S608
         _statements[key] = f"WITH {', '.join(parts)} {rows}"
     return _statements[key]
+
+
+def _whole(obj: Model, unread: Shape, values: Sequence[Any]) -> Model:
+    """`obj` (the fields a step read and wrote) with the others as `values`: a whole instance."""
+    whole = shape(unread.model)
+    rest = unread.instance(values).__dict__
+    attributes = {name: rest[name] if name in rest else obj.__dict__[name] for name in whole.attnames}
+    return whole.build(attributes, saved=True)
 
 
 class StepTransaction:
@@ -212,13 +245,12 @@ class StepTransaction:
         """Save `trade_fields` of the trade (with `leg`, (index, JSON): that leg of its `legs`
         alone), `run_fields` of the locked run and, for a missed trade, its decision's (reason,
         reason_code); COMMIT with it. With `returning`: the run and the trade, whole, as written
-        (on SQLite: the instances given, saved)."""
+        (their other columns read back by the same statement; on SQLite: the instances given)."""
+        if leg is not None:
+            index, data = leg
+            trade.legs = [data if i == index else other for i, other in enumerate(trade.legs)]
         if not on_postgres():
-            if leg is not None:
-                index, data = leg
-                trade.legs = [data if i == index else other for i, other in enumerate(trade.legs)]
-                trade_fields = ["legs", *trade_fields]
-            trade.save(update_fields=list(trade_fields))
+            trade.save(update_fields=list(trade_fields) + (["legs"] if leg is not None else []))
             if run_fields:
                 run.save(update_fields=list(run_fields))
             if missed is not None:
@@ -247,12 +279,12 @@ class StepTransaction:
             rows = execute(sql, params, commit=True)
         if not returning:
             return None
-        run_shape, trade_shape = shape(SimulatorRun), shape(SimulatorTrade)
+        run_rest, trade_rest = _unread(SimulatorRun, run_fields), _unread(SimulatorTrade, trade_fields)
         values = rows[0]
-        written_run = run_shape.instance(values[: len(run_shape.fields)])
-        written_trade = trade_shape.instance(values[len(run_shape.fields) :])
-        cache_related(written_trade, run=written_run)
-        return written_run, written_trade
+        whole_run = _whole(run, run_rest, values[: len(run_rest.fields)])
+        whole_trade = _whole(trade, trade_rest, values[len(run_rest.fields) :])
+        cache_related(whole_trade, run=whole_run)
+        return whole_run, whole_trade
 
 
 @contextmanager
