@@ -190,18 +190,14 @@ def _due(order: LegOrder, kind: str) -> datetime | None:
 def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Arrived | None:
     """Run one arrival step of a trade once, known by its name only: the trade's orders are read
     first (see `arrive_step`). None when the trade does not exist."""
-    kind, index = _parse(step)
+    _parse(step)
     trade = trade_orders(trade_id)
     if trade is None:
         return None
-    legs = trade.legs
-    order = LegOrder.from_json(legs[index]) if index < len(legs) else None
-    at = _due(order, kind) if order is not None else None
-    if order is None or at is None:
+    due = [found for found in steps_of(trade) if found.step == step]
+    if not due:  # done already, or not sent
         return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=[])
-    return arrive_step(
-        Step(trade_id, step, at, trade.user_id, order.venue, order.instrument_id, order.side), books
-    )
+    return arrive_step(due[0], books)
 
 
 def arrive_step(step: Step, books: ArrivalBooks | None = None) -> Arrived | None:
