@@ -190,7 +190,7 @@ def _due(order: LegOrder, kind: str) -> datetime | None:
 def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Arrived | None:
     """Run one arrival step of a trade once, known by its name only: the trade's orders are read
     first (see `arrive_step`). None when the trade does not exist."""
-    _parse(step)
+    _parse(step)  # a malformed name is refused before anything is read
     trade = trade_orders(trade_id)
     if trade is None:
         return None
@@ -214,6 +214,8 @@ def arrive_step(step: Step, books: ArrivalBooks | None = None) -> Arrived | None
         order = LegOrder.from_json(legs[index]) if index < len(legs) else None
         if order is None or _due(order, kind) is None:  # done by another delivery
             return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=[])
+        if (order.venue, order.instrument_id, order.side) != (step.venue, step.instrument_id, step.side):
+            raise ValueError(f"trade {step.trade_id} {step.step}: its order is not the one the step carries")
         schedule = fee_schedules(trade.intent.pair)[(order.venue, order.instrument_id)]
         run_fields: tuple[str, ...] = ()
         if kind == "leg":

@@ -220,13 +220,8 @@ class StepTransaction:
             rows = execute(_lock_sql(), (trade_id,))
         if not rows:
             return None
-        shapes = [shape(model, names) for model, names in _LOCK_SHAPES]
-        bounds = [0, *accumulate(len(part.fields) for part in shapes)]
         values = rows[0]
-        run, trade, intent, pair = (
-            part.instance(values[start:end])
-            for part, start, end in zip(shapes, bounds, bounds[1:], strict=False)
-        )
+        run, trade, intent, pair = (part.instance(values[start:end]) for part, start, end in _lock_layout())
         cache_related(intent, pair=pair)
         cache_related(trade, intent=intent, run=run)
         return run, trade
@@ -266,7 +261,9 @@ class StepTransaction:
         params += shape(SimulatorTrade, trade_fields).params(trade, json_text)
         params.append(trade.pk)
         if missed is not None:
-            params += [*missed, trade.decision_id]
+            reason = dict(zip(MISSED_FIELDS, missed, strict=True))
+            params += [reason[field.name] for field in shape(Decision, MISSED_FIELDS).fields]
+            params.append(trade.decision_id)
         if run_fields:
             params += shape(SimulatorRun, run_fields).params(run, json_text)
             params.append(run.pk)

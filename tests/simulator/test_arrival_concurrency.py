@@ -55,13 +55,13 @@ def test_a_step_that_finds_its_work_done_or_fails_leaves_nothing_locked(trading_
     assert not arrive_step(first, books).done_now  # locked the run, then found the step done
     other_session_locks_the_run(run.pk)
 
-    # A trade whose stored order names an instrument its pair does not have: the step fails
-    # under the lock, and nothing of it stays (no lock, no write, the connection usable).
+    # A stored order that is not the one the step carries: the step fails under the lock, and
+    # nothing of it stays (no lock, no write, the connection usable).
     trade = SimulatorTrade.objects.get(pk=second.trade_id)
     legs = trade.legs
     legs[1]["instrument_id"] = "NOT-OF-THIS-PAIR"
     SimulatorTrade.objects.filter(pk=trade.pk).update(legs=legs)
-    with pytest.raises(KeyError):
+    with pytest.raises(ValueError, match="not the one the step carries"):
         arrive_step(second, books)
     other_session_locks_the_run(run.pk)
     assert SimulatorTrade.objects.get(pk=trade.pk).legs[1]["state"] == "sent"
