@@ -12,10 +12,13 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from exchanges.books import Book
 from simulator.core import ExchangeValidation, IntentLeg, LegValidation
-from simulator.engine.arrival import Step
+
+if TYPE_CHECKING:
+    from simulator.engine.arrival import Step
 
 # A recording holds no venue balances: the run's own balance and daily cap are its only limits.
 RECORDED_VENUE_BALANCE_USD = Decimal(10**9)

@@ -19,9 +19,9 @@ trips, without the atomic block's bookkeeping around them.
 
 Statements are prepared once per connection under our own names (psycopg's own preparation stays
 off, as Django leaves it) and executed with their parameters bound as text, by one psycopg
-`Transformer` per connection (as a cursor keeps one: its dumpers and loaders looked up once). This module uses
-psycopg's libpq layer (`pgconn`, `generators`, `Connection.wait`), pinned in requirements.txt:
-`tests/simulator/test_engine_wire.py` checks what it relies on."""
+`Transformer` per connection (as a cursor keeps one: its dumpers and loaders looked up once).
+This module uses psycopg's libpq layer (`pgconn`, `generators`, `Connection.wait`), pinned in
+requirements.txt: `tests/simulator/test_engine_wire.py` checks what it relies on."""
 
 from __future__ import annotations
 
