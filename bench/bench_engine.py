@@ -19,8 +19,8 @@ cost, not a venue's. Rows:
   Per intent: BEGIN + the locked read of run, decided, intent, pair and secret stamps; the
   insert of decision and trade with the run's money, + COMMIT; then per arrival step: BEGIN +
   the run's and trade's rows locked and read; the trade's leg patched (and, at the last step,
-  its figures) and the run's ledger (and money) updated, + COMMIT (the last step's rows read
-  back whole). Each "+" is a libpq pipeline: one round trip.
+  its figures) and the run's ledger (and money) updated, + COMMIT (the last step reads back the
+  rows' other columns, for the page). Each "+" is a libpq pipeline: one round trip.
 
 Round trips per intent are counted, not assumed: after the timed batches, a few intents of the
 cached engine and of the reference go through a loopback TCP proxy in front of PostgreSQL that
@@ -293,7 +293,7 @@ class RawWriter:
             raise RuntimeError(self.pgconn.get_error_message())
         # The arrival's writes, as the engine sends them for two legs sent at once that both fill:
         # the first step patches its leg and the run's ledger; the second patches its leg, writes
-        # the trade's figures and the run's ledger and money, and reads both rows back whole.
+        # the trade's figures and the run's ledger and money, and reads back the rows' other columns.
         run_fields = ("liquidity_state", *arrival.MONEY_FIELDS)
         statements = {
             "decide_read": load._inputs_sql(lock=True),
