@@ -17,9 +17,10 @@ cost, not a venue's. Rows:
   in the same number of round trips, from a bare libpq connection (`psycopg.pq`, blocking) with
   every parameter pre-encoded from a trade the engine wrote: no logic, no ORM, no JSON work.
   Per intent: BEGIN + the locked read of run, decided, intent, pair and secret stamps; the
-  insert of decision and trade with the run's money, + COMMIT; then per arrival step: the
-  trade's orders (no lock); BEGIN + the run's and trade's rows locked and read; the trade's and
-  run's update + COMMIT. Each "+" is a libpq pipeline: one round trip.
+  insert of decision and trade with the run's money, + COMMIT; then per arrival step: BEGIN +
+  the run's and trade's rows locked and read; the trade's leg patched (and, at the last step,
+  its figures) and the run's ledger (and money) updated, + COMMIT (the last step reads back the
+  rows' other columns, for the page). Each "+" is a libpq pipeline: one round trip.
 
 Round trips per intent are counted, not assumed: after the timed batches, a few intents of the
 cached engine and of the reference go through a loopback TCP proxy in front of PostgreSQL that
@@ -273,7 +274,7 @@ class RawWriter:
 
         from simulator.engine import arrival, arrival_store, load, write
         from simulator.engine.rows import RESERVE_FIELDS
-        from simulator.engine.sql import shape
+        from simulator.engine.sql import json_text_of, shape
         from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
         self.pq = pq
@@ -290,14 +291,18 @@ class RawWriter:
         self.pgconn = pq.PGconn.connect(conninfo.encode())
         if self.pgconn.status != pq.ConnStatus.OK:
             raise RuntimeError(self.pgconn.get_error_message())
-        trade_fields, money_fields = tuple(arrival.TRADE_FIELDS), tuple(arrival.MONEY_FIELDS)
+        # The arrival's writes, as the engine sends them for two legs sent at once that both fill:
+        # the first step patches its leg and the run's ledger; the second patches its leg, writes
+        # the trade's figures and the run's ledger and money, and reads back the rows' other columns.
+        run_fields = ("liquidity_state", *arrival.MONEY_FIELDS)
         statements = {
             "decide_read": load._inputs_sql(lock=True),
             "decide_write": write._write_sql(True, tuple(RESERVE_FIELDS)),
-            "orders": arrival_store._orders_sql(),
             "arrive_read": arrival_store._lock_sql(),
-            "arrive_write": arrival_store._write_sql(("legs",), ("liquidity_state",), False),
-            "complete_write": arrival_store._write_sql(trade_fields, money_fields, False),
+            "arrive_write": arrival_store.write_sql((), True, ("liquidity_state",)),
+            "complete_write": arrival_store.write_sql(
+                arrival.FIGURE_FIELDS, True, run_fields, returning=True
+            ),
         }
         for name, sql in statements.items():
             self._check([self.pgconn.prepare(name.encode(), _numbered(sql))])
@@ -314,17 +319,18 @@ class RawWriter:
         trade_names = [f.attname for f in trade_shape.fields if f.attname != "decision_id"]
         self.run_slots = [names.index("run_id"), len(names) + trade_names.index("run_id"), -1]
         self.intent_slots = [names.index("intent_id"), len(names) + trade_names.index("intent_id")]
-        # The arrival's writes: after the first leg (legs; the ledger), after the last (the
-        # trade's figures; the run's money). Slot -2: the trade's id, -1: the run's id.
-        first = shape(SimulatorTrade, ("legs",)).params(template["first_leg"], json_text)
+        # The arrival's writes: the step's leg (its index and JSON), the trade's fields, the
+        # trade's id, the run's fields, the run's id (slot -1).
+        first_index, done_index = template["step_legs"]
+        first_leg = [str(first_index), json_text_of(template["first_leg"].legs[first_index])]
         ledger = shape(SimulatorRun, ("liquidity_state",)).params(template["run_first_leg"], json_text)
-        trade_id_slot = len(first)
-        self.arrive_params = encoded([*first, 0, *ledger, 0])
-        self.arrive_trade_slot = trade_id_slot
-        done = shape(SimulatorTrade, trade_fields).params(template["done"], json_text)
-        money = shape(SimulatorRun, money_fields).params(template["run_done"], json_text)
-        self.complete_params = encoded([*done, 0, *money, 0])
-        self.complete_trade_slot = len(done)
+        self.arrive_params = encoded([*first_leg, 0, *ledger, 0])
+        self.arrive_trade_slot = len(first_leg)
+        done_leg = [str(done_index), json_text_of(template["done"].legs[done_index])]
+        figures = shape(SimulatorTrade, arrival.FIGURE_FIELDS).params(template["done"], json_text)
+        money = shape(SimulatorRun, run_fields).params(template["run_done"], json_text)
+        self.complete_params = encoded([*done_leg, *figures, 0, *money, 0])
+        self.complete_trade_slot = len(done_leg) + len(figures)
 
     def _check(self, results) -> None:
         for result in results:
@@ -368,7 +374,6 @@ class RawWriter:
             (b"arrive_write", self.arrive_params, self.arrive_trade_slot),
             (b"complete_write", self.complete_params, self.complete_trade_slot),
         ):
-            self._check([self.pgconn.exec_prepared(b"orders", [trade])])
             self._pipeline((b"BEGIN", []), (b"arrive_read", [trade]))
             params = template.copy()
             params[slot], params[-1] = trade, run
@@ -392,7 +397,7 @@ class RawWriter:
 def capture_template(user, intent_id: int, validator, books: ArrivalBooks) -> dict:
     """One intent decided and arrived step by step by the engine, its rows read after each
     step: the values the reference writes."""
-    from simulator.engine import arrive, decide_intent, in_flight_steps
+    from simulator.engine import arrive_step, decide_intent, in_flight_steps
     from simulator.models import Decision, SimulatorRun, SimulatorTrade
     from simulator.services import start_run, stop_run
 
@@ -403,16 +408,17 @@ def capture_template(user, intent_id: int, validator, books: ArrivalBooks) -> di
         "queued": SimulatorTrade.objects.get(decision_id=decision.pk),
         "run_decided": SimulatorRun.objects.get(pk=run_id),
     }
-    steps = sorted(in_flight_steps(decision), key=lambda step: step[2])
+    steps = sorted(in_flight_steps(decision), key=lambda step: step.at)
     if len(steps) != 2:
         raise RuntimeError(f"expected two legs sent at once, got steps {steps}")
-    for (trade_id, step, _), trade_key, run_key in zip(
+    template["step_legs"] = [int(step.step.removeprefix("leg:")) for step in steps]
+    for step, trade_key, run_key in zip(
         steps, ("first_leg", "done"), ("run_first_leg", "run_done"), strict=True
     ):
-        arrived = arrive(trade_id=trade_id, step=step, books=books)
+        arrived = arrive_step(step, books)
         if not arrived.done_now or arrived.next_steps:
-            raise RuntimeError(f"step {step}: expected done with nothing after, got {arrived}")
-        template[trade_key] = SimulatorTrade.objects.get(pk=trade_id)
+            raise RuntimeError(f"step {step.step}: expected done with nothing after, got {arrived}")
+        template[trade_key] = SimulatorTrade.objects.get(pk=step.trade_id)
         template[run_key] = SimulatorRun.objects.get(pk=run_id)
     if template["done"].arrival_outcome != "full":
         raise RuntimeError(f"the template trade arrived {template['done'].arrival_outcome!r}, not full")

@@ -134,8 +134,8 @@ def redispatch_overdue_arrivals(
     in_flight = SimulatorTrade.objects.filter(
         arrival_outcome="", decided_at__lte=now - timedelta(seconds=late_s), run__kind=SimulatorRun.LIVE
     )
-    for trade in in_flight.order_by("decided_at", "id").only("legs")[:limit]:
-        steps += [step for step in steps_of(trade) if (now - step[2]).total_seconds() >= late_s]
+    for trade in in_flight.order_by("decided_at", "id").only("legs", "user")[:limit]:
+        steps += [step for step in steps_of(trade) if (now - step.at).total_seconds() >= late_s]
     schedule_arrivals(steps)
     if steps:
         logger.warning("event=overdue_arrivals_redispatched count=%s", len(steps))

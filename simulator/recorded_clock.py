@@ -40,19 +40,18 @@ class RecordedClock:
     books: RecordedBooks  # what decisions see (now: as of the update being read)
     arrival: RecordedBooks | None = None  # what orders meet on arrival; None: `books`
     now_ms: int = 0
-    _due: list[tuple[int, int, int, str]] = field(default_factory=list)  # (at ms, order, trade, step)
+    _due: list[tuple[int, int, Step]] = field(default_factory=list)  # (at ms, order, step)
     _order: Iterator[int] = field(default_factory=itertools.count)
 
     def schedule(self, steps: Sequence[Step]) -> None:
-        for trade_id, step, at in steps:
-            heapq.heappush(self._due, (int(at.timestamp() * 1000), next(self._order), trade_id, step))
+        for step in steps:
+            heapq.heappush(self._due, (int(step.at.timestamp() * 1000), next(self._order), step))
 
-    def pop_due(self, before_ms: int | None) -> Iterator[tuple[int, str]]:
+    def pop_due(self, before_ms: int | None) -> Iterator[Step]:
         """Steps due before `before_ms` (None: all), earliest first; steps scheduled while this
         runs (a second leg, an unwind) come out in their turn."""
         while self._due and (before_ms is None or self._due[0][0] < before_ms):
-            _, _, trade_id, step = heapq.heappop(self._due)
-            yield trade_id, step
+            yield heapq.heappop(self._due)[2]
 
 
 # Per thread: a backtest run on a thread of a serving process (the embedded default) must not

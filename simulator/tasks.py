@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -53,16 +54,22 @@ def decide_span_task(self, run_id: int, span_id: int) -> int | None:
 
 
 @shared_task(name="simulator.tasks.arrive_task", **RETRY)
-def arrive_task(self, trade_id: int, step: str) -> str | None:
-    arrived = engine.arrive(trade_id=trade_id, step=step, **recorded_clock.arrive_kwargs())
+def arrive_task(self, trade_id: int, step: str, *order: Any) -> str | None:
+    """`order`: the rest of `engine.Step.task_args` (user, venue, instrument, side, arrival time).
+    A task sent without it (before steps carried their order) reads it from the trade."""
+    books = recorded_clock.arrive_kwargs()
+    if order:
+        arrived = engine.arrive_step(engine.Step.from_task_args(trade_id, step, *order), **books)
+    else:
+        arrived = engine.arrive(trade_id=trade_id, step=step, **books)
     if arrived is None:
         return None
     schedule_arrivals(arrived.next_steps)
-    return arrived.trade.arrival_outcome or "in_flight"
+    return arrived.outcome or "in_flight"
 
 
-def _arrive_on_timer(trade_id: int, step: str) -> None:
-    arrived = engine.arrive(trade_id=trade_id, step=step)
+def _arrive_on_timer(step: engine.Step) -> None:
+    arrived = engine.arrive_step(step)
     if arrived is not None:
         schedule_arrivals(arrived.next_steps)
 
@@ -75,11 +82,11 @@ def schedule_arrivals(steps: Sequence[engine.Step]) -> None:
     if clock is not None:
         clock.schedule(steps)
     elif settings.SIMULATOR_ARRIVALS == "timer":
-        for trade_id, step, at in steps:
-            timer.call_at(at, partial(_arrive_on_timer, trade_id, step))
+        for step in steps:
+            timer.call_at(step.at, partial(_arrive_on_timer, step))
     else:
-        for trade_id, step, at in steps:
-            arrive_task.apply_async((trade_id, step), eta=at)
+        for step in steps:
+            arrive_task.apply_async(step.task_args(), eta=step.at)
 
 
 def arrive_due(before_ms: int | None) -> int:
@@ -87,7 +94,7 @@ def arrive_due(before_ms: int | None) -> int:
     them), through the arrival task, in time order. Returns how many trades completed."""
     clock = recorded_clock.current()
     done = 0
-    for trade_id, step in clock.pop_due(before_ms) if clock is not None else ():
-        outcome = arrive_task(trade_id, step)
+    for step in clock.pop_due(before_ms) if clock is not None else ():
+        outcome = arrive_task(*step.task_args())
         done += outcome not in (None, "in_flight")
     return done

@@ -639,7 +639,7 @@ class ArrivalDuplicates:
         from simulator.tasks import schedule_arrivals
 
         new = SimulatorTrade.objects.filter(run_id=self.run_id, pk__gt=self.seen).order_by("pk")
-        for trade in new.only("legs", "arrival_outcome"):
+        for trade in new.only("legs", "user", "arrival_outcome"):
             self.seen = trade.pk
             if not trade.arrival_outcome and self.rng.random() < self.share:
                 steps = steps_of(trade)

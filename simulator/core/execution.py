@@ -582,6 +582,26 @@ def pending_steps(orders: Sequence[LegOrder]) -> list[tuple[str, datetime]]:
     return steps
 
 
+def pending_steps_of_json(legs: Sequence[Mapping[str, Any]]) -> list[tuple[str, datetime]]:
+    """`pending_steps` read from the legs' JSON (`LegOrder.as_json`) without building the orders."""
+    steps = []
+    for index, leg in enumerate(legs):
+        if leg["state"] == SENT and leg.get("arrived_at") is not None:
+            steps.append((f"leg:{index}", _dt(leg["arrived_at"])))
+        unwind = leg.get("unwind")
+        if unwind is not None and unwind.get("book") is None:
+            steps.append((f"unwind:{index}", _dt(unwind["arrived_at"])))
+    return steps  # type: ignore[return-value]
+
+
+def changes_only_its_leg(legs: Sequence[Mapping[str, Any]], index: int) -> bool:
+    """Whether an order of leg `index` arriving (its own or its unwind) changes that leg alone, read
+    from the legs' JSON: another leg still has an order on its way, so nothing is hedged or
+    settled yet, and no leg waits to be sent (`send_waiting`)."""
+    others = [leg for position, leg in enumerate(legs) if position != index]
+    return not any(leg["state"] == WAITING for leg in others) and bool(pending_steps_of_json(others))
+
+
 def is_complete(orders: Sequence[LegOrder]) -> bool:
     """Every order arrived (or was never sent), the excess hedged, every unwind arrived."""
     if any(order.state in (WAITING, SENT) for order in orders):

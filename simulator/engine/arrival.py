@@ -1,23 +1,27 @@
 """The arrival phase: each order of a trade meets its venue's book at its arrival time, exactly once.
 
 A step is one order reaching its venue: `leg:<i>` (a leg's order) or `unwind:<i>` (the sale of a
-leg's unhedged excess). `arrive(trade_id, step)` runs one step, in three round trips to the
-database (`simulator.engine.arrival_store`):
+leg's unhedged excess). `arrive_step(step)` runs one, in two round trips to the database
+(`simulator.engine.arrival_store`):
 
-1. Without any lock or transaction, the trade's orders are read (one round trip), and the book
-   the order meets is asked of `books` (a read-only venue call made at the arrival time, or a
-   recording's book at that time): a slow venue never holds a lock.
+1. The step carries its order (`Step`: the venue, instrument and side, the arrival time, the
+   user), so the book the order meets is asked of `books` first, before anything is read and with
+   no lock held (a read-only venue call made at the arrival time, or a recording's book at that
+   time): a slow venue never holds a lock.
 2. One transaction: BEGIN with the run's row and the trade's row locked and read (one round trip;
    the run holds the money and the liquidity ledger, and it orders every worker of the run); a
    step already done is returned as it is (a redelivered task, a duplicate sent by the sweep).
 3. The pure core fills the order (`simulator.core.execution`), sends a waiting leg sized to the
    first fill, hedges once every leg is in (unwind or carry), and when nothing is left on its way
-   settles the trade's figures and releases the held money less what the orders cost. The
-   trade, the run's money and (for a missed trade) the decision's reason are written in one
-   statement with the COMMIT (one round trip).
+   settles the trade's figures and releases the held money less what the orders cost. While
+   another leg's order is still on its way only this leg changes: it alone is decoded and
+   patched in the stored legs. The trade, the run's money and (for a missed trade) the
+   decision's reason are written in one statement with the COMMIT (one round trip).
 4. After commit: the trade's next steps are returned to the caller to schedule, and a completed
    trade is broadcast.
 
+`arrive(trade_id=..., step=...)` runs a step known by its name only (a task sent before steps
+carried their order, a tool, a test): the trade's orders are read first, one round trip more.
 A run stopped while orders are in flight lets them complete, as a venue would.
 """
 
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
+from typing import Any, NamedTuple
 
 from django.db import transaction
 
@@ -42,18 +47,19 @@ from simulator.core.execution import (
     SENT,
     WAITING,
     LegOrder,
+    changes_only_its_leg,
     fill_at_arrival,
     hedge,
     is_complete,
-    legs_from_json,
     pending_steps,
+    pending_steps_of_json,
     send_waiting,
     settle_arrival,
     unwind_at_arrival,
 )
 from simulator.core.fills import fill_pct
 from simulator.core.liquidity import LiquidityLedger
-from simulator.engine.arrival_store import lock_run_and_trade, trade_orders, write_arrival
+from simulator.engine.arrival_store import step_transaction, trade_orders
 from simulator.engine.broadcast import broadcast_decision
 from simulator.engine.inputs import draw_key, fee_schedules, sim_config, utc_day
 from simulator.engine.validation import arrival_book
@@ -61,21 +67,50 @@ from simulator.models import Decision, SimulatorRun, SimulatorTrade
 
 logger = logging.getLogger(__name__)
 
-# (user id, the order, when it arrives) -> (the venue's book then, or None and why not)
-ArrivalBooks = Callable[[int, LegOrder, datetime], tuple[Book | None, str]]
-Step = tuple[int, str, datetime]  # (trade id, step, when it is due)
 
-MONEY_FIELDS = [
+class Step(NamedTuple):
+    """One order on its way to its venue, as its arrival task carries it."""
+
+    trade_id: int
+    step: str  # "leg:<i>" (the leg's order) or "unwind:<i>" (the sale of its unhedged excess)
+    at: datetime  # when the order arrives
+    user_id: int  # whose keys ask the venue for its book
+    venue: str
+    instrument_id: str
+    side: str
+
+    def task_args(self) -> tuple[int, str, int, str, str, str, str]:
+        """`arrive_task`'s arguments (the broker's JSON: the time in ISO 8601)."""
+        return (
+            self.trade_id,
+            self.step,
+            self.user_id,
+            self.venue,
+            self.instrument_id,
+            self.side,
+            self.at.isoformat(),
+        )
+
+    @classmethod
+    def from_task_args(
+        cls, trade_id: int, step: str, user_id: int, venue: str, instrument_id: str, side: str, at: str
+    ) -> Step:
+        return cls(trade_id, step, datetime.fromisoformat(at), user_id, venue, instrument_id, side)
+
+
+# (user id, the order (its venue, instrument_id, side), when it arrives) -> (the venue's book
+# then, or None and why not)
+ArrivalBooks = Callable[[int, Step, datetime], tuple[Book | None, str]]
+
+MONEY_FIELDS = (
     "balance_usd",
     "reserved_usd",
     "traded_today_usd",
     "expected_pnl_usd",
     "unhedged_exposure_usd",
     "unhedged_contracts",
-    "liquidity_state",
-]
-TRADE_FIELDS = [
-    "legs",
+)
+FIGURE_FIELDS = (  # the trade's, once its orders are done
     "arrival_outcome",
     "matched_size",
     "fill_pct",
@@ -89,10 +124,10 @@ TRADE_FIELDS = [
     "carried_mark_usd",
     "executed_at",
     "settled_at",
-]
+)
 
 
-def venue_books(user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
+def venue_books(user_id: int, order: Step, at: datetime) -> tuple[Book | None, str]:
     """The live path (and the demo's, whose venue is the exchange double fed by the replay): a
     read-only book call made now, at the arrival time, with the user's keys. Its lateness goes to
     /metrics (a replay's books are on the recording's clock: not observed)."""
@@ -105,17 +140,35 @@ def venue_books(user_id: int, order: LegOrder, at: datetime) -> tuple[Book | Non
 
 @dataclass(frozen=True, slots=True)
 class Arrived:
-    """What `arrive` did: the trade as committed, whether this call did the step, and the steps
-    that became due because of it (to schedule)."""
+    """What a step did: the trade's arrival outcome as committed ("" while orders are on their
+    way), whether this call did the step, and the steps that became due because of it (to
+    schedule)."""
 
-    trade: SimulatorTrade
+    outcome: str
     done_now: bool
     next_steps: list[Step]
 
 
+def _steps(
+    trade_id: int, user_id: int, orders: Sequence[LegOrder], names: set[str] | None = None
+) -> list[Step]:
+    """The orders still on their way (of those named, when `names` is given), as steps."""
+    steps = []
+    for name, at in pending_steps(orders):
+        if names is None or name in names:
+            order = orders[_parse(name)[1]]
+            steps.append(Step(trade_id, name, at, user_id, order.venue, order.instrument_id, order.side))
+    return steps
+
+
 def steps_of(trade: SimulatorTrade) -> list[Step]:
-    """The trade's orders still on their way, as steps to schedule."""
-    return [(trade.pk, step, at) for step, at in pending_steps(legs_from_json(trade.legs))]
+    """The trade's orders still on their way, as steps to schedule (reads `legs` and `user_id`)."""
+    legs = trade.legs
+    steps = []
+    for name, at in pending_steps_of_json(legs):
+        leg = legs[_parse(name)[1]]
+        steps.append(Step(trade.pk, name, at, trade.user_id, leg["venue"], leg["instrument_id"], leg["side"]))
+    return steps
 
 
 def _parse(step: str) -> tuple[str, int]:
@@ -135,60 +188,95 @@ def _due(order: LegOrder, kind: str) -> datetime | None:
 
 
 def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Arrived | None:
-    """Run one arrival step of a trade once. None when the trade does not exist."""
-    kind, index = _parse(step)
-    books = books or venue_books
-    seen = trade_orders(trade_id)
-    if seen is None:
+    """Run one arrival step of a trade once, known by its name only: the trade's orders are read
+    first (see `arrive_step`). None when the trade does not exist."""
+    _parse(step)  # a malformed name is refused before anything is read
+    trade = trade_orders(trade_id)
+    if trade is None:
         return None
-    user_id, legs = seen
-    orders = legs_from_json(legs)
-    if index >= len(orders) or _due(orders[index], kind) is None:
-        return Arrived(trade=SimulatorTrade.objects.get(pk=trade_id), done_now=False, next_steps=[])
-    order = orders[index]
-    book, unavailable = books(user_id, order, _due(order, kind))  # type: ignore[arg-type]
+    due = [found for found in steps_of(trade) if found.step == step]
+    if not due:  # done already, or not sent
+        return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=[])
+    return arrive_step(due[0], books)
 
-    with transaction.atomic():
-        run, trade = lock_run_and_trade(trade_id)
-        orders = legs_from_json(trade.legs)
-        before = {name for name, _ in pending_steps(orders)}
-        if _due(orders[index], kind) is None:  # done by another delivery while we read the book
-            return Arrived(trade=trade, done_now=False, next_steps=[])
-        config = sim_config(run)
+
+def arrive_step(step: Step, books: ArrivalBooks | None = None) -> Arrived | None:
+    """Run one arrival step once. None when its trade does not exist."""
+    kind, index = _parse(step.step)
+    book, unavailable = (books or venue_books)(step.user_id, step, step.at)
+    written = None
+    with step_transaction() as store:
+        locked = store.lock(step.trade_id)
+        if locked is None:
+            return None
+        run, trade = locked
+        legs: list[dict[str, Any]] = trade.legs
+        order = LegOrder.from_json(legs[index]) if index < len(legs) else None
+        if order is None or _due(order, kind) is None:  # done by another delivery
+            return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=[])
+        if (order.venue, order.instrument_id, order.side) != (step.venue, step.instrument_id, step.side):
+            raise ValueError(f"trade {step.trade_id} {step.step}: its order is not the one the step carries")
         schedule = fee_schedules(trade.intent.pair)[(order.venue, order.instrument_id)]
-        ledger = LiquidityLedger.from_json(run.liquidity_state)
+        run_fields: tuple[str, ...] = ()
         if kind == "leg":
-            orders = _leg_arrives(orders, index, book, unavailable, run, trade, ledger, config, schedule)
+            config = sim_config(run)
+            ledger = LiquidityLedger.from_json(run.liquidity_state)
+            done = _fill(order, index, book, unavailable, run, trade, ledger, config, schedule)
+            if book is not None and done.fills:
+                ledger.consume(book, done.fills)
+                run.liquidity_state = ledger.to_json()
+                run_fields = ("liquidity_state",)
         else:
             bids = book.bids if book is not None else None
-            orders = _replace(
-                orders,
-                index,
-                unwind_at_arrival(orders[index], bids=bids, schedule=schedule, unavailable=unavailable),
-            )
-        trade.legs = [leg.as_json() for leg in orders]
-        run.liquidity_state = ledger.to_json()
-        if is_complete(orders):
-            missed = _complete(trade, run, orders)
-            write_arrival(trade, TRADE_FIELDS, run, MONEY_FIELDS, missed=missed)
-            # The page hears of a trade twice: queued at decision, and here with its fills. The
-            # steps in between are milliseconds apart (the API shows them).
-            transaction.on_commit(partial(broadcast_decision, trade, run))
+            done = unwind_at_arrival(order, bids=bids, schedule=schedule, unavailable=unavailable)
+
+        if changes_only_its_leg(legs, index):
+            # Another order is still on its way: nothing is hedged or settled, no step is new.
+            store.write(trade, (), run, run_fields, leg=(index, done.as_json()))
+            outcome, next_steps = "", []
         else:
-            write_arrival(trade, ["legs"], run, ["liquidity_state"])
-    new_steps = [(trade.pk, name, at) for name, at in pending_steps(orders) if name not in before]
+            before = tuple(done if i == index else LegOrder.from_json(leg) for i, leg in enumerate(legs))
+            after = _send_and_hedge(before, config) if kind == "leg" else before
+            changed = {i for i, (old, new) in enumerate(zip(before, after, strict=True)) if new is not old}
+            new_names = {name for name, _ in pending_steps(after) if _parse(name)[1] in changed}
+            next_steps = _steps(trade.pk, trade.user_id, after, new_names)
+            leg, trade_fields = None, ()
+            if changed <= {index}:
+                leg = (index, after[index].as_json())
+            else:
+                trade.legs = [order.as_json() for order in after]
+                trade_fields = ("legs",)
+            missed, returning = None, False
+            if is_complete(after):
+                missed = _complete(trade, run, after)
+                trade_fields += FIGURE_FIELDS
+                run_fields += MONEY_FIELDS
+                # The page hears of a trade twice: queued at decision, and here with its fills
+                # (a backtest's trades are not broadcast: `broadcast._live`).
+                returning = run.kind == SimulatorRun.LIVE
+            written = store.write(
+                trade, trade_fields, run, run_fields, leg=leg, missed=missed, returning=returning
+            )
+            outcome = trade.arrival_outcome
+    if written is not None:
+        # The steps in between are milliseconds apart (the API shows them).
+        transaction.on_commit(partial(broadcast_decision, written[1], written[0]))
     logger.info(
-        "event=arrived trade_id=%s step=%s outcome=%s", trade.pk, step, trade.arrival_outcome or "in_flight"
+        "event=arrived trade_id=%s step=%s outcome=%s", step.trade_id, step.step, outcome or "in_flight"
     )
-    return Arrived(trade=trade, done_now=True, next_steps=new_steps)
+    return Arrived(outcome=outcome, done_now=True, next_steps=next_steps)
 
 
-def _replace(orders: Sequence[LegOrder], index: int, order: LegOrder) -> tuple[LegOrder, ...]:
-    return tuple(order if i == index else other for i, other in enumerate(orders))
+def _send_and_hedge(orders: tuple[LegOrder, ...], config: SimConfig) -> tuple[LegOrder, ...]:
+    """After a leg's fill: a waiting leg goes out; all in: hedge."""
+    orders = send_waiting(orders)
+    if all(o.state not in (WAITING, SENT) for o in orders):
+        orders = hedge(orders, policy=config.execution.unhedged)
+    return orders
 
 
-def _leg_arrives(
-    orders: Sequence[LegOrder],
+def _fill(
+    order: LegOrder,
     index: int,
     book: Book | None,
     unavailable: str,
@@ -197,13 +285,12 @@ def _leg_arrives(
     ledger: LiquidityLedger,
     config: SimConfig,
     schedule: FeeSchedule,
-) -> tuple[LegOrder, ...]:
+) -> LegOrder:
     """The leg's order fills at its arrival book (what this run took from that snapshot and a
-    seeded competitor share gone first); a waiting leg goes out; all in: hedge."""
+    seeded competitor share gone first)."""
     competition = config.execution.competition
     marginal = competition.is_marginal(trade.signal_edge_cents or 0, run.min_net_edge_cents or 0)
-    order = orders[index]
-    filled = fill_at_arrival(
+    return fill_at_arrival(
         order,
         arrival_asks=book.asks if book is not None else None,
         best_bid=book.bids[0].price if book is not None and book.bids else None,
@@ -215,12 +302,6 @@ def _leg_arrives(
         schedule=schedule,
         unavailable=unavailable,
     )
-    if book is not None and filled.fills:
-        ledger.consume(book, filled.fills)
-    orders = send_waiting(_replace(orders, index, filled))
-    if all(o.state not in (WAITING, SENT) for o in orders):
-        orders = hedge(orders, policy=config.execution.unhedged)
-    return orders
 
 
 def _complete(trade: SimulatorTrade, run: SimulatorRun, orders: Sequence[LegOrder]) -> tuple[str, str] | None:
@@ -265,14 +346,13 @@ def _complete(trade: SimulatorTrade, run: SimulatorRun, orders: Sequence[LegOrde
 def arrive_in_order(steps: Sequence[Step], books: ArrivalBooks | None = None) -> int:
     """Run `steps` and every step they lead to, earliest first, here and now (the inline mode,
     tools and tests). Returns how many steps were done."""
-    queue = sorted(steps, key=lambda item: item[2])
+    queue = sorted(steps, key=lambda item: item.at)
     done = 0
     while queue:
-        trade_id, step, _ = queue.pop(0)
-        arrived = arrive(trade_id=trade_id, step=step, books=books)
+        arrived = arrive_step(queue.pop(0), books)
         if arrived is not None and arrived.done_now:
             done += 1
-            queue = sorted([*queue, *arrived.next_steps], key=lambda item: item[2])
+            queue = sorted([*queue, *arrived.next_steps], key=lambda item: item.at)
     return done
 
 
@@ -282,5 +362,9 @@ def in_flight_steps(decision: Decision) -> list[Step]:
         return []
     if Decision.trade.is_cached(decision):  # just decided here: the trade as written, no query
         return steps_of(decision.trade)
-    trade = SimulatorTrade.objects.filter(decision_id=decision.pk, arrival_outcome="").only("legs").first()
+    trade = (
+        SimulatorTrade.objects.filter(decision_id=decision.pk, arrival_outcome="")
+        .only("legs", "user")
+        .first()
+    )
     return steps_of(trade) if trade is not None else []

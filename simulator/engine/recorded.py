@@ -12,10 +12,13 @@ from bisect import bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from exchanges.books import Book
 from simulator.core import ExchangeValidation, IntentLeg, LegValidation
-from simulator.core.execution import LegOrder
+
+if TYPE_CHECKING:
+    from simulator.engine.arrival import Step
 
 # A recording holds no venue balances: the run's own balance and daily cap are its only limits.
 RECORDED_VENUE_BALANCE_USD = Decimal(10**9)
@@ -77,7 +80,7 @@ class RecordedBooks:
     __call__ = from_cache = validate  # a Validator, and its cached form
     needs_keys = False  # nothing is signed: the exchange_keys check passes without saved keys
 
-    def arrival_books(self, user_id: int, order: LegOrder, at: datetime) -> tuple[Book | None, str]:
+    def arrival_books(self, user_id: int, order: Step, at: datetime) -> tuple[Book | None, str]:
         """The book an order meets when it arrives at `at`."""
         book = self.book_at(order.venue, order.instrument_id, order.side, _ms(at))
         return (book, "") if book is not None else (None, "no book at arrival: nothing recorded for it yet")

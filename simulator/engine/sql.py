@@ -43,7 +43,7 @@ def execute(sql: str, params: Sequence[Any], *, commit: bool = False) -> list[tu
     return wire.fetch(django_connection, sql, params)
 
 
-def _json(value: Any) -> str:
+def json_text_of(value: Any) -> str:
     """The JSON text of a JSONField value (None: SQL NULL, as Django stores it)."""
     if value is None:
         return None  # type: ignore[return-value]
@@ -127,7 +127,7 @@ class Shape:
             value = values[attname] if attname in values else getattr(obj, attname)
             if kind is _JSON:
                 if id(value) not in json_text:
-                    json_text[id(value)] = _json(value)
+                    json_text[id(value)] = json_text_of(value)
                 params.append(json_text[id(value)])
             elif kind is _AS_IS and _plain(value):
                 params.append(value)

@@ -13,10 +13,15 @@ psycopg's own pipeline mode does the same but costs more than the round trips it
 the same isolation; Django's atomic block still wraps it (its COMMIT then finds the transaction
 already committed and sends nothing; its on-commit hooks run as before; on an error it rolls back).
 
+An arrival step, short and run outside any atomic block, keeps its transaction on the wire
+itself (`begin_and_fetch`, `commit_with`, `rollback`): the same BEGIN and COMMIT in the same round
+trips, without the atomic block's bookkeeping around them.
+
 Statements are prepared once per connection under our own names (psycopg's own preparation stays
-off, as Django leaves it) and executed with their parameters bound as text. This module uses
-psycopg's libpq layer (`pgconn`, `generators`, `Connection.wait`), pinned in requirements.txt:
-`tests/simulator/test_engine_wire.py` checks what it relies on."""
+off, as Django leaves it) and executed with their parameters bound as text, by one psycopg
+`Transformer` per connection (as a cursor keeps one: its dumpers and loaders looked up once).
+This module uses psycopg's libpq layer (`pgconn`, `generators`, `Connection.wait`), pinned in
+requirements.txt: `tests/simulator/test_engine_wire.py` checks what it relies on."""
 
 from __future__ import annotations
 
@@ -27,10 +32,32 @@ from weakref import WeakKeyDictionary
 from psycopg import errors, generators, pq
 from psycopg.adapt import PyFormat, Transformer
 
-_IDLE, _INTRANS = pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS
+_IDLE, _INTRANS, _INERROR = (
+    pq.TransactionStatus.IDLE,
+    pq.TransactionStatus.INTRANS,
+    pq.TransactionStatus.INERROR,
+)
 _OK = frozenset({pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK})
 _PIPELINE_SYNC = pq.ExecStatus.PIPELINE_SYNC
-_prepared: WeakKeyDictionary[Any, dict[str, bytes]] = WeakKeyDictionary()  # connection -> sql -> name
+
+
+class _Session:
+    """What this module keeps per connection: the names of its prepared statements (sql -> name),
+    and the Transformer that binds parameters and loads rows."""
+
+    def __init__(self, raw: Any) -> None:
+        self.names: dict[str, bytes] = {}
+        self.transformer = Transformer(raw)
+
+
+_sessions: WeakKeyDictionary[Any, _Session] = WeakKeyDictionary()
+
+
+def _session(raw: Any) -> _Session:
+    session = _sessions.get(raw)
+    if session is None:
+        session = _sessions[raw] = _Session(raw)
+    return session
 
 
 def _numbered(sql: str) -> str:
@@ -52,7 +79,7 @@ def _statement(raw: Any, sql: str) -> bytes:
     Nothing else on the connection prepares statements (psycopg's own preparation stays off:
     Django's cursors bind on the client), so nothing deallocates ours: a server-side prepared
     statement outlives ROLLBACK, and a new connection starts a new registry."""
-    names = _prepared.setdefault(raw, {})
+    names = _session(raw).names
     name = names.get(sql)
     if name is None:
         name = f"arbsim_engine_{len(names)}".encode()
@@ -65,17 +92,17 @@ def _statement(raw: Any, sql: str) -> bytes:
 def _forget_statements_if_gone(raw: Any, error: Exception) -> None:
     """Should anything have deallocated our statements (DEALLOCATE ALL), prepare them again next time."""
     if isinstance(error, errors.InvalidSqlStatementName):
-        _prepared.pop(raw, None)
+        _sessions.pop(raw, None)
 
 
 def _rows(raw: Any, result: Any) -> list[tuple]:
-    transformer = Transformer(raw)
+    transformer = _session(raw).transformer
     transformer.set_pgresult(result)
     return transformer.load_rows(0, result.ntuples, tuple)
 
 
 def _text_values(raw: Any, params: Sequence[Any]) -> tuple[Any, Any]:
-    transformer = Transformer(raw)
+    transformer = _session(raw).transformer
     return transformer.dump_sequence(params, [PyFormat.TEXT] * len(params)), transformer.formats
 
 
@@ -126,7 +153,7 @@ def _begin_and_fetch(raw: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
         # Our statement was deallocated behind our back. Nothing ran in this transaction yet:
         # end it, prepare again and start over.
         _run(raw, b"ROLLBACK")
-        _prepared.pop(raw, None)
+        _sessions.pop(raw, None)
         results = _run(raw, b"%s; EXECUTE %s(%s)" % (begin, _statement(raw, sql), arguments))
     return _rows(raw, results[-1])
 
@@ -146,6 +173,10 @@ def fetch_and_commit(django_connection: Any, sql: str, params: Sequence[Any]) ->
         or raw.pgconn.transaction_status != _INTRANS
     ):
         return fetch(django_connection, sql, params)
+    return _write_and_commit(django_connection, raw, sql, params)
+
+
+def _write_and_commit(django_connection: Any, raw: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
     with django_connection.wrap_database_errors, raw.lock:
         try:
             name = _statement(raw, sql)
@@ -166,3 +197,43 @@ def fetch_and_commit(django_connection: Any, sql: str, params: Sequence[Any]) ->
         except errors.Error as error:
             _forget_statements_if_gone(raw, error)
             raise
+
+
+# --- a transaction of the caller's own, outside Django's atomic blocks -----------------------------
+
+
+def owns_transactions(django_connection: Any) -> bool:
+    """Whether the caller may keep a transaction of its own on this connection: PostgreSQL, in
+    autocommit mode (no atomic block open, nothing begun)."""
+    if django_connection.vendor != "postgresql" or django_connection.in_atomic_block:
+        return False
+    django_connection.ensure_connection()
+    raw = django_connection.connection
+    return raw.autocommit and raw.pgconn.transaction_status == _IDLE
+
+
+def begin_and_fetch(django_connection: Any, sql: str, params: Sequence[int]) -> list[tuple]:
+    """BEGIN and `sql` (integer parameters) in one round trip: the first statement of the caller's
+    own transaction (see `owns_transactions`), ended by `commit_with` or `rollback`."""
+    raw = django_connection.connection
+    with django_connection.wrap_database_errors, raw.lock:
+        try:
+            return _begin_and_fetch(raw, sql, params)
+        except errors.Error as error:
+            _forget_statements_if_gone(raw, error)
+            raise
+
+
+def commit_with(django_connection: Any, sql: str, params: Sequence[Any]) -> list[tuple]:
+    """`sql` and COMMIT in one round trip: the last statement of the caller's own transaction."""
+    return _write_and_commit(django_connection, django_connection.connection, sql, params)
+
+
+def rollback(django_connection: Any) -> None:
+    """End the caller's own transaction if it is still open (it returned early, or failed). A
+    connection that broke meanwhile is left as it is: Django closes it as unusable."""
+    raw = django_connection.connection
+    if raw is None or raw.pgconn.transaction_status not in (_INTRANS, _INERROR):
+        return
+    with django_connection.wrap_database_errors, raw.lock:
+        _run(raw, b"ROLLBACK")

@@ -15,12 +15,15 @@ from django.conf import settings
 from django.core.management import call_command
 
 from ingest.models import ExecutionIntent, SuccessSpan
-from simulator import presenters
+from simulator import presenters, recorded_clock
 from simulator.core import ExecutionConfig, SimConfig
-from simulator.engine import arrive, arrive_in_order, decide_intent, in_flight_steps
+from simulator.engine import arrive, arrive_in_order, arrive_step, decide_intent, in_flight_steps
+from simulator.engine.recorded import RecordedBooks
 from simulator.intake import redispatch_overdue_arrivals
 from simulator.models import Decision, SimulatorRun, SimulatorTrade
+from simulator.recorded_clock import RecordedClock
 from simulator.services import resolve_pair, start_run, stop_run
+from simulator.tasks import arrive_task
 from tests.simulator.conftest import UNCHANGED_BOOKS, ArrivalBooks
 from tests.simulator.factories import NOW, ExecutionIntentFactory, set_thresholds
 
@@ -176,7 +179,7 @@ def test_one_venue_first_sends_the_other_leg_at_its_fill_sized_to_it(trading_use
     intent = ExecutionIntentFactory(user=trading_user)
     decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
     steps = in_flight_steps(decision)
-    assert [step for _, step, _ in steps] == ["leg:0"]  # the Polymarket order waits
+    assert [step.step for step in steps] == ["leg:0"]  # the Polymarket order waits
     arrive_in_order(steps, books=books)
     trade = SimulatorTrade.objects.get(decision=decision)
     kalshi, poly = trade.legs
@@ -189,15 +192,33 @@ def test_each_step_happens_once_whatever_the_deliveries(trading_user, book_valid
     run = start(trading_user)
     intent = ExecutionIntentFactory(user=trading_user)
     decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
-    (trade_id, first, _), (_, second, _) = in_flight_steps(decision)
+    first, second = in_flight_steps(decision)
     books = ArrivalBooks(**UNCHANGED)
-    assert arrive(trade_id=trade_id, step=first, books=books).done_now
-    assert not arrive(trade_id=trade_id, step=first, books=books).done_now  # a redelivery
-    assert arrive(trade_id=trade_id, step=second, books=books).done_now
-    assert not arrive(trade_id=trade_id, step=second, books=books).done_now
+    assert arrive_step(first, books).done_now
+    assert not arrive_step(first, books).done_now  # a redelivery
+    # A step known by its name only (the trade's orders read first) is done once too.
+    assert arrive(trade_id=second.trade_id, step=second.step, books=books).done_now
+    assert not arrive(trade_id=second.trade_id, step=second.step, books=books).done_now
     assert arrive_in_order(in_flight_steps(decision), books=books) == 0
-    trade = SimulatorTrade.objects.get(pk=trade_id)
+    trade = SimulatorTrade.objects.get(pk=first.trade_id)
     assert trade.arrival_outcome == "full" and trade.cost_usd == D("9.68")
+    money_is_exact(run.pk)
+
+
+def test_a_task_queued_with_the_trade_and_step_name_only_still_arrives_once(trading_user, book_validator):
+    """A broker may still hold arrival tasks sent before steps carried their order."""
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    first, second = in_flight_steps(decision)
+    at_decision = [ArrivalBooks(**UNCHANGED)(trading_user.pk, step, NOW)[0] for step in (first, second)]
+    with recorded_clock.running(RecordedClock(RecordedBooks(at_decision))):
+        assert arrive_task(first.trade_id, first.step) == "in_flight"
+        assert arrive_task(first.trade_id, first.step) == "in_flight"  # a redelivery
+        assert arrive_task(*second.task_args()) == "full"
+        assert arrive_task(*second.task_args()) == "full"
+    trade = SimulatorTrade.objects.get(pk=first.trade_id)
+    assert [D(leg["filled_size"]) for leg in trade.legs] == [10, 10]
     money_is_exact(run.pk)
 
 

@@ -33,12 +33,14 @@ from simulator.core.execution import (
     LegOrder,
     Unwind,
     arrival_available,
+    changes_only_its_leg,
     expected_execution_at,
     fill_at_arrival,
     hedge,
     is_complete,
     legs_from_json,
     pending_steps,
+    pending_steps_of_json,
     plan_orders,
     reserve_usd,
     send_waiting,
@@ -741,6 +743,10 @@ def run_trade(trade: dict) -> dict:
         kind, index = step.split(":")
         index = int(index)
         leg = legs[index]
+        # What the engine reads from the stored legs without building them agrees with the orders.
+        stored = [order.as_json() for order in orders]
+        assert pending_steps_of_json(stored) == pending
+        only_its_leg, before = changes_only_its_leg(stored, index), orders
         if kind == "leg":
             asks = leg["arrival_asks"]
             filled = fill_at_arrival(
@@ -765,6 +771,11 @@ def run_trade(trade: dict) -> dict:
                 unavailable="no book at the unwind's arrival",
             )
             orders = tuple(sold if i == index else o for i, o in enumerate(orders))
+        if only_its_leg:
+            assert all(
+                new is old for i, (old, new) in enumerate(zip(before, orders, strict=True)) if i != index
+            )
+            assert not is_complete(orders)
     result = settle_arrival(
         orders, decided_size=trade["size"], signal_edge_cents=trade["signal_edge_cents"], decided_at=NOW
     )

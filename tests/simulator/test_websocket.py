@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -24,10 +25,15 @@ from websockets.sync.client import connect as websocket_connect
 from websockets.typing import Origin
 
 from config.asgi import application
+from simulator import presenters
 from simulator.consumers import CLOSE_UNAUTHENTICATED
-from simulator.engine import broadcast
+from simulator.engine import arrive_in_order, broadcast, decide_intent, in_flight_steps
 from simulator.engine.broadcast import broadcast_decision, broadcast_run, broadcast_trade
+from simulator.models import SimulatorRun, SimulatorTrade
+from tests.simulator.conftest import ArrivalBooks
+from tests.simulator.factories import NOW, ExecutionIntentFactory
 from tests.simulator.surface_fixtures import make_run, make_trade
+from tests.simulator.test_arrival import UNCHANGED, start
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -127,6 +133,43 @@ def test_a_decision_sends_its_trade_then_its_run_as_two_frames(user):
         await socket_.disconnect()
 
     asyncio.run(scenario())
+
+
+def test_an_orders_last_arrival_sends_the_completed_trade_and_its_run_as_stored(trading_user, book_validator):
+    """The step that completes a trade reads back from its write what it did not read itself: the
+    frames show the whole trade and run, as the API would."""
+    cookie = session_cookie(trading_user)
+    run = start(trading_user)
+    intent = ExecutionIntentFactory(user=trading_user)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    steps = in_flight_steps(decision)
+    broadcast.flush()
+
+    async def scenario():
+        socket_ = communicator(cookie)
+        assert (await socket_.connect())[0]
+        await sync_to_async(arrive_in_order)(steps, ArrivalBooks(**UNCHANGED))
+        trade_frame = await socket_.receive_json_from(timeout=5)
+        run_frame = await socket_.receive_json_from(timeout=5)
+        await socket_.disconnect()
+        return trade_frame, run_frame
+
+    trade_frame, run_frame = asyncio.run(scenario())
+    stored_trade = presenters.trade_json(SimulatorTrade.objects.get(decision=decision))
+    stored_run = presenters.run_json(SimulatorRun.objects.get(pk=run.pk))
+    assert trade_frame["event"] == "simulator:trade" and run_frame["event"] == "simulator:run"
+    assert trade_frame["data"]["arrival_outcome"] == "full"
+    for key in ("id", "opportunity_key", "direction", "checks", "validation", "decided_at", "settled_at"):
+        assert trade_frame["data"][key] == stored_trade[key], key
+    for key in ("matched_size", "cost_usd", "expected_pnl_usd", "reserved_usd", "settlement_delay_s"):
+        assert Decimal(trade_frame["data"][key]) == Decimal(stored_trade[key]), key
+    assert [leg["fills"] for leg in trade_frame["data"]["legs"]] == [
+        leg["fills"] for leg in stored_trade["legs"]
+    ]
+    for key in ("id", "label", "status", "started_at", "ends_at", "trade_count", "execution"):
+        assert run_frame["data"][key] == stored_run[key], key
+    for key in ("balance_usd", "reserved_usd", "expected_pnl_usd", "starting_usd"):
+        assert Decimal(run_frame["data"][key]) == Decimal(stored_run[key]), key
 
 
 needs_redis_layer = pytest.mark.skipif(
