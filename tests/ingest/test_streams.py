@@ -23,6 +23,7 @@ from ingest.models import MarketPair, SuccessSpan
 from ingest.recording import read_recording, to_book, token_sides
 from ingest.services import IngestPipeline
 from ingest.sources import LiveHosts
+from ingest.stream_books import fresh_leg
 from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource
 
 KEY_ID = "ingest-stream-key"
@@ -236,6 +237,54 @@ def test_a_market_the_live_stream_never_delivers_is_polled_over_rest(double, pai
         )
         assert update.books[0].best_bid.price == D("0.31")
         assert source.stream_live(KALSHI) and source.clients[KALSHI].status()["reconnects"] == 0
+    finally:
+        source.stop()
+        updates.close()
+
+
+def shared_status(venue, instrument, side):
+    """The market status the deciding processes would read now (ingest.stream_books)."""
+    return fresh_leg(venue, instrument, side, now_ms=time.time_ns() // 1_000_000)[1]
+
+
+@pytest.mark.django_db
+def test_market_statuses_follow_the_feeds_and_are_forgotten_while_a_feed_is_down(double, pair):
+    source = stream_source(double, [pair], restate_every_s=0.05)
+    updates = iter(source)
+    kalshi = (KALSHI, TICKER, YES)
+    try:
+        run_until(
+            updates,
+            lambda u: shared_status(*kalshi) and shared_status(POLYMARKET, pair.poly_no_token, NO),
+            "both markets' statuses shared: Kalshi's asked once, Polymarket's from its book",
+        )
+        assert double.call_counts[(KALSHI, "/trade-api/v2/markets")] == 1
+        assert shared_status(*kalshi).tradeable
+
+        double.state.set_kalshi_status(TICKER, "closed")  # the feed says `deactivated`
+        run_until(updates, lambda u: not shared_status(*kalshi).tradeable, "the market closed")
+        assert shared_status(*kalshi).venue_status == "closed"
+        double.state.set_kalshi_status(TICKER, "active")  # `activated`
+        run_until(updates, lambda u: shared_status(*kalshi).tradeable, "the market trading again")
+
+        double.state.set_polymarket_resolved(pair.poly_yes_token)  # `market_resolved`
+        run_until(
+            updates,
+            lambda u: not shared_status(POLYMARKET, pair.poly_no_token, NO).tradeable,
+            "the Polymarket market resolved",
+        )
+        resolved = shared_status(POLYMARKET, pair.poly_no_token, NO)
+        assert (resolved.resolved, resolved.result) == (True, NO)
+
+        # The Kalshi feed down: its status is not vouched for (events may be missed meanwhile).
+        double.stream_fault(KALSHI, "subscription_error", times=1_000_000)
+        double.stream_fault(KALSHI, "drop")
+        run_until(updates, lambda u: source.market_status(KALSHI, TICKER) is None, "the status forgotten")
+        double.clear_stream_faults()
+        run_until(
+            updates, lambda u: source.market_status(KALSHI, TICKER) is not None, "asked again once live"
+        )
+        assert double.call_counts[(KALSHI, "/trade-api/v2/markets")] == 2
     finally:
         source.stop()
         updates.close()
