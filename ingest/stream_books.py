@@ -12,7 +12,7 @@ restates a quiet book, and its market's status, at least every 1.5 s, so anythin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -67,17 +67,23 @@ def fresh_book(venue: str, instrument: str, side: str, *, now_ms: int) -> Book |
     return book
 
 
-def fresh_leg(
-    venue: str, instrument: str, side: str, *, now_ms: int
-) -> tuple[Book | None, MarketStatus | None]:
-    """(the streamed book of this side, the streamed status of its market), each None unless
-    stream books are used and it is within the max age (then ask the venue); one round trip."""
-    if not settings.SIMULATOR_STREAM_BOOKS:
-        return None, None
-    book_key, status_key = _key(venue, instrument, side), _status_key(venue, instrument)
-    found = cache.get_many([book_key, status_key])
-    book, streamed = found.get(book_key), found.get(status_key)
-    return (
-        book if book is not None and _fresh(book.received_ts_ms, now_ms) else None,
-        streamed.status if streamed is not None and _fresh(streamed.vouched_ms, now_ms) else None,
-    )
+# A side's (book, its market's status) as the streams vouch for them now; None where they do not.
+Streamed = tuple[Book | None, MarketStatus | None]
+
+
+def fresh_legs(legs: Sequence[tuple[str, str, str]], *, now_ms: int) -> dict[tuple[str, str, str], Streamed]:
+    """For each (venue, instrument, side): the streamed book of that side and the streamed status
+    of its market, each None unless stream books are used and it is within the max age (then ask
+    the venue); all in one round trip."""
+    if not settings.SIMULATOR_STREAM_BOOKS or not legs:
+        return {leg: (None, None) for leg in legs}
+    keys = {leg: (_key(*leg), _status_key(*leg[:2])) for leg in legs}
+    found = cache.get_many([key for pair in keys.values() for key in pair])
+    answers: dict[tuple[str, str, str], Streamed] = {}
+    for leg, (book_key, status_key) in keys.items():
+        book, streamed = found.get(book_key), found.get(status_key)
+        answers[leg] = (
+            book if book is not None and _fresh(book.received_ts_ms, now_ms) else None,
+            streamed.status if streamed is not None and _fresh(streamed.vouched_ms, now_ms) else None,
+        )
+    return answers

@@ -48,7 +48,7 @@ from exchanges.kalshi import KalshiAdapter, kalshi_credentials_from_secret
 from exchanges.polymarket import PolymarketAdapter, polymarket_credentials_from_secret
 from exchanges.ratelimit import BookCache, LocalRateLimiter, RedisRateLimiter
 from exchanges.results import RATE_LIMITED, REJECTED, CallResult
-from ingest.stream_books import fresh_book, fresh_leg
+from ingest.stream_books import Streamed, fresh_book, fresh_legs
 from simulator.core import ExchangeValidation, IntentLeg, LegValidation
 
 logger = logging.getLogger(__name__)
@@ -175,10 +175,10 @@ class ExchangeValidator:
 
     # --- one venue: its legs and its balance -------------------------------------------------------
 
-    def _leg(self, adapter: Any, leg: IntentLeg) -> LegValidation:
-        streamed_book, streamed_status = fresh_leg(
-            adapter.venue, leg.instrument_id, leg.side, now_ms=time.time_ns() // 1_000_000
-        )
+    def _leg(
+        self, adapter: Any, leg: IntentLeg, streamed: Mapping[tuple[str, str, str], Streamed]
+    ) -> LegValidation:
+        streamed_book, streamed_status = streamed.get((leg.venue, leg.instrument_id, leg.side), (None, None))
         if streamed_status is not None:
             status = CallResult.success(
                 streamed_status, venue=adapter.venue, call="market_status", latency_ms=0.0
@@ -255,13 +255,17 @@ class ExchangeValidator:
         return adapter, problem
 
     def _venue(
-        self, venue: str, access: tuple[Any, str], legs: Sequence[IntentLeg]
+        self,
+        venue: str,
+        access: tuple[Any, str],
+        legs: Sequence[IntentLeg],
+        streamed: Mapping[tuple[str, str, str], Streamed],
     ) -> tuple[list[LegValidation], Decimal | None, str]:
         """-> (leg validations, balance or None, why the balance is unknown)."""
         adapter, problem = access
         if adapter is None:
             return [self._failed(leg, REJECTED, problem, None) for leg in legs], None, problem
-        results = [self._leg(adapter, leg) for leg in legs]
+        results = [self._leg(adapter, leg, streamed) for leg in legs]
         balance = self._balance(adapter)
         if not balance.ok:
             return results, None, f"{venue} balance: {balance.kind.replace('_', ' ')}: {balance.detail}"
@@ -397,12 +401,22 @@ class ExchangeValidator:
         # The venues are asked concurrently: all but the last in the pool, the last right here.
         # A venue whose answers are all cached is answered here too: a thread hand-off costs
         # more than reading the cache.
+        # What the streams vouch for, every leg's in one round trip.
+        streamed = fresh_legs(
+            [
+                (leg.venue, leg.instrument_id, leg.side)
+                for _, (adapter, _), legs in jobs
+                if adapter
+                for leg in legs
+            ],
+            now_ms=time.time_ns() // 1_000_000,
+        )
         pooled = [
-            (job[0], self._pool.submit(self._venue, *job))
+            (job[0], self._pool.submit(self._venue, *job, streamed))
             for job in (jobs[:-1] if pool else [])
             if not self._answers_cached(*job)
         ]
-        here = [(job[0], self._venue(*job)) for job in jobs if job[0] not in dict(pooled)]
+        here = [(job[0], self._venue(*job, streamed)) for job in jobs if job[0] not in dict(pooled)]
         answers = [(venue, future.result()) for venue, future in pooled] + here
         by_leg: dict[tuple[str, str, str], LegValidation] = {}
         balances: dict[str, Decimal | None] = {}

@@ -23,7 +23,7 @@ from ingest.models import MarketPair, SuccessSpan
 from ingest.recording import read_recording, to_book, token_sides
 from ingest.services import IngestPipeline
 from ingest.sources import LiveHosts
-from ingest.stream_books import fresh_leg
+from ingest.stream_books import fresh_legs
 from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource
 
 KEY_ID = "ingest-stream-key"
@@ -244,7 +244,8 @@ def test_a_market_the_live_stream_never_delivers_is_polled_over_rest(double, pai
 
 def shared_status(venue, instrument, side):
     """The market status the deciding processes would read now (ingest.stream_books)."""
-    return fresh_leg(venue, instrument, side, now_ms=time.time_ns() // 1_000_000)[1]
+    leg = (venue, instrument, side)
+    return fresh_legs([leg], now_ms=time.time_ns() // 1_000_000)[leg][1]
 
 
 @pytest.mark.django_db

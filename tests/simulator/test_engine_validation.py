@@ -17,7 +17,7 @@ from exchanges.streams.connection import StreamSettings
 from exchanges.testing import kalshi_key_pair
 from ingest.detector import PairSpec
 from ingest.sources import LiveHosts
-from ingest.stream_books import fresh_leg, publish_books
+from ingest.stream_books import fresh_legs, publish_books
 from ingest.streams import KalshiStreamKey, StreamSource
 from simulator.core import IntentLeg
 from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
@@ -340,7 +340,8 @@ def live_streams(double):
 
 
 def _streamed_status(venue: str, instrument: str, side: str):
-    return fresh_leg(venue, instrument, side, now_ms=time.time_ns() // 1_000_000)[1]
+    leg = (venue, instrument, side)
+    return fresh_legs([leg], now_ms=time.time_ns() // 1_000_000)[leg][1]
 
 
 def _wait_for(condition, what: str) -> None:
