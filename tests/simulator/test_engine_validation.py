@@ -233,6 +233,32 @@ def test_a_kept_cached_validation_ends_with_its_answers_ttl_and_with_a_venue_bac
     assert not limited.ok and "rate_limited" in {leg.kind for leg in limited.legs}
 
 
+def test_a_balance_half_its_ttl_old_is_asked_again_in_the_background(double, scene):
+    """A kept balance answers at once; once half its TTL old it is asked again behind the
+    decision's back, and the next validation sees the venue's new balance."""
+    run, intent = scene
+    clock = SteppedClock()
+    validator = ExchangeValidator(
+        timeout_s=TIMEOUT_S,
+        cache=BookCache(ttl_s=0),
+        balances=BookCache(ttl_s=30, clock=clock),
+        rate_limiter=LocalRateLimiter(),
+    )
+    legs = core_intent(intent).legs
+    assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    double.state.set_kalshi_balance(KALSHI_KEY_ID, 100)
+    balance_reads = (KALSHI, "/trade-api/v2/portfolio/balance")
+    clock.now += 10  # a third of the TTL: kept, not asked again
+    assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    assert double.call_counts[balance_reads] == 1
+    clock.now += 6  # past half: answered from what is kept, and asked again meanwhile
+    assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    deadline = time.monotonic() + 10
+    while validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] != D(1):
+        assert time.monotonic() < deadline, "the balance was not asked again"
+        time.sleep(0.02)
+
+
 @pytest.fixture
 def polymarket_book_restored(double):
     book = double.state.polymarket_book(NO_TOKEN)
