@@ -56,6 +56,18 @@ def _fresh(received_ms: int, now_ms: int) -> bool:
     return now_ms - received_ms <= settings.SIMULATOR_STREAM_BOOK_MAX_AGE_MS
 
 
+def _usable(streamed: StreamedStatus | None, now_ms: int) -> MarketStatus | None:
+    """The status if fresh; a market said to trade past its close time is not taken on the
+    stream's word (Kalshi sends no event when a market reaches its close time): the venue is
+    asked."""
+    if streamed is None or not _fresh(streamed.vouched_ms, now_ms):
+        return None
+    status = streamed.status
+    if status.tradeable and status.close_time is not None and status.close_time.timestamp() * 1000 <= now_ms:
+        return None
+    return status
+
+
 def fresh_book(venue: str, instrument: str, side: str, *, now_ms: int) -> Book | None:
     """The streamed book of this instrument's side if stream books are used and it was received
     within the max age; else None (ask the venue)."""
@@ -84,6 +96,6 @@ def fresh_legs(legs: Sequence[tuple[str, str, str]], *, now_ms: int) -> dict[tup
         book, streamed = found.get(book_key), found.get(status_key)
         answers[leg] = (
             book if book is not None and _fresh(book.received_ts_ms, now_ms) else None,
-            streamed.status if streamed is not None and _fresh(streamed.vouched_ms, now_ms) else None,
+            _usable(streamed, now_ms),
         )
     return answers

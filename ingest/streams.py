@@ -18,7 +18,8 @@ stream is down (or not configured).
   (ingest.stream_books), so a decision need not ask the venue: Kalshi's from one batch REST call
   (GET /markets?tickers=, on the Kalshi REST thread) once its stream is live, then its
   `market_lifecycle_v2` events; a Polymarket token is active once its stream has sent its book
-  (REST's rule: a token with a book trades), until its `market_resolved`. A reconnect forgets
+  (REST's rule: a token with a book trades), until its `market_resolved`. (Kalshi sends no event
+  at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect forgets
   the connection's statuses (events may have been missed meanwhile) until they are known again;
   meanwhile, and whenever no live stream restates a status, decisions ask the venue.
 - Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
