@@ -388,6 +388,7 @@ def _ingest_main(conn, kind: str, hosts: dict[str, str], kalshi_private_pem: str
     its source (streams, or REST polling for part 2) -> IngestPipeline, timing each update that
     makes no intent and the commit of each intent, until told to stop over `conn`; then it sends
     back what it recorded."""
+    os.environ["DJANGO_DEBUG"] = "0"  # as deployed (and as the worker and daphne run here)
     setup_django()
     from django.db import connections
 
