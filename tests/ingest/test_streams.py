@@ -265,15 +265,17 @@ def test_market_statuses_follow_the_feeds_and_are_forgotten_while_a_feed_is_down
         assert shared_status(*kalshi).tradeable
 
         double.state.set_kalshi_status(TICKER, "closed")  # the feed says `deactivated`
-        run_until(updates, lambda u: not shared_status(*kalshi).tradeable, "the market closed")
+        run_until(updates, lambda u: (s := shared_status(*kalshi)) and not s.tradeable, "the market closed")
         assert shared_status(*kalshi).venue_status == "closed"
         double.state.set_kalshi_status(TICKER, "active")  # `activated`
-        run_until(updates, lambda u: shared_status(*kalshi).tradeable, "the market trading again")
+        run_until(
+            updates, lambda u: (s := shared_status(*kalshi)) and s.tradeable, "the market trading again"
+        )
 
         double.state.set_polymarket_resolved(pair.poly_yes_token)  # `market_resolved`
         run_until(
             updates,
-            lambda u: not shared_status(POLYMARKET, pair.poly_no_token, NO).tradeable,
+            lambda u: (s := shared_status(POLYMARKET, pair.poly_no_token, NO)) and not s.tradeable,
             "the Polymarket market resolved",
         )
         resolved = shared_status(POLYMARKET, pair.poly_no_token, NO)

@@ -393,7 +393,10 @@ def test_with_live_streams_a_decision_calls_no_venue_and_a_market_closed_on_its_
 
     double.reset_call_counts()
     double.state.set_kalshi_status(TICKER, "closed")  # the double's feed says `deactivated`
-    _wait_for(lambda: not _streamed_status(KALSHI, TICKER, YES).tradeable, "the closed status streamed")
+    _wait_for(
+        lambda: (status := _streamed_status(KALSHI, TICKER, YES)) is not None and not status.tradeable,
+        "the closed status streamed",
+    )
     second = ExecutionIntentFactory(user=run.user, pair=intent.pair)
     decision = decide_intent(run_id=run.pk, intent_id=second.pk, now=NOW, validator=validator.validate)
     assert_skipped(decision, f"kalshi {TICKER} yes: closed: market is closed")
