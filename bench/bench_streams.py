@@ -7,9 +7,11 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
 
 1. End to end. The exchange double with 100 pairs, in a process of its own (the venue is
    elsewhere), making the traffic itself; the ingest loop as `ingest_run --live` runs it
-   (StreamSource -> IngestPipeline, on a thread of this process); the decision tasks on Redis to
-   a real Celery worker (`celery -A config worker -Q celery,simulator -c 4` as docker-compose
-   runs it, validating each decision against the double over REST); a real daphne; one
+   (StreamSource -> IngestPipeline) in a process of its own, as docker-compose runs each ingest
+   shard; the decision tasks on Redis to a real Celery worker (`celery -A config worker -Q
+   celery,simulator -c 4` as docker-compose runs it), validating each decision with the books
+   and market statuses the streams share and the balances it keeps (the double is asked over
+   REST for whatever the streams do not vouch for); a real daphne; one
    logged-in user's websocket (/ws/simulator/) reading `simulator:trade`. Background: 10 book
    changes per second per pair that open nothing (a level below the best changes size). Every
    200 ms, on the next pair in turn, a change that opens an opportunity (the Polymarket NO ask
@@ -45,7 +47,8 @@ PostgreSQL and Redis (DATABASE_URL, REDIS_URL; `./dev bench` starts both); part 
    (The exchange double's own feed server manages about 18,000 frames/s: it would be the limit,
    hence a server of the bench's own.)
 
-Run: .venv/bin/python -m bench bench_streams (part 3 alone: BENCH_STREAMS_PART=3)
+Run: .venv/bin/python -m bench bench_streams (BENCH_STREAMS_PARTS=1 runs part 1 alone, without
+part 2's REST polling stretch; =3 part 3 alone; default 1,2,3).
 """
 
 from __future__ import annotations
@@ -382,32 +385,88 @@ class DoubleProcess:
             self._process.join(10)
 
 
-def _ingest_loop(source, pairs, stretch: Stretch, ready: threading.Event) -> None:
-    """The ingest process's loop (`run_source`), timing each update that makes no intent."""
+def _ingest_main(conn, kind: str, hosts: dict[str, str], kalshi_private_pem: str) -> None:
+    """The ingest process (`ingest_run --live` as docker-compose runs it: a process of its own):
+    its source (streams, or REST polling for part 2) -> IngestPipeline, timing each update that
+    makes no intent and the commit of each intent, until told to stop over `conn`; then it sends
+    back what it recorded."""
+    os.environ["DJANGO_DEBUG"] = "0"  # as deployed (and as the worker and daphne run here)
+    setup_django()
     from django.db import connections
 
     from ingest.services import IngestPipeline
+    from ingest.sources import LiveHosts, LiveSource
+    from ingest.streams import KalshiStreamKey, StreamSource
     from simulator import intake
 
+    _, pairs = _pairs_and_scenario()
+    live_hosts = LiveHosts.of_double(
+        hosts["base_url"], kalshi_ws=hosts["kalshi_ws"], polymarket_ws=hosts["polymarket_ws"]
+    )
+    if kind == "rest":
+        source = LiveSource(pairs, hosts=live_hosts, poll_interval_s=1.0, batch_books=True)
+    else:
+        source = StreamSource(pairs, hosts=live_hosts, kalshi_key=KalshiStreamKey(KEY_ID, kalshi_private_pem))
+    committed: dict[int, tuple[str, float]] = {}
+    detector_ms: list[float] = []
+    updates = 0
+
     def dispatch(intent):
-        stretch.committed[intent.pk] = (intent.opportunity_key, time.time())
+        committed[intent.pk] = (intent.opportunity_key, time.time())
         return intake.intent_arrived(intent)
+
+    def stop_when_told() -> None:
+        conn.recv()
+        source.stop()
 
     try:
         pipeline = IngestPipeline(pairs, dispatch_intent=dispatch)
         pipeline.restore()
-        ready.set()
+        threading.Thread(target=stop_when_told, daemon=True).start()
+        conn.send("ready")
         for update in source:
             intents = pipeline.stats.intents
             began = time.perf_counter()
             pipeline.on_update(update)
             took_ms = (time.perf_counter() - began) * 1000
             if pipeline.stats.intents == intents:
-                stretch.detector_ms.append(took_ms)
-            stretch.updates += 1
+                detector_ms.append(took_ms)
+            updates += 1
     finally:
-        ready.set()
         connections.close_all()
+        conn.send({"committed": committed, "detector_ms": detector_ms, "updates": updates})
+        conn.close()
+
+
+class IngestProcess:
+    """`_ingest_main` in a spawned process; `stop()` returns what it recorded."""
+
+    def __init__(self, double, kind: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        hosts = {
+            "base_url": double.base_url,
+            "kalshi_ws": double.kalshi_ws_url,
+            "polymarket_ws": double.polymarket_ws_url,
+        }
+        self._process = context.Process(
+            target=_ingest_main, args=(child, kind, hosts, double.kalshi_private_pem), daemon=True
+        )
+
+    def start(self) -> None:
+        self._process.start()
+        if not self._conn.poll(60) or self._conn.recv() != "ready":
+            raise RuntimeError("the ingest process did not start")
+
+    def stop(self) -> dict[str, Any]:
+        with contextlib.suppress(OSError):
+            self._conn.send("stop")
+        recorded = self._conn.recv() if self._conn.poll(60) else {}
+        self._process.join(30)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(10)
+        return recorded
 
 
 async def _listen(sock, stretch: Stretch) -> None:
@@ -438,19 +497,18 @@ async def _open_and_revert(
 
 
 async def _stretch(
-    double, pairs, source, port: int, cookie: str, rotation: list[int], *, background: bool, seconds: float
+    double, pairs, kind: str, port: int, cookie: str, rotation: list[int], *, background: bool, seconds: float
 ) -> Stretch:
     stretch = Stretch()
     open_keys: set[str] = set()
     sock = await websocket_connect(port, "/ws/simulator/", cookie=cookie)
     listener = asyncio.create_task(_listen(sock, stretch))
-    ready = threading.Event()
-    ingest = threading.Thread(target=_ingest_loop, args=(source, pairs, stretch, ready), daemon=True)
+    ingest = IngestProcess(double, kind)
     holds: list[asyncio.Task] = []
     background_on = False
+    loop = asyncio.get_running_loop()
     try:
-        ingest.start()
-        await asyncio.get_running_loop().run_in_executor(None, ready.wait, 30)
+        await loop.run_in_executor(None, ingest.start)
         await asyncio.sleep(2.0)  # every book in, spans of the start closed
         if background:
             double.call("background", True)
@@ -478,12 +536,14 @@ async def _stretch(
         if background_on:
             counts = double.call("background", False)
             stretch.background, stretch.background_s = counts["changes"], counts["seconds"]
-        source.stop()
+        recorded = await loop.run_in_executor(None, ingest.stop)
+        stretch.committed = recorded.get("committed", {})
+        stretch.detector_ms = recorded.get("detector_ms", [])
+        stretch.updates = recorded.get("updates", 0)
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await listener
         await sock.close()
-        await asyncio.get_running_loop().run_in_executor(None, ingest.join, 30)
     return stretch
 
 
@@ -625,13 +685,11 @@ def _redis_floor() -> list[float]:
     return samples
 
 
-def _end_to_end() -> dict[str, Any]:
+def _end_to_end(*, with_rest: bool) -> dict[str, Any]:
     from django.db import connections
 
     from bench.common import migrate
     from ingest.models import MarketPair
-    from ingest.sources import LiveHosts, LiveSource
-    from ingest.streams import KalshiStreamKey, StreamSource
     from simulator.services import stop_run
 
     migrate()
@@ -639,28 +697,20 @@ def _end_to_end() -> dict[str, Any]:
     rotation = [0]
     with DoubleProcess() as double:
         user, run, cookie = _scene(double, pairs)
-        hosts = LiveHosts.of_double(
-            double.base_url, kalshi_ws=double.kalshi_ws_url, polymarket_ws=double.polymarket_ws_url
-        )
-        connections.close_all()  # the threads open their own
+        connections.close_all()  # the worker, daphne and the ingest process open their own
         with CeleryWorker() as worker, Daphne() as server:
             stretches = {}
             for name, background, seconds in (
                 ("quiet", False, QUIET_S),
                 ("streams", True, STRETCH_S),
-                ("rest", True, STRETCH_S),
+                *([("rest", True, STRETCH_S)] if with_rest else []),
             ):
-                if name == "rest":
-                    source = LiveSource(pairs, hosts=hosts, poll_interval_s=1.0, batch_books=True)
-                else:
-                    key = KalshiStreamKey(KEY_ID, double.kalshi_private_pem)
-                    source = StreamSource(pairs, hosts=hosts, kalshi_key=key)
                 done = {task: len(runs) for task, runs in worker.task_seconds().items()}
                 stretches[name] = asyncio.run(
                     _stretch(
                         double,
                         pairs,
-                        source,
+                        "rest" if name == "rest" else "streams",
                         server.port,
                         cookie,
                         rotation,
@@ -688,7 +738,7 @@ def _per_s(calls: dict[str, float]) -> str:
 
 
 def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
-    streams, rest, quiet = measured["streams"], measured["rest"], measured["quiet"]
+    streams, rest, quiet = measured["streams"], measured.get("rest"), measured["quiet"]
     parts = {
         "websocket hop": measured["hop"],
         "detector": streams["detector"],
@@ -756,6 +806,8 @@ def _part_rows(measured: dict[str, Any]) -> list[dict[str, Any]]:
                     ),
                 )
             )
+    if rest is None:  # part 2 not run
+        return rows
     for stat, fraction in (("median", 0.5), ("p99", 0.99)):
         rows.append(
             figure(
@@ -1196,17 +1248,25 @@ def _throughput_rows() -> list[dict[str, Any]]:
 # --- entry points ---------------------------------------------------------------------------
 
 
+def _parts() -> set[str]:
+    """The parts to run: BENCH_STREAMS_PARTS, a comma list of 1, 2 and 3 (default all)."""
+    parts = {part.strip() for part in os.environ.get("BENCH_STREAMS_PARTS", "1,2,3").split(",")}
+    if not parts or not parts <= {"1", "2", "3"}:
+        raise SystemExit(f"BENCH_STREAMS_PARTS: a comma list of 1, 2 and 3, got {sorted(parts)}")
+    return parts
+
+
 def run() -> list[dict[str, Any]]:
     setup_django()
+    parts = _parts()
     rows: list[dict[str, Any]] = []
     reason = missing_services()
-    if os.environ.get("BENCH_STREAMS_PART") == "3":
-        rows.append(figure(BENCH, "end to end and book age: skipped", None, "", note="BENCH_STREAMS_PART=3"))
-    elif reason:
+    if parts & {"1", "2"} and reason:
         rows.append(figure(BENCH, "end to end and book age: skipped", None, "", note=reason))
-    else:
-        rows += _part_rows(_end_to_end())
-    rows += _throughput_rows()
+    elif parts & {"1", "2"}:
+        rows += _part_rows(_end_to_end(with_rest="2" in parts))
+    if "3" in parts:
+        rows += _throughput_rows()
     return rows
 
 

@@ -429,6 +429,13 @@ SIMULATOR_MAX_RUNNING_PER_USER = 5
 SIMULATOR_MAX_DURATION_MINUTES = 7 * 24 * 60
 SIMULATOR_VALIDATION_TIMEOUT_S = env.float("SIMULATOR_VALIDATION_TIMEOUT_S", default=3.0)
 SIMULATOR_BOOK_CACHE_TTL_S = env.float("SIMULATOR_BOOK_CACHE_TTL_S", default=0.25)
+# A venue balance is kept this long, and asked again in the background once half as old
+# (simulator/engine/validation.py says why seconds are enough for a dry run's check).
+SIMULATOR_BALANCE_TTL_S = env.float("SIMULATOR_BALANCE_TTL_S", default=30.0)
+if not 0 <= SIMULATOR_BALANCE_TTL_S <= 300:
+    raise ImproperlyConfigured(
+        f"SIMULATOR_BALANCE_TTL_S must be 0 to 300 seconds, got {SIMULATOR_BALANCE_TTL_S}"
+    )
 
 # --- Recordings for backtests (ingest/recording_files.py) -----------------------------------
 # Every *.jsonl.gz under RECORDINGS_DIR may be named for a backtest; uploads from the page go to

@@ -249,6 +249,22 @@ class KalshiAdapter:
 
         return self._call("market_status", fetch)
 
+    def market_statuses(self, tickers: Sequence[str]) -> CallResult[dict[str, MarketStatus]]:
+        """The status of up to MAX_BATCH_TICKERS markets in one call (one read): GET /markets
+        with `tickers`. A ticker the venue does not know is absent from the answer."""
+
+        def fetch(client: Any) -> dict[str, MarketStatus]:
+            unique = list(dict.fromkeys(tickers))
+            if not 1 <= len(unique) <= MAX_BATCH_TICKERS:
+                raise RequestRefused(f"tickers: 1 to {MAX_BATCH_TICKERS} per call, got {len(unique)}")
+            response = client.get_markets_with_http_info(
+                tickers=",".join(unique), limit=len(unique), _request_timeout=self.timeout_s
+            ).data
+            statuses = (market_status_from_model(market) for market in response.markets)
+            return {status.instrument_id: status for status in statuses if status.instrument_id in unique}
+
+        return self._call("market_statuses", fetch)
+
     def orderbook(self, ticker: str, depth: int | None = None) -> CallResult[dict[str, Book]]:
         """Both outcome books of one market: {"yes": Book, "no": Book}. depth <= 0 means all."""
 

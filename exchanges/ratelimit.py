@@ -260,6 +260,18 @@ class BookCache:
                 self._evict_expired()
             return result
 
+    def refresh[T](
+        self, venue: str, instrument: str, fingerprint: str, fetch: Callable[[], CallResult[T]]
+    ) -> CallResult[T]:
+        """Ask again now, whatever is kept; an ok answer replaces it (a failure keeps it). Callers
+        meanwhile are answered from what is kept, without waiting for this call."""
+        result = fetch()
+        with self._lock:
+            self.fetches += 1
+            if result.ok:
+                self._entries[(venue, instrument, fingerprint)] = (self._clock(), result)
+        return result
+
     def fresh_until(self, venue: str, instrument: str, fingerprint: str) -> float | None:
         """Until when (on this cache's clock) the kept answer stays fresh; None if none is kept."""
         with self._lock:

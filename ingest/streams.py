@@ -14,6 +14,14 @@ stream is down (or not configured).
 - While a venue's stream is live, the same `LiveSource` polls just the instruments the stream has
   had no whole book of for over `stale_rest_after_s` (a ticker the venue refused, a token beyond a
   subscription limit), until the stream delivers them.
+- Each market's status is kept per stream connection and shared with the books
+  (ingest.stream_books), so a decision need not ask the venue: Kalshi's from one batch REST call
+  (GET /markets?tickers=, on the Kalshi REST thread) once its stream is live, then its
+  `market_lifecycle_v2` events; a Polymarket token is active once its stream has sent its book
+  (REST's rule: a token with a book trades), until its `market_resolved`. (Kalshi sends no event
+  at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect forgets
+  the connection's statuses (events may have been missed meanwhile) until they are known again;
+  meanwhile, and whenever no live stream restates a status, decisions ask the venue.
 - Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
   it), so `record` and replays see stream books exactly as REST ones.
 - The streams' status is published through ingest.health every `status_every_s`; lifecycle events
@@ -35,17 +43,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import batched
 from pathlib import Path
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
-from exchanges.streams import LifecycleEvent
+from exchanges.kalshi import MAX_BATCH_TICKERS
+from exchanges.results import MarketStatus
+from exchanges.streams import ACTIVATED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
 from exchanges.streams.connection import StreamBook, StreamConnection, StreamSettings, wall_clock_ms
 from exchanges.streams.kalshi import KalshiStreamClient
 from exchanges.streams.polymarket import PolymarketStreamClient
 from ingest.detector import PairSpec
 from ingest.health import publish_stream_status
 from ingest.sources import BookUpdate, LiveHosts, LiveSource
-from ingest.stream_books import publish_books
+from ingest.stream_books import StreamedStatus, publish_books
 
 logger = logging.getLogger("ingest.streams")
 
@@ -81,6 +92,37 @@ def instruments_of(pairs: Sequence[PairSpec]) -> dict[str, dict[str, str]]:
         polymarket.setdefault(pair.poly_yes_token, YES)
         polymarket.setdefault(pair.poly_no_token, NO)
     return {KALSHI: kalshi, POLYMARKET: polymarket}
+
+
+# A Kalshi lifecycle event -> the venue's status word its REST market answers with afterwards.
+KALSHI_STATUS_AFTER = {ACTIVATED: "active", CLOSED: "closed", DETERMINED: "determined", SETTLED: "finalized"}
+
+
+def status_after(event: LifecycleEvent, before: MarketStatus | None) -> MarketStatus | None:
+    """The market's status once `event` happened (None: the event says nothing of it)."""
+    if event.venue == POLYMARKET:
+        if event.kind != DETERMINED:
+            return None
+        # REST's word for a token without a book; the market has resolved.
+        return MarketStatus(event.instrument_id, "closed", False, True, event.result, venue=POLYMARKET)
+    word = KALSHI_STATUS_AFTER.get(event.kind)
+    if word is None:
+        return None
+    result = event.result or (before.result if before is not None else None)
+    resolved = event.kind in (DETERMINED, SETTLED)
+    return MarketStatus(
+        event.instrument_id,
+        word,
+        tradeable=event.kind == ACTIVATED,
+        resolved=resolved,
+        result=result if resolved else None,
+        close_time=before.close_time if before is not None else None,
+        venue=KALSHI,
+    )
+
+
+def _polymarket_active(token: str) -> MarketStatus:
+    return MarketStatus(token, "active", True, False, venue=POLYMARKET)
 
 
 def _process_name() -> str:
@@ -122,6 +164,11 @@ class StreamSource:
         self._lifecycle_events: deque[LifecycleEvent] = deque()
         self._rest_updates: deque[BookUpdate] = deque(maxlen=PENDING_LIMIT)
         self._last_yield_ms: dict[tuple[str, str], int] = {}
+        # (venue, instrument) -> (the stream connection it was learnt on, the market's status);
+        # a connection is its client's reconnect count. Written by the client threads (events),
+        # the Kalshi REST thread and the iterating thread (Polymarket books).
+        self._statuses: dict[tuple[str, str], tuple[int, MarketStatus]] = {}
+        self._statuses_lock = threading.Lock()
         common = {"settings": settings, "on_lifecycle": self._lifecycle_arrived, "shard": shard}
         self.clients: dict[str, StreamConnection] = {}
         self.why_no_stream: dict[str, str] = {}
@@ -192,8 +239,73 @@ class StreamSource:
     # --- the threads --------------------------------------------------------------------------
 
     def _lifecycle_arrived(self, event: LifecycleEvent) -> None:
+        self._learn_status(event)
         self._lifecycle_events.append(event)
         self._wakeup.set()
+
+    # --- market statuses ------------------------------------------------------------------------
+
+    def _connection(self, venue: str) -> int:
+        return self.clients[venue].counters["reconnects"]
+
+    def market_status(self, venue: str, instrument: str) -> MarketStatus | None:
+        """The market's status as this stream connection knows it; None if not known on it."""
+        with self._statuses_lock:
+            known = self._statuses.get((venue, instrument))
+        client = self.clients.get(venue)
+        if known is None or client is None or not client.live or known[0] != self._connection(venue):
+            return None
+        return known[1]
+
+    def _learn_status(self, event: LifecycleEvent) -> None:
+        if event.venue not in self.clients:
+            return
+        key, connection = (event.venue, event.instrument_id), self._connection(event.venue)
+        with self._statuses_lock:
+            known = self._statuses.get(key)
+            before = known[1] if known is not None and known[0] == connection else None
+            after = status_after(event, before)
+            if after is not None:
+                self._statuses[key] = (connection, after)
+
+    def _learn_kalshi_statuses(self) -> None:
+        """Ask Kalshi, in batches, the status of each streamed market not known on this
+        connection. An event that came while the call was out is newer: it stays."""
+        if not self.stream_live(KALSHI):
+            return
+        connection = self._connection(KALSHI)
+        with self._statuses_lock:
+            unknown = [
+                ticker
+                for ticker in sorted(self.clients[KALSHI].instruments())
+                if self._statuses.get((KALSHI, ticker), (None,))[0] != connection
+            ]
+        adapter = self._rest[KALSHI].kalshi
+        for chunk in batched(unknown, MAX_BATCH_TICKERS, strict=False):
+            answer = adapter.market_statuses(chunk)
+            if not answer.ok:
+                logger.warning(
+                    "ingest.streams statuses_unknown venue=kalshi kind=%s detail=%s: decisions ask the venue",
+                    answer.kind, answer.detail,
+                )  # fmt: skip
+                return
+            with self._statuses_lock:
+                if self._connection(KALSHI) != connection:
+                    return  # reconnected meanwhile: events may have been missed
+                for ticker, status in answer.value.items():
+                    if self._statuses.get((KALSHI, ticker), (None,))[0] != connection:
+                        self._statuses[(KALSHI, ticker)] = (connection, status)
+
+    def _streamed_statuses(self, updates: list[BookUpdate]) -> list[StreamedStatus]:
+        """The known status of each market the updates' books are of, vouched for at the book's
+        receive time (a stream book is handed over or restated only while its stream is live)."""
+        statuses = {}
+        for update in updates:
+            for book in update.books:
+                status = self.market_status(book.venue, book.instrument_id)
+                if status is not None:
+                    statuses[(book.venue, book.instrument_id)] = StreamedStatus(status, book.received_ts_ms)
+        return list(statuses.values())
 
     def _pairs_to_poll(self, venue: str, stale_since_s: dict[str, float]) -> list[PairSpec]:
         """Every pair while the venue's stream is down; while it is live, the pairs of the
@@ -223,6 +335,8 @@ class StreamSource:
         stale_since_s: dict[str, float] = {}
         while not self._stopped.is_set():
             started = time.monotonic()
+            if venue == KALSHI:
+                self._learn_kalshi_statuses()
             source.pairs = self._pairs_to_poll(venue, stale_since_s)
             if source.pairs:
                 for update in source.poll_once():
@@ -244,6 +358,11 @@ class StreamSource:
 
     def _as_update(self, venue: str, book: StreamBook) -> BookUpdate:
         self._last_yield_ms[(venue, book.instrument_id)] = book.received_ms
+        if venue == POLYMARKET:
+            key, connection = (venue, book.instrument_id), self._connection(venue)
+            with self._statuses_lock:
+                if self._statuses.get(key, (None,))[0] != connection:
+                    self._statuses[key] = (connection, _polymarket_active(book.instrument_id))
         # The recording line is built only if something reads it (the `record` command).
         return BookUpdate(book.received_ms, book.books, lambda: book.line)
 
@@ -260,13 +379,13 @@ class StreamSource:
                     updates.append(self._as_update(venue, book))
         return updates
 
-    @staticmethod
-    def _shared(updates: list[BookUpdate]) -> list[BookUpdate]:
-        """The updates, their books also kept for validation and arrivals (ingest.stream_books),
-        in one cache round trip."""
+    def _shared(self, updates: list[BookUpdate], *, streamed: bool = True) -> list[BookUpdate]:
+        """The updates, their books (and, from a stream, their markets' statuses) also kept for
+        validation and arrivals (ingest.stream_books), in one cache round trip."""
         if updates:
             try:
-                publish_books(book for update in updates for book in update.books)
+                statuses = self._streamed_statuses(updates) if streamed else []
+                publish_books((book for update in updates for book in update.books), statuses)
             except Exception:  # a cache outage must not stop the feed: decisions then ask the venue
                 logger.warning("ingest.streams books_not_shared", exc_info=True)
         return updates
@@ -291,7 +410,7 @@ class StreamSource:
                     # the stream's.
                     if self._stream_lacks(update.books[0].venue, update.books[0].instrument_id):
                         polled.append(update)
-                yield from self._shared(polled)
+                yield from self._shared(polled, streamed=False)
                 for venue, client in self.clients.items():
                     yield from self._shared([self._as_update(venue, book) for book in client.get(0)])
                 self._deliver_lifecycle_events()
@@ -311,6 +430,8 @@ class StreamSource:
         return client is None or not client.live or client.ladders(instrument) is None
 
     def _deliver_lifecycle_events(self) -> None:
+        if self._lifecycle_events:
+            self._share_statuses({(e.venue, e.instrument_id) for e in self._lifecycle_events})
         while self._lifecycle_events:
             event = self._lifecycle_events.popleft()
             if self._on_lifecycle is None:
@@ -319,6 +440,20 @@ class StreamSource:
                 self._on_lifecycle(event)
             except Exception:  # a database error must not end the feed; the REST pass recovers it
                 logger.exception("ingest.streams lifecycle_failed event=%s", event)
+
+    def _share_statuses(self, markets: set[tuple[str, str]]) -> None:
+        """Share at once what lifecycle events taught of these markets (a closed market must be
+        refused by the next decision, not after the next restatement)."""
+        now_ms = self._wall_clock_ms()
+        statuses = [
+            StreamedStatus(status, now_ms)
+            for venue, instrument in markets
+            if (status := self.market_status(venue, instrument)) is not None
+        ]
+        try:
+            publish_books((), statuses)
+        except Exception:  # a cache outage must not stop the feed: decisions then ask the venue
+            logger.warning("ingest.streams statuses_not_shared", exc_info=True)
 
     def stop(self) -> None:
         self._stopped.set()

@@ -62,6 +62,8 @@ def handle(
         return error(405, f"{method} is not supported by the exchange double")
     if route == "/markets/orderbooks":
         return _orderbooks(state, tickers)
+    if route in ("/markets", "/markets/"):
+        return _markets(state, query, tickers)
     parts = route.strip("/").split("/")
     if route == "/exchange/status":
         exchange_active, trading_active = state.exchange_flags()
@@ -88,6 +90,20 @@ def handle(
             state.book_read("kalshi", market.ticker)
             return Reply(200, orderbook_body(market, depth))
     return error(404, f"no route for {path}")
+
+
+def _markets(state: ExchangeState, query: Mapping[str, str], tickers: Sequence[str]) -> Reply:
+    """GET /markets filtered by `tickers` (a comma list): the markets known, in the order asked,
+    one page (the double lists no market without the filter)."""
+    wanted = list(dict.fromkeys(t for value in tickers for t in value.split(",") if t))
+    if not wanted:
+        return error(400, "the exchange double lists markets by tickers only")
+    limit_text = query.get("limit", "100")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= 1000:
+        return error(400, "limit must be 1 to 1000")
+    markets = [market for market in map(state.kalshi_market, wanted) if market is not None]
+    bodies = [market_body(m, state.kalshi_updated_ms(m.ticker)) for m in markets[: int(limit_text)]]
+    return Reply(200, {"markets": bodies, "cursor": ""})
 
 
 def _orderbooks(state: ExchangeState, tickers: Sequence[str]) -> Reply:

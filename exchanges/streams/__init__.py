@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+ACTIVATED = "activated"  # trading (again): Kalshi `activated`
 CLOSED = "closed"  # trading has stopped; no result yet
 DETERMINED = "determined"  # the result is known (Kalshi `determined`, Polymarket `market_resolved`)
 SETTLED = "settled"  # paid out at the venue (Kalshi `settled`)
-LIFECYCLE_KINDS = (CLOSED, DETERMINED, SETTLED)
+LIFECYCLE_KINDS = (ACTIVATED, CLOSED, DETERMINED, SETTLED)
 
 
 @dataclass(frozen=True, slots=True)

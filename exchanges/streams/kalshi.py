@@ -27,7 +27,7 @@ from websockets.asyncio.client import ClientConnection
 
 from exchanges.books import KALSHI, NO, YES, Book
 from exchanges.redaction import register_secret
-from exchanges.streams import CLOSED, DETERMINED, SETTLED, LifecycleEvent
+from exchanges.streams import ACTIVATED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
 from exchanges.streams.connection import StreamBook, StreamConnection, parse_frame
 from exchanges.streams.l2 import KalshiL2, KalshiLevels, kalshi_books_of, kalshi_recording_line
 
@@ -41,7 +41,12 @@ LIFECYCLE = "market_lifecycle_v2"
 SUBSCRIPTION_ENDED = frozenset({10, 17, 25})
 # Errors refusing the command's tickers (market ticker required, market not found).
 TICKERS_REFUSED = frozenset({14, 16})
-KALSHI_EVENT_KINDS = {"determined": DETERMINED, "settled": SETTLED, "deactivated": CLOSED}
+KALSHI_EVENT_KINDS = {
+    "determined": DETERMINED,
+    "settled": SETTLED,
+    "deactivated": CLOSED,
+    "activated": ACTIVATED,
+}
 LIFECYCLE_TS_FIELDS = {"determined": "determination_ts", "settled": "settled_ts"}
 
 

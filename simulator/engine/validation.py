@@ -3,10 +3,20 @@ the user's decrypted secrets (they never leave this module: not logged, not in a
 
 Per leg: market status and the order book; per venue: the balance. Each answer becomes a core
 `LegValidation` with the venue's words, the typed kind (ok, unreachable, rate_limited, rejected,
-malformed, closed) and the call latency. Answers are shared for a short TTL per (venue,
-instrument, credential) through `BookCache`, calls go through one process-wide rate limiter
+malformed, closed) and the call latency. Calls go through one process-wide rate limiter
 (Redis-backed when REDIS_URL is set, so every worker shares the venue budget), and each call is
 bounded by a timeout. The two venues are asked concurrently.
+
+Where each answer comes from:
+- a market's status and a side's book: from live ingest's streams when a live stream vouched
+  for them within `SIMULATOR_STREAM_BOOK_MAX_AGE_MS` (ingest.stream_books; the status follows
+  the venue's lifecycle events, so a market that closed is refused without a call); else over
+  REST, shared for a short TTL per (venue, instrument, credential) through `BookCache`.
+- the balance: over REST, kept `SIMULATOR_BALANCE_TTL_S` (30 s) and asked again in the
+  background once half that old, so a decision seldom waits for it. A dry run never spends at
+  the venue: the balance moves only with the user's own deposits and withdrawals there, and
+  the check (could this account have paid for the legs?) stands on an answer at most that old.
+  Trading for real would have to count its own open orders against it as well.
 
 The adapter built from a user's secret is kept per (user, venue) and reused while the secret's
 stamp (`secret_stamps`: its row id and `updated_at`, read by the engine with the user's keys)
@@ -38,13 +48,14 @@ from exchanges.kalshi import KalshiAdapter, kalshi_credentials_from_secret
 from exchanges.polymarket import PolymarketAdapter, polymarket_credentials_from_secret
 from exchanges.ratelimit import BookCache, LocalRateLimiter, RedisRateLimiter
 from exchanges.results import RATE_LIMITED, REJECTED, CallResult
-from ingest.stream_books import fresh_book
+from ingest.stream_books import Streamed, fresh_book, fresh_legs
 from simulator.core import ExchangeValidation, IntentLeg, LegValidation
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 3.0
 DEFAULT_CACHE_TTL_S = 0.25
+DEFAULT_BALANCE_TTL_S = 30.0
 CLOSED = "closed"
 MIN_BACKOFF_S = 1.0
 
@@ -87,12 +98,15 @@ class ExchangeValidator:
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         cache: BookCache | None = None,
+        balances: BookCache | None = None,
         rate_limiter: Any = None,
         load_secret: Callable[..., dict | None] = decrypted_secret,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.timeout_s = timeout_s
         self.cache = cache if cache is not None else BookCache(ttl_s=DEFAULT_CACHE_TTL_S)
+        self.balances = balances if balances is not None else BookCache(ttl_s=DEFAULT_BALANCE_TTL_S)
+        self._refreshing: set[tuple[str, str]] = set()  # (venue, fingerprint) asked in the background
         self.rate_limiter = rate_limiter
         self._load_secret = load_secret
         self._adapters: dict[tuple[str, str, str], Any] = {}
@@ -126,11 +140,13 @@ class ExchangeValidator:
                 self._adapters[key] = adapter
             return adapter
 
-    def _cached[T](self, adapter: Any, what: str, fetch: Callable[[], CallResult[T]]) -> CallResult[T]:
-        """`fetch`'s answer, shared through the cache for its TTL."""
+    def _cached[T](
+        self, adapter: Any, what: str, fetch: Callable[[], CallResult[T]], cache: BookCache | None = None
+    ) -> CallResult[T]:
+        """`fetch`'s answer, shared through the cache (default: the short one) for its TTL."""
         if _cache_only.get():
             fetch = _refuse_to_call
-        cache = self.cache
+        cache = cache or self.cache
         return self._call(
             adapter, what, lambda: cache.get_or_fetch(adapter.venue, what, adapter.fingerprint, fetch)
         )
@@ -159,8 +175,16 @@ class ExchangeValidator:
 
     # --- one venue: its legs and its balance -------------------------------------------------------
 
-    def _leg(self, adapter: Any, leg: IntentLeg) -> LegValidation:
-        status = self._cached(adapter, _status_key(leg), lambda: adapter.market_status(leg.instrument_id))
+    def _leg(
+        self, adapter: Any, leg: IntentLeg, streamed: Mapping[tuple[str, str, str], Streamed]
+    ) -> LegValidation:
+        streamed_book, streamed_status = streamed.get((leg.venue, leg.instrument_id, leg.side), (None, None))
+        if streamed_status is not None:
+            status = CallResult.success(
+                streamed_status, venue=adapter.venue, call="market_status", latency_ms=0.0
+            )
+        else:
+            status = self._cached(adapter, _status_key(leg), lambda: adapter.market_status(leg.instrument_id))
         if not status.ok:
             return self._failed(leg, status.kind, status.detail, _ms(status))
         market = status.value
@@ -169,7 +193,14 @@ class ExchangeValidator:
                 f" (result {market.result})" if market.result else ""
             )
             return self._failed(leg, CLOSED, detail, _ms(status))
-        book_result = self._book(adapter, leg)
+        if streamed_book is not None:
+            book_result = CallResult.success(
+                streamed_book, venue=adapter.venue, call="orderbook", latency_ms=0.0
+            )
+        else:
+            book_result = self._cached(
+                adapter, _book_key(leg), lambda: _side_book(adapter, leg.instrument_id, leg.side)
+            )
         if not book_result.ok:
             return self._failed(leg, book_result.kind, book_result.detail, _ms(status, book_result))
         return LegValidation(
@@ -183,12 +214,6 @@ class ExchangeValidator:
             book=book_result.value,
             latency_ms=_ms(status, book_result),
         )
-
-    def _book(self, adapter: Any, leg: IntentLeg) -> CallResult[Book]:
-        streamed = _streamed(adapter.venue, leg.instrument_id, leg.side)
-        if streamed is not None:
-            return streamed
-        return self._cached(adapter, _book_key(leg), lambda: _side_book(adapter, leg.instrument_id, leg.side))
 
     @staticmethod
     def _failed(leg: IntentLeg, kind: str, detail: str, latency_ms: int | None) -> LegValidation:
@@ -230,17 +255,48 @@ class ExchangeValidator:
         return adapter, problem
 
     def _venue(
-        self, venue: str, access: tuple[Any, str], legs: Sequence[IntentLeg]
+        self,
+        venue: str,
+        access: tuple[Any, str],
+        legs: Sequence[IntentLeg],
+        streamed: Mapping[tuple[str, str, str], Streamed],
     ) -> tuple[list[LegValidation], Decimal | None, str]:
         """-> (leg validations, balance or None, why the balance is unknown)."""
         adapter, problem = access
         if adapter is None:
             return [self._failed(leg, REJECTED, problem, None) for leg in legs], None, problem
-        results = [self._leg(adapter, leg) for leg in legs]
-        balance = self._cached(adapter, BALANCE_KEY, adapter.balance_usd)
+        results = [self._leg(adapter, leg, streamed) for leg in legs]
+        balance = self._balance(adapter)
         if not balance.ok:
             return results, None, f"{venue} balance: {balance.kind.replace('_', ' ')}: {balance.detail}"
         return results, balance.value, ""
+
+    def _balance(self, adapter: Any) -> CallResult[Decimal]:
+        """The balance kept for this credential; once half its TTL old, asked again in the
+        background (the answer kept meanwhile still serves)."""
+        balance = self._cached(adapter, BALANCE_KEY, adapter.balance_usd, self.balances)
+        until = self.balances.fresh_until(adapter.venue, BALANCE_KEY, adapter.fingerprint)
+        if until is not None and until - self.balances.now() < self.balances.ttl_s / 2:
+            key = (adapter.venue, adapter.fingerprint)
+            with self._lock:
+                if key in self._refreshing:
+                    return balance
+                self._refreshing.add(key)
+            self._pool.submit(self._refresh_balance, adapter, key)
+        return balance
+
+    def _refresh_balance(self, adapter: Any, key: tuple[str, str]) -> None:
+        try:
+            self._call(
+                adapter,
+                BALANCE_KEY,
+                lambda: self.balances.refresh(
+                    adapter.venue, BALANCE_KEY, adapter.fingerprint, adapter.balance_usd
+                ),
+            )
+        finally:
+            with self._lock:
+                self._refreshing.discard(key)
 
     def _answers_cached(self, venue: str, access: tuple[Any, str], legs: Sequence[IntentLeg]) -> bool:
         """Whether `_venue` would answer from the cache alone (no adapter: nothing to ask)."""
@@ -248,7 +304,9 @@ class ExchangeValidator:
         if adapter is None:
             return True
         fresh = self.cache.has_fresh
-        return all(fresh(venue, key, adapter.fingerprint) for key in _answer_keys(legs))
+        return self.balances.has_fresh(venue, BALANCE_KEY, adapter.fingerprint) and all(
+            fresh(venue, key, adapter.fingerprint) for key in _answer_keys(legs)
+        )
 
     # --- the whole intent --------------------------------------------------------------------------
 
@@ -298,6 +356,8 @@ class ExchangeValidator:
             for key in _answer_keys(legs):
                 fresh = self.cache.fresh_until(venue, key, adapter.fingerprint)
                 until = min(until, fresh if fresh is not None else float("-inf"))
+            balance = self.balances.fresh_until(venue, BALANCE_KEY, adapter.fingerprint)
+            until = min(until, balance if balance is not None else float("-inf"))
         return until
 
     def _backing_off(self, jobs: list[tuple[str, tuple[Any, str], list]]) -> bool:
@@ -341,12 +401,22 @@ class ExchangeValidator:
         # The venues are asked concurrently: all but the last in the pool, the last right here.
         # A venue whose answers are all cached is answered here too: a thread hand-off costs
         # more than reading the cache.
+        # What the streams vouch for, every leg's in one round trip.
+        streamed = fresh_legs(
+            [
+                (leg.venue, leg.instrument_id, leg.side)
+                for _, (adapter, _), legs in jobs
+                if adapter
+                for leg in legs
+            ],
+            now_ms=time.time_ns() // 1_000_000,
+        )
         pooled = [
-            (job[0], self._pool.submit(self._venue, *job))
+            (job[0], self._pool.submit(self._venue, *job, streamed))
             for job in (jobs[:-1] if pool else [])
             if not self._answers_cached(*job)
         ]
-        here = [(job[0], self._venue(*job)) for job in jobs if job[0] not in dict(pooled)]
+        here = [(job[0], self._venue(*job, streamed)) for job in jobs if job[0] not in dict(pooled)]
         answers = [(venue, future.result()) for venue, future in pooled] + here
         by_leg: dict[tuple[str, str, str], LegValidation] = {}
         balances: dict[str, Decimal | None] = {}
@@ -413,8 +483,9 @@ def _book_key(leg: IntentLeg) -> str:
 
 
 def _answer_keys(legs: Sequence[IntentLeg]) -> list[str]:
-    """What `_venue` asks one venue for these legs: each market's status and book, the balance."""
-    return [key for leg in legs for key in (_status_key(leg), _book_key(leg))] + [BALANCE_KEY]
+    """What `_venue` asks one venue for these legs through the short cache: each market's status
+    and book (the balance is kept in a cache of its own)."""
+    return [key for leg in legs for key in (_status_key(leg), _book_key(leg))]
 
 
 def _setting(name: str, default: float) -> float:
@@ -429,6 +500,7 @@ def default_validator() -> ExchangeValidator:
     return ExchangeValidator(
         timeout_s=_setting("SIMULATOR_VALIDATION_TIMEOUT_S", DEFAULT_TIMEOUT_S),
         cache=BookCache(ttl_s=_setting("SIMULATOR_BOOK_CACHE_TTL_S", DEFAULT_CACHE_TTL_S)),
+        balances=BookCache(ttl_s=_setting("SIMULATOR_BALANCE_TTL_S", DEFAULT_BALANCE_TTL_S)),
         rate_limiter=limiter,
     )
 

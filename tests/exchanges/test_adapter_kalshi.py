@@ -148,6 +148,18 @@ def test_market_status_follows_the_venue_lifecycle(
     assert status.result == (result_word or None)
 
 
+def test_market_statuses_answers_many_markets_in_one_read(adapter, double):
+    double.state.add_kalshi_market(KalshiMarket(ticker="MANY-CLOSED", status="closed"))
+    result = adapter.market_statuses([TICKER, "MANY-CLOSED", "MANY-UNKNOWN"])
+    assert result.ok, result.detail
+    assert {ticker: status.tradeable for ticker, status in result.value.items()} == {
+        TICKER: True,
+        "MANY-CLOSED": False,
+    }  # a ticker the venue does not know is absent
+    assert sum(double.call_counts.values()) == 1
+    assert adapter.market_statuses([]).kind == "rejected"  # 1 to 100 tickers per call
+
+
 def test_balance_in_cents_becomes_dollars(adapter, double):
     double.state.set_kalshi_balance(KEY_ID, 98_765)
     result = adapter.balance_usd()

@@ -131,6 +131,7 @@ def test_the_local_limiter_keeps_calls_at_the_double_within_the_venue_budget(sce
         load_secret=lambda *, user_id, exchange: secrets[exchange],  # read once: the threads have no DB
         timeout_s=TIMEOUT_S,
         cache=BookCache(ttl_s=0),
+        balances=BookCache(ttl_s=0),  # every validation asks for everything: three reads each
         rate_limiter=LocalRateLimiter({**_default_limits(), KALSHI_READ: spec}, max_wait_s=0.2),
     )
     legs = core_intent(intent).legs

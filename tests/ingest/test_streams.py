@@ -5,6 +5,7 @@ replay as the same books, and the streams' state is published for /healthz."""
 import io
 import threading
 import time
+from datetime import UTC, datetime
 from decimal import Decimal as D
 
 import pytest
@@ -14,6 +15,7 @@ from django.db import DatabaseError
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
+from exchanges.results import MarketStatus
 from exchanges.streams import DETERMINED, LifecycleEvent
 from exchanges.streams.connection import StreamSettings
 from exchanges.testing import kalshi_key_pair
@@ -23,6 +25,7 @@ from ingest.models import MarketPair, SuccessSpan
 from ingest.recording import read_recording, to_book, token_sides
 from ingest.services import IngestPipeline
 from ingest.sources import LiveHosts
+from ingest.stream_books import StreamedStatus, fresh_legs, publish_books
 from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource
 
 KEY_ID = "ingest-stream-key"
@@ -266,6 +269,76 @@ def test_a_market_the_live_stream_never_delivers_is_polled_over_rest(double, pai
     finally:
         source.stop()
         updates.close()
+
+
+def shared_status(venue, instrument, side):
+    """The market status the deciding processes would read now (ingest.stream_books)."""
+    leg = (venue, instrument, side)
+    return fresh_legs([leg], now_ms=time.time_ns() // 1_000_000)[leg][1]
+
+
+@pytest.mark.django_db
+def test_market_statuses_follow_the_feeds_and_are_forgotten_while_a_feed_is_down(double, pair):
+    source = stream_source(double, [pair], restate_every_s=0.05)
+    updates = iter(source)
+    kalshi = (KALSHI, TICKER, YES)
+    try:
+        run_until(
+            updates,
+            lambda u: shared_status(*kalshi) and shared_status(POLYMARKET, pair.poly_no_token, NO),
+            "both markets' statuses shared: Kalshi's asked once, Polymarket's from its book",
+        )
+        assert double.call_counts[(KALSHI, "/trade-api/v2/markets")] == 1
+        assert shared_status(*kalshi).tradeable
+
+        double.state.set_kalshi_status(TICKER, "closed")  # the feed says `deactivated`
+        run_until(updates, lambda u: (s := shared_status(*kalshi)) and not s.tradeable, "the market closed")
+        assert shared_status(*kalshi).venue_status == "closed"
+        double.state.set_kalshi_status(TICKER, "active")  # `activated`
+        run_until(
+            updates, lambda u: (s := shared_status(*kalshi)) and s.tradeable, "the market trading again"
+        )
+
+        double.state.set_polymarket_resolved(pair.poly_yes_token)  # `market_resolved`
+        run_until(
+            updates,
+            lambda u: (s := shared_status(POLYMARKET, pair.poly_no_token, NO)) and not s.tradeable,
+            "the Polymarket market resolved",
+        )
+        resolved = shared_status(POLYMARKET, pair.poly_no_token, NO)
+        assert (resolved.resolved, resolved.result) == (True, NO)
+
+        # The Kalshi feed down: its status is not vouched for (events may be missed meanwhile).
+        double.stream_fault(KALSHI, "subscription_error", times=1_000_000)
+        double.stream_fault(KALSHI, "drop")
+        run_until(updates, lambda u: source.market_status(KALSHI, TICKER) is None, "the status forgotten")
+        double.clear_stream_faults()
+        run_until(
+            updates, lambda u: source.market_status(KALSHI, TICKER) is not None, "asked again once live"
+        )
+        assert double.call_counts[(KALSHI, "/trade-api/v2/markets")] == 2
+    finally:
+        source.stop()
+        updates.close()
+
+
+def test_a_streamed_status_is_not_taken_past_its_market_close_time():
+    """Kalshi's feed sends no event when a market reaches its close time: from then on the
+    venue is asked (a closed or resolved status still counts)."""
+    now_ms = time.time_ns() // 1_000_000
+    leg = (KALSHI, TICKER, YES)
+
+    def shared(closes_in_s: float, tradeable: bool = True):
+        close_time = datetime.fromtimestamp(now_ms / 1000 + closes_in_s, UTC)
+        status = MarketStatus(
+            TICKER, "active" if tradeable else "closed", tradeable, False, None, close_time, KALSHI
+        )
+        publish_books((), [StreamedStatus(status, now_ms)])
+        return fresh_legs([leg], now_ms=now_ms)[leg][1]
+
+    assert shared(60).tradeable
+    assert shared(-1) is None
+    assert shared(-1, tradeable=False).venue_status == "closed"
 
 
 @pytest.mark.django_db

@@ -1,6 +1,7 @@
 """Exchange validation through the real adapters and official clients, against the exchange
 double on loopback: every fault is a skipped decision with its reason, never a crash."""
 
+import threading
 import time
 from datetime import timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -9,10 +10,16 @@ import pytest
 from django.utils import timezone
 
 from config import telemetry
-from exchanges.books import KALSHI, YES, Book, Level
+from exchanges.books import KALSHI, NO, POLYMARKET, YES, Book, Level
 from exchanges.double import BookMove, Fault
+from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from exchanges.ratelimit import BookCache, LocalRateLimiter
-from ingest.stream_books import publish_books
+from exchanges.streams.connection import StreamSettings
+from exchanges.testing import kalshi_key_pair
+from ingest.detector import PairSpec
+from ingest.sources import LiveHosts
+from ingest.stream_books import fresh_legs, publish_books
+from ingest.streams import KalshiStreamKey, StreamSource
 from simulator.core import IntentLeg
 from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
 from simulator.engine.inputs import core_intent
@@ -152,7 +159,7 @@ def test_answers_are_shared_within_the_cache_ttl(double, scene):
     second = cached.validate(run.user_id, legs, NOW)
     assert first.ok and second.ok
     assert sum(double.call_counts.values()) == calls
-    assert cached.cache.hits >= 5
+    assert cached.cache.hits + cached.balances.hits >= 5
 
 
 def test_from_cache_answers_only_what_is_cached_and_never_calls_a_venue(double, scene):
@@ -225,6 +232,32 @@ def test_a_kept_cached_validation_ends_with_its_answers_ttl_and_with_a_venue_bac
     assert not validator.validate(run.user_id, other, NOW).ok
     limited = validator.from_cache(run.user_id, legs, NOW)
     assert not limited.ok and "rate_limited" in {leg.kind for leg in limited.legs}
+
+
+def test_a_balance_half_its_ttl_old_is_asked_again_in_the_background(double, scene):
+    """A kept balance answers at once; once half its TTL old it is asked again behind the
+    decision's back, and the next validation sees the venue's new balance."""
+    run, intent = scene
+    clock = SteppedClock()
+    validator = ExchangeValidator(
+        timeout_s=TIMEOUT_S,
+        cache=BookCache(ttl_s=0),
+        balances=BookCache(ttl_s=30, clock=clock),
+        rate_limiter=LocalRateLimiter(),
+    )
+    legs = core_intent(intent).legs
+    assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    double.state.set_kalshi_balance(KALSHI_KEY_ID, 100)
+    balance_reads = (KALSHI, "/trade-api/v2/portfolio/balance")
+    clock.now += 10  # a third of the TTL: kept, not asked again
+    assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    assert double.call_counts[balance_reads] == 1
+    clock.now += 6  # past half: answered from what is kept, and asked again meanwhile
+    assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    deadline = time.monotonic() + 10
+    while validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] != D(1):
+        assert time.monotonic() < deadline, "the balance was not asked again"
+        time.sleep(0.02)
 
 
 @pytest.fixture
@@ -377,3 +410,74 @@ def test_each_order_meeting_its_venue_at_arrival_counts_in_the_lateness_metric(s
     )
     assert orders_arrived >= 2
     assert telemetry.arrival_lateness()[0][-1][1] == observed_before + orders_arrived
+
+
+def _pair_spec() -> PairSpec:
+    return PairSpec(
+        "FED-DEC", TICKER, YES_TOKEN, NO_TOKEN, kalshi_taker_schedule(TICKER), polymarket_taker_schedule()
+    )
+
+
+@pytest.fixture
+def live_streams(double):
+    """Live ingest's stream source over the double's feeds, consumed on a thread as ingest_run
+    --live does, sharing books and market statuses; stopped at the end of the test."""
+    source = StreamSource(
+        [_pair_spec()],
+        hosts=LiveHosts.of_double(double),
+        kalshi_key=KalshiStreamKey(KALSHI_KEY_ID, kalshi_key_pair()[0]),
+        settings=StreamSettings(backoff_base_s=0.02, backoff_max_s=0.1, ping_interval_s=0.5),
+        poll_interval_s=0.05,
+    )
+    consumer = threading.Thread(target=lambda: all(True for _ in source), daemon=True)
+    consumer.start()
+    yield source
+    source.stop()
+    consumer.join(10)
+
+
+def _streamed_status(venue: str, instrument: str, side: str):
+    leg = (venue, instrument, side)
+    return fresh_legs([leg], now_ms=time.time_ns() // 1_000_000)[leg][1]
+
+
+def _wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"not within 10 s: {what}"
+        time.sleep(0.02)
+
+
+def test_with_live_streams_a_decision_calls_no_venue_and_a_market_closed_on_its_stream_is_refused(
+    scene, double, live_streams, settings
+):
+    run, intent = scene
+    validator = ExchangeValidator(timeout_s=TIMEOUT_S, rate_limiter=LocalRateLimiter())
+    legs = [(KALSHI, TICKER, YES), (POLYMARKET, NO_TOKEN, NO)]
+    _wait_for(lambda: all(_streamed_status(*leg) for leg in legs), "both markets' statuses streamed")
+    double.reset_call_counts()  # ingest's own calls: books polled before the streams were up, statuses
+    first = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=validator.validate)
+    assert first.outcome == "traded", first.reason
+    # Books and statuses came from the streams; only the balances (kept for seconds) were asked.
+    balance_calls = {"/trade-api/v2/portfolio/balance", "/auth/api-key", "/balance-allowance"}
+    assert {call for _, call in double.call_counts} <= balance_calls, double.call_counts
+
+    double.reset_call_counts()
+    double.state.set_kalshi_status(TICKER, "closed")  # the double's feed says `deactivated`
+    _wait_for(
+        lambda: (status := _streamed_status(KALSHI, TICKER, YES)) is not None and not status.tradeable,
+        "the closed status streamed",
+    )
+    second = ExecutionIntentFactory(user=run.user, pair=intent.pair)
+    decision = decide_intent(run_id=run.pk, intent_id=second.pk, now=NOW, validator=validator.validate)
+    assert_skipped(decision, f"kalshi {TICKER} yes: closed: market is closed")
+    assert not double.call_counts  # refused without asking the venue
+
+    # The stream gone quiet: its status is stale, and the venue is asked again.
+    live_streams.stop()
+    settings.SIMULATOR_STREAM_BOOK_MAX_AGE_MS = 100
+    _wait_for(lambda: _streamed_status(KALSHI, TICKER, YES) is None, "the streamed status stale")
+    third = ExecutionIntentFactory(user=run.user, pair=intent.pair)
+    decision = decide_intent(run_id=run.pk, intent_id=third.pk, now=NOW, validator=validator.validate)
+    assert_skipped(decision, f"kalshi {TICKER} yes: closed: market is closed")
+    assert double.call_counts[(KALSHI, f"/trade-api/v2/markets/{TICKER}")] == 1
