@@ -78,6 +78,9 @@ def main() -> None:
         return venue_books(user_id, order, at)
 
     arrival.venue_books = timed_venue_books
+    if pool == "scheduler":
+        _serve_as_scheduler(concurrency, record, out)
+        return
     if database == "close":
         # Celery's Django fixup left at its default: it closes the database connection before and
         # after every task (the product's worker keeps it, config/celery.py).
@@ -100,6 +103,31 @@ def main() -> None:
             "WARNING",
         ]
     )
+
+
+def _serve_as_scheduler(runners: str, record, out: int) -> None:
+    """`manage.py sim_arrivals` with the `task` and `run` probes around each step it runs."""
+    from django.core.management import call_command
+
+    from simulator.arrival_scheduler import ArrivalScheduler
+
+    run_step = ArrivalScheduler._run
+
+    def timed_run(self, held) -> None:
+        record("task", time.time() - held[0])
+        began = time.perf_counter()
+        run_step(self, held)
+        record("run", time.perf_counter() - began)
+
+    connect_runners = ArrivalScheduler._connect_runners
+
+    def ready_once_connected(self) -> None:
+        connect_runners(self)
+        os.write(out, b"ready 0\n")  # it takes steps from now on
+
+    ArrivalScheduler._run = timed_run
+    ArrivalScheduler._connect_runners = ready_once_connected
+    call_command("sim_arrivals", runners=int(runners))
 
 
 if __name__ == "__main__":

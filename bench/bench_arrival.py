@@ -55,7 +55,16 @@ USERS = 5
 # the database connection across tasks: kept (the product's worker, config/celery.py) or closed
 # around each task (Celery's Django fixup left at its default))
 VARIANTS = [
-    ("prefork, 4 processes (the deployment's)", "prefork", "4", "1", "1.0", "memory", "keep"),
+    (
+        "arrival scheduler, 4 runner threads (the deployment's)",
+        "scheduler",
+        "4",
+        "1",
+        "1.0",
+        "memory",
+        "keep",
+    ),
+    ("prefork, 4 processes", "prefork", "4", "1", "1.0", "memory", "keep"),
     ("solo pool", "solo", "1", "1", "1.0", "memory", "keep"),
     ("threads pool, 4 threads", "threads", "4", "1", "1.0", "memory", "keep"),
     ("prefork, 4 processes, timer precision 10 ms", "prefork", "4", "1", "0.01", "memory", "keep"),
@@ -72,7 +81,7 @@ VARIANTS = [
 ]
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(pool: str) -> dict[str, str]:
     from django.conf import settings
 
     db = settings.DATABASES["default"]
@@ -82,7 +91,7 @@ def _worker_env() -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": url,
         "CELERY_TASK_ALWAYS_EAGER": "0",
-        "SIMULATOR_ARRIVALS": "celery",
+        "SIMULATOR_ARRIVALS": "scheduler" if pool == "scheduler" else "celery",
     }
 
 
@@ -113,7 +122,7 @@ class Worker:
                     *options,
                 ],
                 cwd=ROOT,
-                env=_worker_env(),
+                env=_worker_env(options[0]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -205,6 +214,7 @@ def measure(seconds: float = 10) -> list[dict]:
 
     migrate()
     debug, settings.DEBUG = settings.DEBUG, False
+    arrivals = settings.SIMULATOR_ARRIVALS
     intents_per_variant = int(seconds * ORDERS_PER_S / LEGS)
     _, public_pem = kalshi_key_pair()
     results = []
@@ -221,6 +231,8 @@ def measure(seconds: float = 10) -> list[dict]:
             cached = ExchangeValidator(cache=BookCache(ttl_s=3600))
             for name, *options in VARIANTS:
                 print(f"bench_arrival: {name}", flush=True)
+                # schedule_arrivals here hands the steps over as the product's workers would
+                settings.SIMULATOR_ARRIVALS = "scheduler" if options[0] == "scheduler" else "celery"
                 worker = Worker(*options)
                 try:
                     timer_late, scheduled, run_ids, timer = drive(scenes, cached)
@@ -250,6 +262,7 @@ def measure(seconds: float = 10) -> list[dict]:
                 )
     finally:
         settings.DEBUG = debug
+        settings.SIMULATOR_ARRIVALS = arrivals
     return results
 
 
