@@ -38,6 +38,8 @@ from simulator import engine
 logger = logging.getLogger(__name__)
 
 FEED_KEY = "simulator:arrival-steps"
+ALIVE_KEY = "simulator:arrival-scheduler-alive"  # set by a serving scheduler, expires ALIVE_S later
+ALIVE_S = 10
 RUNNERS = 4  # steps run at once: two legs of one trade are due together, and wait on one lock
 TAKE_AT_ONCE = 500  # steps popped from the list per round trip
 POP_TIMEOUT_S = 1  # how often a scheduler with nothing to take looks whether it should stop
@@ -78,6 +80,11 @@ def backlog(client: redis.Redis | None = None) -> int:
     return int((client or _client()).llen(FEED_KEY))
 
 
+def serving(client: redis.Redis | None = None) -> bool:
+    """Whether a scheduler took steps (or looked for some) within the last ALIVE_S seconds."""
+    return bool((client or _client()).exists(ALIVE_KEY))
+
+
 class ArrivalScheduler:
     """Steps on a heap, fired at their time by one timer thread onto `runners` runner threads."""
 
@@ -111,9 +118,13 @@ class ArrivalScheduler:
         timer = threading.Thread(target=self._fire, name="arrival-timer", daemon=True)
         timer.start()
         logger.info("event=arrival_scheduler_ready")
+        alive_at = 0.0
         try:
             while not stop.is_set():
                 try:
+                    if time.monotonic() - alive_at >= 1.0:
+                        self.client.set(ALIVE_KEY, 1, ex=ALIVE_S)
+                        alive_at = time.monotonic()
                     self._take()
                 except redis.RedisError as error:
                     logger.warning("event=arrival_feed_unavailable error=%s", error)
