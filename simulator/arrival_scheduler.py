@@ -24,7 +24,7 @@ import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
@@ -55,7 +55,7 @@ Held = tuple[float, int, int, str, int]
 _clients: dict[str, redis.Redis] = {}
 
 
-def _client() -> redis.Redis:
+def redis_client() -> redis.Redis:
     """This process's client (thread-safe; its pool reconnects after a fork)."""
     url = settings.REDIS_URL
     if url not in _clients:
@@ -72,31 +72,24 @@ def _encoded(steps: Sequence[engine.Step]) -> list[bytes]:
 def send(steps: Sequence[engine.Step], client: redis.Redis | None = None) -> None:
     """Hand steps to the scheduler (one round trip to Redis)."""
     if steps:
-        (client or _client()).rpush(FEED_KEY, *_encoded(steps))
+        (client or redis_client()).rpush(FEED_KEY, *_encoded(steps))
 
 
 def backlog(client: redis.Redis | None = None) -> int:
     """Steps sent and not yet taken by a scheduler (none running, or one falling behind)."""
-    return int((client or _client()).llen(FEED_KEY))
+    return int((client or redis_client()).llen(FEED_KEY))
 
 
 def serving(client: redis.Redis | None = None) -> bool:
     """Whether a scheduler took steps (or looked for some) within the last ALIVE_S seconds."""
-    return bool((client or _client()).exists(ALIVE_KEY))
+    return bool((client or redis_client()).exists(ALIVE_KEY))
 
 
 class ArrivalScheduler:
     """Steps on a heap, fired at their time by one timer thread onto `runners` runner threads."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        *,
-        runners: int = RUNNERS,
-        arrive: Callable[..., engine.Arrived | None] | None = None,
-    ) -> None:
+    def __init__(self, client: redis.Redis, *, runners: int = RUNNERS) -> None:
         self.client = client
-        self._arrive = arrive or engine.arrive
         self._heap: list[Held] = []
         self._order = itertools.count()
         self._wake = threading.Condition()
@@ -147,7 +140,7 @@ class ArrivalScheduler:
         def connect() -> None:
             try:
                 connection.ensure_connection()
-                self._arrive(trade_id=0, step="leg:0")  # no such trade: the engine's first read, warm
+                engine.arrive(trade_id=0, step="leg:0")  # no such trade: the engine's first read, warm
             except (OperationalError, InterfaceError) as error:  # the first step connects then
                 logger.warning("event=arrival_runner_not_connected error=%s", error)
             with contextlib.suppress(threading.BrokenBarrierError):
@@ -203,7 +196,7 @@ class ArrivalScheduler:
     def _run(self, held: Held) -> None:
         _, _, trade_id, step, attempts = held
         try:
-            arrived = self._arrive(trade_id=trade_id, step=step)
+            arrived = engine.arrive(trade_id=trade_id, step=step)
         except (OperationalError, InterfaceError) as error:
             close_old_connections()  # a broken connection is replaced at the next step
             if attempts >= RETRIES:

@@ -704,7 +704,7 @@ def workers_scenario(
     window = window or 3 * workers  # undecided intents at a time: arrivals run near their time
     with app.connection_for_write() as connection:
         connection.default_channel.queue_purge("simulator")
-    arrival_scheduler._client().delete(arrival_scheduler.FEED_KEY)
+    arrival_scheduler.redis_client().delete(arrival_scheduler.FEED_KEY)
     pool = Workers(workers, log_dir, arrivals)
     mover = BookMover(double, rng.randrange(2**32))
     duplicates = ArrivalDuplicates(run_id, random.Random(rng.randrange(2**32)))

@@ -164,7 +164,7 @@ def test_healthz_is_503_when_no_arrival_scheduler_takes_the_steps(settings, publ
     settings.SIMULATOR_ARRIVALS = "scheduler"
     settings.HEALTHZ_MIN_WORKERS = 0
     publish("ingest-a", stream_status("kalshi"))
-    arrival_scheduler._client().delete(arrival_scheduler.ALIVE_KEY)
+    arrival_scheduler.redis_client().delete(arrival_scheduler.ALIVE_KEY)
     status, report = get_health()
     assert (status, report["failing"]) == (503, ["arrivals"])
     assert report["checks"]["arrivals"]["why"] == "no arrival scheduler (sim_arrivals) is running"

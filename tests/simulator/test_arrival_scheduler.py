@@ -88,7 +88,7 @@ class Scheduler:
 
 @pytest.fixture
 def scene(tmp_path):
-    arrival_scheduler._client().delete(arrival_scheduler.FEED_KEY)
+    arrival_scheduler.redis_client().delete(arrival_scheduler.FEED_KEY)
     with demo_double() as double, override_settings(SIMULATOR_ARRIVALS="scheduler"):
         user = UserFactory()
         set_thresholds(user)
@@ -117,7 +117,7 @@ def scene(tmp_path):
         finally:
             for scheduler in schedulers:
                 scheduler.stop(signal.SIGKILL)
-            arrival_scheduler._client().delete(arrival_scheduler.FEED_KEY)
+            arrival_scheduler.redis_client().delete(arrival_scheduler.FEED_KEY)
 
 
 def all_arrived(run: SimulatorRun) -> bool:
@@ -162,7 +162,7 @@ def test_a_scheduler_killed_with_steps_in_hand_loses_none(scene):
     trades = decide(3)  # no scheduler yet: the steps wait in Redis
     steps = [step for trade in trades for step in steps_of(trade)]
     assert trades and arrival_scheduler.backlog() == len(steps)
-    arrival_scheduler._client().delete(arrival_scheduler.FEED_KEY)
+    arrival_scheduler.redis_client().delete(arrival_scheduler.FEED_KEY)
     first = start()
     # It takes them, due a few seconds from now (as if their latencies were long), and dies.
     later = timezone.now() + timedelta(seconds=5)
@@ -186,7 +186,7 @@ def test_a_scheduler_killed_with_steps_in_hand_loses_none(scene):
 def test_a_stopped_scheduler_puts_back_the_steps_it_held(scene):
     run, decide, start, schedulers = scene
     trades = decide(2)
-    arrival_scheduler._client().delete(arrival_scheduler.FEED_KEY)
+    arrival_scheduler.redis_client().delete(arrival_scheduler.FEED_KEY)
     first = start()
     later = timezone.now() + timedelta(seconds=5)
     steps = [(trade_id, step, later) for t in trades for trade_id, step, _ in steps_of(t)]

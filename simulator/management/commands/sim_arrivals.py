@@ -33,7 +33,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        from simulator.arrival_scheduler import ArrivalScheduler, _client
+        from simulator.arrival_scheduler import ArrivalScheduler, redis_client
 
         if not settings.REDIS_URL:
             raise CommandError("REDIS_URL is not set: the scheduler takes its steps from Redis")
@@ -43,7 +43,7 @@ class Command(BaseCommand):
                 "to this process only when it is 'scheduler' in their settings"
             )
         sys.setswitchinterval(SWITCH_INTERVAL_S)
-        scheduler = ArrivalScheduler(_client(), runners=options["runners"])
+        scheduler = ArrivalScheduler(redis_client(), runners=options["runners"])
         # What start-up allocated (Django, the apps, the engine's modules) is never garbage: out of
         # the collector's way, a full collection stays short (it walked all of it: pauses of tens
         # of milliseconds, every step behind it late).
