@@ -1,5 +1,7 @@
-"""A Celery worker on the `simulator` queue that records how late each arrival step starts, for
-bench_arrival. The product's worker, plus two bench-only probes that change nothing it does:
+"""A Celery worker on the `simulator` queue (or, with POOL `scheduler`, the arrival scheduler
+process, `manage.py sim_arrivals` with CONCURRENCY runner threads) that records how late each
+arrival step starts, for bench_arrival. The product's process, plus bench-only probes that change
+nothing it does (in the scheduler, `task` and `run` are taken around each step a runner takes):
 
 - `task_prerun` (a Celery signal): when an `arrive_task` starts, minus its ETA (and, at
   `task_postrun`, how long it ran: probe `run`);

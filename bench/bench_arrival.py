@@ -1,6 +1,7 @@
 """How late each order's arrival step starts after its arrival time, at 100 orders/s, through
-the real path: Celery workers on Redis running `arrive_task`, scheduled with
-`apply_async(eta=<arrival time>)` (SIMULATOR_ARRIVALS=celery, the default).
+the real path: the arrival scheduler process (`manage.py sim_arrivals`, SIMULATOR_ARRIVALS=
+scheduler: the deployment's), then Celery workers on Redis running `arrive_task`, scheduled with
+`apply_async(eta=<arrival time>)` (SIMULATOR_ARRIVALS=celery), in several pools.
 
 Not a test: prints a table (and `run()` gives its figure rows to `python -m bench`). Needs
 DATABASE_URL (PostgreSQL) and REDIS_URL (the broker); `./dev bench` starts both.
@@ -10,8 +11,8 @@ exchange double on loopback) for 5 users in turn (each with a Kalshi key of its 
 book reads are limited to 20/s, and the orders would wait for the limiter), each a trade with two
 legs sent at once, and schedules each leg's
 arrival step as the worker task does (`simulator.tasks.schedule_arrivals`): 100 orders/s, due
-one drawn latency after their decision. A worker subprocess (`bench.arrival_worker`: the
-product's worker plus two probes) runs the steps. In most set-ups the worker's books at arrival
+one drawn latency after their decision. A subprocess (`bench.arrival_worker`: the product's
+scheduler or worker plus probes) runs the steps. In most set-ups the worker's books at arrival
 come from memory, so a step costs the engine's own work and the figure is the scheduling's; the
 last set-up asks the double for each book, as live trading does (a signed Kalshi call, the rate
 limiter's Redis script, the HTTP exchange with the double, which runs in this busy process).
@@ -19,16 +20,18 @@ Lateness, per step:
 
 - book: when the step asks for the book its order is filled against, minus its arrival time
   (the figure the target is about: the fill starts there);
-- task: when `arrive_task` starts in the worker, minus its ETA.
+- task: when a runner thread of the scheduler takes the step, or `arrive_task` starts in the
+  worker, minus its arrival time (ETA).
 
 Reference, in the same run and for the same steps: an in-process timer thread
 (`simulator.arrival_timer.ArrivalTimer`, a heap and a condition variable; the demo's arrival
 mode) given each step's arrival time with a callback that only takes the clock: what a
 dedicated scheduler costs at the least on this machine.
 
-Worker set-ups, one after the other (`VARIANTS`): the deployment's (prefork pool, 4 processes),
-the solo pool, a pool of 4 threads, prefork with Celery's timer precision at 10 ms (default 1 s),
-and the deployment's asking the double for the books.
+Set-ups, one after the other (`VARIANTS`): the deployment's (the arrival scheduler, 4 runner
+threads); Celery's prefork pool of 4 processes, the solo pool, a pool of 4 threads, prefork with
+Celery's timer precision at 10 ms (default 1 s), prefork with the connection closed around each
+task, and prefork asking the double for the books.
 
 Run: DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python -m bench.bench_arrival [--seconds 10]
 """
