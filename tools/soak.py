@@ -255,8 +255,9 @@ class Workers:
     def kill_one(self, rng: random.Random) -> bool:
         """SIGKILL a random worker that is working (mid-task, mid-transaction, holding messages)
         and start another; with an arrival scheduler, every third kill is the scheduler's (with
-        the steps it holds; while one starts again, no order arrives). Never the last worker working (with two or more): a kill rate faster
-        than a worker starts would otherwise leave none, and nothing to kill. False when none was."""
+        the steps it holds; while one starts again, no order arrives). Never the last worker
+        working (with two or more): a kill rate faster than a worker starts would otherwise leave
+        none, and nothing to kill. False when none was."""
         if SCHEDULER in self.kinds and self.killed % SCHEDULER_KILL_EVERY == 1:
             ready = [i for i, kind in enumerate(self.kinds) if kind == SCHEDULER and self.is_ready(i)]
         else:
@@ -698,7 +699,6 @@ def workers_scenario(
     from simulator.tasks import decide_intent_task
 
     verdict = Verdict(scenario=name, intents=intents, arrivals=arrivals)
-    settings.SIMULATOR_ARRIVALS, arrivals_before = arrivals, settings.SIMULATOR_ARRIVALS
     started = time.monotonic()
     run_id, intent_ids = make_scene(double, 0, name)
     window = window or 3 * workers  # undecided intents at a time: arrivals run near their time
@@ -710,6 +710,7 @@ def workers_scenario(
     duplicates = ArrivalDuplicates(run_id, random.Random(rng.randrange(2**32)))
     deadline = started + timeout_s
     display = Progress(f"soak {name}", unit="decided", total=intents, stream=sys.stderr, every_s=10)
+    settings.SIMULATOR_ARRIVALS, arrivals_before = arrivals, settings.SIMULATOR_ARRIVALS
     try:
         wait_until(pool.each_kind_ready, max(1.0, deadline - time.monotonic()), "the workers to start")
         mover.start()
