@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 import redis
@@ -48,8 +48,8 @@ RETRY_MAX_S = 30.0
 REDIS_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 30.0
 
-# (epoch seconds due, order of arrival, trade id, step, attempts so far)
-Held = tuple[float, int, int, str, int]
+# (epoch seconds due, order of arrival, the step, attempts so far)
+Held = tuple[float, int, engine.Step, int]
 
 
 _clients: dict[str, redis.Redis] = {}
@@ -65,14 +65,26 @@ def redis_client() -> redis.Redis:
     return _clients[url]
 
 
-def _encoded(steps: Sequence[engine.Step]) -> list[bytes]:
-    return [orjson.dumps([trade_id, step, at.timestamp()]) for trade_id, step, at in steps]
+# How a step crosses Redis, and how it runs: the only places that know a step's fields beyond its
+# trade id, name and time (indices 0, 1 and 2).
+def _encoded(step: engine.Step) -> bytes:
+    trade_id, name, at = step
+    return orjson.dumps([trade_id, name, at.isoformat()])
+
+
+def _decoded(item: bytes) -> engine.Step:
+    trade_id, name, at = orjson.loads(item)
+    return int(trade_id), str(name), datetime.fromisoformat(at)
+
+
+def _arrive(step: engine.Step) -> engine.Arrived | None:
+    return engine.arrive(trade_id=step[0], step=step[1])
 
 
 def send(steps: Sequence[engine.Step], client: redis.Redis | None = None) -> None:
     """Hand steps to the scheduler (one round trip to Redis)."""
     if steps:
-        (client or redis_client()).rpush(FEED_KEY, *_encoded(steps))
+        (client or redis_client()).rpush(FEED_KEY, *map(_encoded, steps))
 
 
 def backlog(client: redis.Redis | None = None) -> int:
@@ -97,11 +109,12 @@ class ArrivalScheduler:
         self._runner_count = runners
         self._runners = ThreadPoolExecutor(runners, thread_name_prefix="arrival-step")
 
-    def hold(self, steps: Sequence[tuple[int, str, float]], attempts: int = 0) -> None:
-        """Steps (trade id, step, epoch seconds due) to run at their time."""
+    def hold(self, steps: Sequence[engine.Step], *, at_s: float | None = None, attempts: int = 0) -> None:
+        """Steps to run at their time (or at `at_s`, epoch seconds: a retry)."""
         with self._wake:
-            for trade_id, step, at in steps:
-                heapq.heappush(self._heap, (at, next(self._order), trade_id, step, attempts))
+            for step in steps:
+                due_s = at_s if at_s is not None else step[2].timestamp()
+                heapq.heappush(self._heap, (due_s, next(self._order), step, attempts))
             self._wake.notify()
 
     def serve(self, stop: threading.Event) -> None:
@@ -159,8 +172,7 @@ class ArrivalScheduler:
         steps = []
         for item in items:
             try:
-                trade_id, step, at = orjson.loads(item)
-                steps.append((int(trade_id), str(step), float(at)))
+                steps.append(_decoded(item))
             except (orjson.JSONDecodeError, TypeError, ValueError):
                 logger.error("event=arrival_step_unreadable item=%r", item[:200])
         self.hold(steps)
@@ -168,9 +180,7 @@ class ArrivalScheduler:
     def _put_back(self, waiting: list[Held]) -> None:
         if not waiting:
             return
-        steps = [
-            (trade_id, step, datetime.fromtimestamp(at, UTC)) for at, _, trade_id, step, _ in sorted(waiting)
-        ]
+        steps = [step for _, _, step, _ in sorted(waiting)]
         try:
             send(steps, self.client)
             logger.info("event=arrival_steps_put_back count=%s", len(steps))
@@ -194,23 +204,24 @@ class ArrivalScheduler:
             self._runners.submit(self._run, held)
 
     def _run(self, held: Held) -> None:
-        _, _, trade_id, step, attempts = held
+        _, _, step, attempts = held
+        trade_id, name = step[0], step[1]
         try:
-            arrived = engine.arrive(trade_id=trade_id, step=step)
+            arrived = _arrive(step)
         except (OperationalError, InterfaceError) as error:
             close_old_connections()  # a broken connection is replaced at the next step
             if attempts >= RETRIES:
-                logger.error("event=arrival_failed trade_id=%s step=%s error=%s", trade_id, step, error)
+                logger.error("event=arrival_failed trade_id=%s step=%s error=%s", trade_id, name, error)
                 return
             pause_s = min(RETRY_MAX_S, 2.0**attempts)
             logger.warning(
-                "event=arrival_retry trade_id=%s step=%s in_s=%s error=%s", trade_id, step, pause_s, error
+                "event=arrival_retry trade_id=%s step=%s in_s=%s error=%s", trade_id, name, pause_s, error
             )
-            self.hold([(trade_id, step, time.time() + pause_s)], attempts + 1)
+            self.hold([step], at_s=time.time() + pause_s, attempts=attempts + 1)
             return
         except Exception:
             close_old_connections()
-            logger.exception("event=arrival_failed trade_id=%s step=%s", trade_id, step)
+            logger.exception("event=arrival_failed trade_id=%s step=%s", trade_id, name)
             return
         if arrived is not None and arrived.next_steps:
-            self.hold([(next_id, name, at.timestamp()) for next_id, name, at in arrived.next_steps])
+            self.hold(arrived.next_steps)
