@@ -1,5 +1,7 @@
-"""A Celery worker on the `simulator` queue that records how late each arrival step starts, for
-bench_arrival. The product's worker, plus two bench-only probes that change nothing it does:
+"""A Celery worker on the `simulator` queue (or, with POOL `scheduler`, the arrival scheduler
+process, `manage.py sim_arrivals` with CONCURRENCY runner threads) that records how late each
+arrival step starts, for bench_arrival. The product's process, plus bench-only probes that change
+nothing it does (in the scheduler, `task` and `run` are taken around each step a runner takes):
 
 - `task_prerun` (a Celery signal): when an `arrive_task` starts, minus its ETA (and, at
   `task_postrun`, how long it ran: probe `run`);
@@ -78,6 +80,9 @@ def main() -> None:
         return venue_books(user_id, order, at)
 
     arrival.venue_books = timed_venue_books
+    if pool == "scheduler":
+        _serve_as_scheduler(concurrency, record, out)
+        return
     if database == "close":
         # Celery's Django fixup left at its default: it closes the database connection before and
         # after every task (the product's worker keeps it, config/celery.py).
@@ -100,6 +105,31 @@ def main() -> None:
             "WARNING",
         ]
     )
+
+
+def _serve_as_scheduler(runners: str, record, out: int) -> None:
+    """`manage.py sim_arrivals` with the `task` and `run` probes around each step it runs."""
+    from django.core.management import call_command
+
+    from simulator.arrival_scheduler import ArrivalScheduler
+
+    run_step = ArrivalScheduler._run
+
+    def timed_run(self, held) -> None:
+        record("task", time.time() - held[0])
+        began = time.perf_counter()
+        run_step(self, held)
+        record("run", time.perf_counter() - began)
+
+    connect_runners = ArrivalScheduler._connect_runners
+
+    def ready_once_connected(self) -> None:
+        connect_runners(self)
+        os.write(out, b"ready 0\n")  # it takes steps from now on
+
+    ArrivalScheduler._run = timed_run
+    ArrivalScheduler._connect_runners = ready_once_connected
+    call_command("sim_arrivals", runners=int(runners))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """How late each order's arrival step starts after its arrival time, at 100 orders/s, through
-the real path: Celery workers on Redis running `arrive_task`, scheduled with
-`apply_async(eta=<arrival time>)` (SIMULATOR_ARRIVALS=celery, the default).
+the real path: the arrival scheduler process (`manage.py sim_arrivals`, SIMULATOR_ARRIVALS=
+scheduler: the deployment's), then Celery workers on Redis running `arrive_task`, scheduled with
+`apply_async(eta=<arrival time>)` (SIMULATOR_ARRIVALS=celery), in several pools.
 
 Not a test: prints a table (and `run()` gives its figure rows to `python -m bench`). Needs
 DATABASE_URL (PostgreSQL) and REDIS_URL (the broker); `./dev bench` starts both.
@@ -10,8 +11,8 @@ exchange double on loopback) for 5 users in turn (each with a Kalshi key of its 
 book reads are limited to 20/s, and the orders would wait for the limiter), each a trade with two
 legs sent at once, and schedules each leg's
 arrival step as the worker task does (`simulator.tasks.schedule_arrivals`): 100 orders/s, due
-one drawn latency after their decision. A worker subprocess (`bench.arrival_worker`: the
-product's worker plus two probes) runs the steps. In most set-ups the worker's books at arrival
+one drawn latency after their decision. A subprocess (`bench.arrival_worker`: the product's
+scheduler or worker plus probes) runs the steps. In most set-ups the worker's books at arrival
 come from memory, so a step costs the engine's own work and the figure is the scheduling's; the
 last set-up asks the double for each book, as live trading does (a signed Kalshi call, the rate
 limiter's Redis script, the HTTP exchange with the double, which runs in this busy process).
@@ -19,16 +20,18 @@ Lateness, per step:
 
 - book: when the step asks for the book its order is filled against, minus its arrival time
   (the figure the target is about: the fill starts there);
-- task: when `arrive_task` starts in the worker, minus its ETA.
+- task: when a runner thread of the scheduler takes the step, or `arrive_task` starts in the
+  worker, minus its arrival time (ETA).
 
 Reference, in the same run and for the same steps: an in-process timer thread
 (`simulator.arrival_timer.ArrivalTimer`, a heap and a condition variable; the demo's arrival
 mode) given each step's arrival time with a callback that only takes the clock: what a
 dedicated scheduler costs at the least on this machine.
 
-Worker set-ups, one after the other (`VARIANTS`): the deployment's (prefork pool, 4 processes),
-the solo pool, a pool of 4 threads, prefork with Celery's timer precision at 10 ms (default 1 s),
-and the deployment's asking the double for the books.
+Set-ups, one after the other (`VARIANTS`): the deployment's (the arrival scheduler, 4 runner
+threads); Celery's prefork pool of 4 processes, the solo pool, a pool of 4 threads, prefork with
+Celery's timer precision at 10 ms (default 1 s), prefork with the connection closed around each
+task, and prefork asking the double for the books.
 
 Run: DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python -m bench.bench_arrival [--seconds 10]
 """
@@ -36,6 +39,7 @@ Run: DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python -m bench
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -55,7 +59,16 @@ USERS = 5
 # the database connection across tasks: kept (the product's worker, config/celery.py) or closed
 # around each task (Celery's Django fixup left at its default))
 VARIANTS = [
-    ("prefork, 4 processes (the deployment's)", "prefork", "4", "1", "1.0", "memory", "keep"),
+    (
+        "arrival scheduler, 4 runner threads (the deployment's)",
+        "scheduler",
+        "4",
+        "1",
+        "1.0",
+        "memory",
+        "keep",
+    ),
+    ("prefork, 4 processes", "prefork", "4", "1", "1.0", "memory", "keep"),
     ("solo pool", "solo", "1", "1", "1.0", "memory", "keep"),
     ("threads pool, 4 threads", "threads", "4", "1", "1.0", "memory", "keep"),
     ("prefork, 4 processes, timer precision 10 ms", "prefork", "4", "1", "0.01", "memory", "keep"),
@@ -72,7 +85,7 @@ VARIANTS = [
 ]
 
 
-def _worker_env() -> dict[str, str]:
+def _worker_env(pool: str) -> dict[str, str]:
     from django.conf import settings
 
     db = settings.DATABASES["default"]
@@ -82,7 +95,7 @@ def _worker_env() -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": url,
         "CELERY_TASK_ALWAYS_EAGER": "0",
-        "SIMULATOR_ARRIVALS": "celery",
+        "SIMULATOR_ARRIVALS": "scheduler" if pool == "scheduler" else "celery",
     }
 
 
@@ -113,7 +126,7 @@ class Worker:
                     *options,
                 ],
                 cwd=ROOT,
-                env=_worker_env(),
+                env=_worker_env(options[0]),
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -204,7 +217,12 @@ def measure(seconds: float = 10) -> list[dict]:
     from simulator.services import stop_run
 
     migrate()
+    # The reference timer shares this process: start-up's objects out of the collector's way, as
+    # in the scheduler (`sim_arrivals`), so that its pauses are not the reference's.
+    gc.collect()
+    gc.freeze()
     debug, settings.DEBUG = settings.DEBUG, False
+    arrivals = settings.SIMULATOR_ARRIVALS
     intents_per_variant = int(seconds * ORDERS_PER_S / LEGS)
     _, public_pem = kalshi_key_pair()
     results = []
@@ -221,6 +239,8 @@ def measure(seconds: float = 10) -> list[dict]:
             cached = ExchangeValidator(cache=BookCache(ttl_s=3600))
             for name, *options in VARIANTS:
                 print(f"bench_arrival: {name}", flush=True)
+                # schedule_arrivals here hands the steps over as the product's workers would
+                settings.SIMULATOR_ARRIVALS = "scheduler" if options[0] == "scheduler" else "celery"
                 worker = Worker(*options)
                 try:
                     timer_late, scheduled, run_ids, timer = drive(scenes, cached)
@@ -250,6 +270,7 @@ def measure(seconds: float = 10) -> list[dict]:
                 )
     finally:
         settings.DEBUG = debug
+        settings.SIMULATOR_ARRIVALS = arrivals
     return results
 
 

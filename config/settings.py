@@ -144,16 +144,20 @@ else:
     CELERY_BROKER_URL = "memory://"
 # Without Redis there is no broker to reach a worker: tasks run in-process.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not REDIS_URL)
-# How a traded decision's orders arrive (simulator/tasks.py): celery (tasks due at their arrival
-# time, on the workers; eager tasks run at once) or timer (a thread of this process: the demo).
 # Backtests: how many grid points one may have, and how many processes one may use.
 BACKTEST_MAX_POINTS = env.int("BACKTEST_MAX_POINTS", default=64)
 BACKTEST_MAX_WORKERS = env.int("BACKTEST_MAX_WORKERS", default=max(1, os.cpu_count() or 1))
 # A backtest that has not moved for this long lost its process: beat's sweep ends it as failed.
 BACKTEST_STALL_S = env.int("BACKTEST_STALL_S", default=1800)
+# How a traded decision's orders arrive (simulator/tasks.py): scheduler (handed through Redis to
+# the `sim_arrivals` process, which runs each at its time: docker-compose), celery (tasks due at
+# their arrival time, on the workers; eager tasks run at once) or timer (a thread of this
+# process: the demo).
 SIMULATOR_ARRIVALS = env("SIMULATOR_ARRIVALS", default="celery")
-if SIMULATOR_ARRIVALS not in ("celery", "timer"):
-    raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be celery or timer")
+if SIMULATOR_ARRIVALS not in ("scheduler", "celery", "timer"):
+    raise ImproperlyConfigured("SIMULATOR_ARRIVALS must be scheduler, celery or timer")
+if SIMULATOR_ARRIVALS == "scheduler" and not REDIS_URL:
+    raise ImproperlyConfigured("SIMULATOR_ARRIVALS=scheduler needs REDIS_URL (the steps go through Redis)")
 # Validation and arrivals read the books live ingest streams (ingest/stream_books.py) when they
 # are at most this old, and the venue's REST API otherwise.
 SIMULATOR_STREAM_BOOKS = env.bool("SIMULATOR_STREAM_BOOKS", default=True)

@@ -20,6 +20,7 @@ from django.db import DatabaseError, connection
 
 from config.celery import app as celery_app
 from ingest.health import stream_statuses
+from simulator import arrival_scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -142,6 +143,31 @@ def check_streams(*, redis_ok: bool) -> dict[str, Any]:
     return {"status": FAILING if failing else OK, "streams": streams}
 
 
+def check_arrivals(*, redis_ok: bool) -> dict[str, Any]:
+    """With SIMULATOR_ARRIVALS=scheduler: a `sim_arrivals` process takes the steps (it marks
+    itself alive in Redis every second); `waiting`: steps sent that no scheduler took yet."""
+    if settings.SIMULATOR_ARRIVALS != "scheduler":
+        return {"status": "not checked"}
+    if not redis_ok:
+        return {"status": FAILING, "why": "the steps are handed over through Redis, which does not answer"}
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+    )
+    try:
+        alive, waiting = arrival_scheduler.serving(client), arrival_scheduler.backlog(client)
+    except redis.RedisError as error:
+        return {"status": FAILING, "why": f"unreadable ({type(error).__name__})"}
+    finally:
+        client.close()
+    if not alive:
+        return {
+            "status": FAILING,
+            "why": "no arrival scheduler (sim_arrivals) is running",
+            "waiting": waiting,
+        }
+    return {"status": OK, "waiting": waiting}
+
+
 def health() -> tuple[bool, dict[str, Any]]:
     """(healthy, the report /healthz answers)."""
     redis_check = check_redis()
@@ -151,6 +177,7 @@ def health() -> tuple[bool, dict[str, Any]]:
         "redis": redis_check,
         "workers": check_workers(broker_ok=redis_ok),
         "streams": check_streams(redis_ok=redis_ok),
+        "arrivals": check_arrivals(redis_ok=redis_ok),
     }
     failing = [name for name, check in checks.items() if check["status"] == FAILING]
     return not failing, {"status": FAILING if failing else OK, "failing": failing, "checks": checks}

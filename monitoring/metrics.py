@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from config import telemetry
 from ingest.health import stream_statuses
 from ingest.models import ExecutionIntent
+from simulator import arrival_scheduler
 from simulator.models import Decision
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,12 @@ class ArbsimCollector(Collector):
         )
         family.add_metric([], buckets, total_s)
         yield family
+        if settings.SIMULATOR_ARRIVALS == "scheduler":
+            yield GaugeMetricFamily(
+                "arbsim_arrival_steps_waiting",
+                "Arrival steps sent to the arrival scheduler and not yet taken by one.",
+                value=arrival_scheduler.backlog(),
+            )
 
     def _websockets(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from amqp.exceptions import ChannelError
 from celery import shared_task
+from django.conf import settings
 
-from simulator import backtests, engine, intake
+from simulator import arrival_scheduler, backtests, engine, intake
 from simulator.tasks import RETRY
 
 
@@ -35,6 +36,10 @@ def redispatch_undecided(self) -> int:
 
 @shared_task(name="simulator.tasks.redispatch_overdue_arrivals", **RETRY)
 def redispatch_overdue_arrivals(self) -> int:
+    # Steps still waiting for the arrival scheduler to take them (none running, or one behind)
+    # are not lost: sent again, they would pile up in Redis every 10 s until one takes them.
+    if settings.SIMULATOR_ARRIVALS == "scheduler" and arrival_scheduler.backlog():
+        return 0
     return intake.redispatch_overdue_arrivals()
 
 

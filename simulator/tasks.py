@@ -5,9 +5,10 @@ acks_late + reject_on_worker_lost (settings): a worker killed mid-task leaves th
 unacknowledged, the broker redelivers it, and the engine finds the decision (or the arrival
 step) already written: exactly once.
 
-A traded decision's orders arrive later (`schedule_arrivals`): as Celery tasks due at their
-arrival time (SIMULATOR_ARRIVALS=celery; eager tasks, without workers, run at once), or on a
-timer thread of this process (timer: the demo, which has no workers). While a recording's clock
+A traded decision's orders arrive later (`schedule_arrivals`): handed to the arrival scheduler
+process (SIMULATOR_ARRIVALS=scheduler, `simulator.arrival_scheduler`: what docker-compose runs),
+as Celery tasks due at their arrival time (celery; eager tasks, without workers, run at once), or
+on a timer thread of this process (timer: the demo, which has no workers). While a recording's clock
 runs in this process (`simulator.recorded_clock`: `ingest_run --recorded-clock`, backtests), the
 tasks decide and arrive on recorded time against recorded books, and arrivals wait on that clock.
 """
@@ -22,7 +23,7 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from simulator import engine, recorded_clock
+from simulator import arrival_scheduler, engine, recorded_clock
 from simulator.arrival_timer import timer
 
 RETRY = {
@@ -81,6 +82,8 @@ def schedule_arrivals(steps: Sequence[engine.Step]) -> None:
     clock = recorded_clock.current()
     if clock is not None:
         clock.schedule(steps)
+    elif settings.SIMULATOR_ARRIVALS == "scheduler":
+        arrival_scheduler.send(steps)
     elif settings.SIMULATOR_ARRIVALS == "timer":
         for step in steps:
             timer.call_at(step.at, partial(_arrive_on_timer, step))

@@ -93,3 +93,18 @@ def test_with_ingest_shards_each_tick_goes_to_every_shards_own_queue_and_tick_s_
     refused = _manage("check", env={**env, "INGEST_LIFECYCLE_S": "0"})
     assert refused.returncode != 0  # a pass every 0 s would ask the venues without pause
     assert "INGEST_LIFECYCLE_S must be 1 to 86400 seconds, got 0" in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_arrival_scheduler_setting_needs_redis_and_a_known_mode(tmp_path):
+    env = {"SQLITE_PATH": str(tmp_path / "x.sqlite3")}
+    refused = _manage("check", env={**env, "SIMULATOR_ARRIVALS": "scheduler"})
+    assert refused.returncode != 0
+    assert "SIMULATOR_ARRIVALS=scheduler needs REDIS_URL" in refused.stderr
+    refused = _manage("check", env={**env, "SIMULATOR_ARRIVALS": "cron"})
+    assert refused.returncode != 0
+    assert "SIMULATOR_ARRIVALS must be scheduler, celery or timer" in refused.stderr
+    # The command says so too, naming what it needs.
+    refused = _manage("sim_arrivals", env=env)
+    assert refused.returncode != 0
+    assert "REDIS_URL is not set: the scheduler takes its steps from Redis" in refused.stderr

@@ -6,7 +6,9 @@ loopback ports, migrates, then re-runs itself inside that environment and tries,
 - kill:        N intents decided by Celery workers while the exchange double's books move
                between intents (seeded: mostly deep, sometimes thin, jumped past a limit, or
                gone), so most intents trade and their orders meet a moved book at arrival:
-               fills, partials, legged trades, unwinds, misses. Random workers are SIGKILLed
+               fills, partials, legged trades, unwinds, misses. Random workers (and, every
+               third kill, the arrival scheduler process with the steps it holds; `--arrivals
+               celery`: arrival tasks on the workers instead) are SIGKILLed
                while decisions and arrivals are in flight; a tenth of the intents and a tenth
                of the trades' arrival tasks are sent twice; beat's sweeps run from here. Then:
                every (run, intent) decided exactly once, every order's arrival done exactly once
@@ -200,55 +202,78 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-class Workers:
-    """Celery worker processes on the simulator queue, killed and replaced on request."""
+WORKER, SCHEDULER = "worker", "arrival scheduler"
+READY = {WORKER: b" ready.", SCHEDULER: b"event=arrival_scheduler_ready"}
+SCHEDULER_KILL_EVERY = 3
 
-    def __init__(self, count: int, log_dir: Path) -> None:
-        self.log_dir, self.started, self.killed = Path(log_dir), 0, 0
+
+class Workers:
+    """Celery worker processes on the simulator queue (and, with arrivals "scheduler", the
+    arrival scheduler process, `manage.py sim_arrivals`), killed and replaced on request."""
+
+    def __init__(self, count: int, log_dir: Path, arrivals: str = "celery") -> None:
+        self.log_dir, self.started, self.killed, self.schedulers_killed = Path(log_dir), 0, 0, 0
         self.env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_TASK_ALWAYS_EAGER": "0",
-                    "REDIS_URL": settings.REDIS_URL, "DB_CONN_MAX_AGE": "0"}  # fmt: skip
+                    "REDIS_URL": settings.REDIS_URL, "DB_CONN_MAX_AGE": "0",
+                    "SIMULATOR_ARRIVALS": arrivals}  # fmt: skip
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.logs: dict[int, Path] = {}
         self.ready: set[int] = set()
-        self.pool = [self._spawn() for _ in range(count)]
+        kinds = [WORKER] * count + ([SCHEDULER] if arrivals == "scheduler" else [])
+        self.pool = [self._spawn(kind) for kind in kinds]
+        self.kinds = kinds
 
-    def _spawn(self) -> subprocess.Popen:
+    def _spawn(self, kind: str) -> subprocess.Popen:
         self.started += 1
-        path = self.log_dir / f"worker-{self.started}.log"
+        path = self.log_dir / f"worker-{self.started}.log"  # logged_arrivals reads them all
         log = open(path, "ab")  # noqa: SIM115
-        worker = subprocess.Popen(
-            [sys.executable, "-c", WORKER_MAIN, str(VISIBILITY_TIMEOUT_S)],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        command = (
+            [sys.executable, "-c", WORKER_MAIN, str(VISIBILITY_TIMEOUT_S)]
+            if kind == WORKER
+            else [sys.executable, str(ROOT / "manage.py"), "sim_arrivals", "--runners", "2"]
+        )
+        worker = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         self.logs[worker.pid] = path
         return worker
 
-    def is_ready(self, worker: subprocess.Popen) -> bool:
-        """Started and consuming (its log says "ready"): starting takes seconds on a busy machine."""
+    def is_ready(self, index: int) -> bool:
+        """Started and consuming (its log says so): starting takes seconds on a busy machine."""
+        worker = self.pool[index]
         if (
             worker.pid not in self.ready
             and worker.poll() is None
-            and b" ready." in self.logs[worker.pid].read_bytes()
+            and READY[self.kinds[index]] in self.logs[worker.pid].read_bytes()
         ):
             self.ready.add(worker.pid)
         return worker.pid in self.ready and worker.poll() is None
 
-    def any_ready(self) -> bool:
-        return any(self.is_ready(worker) for worker in self.pool)
+    def each_kind_ready(self) -> bool:
+        return all(
+            any(self.is_ready(i) for i, k in enumerate(self.kinds) if k == kind) for kind in set(self.kinds)
+        )
 
     def kill_one(self, rng: random.Random) -> bool:
         """SIGKILL a random worker that is working (mid-task, mid-transaction, holding messages)
-        and start another. Never the last one working (with two or more): a kill rate faster
-        than a worker starts would otherwise leave none, and nothing to kill. False when none was."""
-        ready = [index for index, worker in enumerate(self.pool) if self.is_ready(worker)]
-        if len(ready) < min(2, len(self.pool)):
+        and start another; with an arrival scheduler, every third kill is the scheduler's (with
+        the steps it holds; while one starts again, no order arrives). Never the last worker
+        working (with two or more): a kill rate faster than a worker starts would otherwise leave
+        none, and nothing to kill. False when none was."""
+        if SCHEDULER in self.kinds and self.killed % SCHEDULER_KILL_EVERY == 1:
+            ready = [i for i, kind in enumerate(self.kinds) if kind == SCHEDULER and self.is_ready(i)]
+        else:
+            workers = [i for i, kind in enumerate(self.kinds) if kind == WORKER]
+            ready = [i for i in workers if self.is_ready(i)]
+            if len(ready) < min(2, len(workers)):
+                return False
+        if not ready:
             return False
         index = rng.choice(ready)
         victim = self.pool[index]
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=10)
         self.killed += 1
-        self.pool[index] = self._spawn()
+        self.schedulers_killed += self.kinds[index] == SCHEDULER
+        self.pool[index] = self._spawn(self.kinds[index])
         return True
 
     def stop(self) -> None:
@@ -270,8 +295,10 @@ class Verdict:
     scenario: str
     intents: int
     sent: int = 0
+    arrivals: str = "celery"  # how the orders arrive: Celery tasks, or the arrival scheduler process
     kills: int = 0
     kills_in_flight: int = 0  # of which while some of the run's orders were on their way
+    scheduler_kills: int = 0  # of which of the arrival scheduler
     restarts: int = 0
     restarts_in_flight: int = 0
     book_moves: dict[str, int] = field(default_factory=dict)  # per kind of move
@@ -662,28 +689,33 @@ def workers_scenario(
     restarts: int = 0,
     restart_down_s: float = 2.0,
     window: int = 0,
+    arrivals: str = "celery",
 ) -> Verdict:
     """Intents flow to Celery workers while the double's books move; workers are SIGKILLed at
     random moments (and the database restarted `restarts` times when given), a tenth of the
     intents and a tenth of the trades' arrival tasks are sent twice, and the sweeps run as beat
-    would, more often. Then every trade's orders are waited for and the run is checked."""
+    would, more often. Then every trade's orders are waited for and the run is checked.
+    `arrivals`: SIMULATOR_ARRIVALS, for the workers and here (the sweeps, the duplicates)."""
     from config.celery import app
+    from simulator import arrival_scheduler
     from simulator.intake import redispatch_overdue_arrivals, redispatch_undecided
     from simulator.tasks import decide_intent_task
 
-    verdict = Verdict(scenario=name, intents=intents)
+    verdict = Verdict(scenario=name, intents=intents, arrivals=arrivals)
     started = time.monotonic()
     run_id, intent_ids = make_scene(double, 0, name)
     window = window or 3 * workers  # undecided intents at a time: arrivals run near their time
     with app.connection_for_write() as connection:
         connection.default_channel.queue_purge("simulator")
-    pool = Workers(workers, log_dir)
+    arrival_scheduler.redis_client().delete(arrival_scheduler.FEED_KEY)
+    pool = Workers(workers, log_dir, arrivals)
     mover = BookMover(double, rng.randrange(2**32))
     duplicates = ArrivalDuplicates(run_id, random.Random(rng.randrange(2**32)))
     deadline = started + timeout_s
     display = Progress(f"soak {name}", unit="decided", total=intents, stream=sys.stderr, every_s=10)
+    settings.SIMULATOR_ARRIVALS, arrivals_before = arrivals, settings.SIMULATOR_ARRIVALS
     try:
-        wait_until(pool.any_ready, max(1.0, deadline - time.monotonic()), "a Celery worker to start")
+        wait_until(pool.each_kind_ready, max(1.0, deadline - time.monotonic()), "the workers to start")
         mover.start()
         now = time.monotonic()
         next_kill, next_sweep = now + rng.uniform(*kill_every_s), now + SWEEP_EVERY_S
@@ -735,7 +767,9 @@ def workers_scenario(
         display.close()
         mover.stop()
         pool.stop()
+        settings.SIMULATOR_ARRIVALS = arrivals_before
     verdict.kills = pool.killed
+    verdict.scheduler_kills = pool.schedulers_killed
     verdict.book_moves = dict(mover.moves)
     verdict.arrival_steps_resent = duplicates.sent
     check_run(run_id, intent_ids, verdict, log_dir=log_dir)
@@ -892,6 +926,13 @@ class Command(BaseCommand):
                 default=default,
                 help=f"{purpose} ({rule.accepted()})",
             )
+        parser.add_argument(
+            "--arrivals",
+            choices=("scheduler", "celery"),
+            default="scheduler",
+            help="how orders arrive in kill and pg-restart: the arrival scheduler process (what "
+            "docker-compose runs; every third kill is its) or Celery tasks due at their time",
+        )
         parser.add_argument("--json", action="store_true", help="one JSON line per scenario")
         parser.add_argument("--inside", help=argparse_hidden())
 
@@ -974,7 +1015,7 @@ class Command(BaseCommand):
                         postgres=postgres if name == "pg-restart" else None,
                         restarts=2 if name == "pg-restart" else 0,
                         kill_every_s=(2.0, 5.0) if name == "kill" else (1.0, 2.0),
-                        max_kills=1000 if name == "kill" else 0,
+                        max_kills=1000 if name == "kill" else 0, arrivals=options["arrivals"],
                     )  # fmt: skip
                 elif name == "redis-down":
                     redis = RedisServer(postgres.workdir.parent / "layer-redis").start()
@@ -998,7 +1039,8 @@ class Command(BaseCommand):
         moves = sum(v.book_moves.values())
         self.stdout.write(
             f"{v.scenario}: {'HELD' if v.held else 'BROKE'} in {v.seconds}s: {v.intents} intents, {v.sent} sent, "
-            f"{v.kills} workers killed ({v.kills_in_flight} with orders in flight), {v.restarts} database "
+            f"orders arriving by {v.arrivals}, {v.kills} workers killed ({v.kills_in_flight} with orders in "
+            f"flight, {v.scheduler_kills} of them the arrival scheduler), {v.restarts} database "
             f"restarts ({v.restarts_in_flight} with orders in flight), {moves} book moves {v.book_moves}"
         )
         if v.intents:

@@ -155,3 +155,16 @@ def test_healthz_is_503_when_fewer_workers_answer_than_expected(settings, publis
     workers = report["checks"]["workers"]
     assert workers["expected"] == 2 and workers["answered"] < 2
     assert workers["why"].endswith("workers answered within 1 s")
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="the arrival scheduler needs Redis")
+def test_healthz_is_503_when_no_arrival_scheduler_takes_the_steps(settings, publish):
+    from simulator import arrival_scheduler
+
+    settings.SIMULATOR_ARRIVALS = "scheduler"
+    settings.HEALTHZ_MIN_WORKERS = 0
+    publish("ingest-a", stream_status("kalshi"))
+    arrival_scheduler.redis_client().delete(arrival_scheduler.ALIVE_KEY)
+    status, report = get_health()
+    assert (status, report["failing"]) == (503, ["arrivals"])
+    assert report["checks"]["arrivals"]["why"] == "no arrival scheduler (sim_arrivals) is running"
