@@ -26,7 +26,6 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 
 import orjson
 import redis
@@ -68,17 +67,15 @@ def redis_client() -> redis.Redis:
 # How a step crosses Redis, and how it runs: the only places that know a step's fields beyond its
 # trade id, name and time (indices 0, 1 and 2).
 def _encoded(step: engine.Step) -> bytes:
-    trade_id, name, at = step
-    return orjson.dumps([trade_id, name, at.isoformat()])
+    return orjson.dumps(step.task_args())
 
 
 def _decoded(item: bytes) -> engine.Step:
-    trade_id, name, at = orjson.loads(item)
-    return int(trade_id), str(name), datetime.fromisoformat(at)
+    return engine.Step.from_task_args(*orjson.loads(item))
 
 
 def _arrive(step: engine.Step) -> engine.Arrived | None:
-    return engine.arrive(trade_id=step[0], step=step[1])
+    return engine.arrive_step(step)
 
 
 def send(steps: Sequence[engine.Step], client: redis.Redis | None = None) -> None:
@@ -113,7 +110,7 @@ class ArrivalScheduler:
         """Steps to run at their time (or at `at_s`, epoch seconds: a retry)."""
         with self._wake:
             for step in steps:
-                due_s = at_s if at_s is not None else step[2].timestamp()
+                due_s = at_s if at_s is not None else step.at.timestamp()
                 heapq.heappush(self._heap, (due_s, next(self._order), step, attempts))
             self._wake.notify()
 
@@ -205,7 +202,7 @@ class ArrivalScheduler:
 
     def _run(self, held: Held) -> None:
         _, _, step, attempts = held
-        trade_id, name = step[0], step[1]
+        trade_id, name = step.trade_id, step.step
         try:
             arrived = _arrive(step)
         except (OperationalError, InterfaceError) as error:

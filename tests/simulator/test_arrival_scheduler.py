@@ -166,7 +166,7 @@ def test_a_scheduler_killed_with_steps_in_hand_loses_none(scene):
     first = start()
     # It takes them, due a few seconds from now (as if their latencies were long), and dies.
     later = timezone.now() + timedelta(seconds=5)
-    arrival_scheduler.send([(trade_id, step, later) for trade_id, step, _ in steps])
+    arrival_scheduler.send([step._replace(at=later) for step in steps])
     wait_for(lambda: arrival_scheduler.backlog() == 0, 30, "the scheduler to take the steps")
     first.stop(signal.SIGKILL)
     assert not SimulatorTrade.objects.filter(run=run).exclude(arrival_outcome="").exists()
@@ -189,7 +189,7 @@ def test_a_stopped_scheduler_puts_back_the_steps_it_held(scene):
     arrival_scheduler.redis_client().delete(arrival_scheduler.FEED_KEY)
     first = start()
     later = timezone.now() + timedelta(seconds=5)
-    steps = [(trade_id, step, later) for t in trades for trade_id, step, _ in steps_of(t)]
+    steps = [step._replace(at=later) for t in trades for step in steps_of(t)]
     arrival_scheduler.send(steps)
     wait_for(lambda: arrival_scheduler.backlog() == 0, 30, "the scheduler to take the steps")
     first.stop(signal.SIGTERM)
