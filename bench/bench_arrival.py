@@ -185,8 +185,8 @@ def drive(scenes: list[tuple[object, list[int]]], validator):
         decision = decide_intent(run_id=run_id, intent_id=intent_id, validator=validator, now=timezone.now())
         steps = in_flight_steps(decision)
         schedule_arrivals(steps)
-        for _, _, at in steps:
-            timer.call_at(at, lambda at=at: took_the_clock(at))
+        for step in steps:
+            timer.call_at(step.at, lambda at=step.at: took_the_clock(at))
         scheduled += len(steps)
     return timer_late, scheduled, runs, timer
 
