@@ -18,7 +18,8 @@ stream is down (or not configured).
   (ingest.stream_books), so a decision need not ask the venue: Kalshi's from one batch REST call
   (GET /markets?tickers=, on the Kalshi REST thread) once its stream is live, then its
   `market_lifecycle_v2` events; a Polymarket token is active once its stream has sent its book
-  (REST's rule: a token with a book trades), until its `market_resolved`. (Kalshi sends no event
+  (REST's rule: a token with a book trades), until its `market_resolved`; it is vouched for as of
+  the venue's last data of the book, not its restatements (a book the venue dropped is no proof). (Kalshi sends no event
   at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect forgets
   the connection's statuses (events may have been missed meanwhile) until they are known again;
   meanwhile, and whenever no live stream restates a status, decisions ask the venue.
@@ -164,6 +165,8 @@ class StreamSource:
         self._lifecycle_events: deque[LifecycleEvent] = deque()
         self._rest_updates: deque[BookUpdate] = deque(maxlen=PENDING_LIMIT)
         self._last_yield_ms: dict[tuple[str, str], int] = {}
+        # (venue, instrument) -> when the venue last sent data of its book (not a restatement).
+        self._venue_data_ms: dict[tuple[str, str], int] = {}
         # (venue, instrument) -> (the stream connection it was learnt on, the market's status);
         # a connection is its client's reconnect count. Written by the client threads (events),
         # the Kalshi REST thread and the iterating thread (Polymarket books).
@@ -298,13 +301,20 @@ class StreamSource:
 
     def _streamed_statuses(self, updates: list[BookUpdate]) -> list[StreamedStatus]:
         """The known status of each market the updates' books are of, vouched for at the book's
-        receive time (a stream book is handed over or restated only while its stream is live)."""
+        receive time (a stream book is handed over or restated only while its stream is live).
+        A Polymarket token's status rests on its book alone, so it is vouched for only as of the
+        venue's last data of that book: a book the venue silently dropped is restated as it was,
+        but its status goes stale and decisions ask the venue."""
         statuses = {}
         for update in updates:
             for book in update.books:
-                status = self.market_status(book.venue, book.instrument_id)
+                key = (book.venue, book.instrument_id)
+                status = self.market_status(*key)
                 if status is not None:
-                    statuses[(book.venue, book.instrument_id)] = StreamedStatus(status, book.received_ts_ms)
+                    vouched_ms = book.received_ts_ms
+                    if book.venue == POLYMARKET:
+                        vouched_ms = self._venue_data_ms.get(key, vouched_ms)
+                    statuses[key] = StreamedStatus(status, vouched_ms)
         return list(statuses.values())
 
     def _pairs_to_poll(self, venue: str, stale_since_s: dict[str, float]) -> list[PairSpec]:
@@ -356,8 +366,10 @@ class StreamSource:
 
     # --- iterating ----------------------------------------------------------------------------
 
-    def _as_update(self, venue: str, book: StreamBook) -> BookUpdate:
+    def _as_update(self, venue: str, book: StreamBook, *, restated: bool = False) -> BookUpdate:
         self._last_yield_ms[(venue, book.instrument_id)] = book.received_ms
+        if not restated:
+            self._venue_data_ms[(venue, book.instrument_id)] = book.received_ms
         if venue == POLYMARKET:
             key, connection = (venue, book.instrument_id), self._connection(venue)
             with self._statuses_lock:
@@ -376,7 +388,7 @@ class StreamSource:
                 continue
             for book in client.current_books(now_ms):
                 if self._last_yield_ms.get((venue, book.instrument_id), 0) <= due_ms:
-                    updates.append(self._as_update(venue, book))
+                    updates.append(self._as_update(venue, book, restated=True))
         return updates
 
     def _shared(self, updates: list[BookUpdate], *, streamed: bool = True) -> list[BookUpdate]:

@@ -322,6 +322,34 @@ def test_market_statuses_follow_the_feeds_and_are_forgotten_while_a_feed_is_down
         updates.close()
 
 
+@pytest.mark.django_db
+def test_a_polymarket_status_goes_stale_once_the_venue_sends_nothing_of_its_book(double, pair):
+    """Restating a book the venue may have dropped does not vouch for its market trading: once
+    the venue's last data of the book is older than the max age, decisions ask the venue (the
+    book itself is still restated and used)."""
+    later_ms = 0  # the clock jumps ahead, as if the venue had sent nothing for that long
+    source = stream_source(
+        double, [pair], restate_every_s=0.05, wall_clock_ms=lambda: time.time_ns() // 1_000_000 + later_ms
+    )
+    updates = iter(source)
+    token = pair.poly_no_token
+    try:
+        run_until(updates, lambda u: shared_status(POLYMARKET, token, NO), "the token's status shared")
+        later_ms = 10_000
+        jumped_ms = time.time_ns() // 1_000_000 + later_ms
+        run_until(
+            updates,
+            lambda u: any(b.instrument_id == token and b.received_ts_ms >= jumped_ms for b in u.books),
+            "the quiet book restated",
+        )
+        leg = (POLYMARKET, token, NO)
+        book, status = fresh_legs([leg], now_ms=time.time_ns() // 1_000_000 + later_ms)[leg]
+        assert book is not None and status is None
+    finally:
+        source.stop()
+        updates.close()
+
+
 def test_a_streamed_status_is_not_taken_past_its_market_close_time():
     """Kalshi's feed sends no event when a market reaches its close time: from then on the
     venue is asked (a closed or resolved status still counts)."""
