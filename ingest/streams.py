@@ -17,7 +17,8 @@ stream is down (or not configured).
 - Each market's status is kept per stream connection and shared with the books
   (ingest.stream_books), so a decision need not ask the venue: Kalshi's from one batch REST call
   (GET /markets?tickers=, on the Kalshi REST thread) once its stream is live, then its
-  `market_lifecycle_v2` events; a Polymarket token is active once its stream has sent its book
+  `market_lifecycle_v2` events (`close_date_updated` moves its close time; an event of a market
+  not yet known on the connection waits for that call, which knows the close time); a Polymarket token is active once its stream has sent its book
   (REST's rule: a token with a book trades), until its `market_resolved`; it is vouched for as of
   the venue's last data of the book, not its restatements (a book the venue dropped is no proof). (Kalshi sends no event
   at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect forgets
@@ -43,14 +44,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import batched
 from pathlib import Path
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.kalshi import MAX_BATCH_TICKERS
 from exchanges.results import MarketStatus
-from exchanges.streams import ACTIVATED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
+from exchanges.streams import ACTIVATED, CLOSE_TIME_CHANGED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
 from exchanges.streams.connection import StreamBook, StreamConnection, StreamSettings, wall_clock_ms
 from exchanges.streams.kalshi import KalshiStreamClient
 from exchanges.streams.polymarket import PolymarketStreamClient
@@ -106,6 +107,11 @@ def status_after(event: LifecycleEvent, before: MarketStatus | None) -> MarketSt
             return None
         # REST's word for a token without a book; the market has resolved.
         return MarketStatus(event.instrument_id, "closed", False, True, event.result, venue=POLYMARKET)
+    if event.kind == CLOSE_TIME_CHANGED:
+        return None if before is None else replace(before, close_time=event.close_time)
+    if event.kind == ACTIVATED and before is None:
+        # Its close time is known only over REST: the connection's batch call fills it in.
+        return None
     word = KALSHI_STATUS_AFTER.get(event.kind)
     if word is None:
         return None

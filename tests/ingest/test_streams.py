@@ -16,7 +16,7 @@ from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from exchanges.results import MarketStatus
-from exchanges.streams import DETERMINED, LifecycleEvent
+from exchanges.streams import ACTIVATED, CLOSE_TIME_CHANGED, CLOSED, DETERMINED, LifecycleEvent
 from exchanges.streams.connection import StreamSettings
 from exchanges.testing import kalshi_key_pair
 from ingest.detector import PairSpec
@@ -26,7 +26,7 @@ from ingest.recording import read_recording, to_book, token_sides
 from ingest.services import IngestPipeline
 from ingest.sources import LiveHosts
 from ingest.stream_books import StreamedStatus, fresh_legs, publish_books
-from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource
+from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource, status_after
 
 KEY_ID = "ingest-stream-key"
 TICKER = "FED-25DEC-T4.00"
@@ -367,6 +367,22 @@ def test_a_streamed_status_is_not_taken_past_its_market_close_time():
     assert shared(60).tradeable
     assert shared(-1) is None
     assert shared(-1, tradeable=False).venue_status == "closed"
+
+
+def test_a_kalshi_close_time_follows_its_events_and_an_early_activation_leaves_it_to_rest():
+    closes = datetime(2026, 12, 1, tzinfo=UTC)
+    moved = datetime(2026, 12, 3, tzinfo=UTC)
+    known = MarketStatus(TICKER, "active", True, False, None, closes, KALSHI)
+
+    after = status_after(LifecycleEvent(KALSHI, TICKER, CLOSE_TIME_CHANGED, None, close_time=moved), known)
+    assert (after.close_time, after.tradeable) == (moved, True)
+    closed = status_after(LifecycleEvent(KALSHI, TICKER, CLOSED, None), after)
+    assert (closed.close_time, closed.tradeable) == (moved, False)
+    # Not known on this connection yet: the connection's REST batch call tells it (close time too).
+    assert (
+        status_after(LifecycleEvent(KALSHI, TICKER, CLOSE_TIME_CHANGED, None, close_time=moved), None) is None
+    )
+    assert status_after(LifecycleEvent(KALSHI, TICKER, ACTIVATED, None), None) is None
 
 
 @pytest.mark.django_db
