@@ -17,8 +17,8 @@ stream is down (or not configured).
 - Each market's status is kept per stream connection and shared with the books
   (ingest.stream_books), so a decision need not ask the venue: Kalshi's from one batch REST call
   (GET /markets?tickers=, on the Kalshi REST thread) once its stream is live, then its
-  `market_lifecycle_v2` events (`close_date_updated` moves its close time; an event of a market
-  not yet known on the connection waits for that call, which knows the close time); a Polymarket token is active once its stream has sent its book
+  `market_lifecycle_v2` events (`close_date_updated` moves its close time; an `activated` of a
+  market not yet known on the connection waits for that call, which knows the close time); a Polymarket token is active once its stream has sent its book
   (REST's rule: a token with a book trades), until its `market_resolved`; it is vouched for as of
   the venue's last data of the book, not its restatements (a book the venue dropped is no proof). (Kalshi sends no event
   at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect forgets
