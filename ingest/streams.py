@@ -21,8 +21,8 @@ stream is down (or not configured).
   market not yet known on the connection waits for that call, which knows the close time); a Polymarket token is active once its stream has sent its book
   (REST's rule: a token with a book trades), until its `market_resolved`; it is vouched for as of
   the venue's last data of the book, not its restatements (a book the venue dropped is no proof). (Kalshi sends no event
-  at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect forgets
-  the connection's statuses (events may have been missed meanwhile) until they are known again;
+  at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect (or Kalshi
+  ending the lifecycle subscription, renewed on the same socket) forgets the connection's statuses (events may have been missed meanwhile) until they are known again;
   meanwhile, and whenever no live stream restates a status, decisions ask the venue.
 - Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
   it), so `record` and replays see stream books exactly as REST ones.
@@ -174,9 +174,9 @@ class StreamSource:
         # (venue, instrument) -> when the venue last sent data of its book (not a restatement).
         self._venue_data_ms: dict[tuple[str, str], int] = {}
         # (venue, instrument) -> (the stream connection it was learnt on, the market's status);
-        # a connection is its client's reconnect count. Written by the client threads (events),
+        # a connection is its client's reconnect count and lifecycle subscriptions renewed on it. Written by the client threads (events),
         # the Kalshi REST thread and the iterating thread (Polymarket books).
-        self._statuses: dict[tuple[str, str], tuple[int, MarketStatus]] = {}
+        self._statuses: dict[tuple[str, str], tuple[tuple[int, int], MarketStatus]] = {}
         self._statuses_lock = threading.Lock()
         common = {"settings": settings, "on_lifecycle": self._lifecycle_arrived, "shard": shard}
         self.clients: dict[str, StreamConnection] = {}
@@ -254,8 +254,9 @@ class StreamSource:
 
     # --- market statuses ------------------------------------------------------------------------
 
-    def _connection(self, venue: str) -> int:
-        return self.clients[venue].counters["reconnects"]
+    def _connection(self, venue: str) -> tuple[int, int]:
+        client = self.clients[venue]
+        return client.counters["reconnects"], client.lifecycle_renewals
 
     def market_status(self, venue: str, instrument: str) -> MarketStatus | None:
         """The market's status as this stream connection knows it; None if not known on it."""

@@ -256,6 +256,7 @@ class KalshiStreamClient(StreamConnection):
             await ws.close()
         elif what is None and code in SUBSCRIPTION_ENDED and sid == self._lifecycle_sid:
             self._lifecycle_sid = None
+            self.lifecycle_renewals += 1
             await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
         elif what == "get_snapshot" or (what is None and code in SUBSCRIPTION_ENDED):
             if what is None and self._book_sid is not None:  # the venue has ended it already

@@ -350,6 +350,24 @@ def test_a_polymarket_status_goes_stale_once_the_venue_sends_nothing_of_its_book
         updates.close()
 
 
+@pytest.mark.django_db
+def test_kalshi_statuses_are_asked_again_when_its_lifecycle_subscription_was_renewed(double, pair):
+    """Events sent while the venue had ended the lifecycle subscription are lost, although the
+    socket stayed up: what the connection knew is asked of the venue again."""
+    source = stream_source(double, [pair], restate_every_s=0.05)
+    updates = iter(source)
+    markets_call = (KALSHI, "/trade-api/v2/markets")
+    try:
+        run_until(updates, lambda u: source.market_status(KALSHI, TICKER), "the status known")
+        assert double.call_counts[markets_call] == 1
+        double.stream_fault(KALSHI, "slow_consumer")  # error 25 ends every subscription
+        run_until(updates, lambda u: double.call_counts[markets_call] == 2, "the status asked again")
+        assert source.clients[KALSHI].counters["reconnects"] == 0
+    finally:
+        source.stop()
+        updates.close()
+
+
 def test_a_streamed_status_is_not_taken_past_its_market_close_time():
     """Kalshi's feed sends no event when a market reaches its close time: from then on the
     venue is asked (a closed or resolved status still counts)."""
