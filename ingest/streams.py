@@ -178,6 +178,9 @@ class StreamSource:
         # the Kalshi REST thread and the iterating thread (Polymarket books).
         self._statuses: dict[tuple[str, str], tuple[tuple[int, int], MarketStatus]] = {}
         self._statuses_lock = threading.Lock()
+        # The Kalshi connection whose batch status call answered without these tickers: not
+        # asked again on it (the venue does not know them; decisions ask the venue).
+        self._kalshi_absent: tuple[tuple[int, int] | None, set[str]] = (None, set())
         common = {"settings": settings, "on_lifecycle": self._lifecycle_arrived, "shard": shard}
         self.clients: dict[str, StreamConnection] = {}
         self.why_no_stream: dict[str, str] = {}
@@ -285,10 +288,13 @@ class StreamSource:
             return
         connection = self._connection(KALSHI)
         with self._statuses_lock:
+            if self._kalshi_absent[0] != connection:
+                self._kalshi_absent = (connection, set())
+            absent = self._kalshi_absent[1]
             unknown = [
                 ticker
                 for ticker in sorted(self.clients[KALSHI].instruments())
-                if self._statuses.get((KALSHI, ticker), (None,))[0] != connection
+                if self._statuses.get((KALSHI, ticker), (None,))[0] != connection and ticker not in absent
             ]
         adapter = self._rest[KALSHI].kalshi
         for chunk in batched(unknown, MAX_BATCH_TICKERS, strict=False):
@@ -305,6 +311,7 @@ class StreamSource:
                 for ticker, status in answer.value.items():
                     if self._statuses.get((KALSHI, ticker), (None,))[0] != connection:
                         self._statuses[(KALSHI, ticker)] = (connection, status)
+                absent.update(ticker for ticker in chunk if ticker not in answer.value)
 
     def _streamed_statuses(self, updates: list[BookUpdate]) -> list[StreamedStatus]:
         """The known status of each market the updates' books are of, vouched for at the book's

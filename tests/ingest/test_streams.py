@@ -5,6 +5,7 @@ replay as the same books, and the streams' state is published for /healthz."""
 import io
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -363,6 +364,22 @@ def test_kalshi_statuses_are_asked_again_when_its_lifecycle_subscription_was_ren
         double.stream_fault(KALSHI, "slow_consumer")  # error 25 ends every subscription
         run_until(updates, lambda u: double.call_counts[markets_call] == 2, "the status asked again")
         assert source.clients[KALSHI].counters["reconnects"] == 0
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
+def test_a_kalshi_ticker_the_venue_does_not_know_is_asked_of_it_once_per_connection(double, pair):
+    unknown = replace(pair, opportunity_key="GONE", kalshi_ticker="GONE-25DEC-T1")
+    source = stream_source(double, [pair, unknown], stale_rest_after_s=0.0)
+    updates = iter(source)
+    kalshi_rest = source._rest[KALSHI]
+    try:
+        run_until(updates, lambda u: source.market_status(KALSHI, TICKER), "the known ticker's status")
+        rounds = kalshi_rest.rounds
+        run_until(updates, lambda u: kalshi_rest.rounds >= rounds + 3, "three more REST loops")
+        assert double.call_counts[(KALSHI, "/trade-api/v2/markets")] == 1
     finally:
         source.stop()
         updates.close()
