@@ -2,13 +2,12 @@
 and fill orders.
 
 Live ingest publishes every whole book it hands to the detector (Django's cache: Redis when
-REDIS_URL is set, so Celery workers on other machines read them), and with it the market's
-status as the stream knows it (ingest.streams: a REST answer taken once per connection, then the
-venue's lifecycle events). Exchange validation and an order's arrival read a book or a status
-from here when it is fresh, and ask the venue's REST API only when it is not (or the cache is
-unreachable). A live stream
-restates a quiet book, and its market's status, at least every 1.5 s, so anything older than
-`SIMULATOR_STREAM_BOOK_MAX_AGE_MS` (2 s) means its stream is not live: REST answers then.
+REDIS_URL is set, so Celery workers on other machines read them), and with it the market's status
+as the stream knows it (ingest.streams: a REST answer taken once per connection, then the venue's
+lifecycle events). Exchange validation and an order's arrival read a book or a status from here
+when it is fresh, and ask the venue's REST API only when it is not (or the cache is unreachable). A
+live stream restates a quiet book, and its market's status, at least every 1.5 s, so anything older
+than `SIMULATOR_STREAM_BOOK_MAX_AGE_MS` (2 s) means its stream is not live: REST answers then.
 """
 
 from __future__ import annotations

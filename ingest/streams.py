@@ -18,12 +18,14 @@ stream is down (or not configured).
   (ingest.stream_books), so a decision need not ask the venue: Kalshi's from one batch REST call
   (GET /markets?tickers=, on the Kalshi REST thread) once its stream is live, then its
   `market_lifecycle_v2` events (`close_date_updated` moves its close time; an `activated` of a
-  market not yet known on the connection waits for that call, which knows the close time); a Polymarket token is active once its stream has sent its book
-  (REST's rule: a token with a book trades), until its `market_resolved`; it is vouched for as of
-  the venue's last data of the book, not its restatements (a book the venue dropped is no proof). (Kalshi sends no event
-  at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect (or Kalshi
-  ending the lifecycle subscription, renewed on the same socket) forgets the connection's statuses (events may have been missed meanwhile) until they are known again;
-  meanwhile, and whenever no live stream restates a status, decisions ask the venue.
+  market not yet known on the connection waits for that call, which knows the close time); a
+  Polymarket token is active once its stream has sent its book (REST's rule: a token with a book
+  trades), until its `market_resolved`; it is vouched for as of the venue's last data of the book,
+  not its restatements (a book the venue dropped is no proof). (Kalshi sends no event at a market's
+  close time: ingest.stream_books does not take "trading" past it.) A reconnect (or Kalshi ending
+  the lifecycle subscription, renewed on the same socket) forgets the connection's statuses (events
+  may have been missed meanwhile) until they are known again; meanwhile, and whenever no live
+  stream restates a status, decisions ask the venue.
 - Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
   it), so `record` and replays see stream books exactly as REST ones.
 - The streams' status is published through ingest.health every `status_every_s`; lifecycle events
@@ -174,8 +176,9 @@ class StreamSource:
         # (venue, instrument) -> when the venue last sent data of its book (not a restatement).
         self._venue_data_ms: dict[tuple[str, str], int] = {}
         # (venue, instrument) -> (the stream connection it was learnt on, the market's status);
-        # a connection is its client's reconnect count and lifecycle subscriptions renewed on it. Written by the client threads (events),
-        # the Kalshi REST thread and the iterating thread (Polymarket books).
+        # a connection is its client's (reconnect count, lifecycle subscriptions renewed on it).
+        # Written by the client threads (events), the Kalshi REST thread and the iterating thread
+        # (Polymarket books).
         self._statuses: dict[tuple[str, str], tuple[tuple[int, int], MarketStatus]] = {}
         self._statuses_lock = threading.Lock()
         # The Kalshi connection whose batch status call answered without these tickers: not

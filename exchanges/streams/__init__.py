@@ -10,9 +10,8 @@ ACTIVATED = "activated"  # trading (again): Kalshi `activated`
 CLOSED = "closed"  # trading has stopped; no result yet
 DETERMINED = "determined"  # the result is known (Kalshi `determined`, Polymarket `market_resolved`)
 SETTLED = "settled"  # paid out at the venue (Kalshi `settled`)
-CLOSE_TIME_CHANGED = (
-    "close_time_changed"  # the market closes at `close_time` now (Kalshi `close_date_updated`)
-)
+# The market closes at the event's `close_time` now (Kalshi `close_date_updated`).
+CLOSE_TIME_CHANGED = "close_time_changed"
 LIFECYCLE_KINDS = (ACTIVATED, CLOSED, DETERMINED, SETTLED, CLOSE_TIME_CHANGED)
 
 
