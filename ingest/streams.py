@@ -17,11 +17,15 @@ stream is down (or not configured).
 - Each market's status is kept per stream connection and shared with the books
   (ingest.stream_books), so a decision need not ask the venue: Kalshi's from one batch REST call
   (GET /markets?tickers=, on the Kalshi REST thread) once its stream is live, then its
-  `market_lifecycle_v2` events; a Polymarket token is active once its stream has sent its book
-  (REST's rule: a token with a book trades), until its `market_resolved`. (Kalshi sends no event
-  at a market's close time: ingest.stream_books does not take "trading" past it.) A reconnect forgets
-  the connection's statuses (events may have been missed meanwhile) until they are known again;
-  meanwhile, and whenever no live stream restates a status, decisions ask the venue.
+  `market_lifecycle_v2` events (`close_date_updated` moves its close time; an `activated` of a
+  market not yet known on the connection waits for that call, which knows the close time); a
+  Polymarket token is active once its stream has sent its book (REST's rule: a token with a book
+  trades), until its `market_resolved`; it is vouched for as of the venue's last data of the book,
+  not its restatements (a book the venue dropped is no proof). (Kalshi sends no event at a market's
+  close time: ingest.stream_books does not take "trading" past it.) A reconnect (or Kalshi ending
+  the lifecycle subscription, renewed on the same socket) forgets the connection's statuses (events
+  may have been missed meanwhile) until they are known again; meanwhile, and whenever no live
+  stream restates a status, decisions ask the venue.
 - Every update's `raw` is a recording line (`t` receive ms, `vts` venue ms when the venue stamps
   it), so `record` and replays see stream books exactly as REST ones.
 - The streams' status is published through ingest.health every `status_every_s`; lifecycle events
@@ -42,14 +46,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import batched
 from pathlib import Path
 
 from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.kalshi import MAX_BATCH_TICKERS
 from exchanges.results import MarketStatus
-from exchanges.streams import ACTIVATED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
+from exchanges.streams import ACTIVATED, CLOSE_TIME_CHANGED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
 from exchanges.streams.connection import StreamBook, StreamConnection, StreamSettings, wall_clock_ms
 from exchanges.streams.kalshi import KalshiStreamClient
 from exchanges.streams.polymarket import PolymarketStreamClient
@@ -105,6 +109,11 @@ def status_after(event: LifecycleEvent, before: MarketStatus | None) -> MarketSt
             return None
         # REST's word for a token without a book; the market has resolved.
         return MarketStatus(event.instrument_id, "closed", False, True, event.result, venue=POLYMARKET)
+    if event.kind == CLOSE_TIME_CHANGED:
+        return None if before is None else replace(before, close_time=event.close_time)
+    if event.kind == ACTIVATED and before is None:
+        # Its close time is known only over REST: the connection's batch call fills it in.
+        return None
     word = KALSHI_STATUS_AFTER.get(event.kind)
     if word is None:
         return None
@@ -164,11 +173,17 @@ class StreamSource:
         self._lifecycle_events: deque[LifecycleEvent] = deque()
         self._rest_updates: deque[BookUpdate] = deque(maxlen=PENDING_LIMIT)
         self._last_yield_ms: dict[tuple[str, str], int] = {}
+        # (venue, instrument) -> when the venue last sent data of its book (not a restatement).
+        self._venue_data_ms: dict[tuple[str, str], int] = {}
         # (venue, instrument) -> (the stream connection it was learnt on, the market's status);
-        # a connection is its client's reconnect count. Written by the client threads (events),
-        # the Kalshi REST thread and the iterating thread (Polymarket books).
-        self._statuses: dict[tuple[str, str], tuple[int, MarketStatus]] = {}
+        # a connection is its client's (reconnect count, lifecycle subscriptions renewed on it).
+        # Written by the client threads (events), the Kalshi REST thread and the iterating thread
+        # (Polymarket books).
+        self._statuses: dict[tuple[str, str], tuple[tuple[int, int], MarketStatus]] = {}
         self._statuses_lock = threading.Lock()
+        # The Kalshi connection whose batch status call answered without these tickers: not
+        # asked again on it (the venue does not know them; decisions ask the venue).
+        self._kalshi_absent: tuple[tuple[int, int] | None, set[str]] = (None, set())
         common = {"settings": settings, "on_lifecycle": self._lifecycle_arrived, "shard": shard}
         self.clients: dict[str, StreamConnection] = {}
         self.why_no_stream: dict[str, str] = {}
@@ -245,8 +260,9 @@ class StreamSource:
 
     # --- market statuses ------------------------------------------------------------------------
 
-    def _connection(self, venue: str) -> int:
-        return self.clients[venue].counters["reconnects"]
+    def _connection(self, venue: str) -> tuple[int, int]:
+        client = self.clients[venue]
+        return client.counters["reconnects"], client.lifecycle_renewals
 
     def market_status(self, venue: str, instrument: str) -> MarketStatus | None:
         """The market's status as this stream connection knows it; None if not known on it."""
@@ -275,10 +291,13 @@ class StreamSource:
             return
         connection = self._connection(KALSHI)
         with self._statuses_lock:
+            if self._kalshi_absent[0] != connection:
+                self._kalshi_absent = (connection, set())
+            absent = self._kalshi_absent[1]
             unknown = [
                 ticker
                 for ticker in sorted(self.clients[KALSHI].instruments())
-                if self._statuses.get((KALSHI, ticker), (None,))[0] != connection
+                if self._statuses.get((KALSHI, ticker), (None,))[0] != connection and ticker not in absent
             ]
         adapter = self._rest[KALSHI].kalshi
         for chunk in batched(unknown, MAX_BATCH_TICKERS, strict=False):
@@ -295,16 +314,24 @@ class StreamSource:
                 for ticker, status in answer.value.items():
                     if self._statuses.get((KALSHI, ticker), (None,))[0] != connection:
                         self._statuses[(KALSHI, ticker)] = (connection, status)
+                absent.update(ticker for ticker in chunk if ticker not in answer.value)
 
     def _streamed_statuses(self, updates: list[BookUpdate]) -> list[StreamedStatus]:
         """The known status of each market the updates' books are of, vouched for at the book's
-        receive time (a stream book is handed over or restated only while its stream is live)."""
+        receive time (a stream book is handed over or restated only while its stream is live).
+        A Polymarket token's status rests on its book alone, so it is vouched for only as of the
+        venue's last data of that book: a book the venue silently dropped is restated as it was,
+        but its status goes stale and decisions ask the venue."""
         statuses = {}
         for update in updates:
             for book in update.books:
-                status = self.market_status(book.venue, book.instrument_id)
+                key = (book.venue, book.instrument_id)
+                status = self.market_status(*key)
                 if status is not None:
-                    statuses[(book.venue, book.instrument_id)] = StreamedStatus(status, book.received_ts_ms)
+                    vouched_ms = book.received_ts_ms
+                    if book.venue == POLYMARKET:
+                        vouched_ms = self._venue_data_ms.get(key, vouched_ms)
+                    statuses[key] = StreamedStatus(status, vouched_ms)
         return list(statuses.values())
 
     def _pairs_to_poll(self, venue: str, stale_since_s: dict[str, float]) -> list[PairSpec]:
@@ -356,8 +383,10 @@ class StreamSource:
 
     # --- iterating ----------------------------------------------------------------------------
 
-    def _as_update(self, venue: str, book: StreamBook) -> BookUpdate:
+    def _as_update(self, venue: str, book: StreamBook, *, restated: bool = False) -> BookUpdate:
         self._last_yield_ms[(venue, book.instrument_id)] = book.received_ms
+        if not restated:
+            self._venue_data_ms[(venue, book.instrument_id)] = book.received_ms
         if venue == POLYMARKET:
             key, connection = (venue, book.instrument_id), self._connection(venue)
             with self._statuses_lock:
@@ -376,7 +405,7 @@ class StreamSource:
                 continue
             for book in client.current_books(now_ms):
                 if self._last_yield_ms.get((venue, book.instrument_id), 0) <= due_ms:
-                    updates.append(self._as_update(venue, book))
+                    updates.append(self._as_update(venue, book, restated=True))
         return updates
 
     def _shared(self, updates: list[BookUpdate], *, streamed: bool = True) -> list[BookUpdate]:

@@ -161,6 +161,9 @@ class StreamConnection:
             "resnapshots": 0,
             "hash_checks_stopped": 0,  # connections on which book hashes stopped being checked
         }
+        # Lifecycle subscriptions the venue ended and the client renewed on the same socket
+        # (events in between are lost: what was learnt from them no longer holds).
+        self.lifecycle_renewals = 0
 
     # --- public, thread-safe ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -27,7 +28,7 @@ from websockets.asyncio.client import ClientConnection
 
 from exchanges.books import KALSHI, NO, YES, Book
 from exchanges.redaction import register_secret
-from exchanges.streams import ACTIVATED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
+from exchanges.streams import ACTIVATED, CLOSE_TIME_CHANGED, CLOSED, DETERMINED, SETTLED, LifecycleEvent
 from exchanges.streams.connection import StreamBook, StreamConnection, parse_frame
 from exchanges.streams.l2 import KalshiL2, KalshiLevels, kalshi_books_of, kalshi_recording_line
 
@@ -46,6 +47,7 @@ KALSHI_EVENT_KINDS = {
     "settled": SETTLED,
     "deactivated": CLOSED,
     "activated": ACTIVATED,
+    "close_date_updated": CLOSE_TIME_CHANGED,
 }
 LIFECYCLE_TS_FIELDS = {"determined": "determination_ts", "settled": "settled_ts"}
 
@@ -254,6 +256,7 @@ class KalshiStreamClient(StreamConnection):
             await ws.close()
         elif what is None and code in SUBSCRIPTION_ENDED and sid == self._lifecycle_sid:
             self._lifecycle_sid = None
+            self.lifecycle_renewals += 1
             await self._command(ws, "subscribe", {"channels": [LIFECYCLE]}, LIFECYCLE)
         elif what == "get_snapshot" or (what is None and code in SUBSCRIPTION_ENDED):
             if what is None and self._book_sid is not None:  # the venue has ended it already
@@ -304,7 +307,16 @@ class KalshiStreamClient(StreamConnection):
         result = result.lower() if isinstance(result, str) and result.lower() in (YES, NO) else None
         ts_s = msg.get(LIFECYCLE_TS_FIELDS.get(event_type, ""))
         venue_ts_ms = ts_s * 1000 if isinstance(ts_s, int) else message.get("sending_ts_ms")
-        self._lifecycle(LifecycleEvent(KALSHI, ticker, kind, result, venue_ts_ms))
+        close_time = None
+        if kind == CLOSE_TIME_CHANGED:
+            close_ts = msg.get("close_ts")
+            if not isinstance(close_ts, int) or isinstance(close_ts, bool):
+                logger.warning(
+                    "stream.close_ts_unusable venue=kalshi ticker=%s close_ts=%r", ticker, close_ts
+                )
+                return
+            close_time = datetime.fromtimestamp(close_ts, UTC)
+        self._lifecycle(LifecycleEvent(KALSHI, ticker, kind, result, venue_ts_ms, close_time))
 
     # --- books --------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -16,7 +17,7 @@ from websockets.sync.client import connect
 from exchanges.books import KALSHI, NO, POLYMARKET, YES, kalshi_books
 from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
 from exchanges.double.state import PolymarketBook
-from exchanges.streams import DETERMINED, LifecycleEvent
+from exchanges.streams import CLOSE_TIME_CHANGED, DETERMINED, LifecycleEvent
 from exchanges.streams.connection import StreamSettings, parse_frame
 from exchanges.streams.kalshi import KalshiStreamClient
 from exchanges.streams.polymarket import PolymarketStreamBook, PolymarketStreamClient
@@ -554,3 +555,17 @@ def test_frames_are_read_as_json_reads_them():
         parse_frame("{not json")
     with pytest.raises(ValueError):
         parse_frame(b"\xff\xfe")
+
+
+def test_a_kalshi_close_date_update_is_a_close_time_event(events):
+    client = KalshiStreamClient(
+        "ws://127.0.0.1:9/unused",
+        api_key_id=KEY_ID,
+        private_key_pem=kalshi_key_pair()[0],
+        on_lifecycle=events.append,
+    )
+    client._subscribed.add(TICKERS[0])
+    message = {"market_ticker": TICKERS[0], "event_type": "close_date_updated", "close_ts": 1785000000}
+    client._on_lifecycle_message({"type": "market_lifecycle_v2", "sid": 1, "seq": 2, "msg": message})
+    [event] = events
+    assert (event.kind, event.close_time) == (CLOSE_TIME_CHANGED, datetime.fromtimestamp(1785000000, UTC))

@@ -5,6 +5,7 @@ replay as the same books, and the streams' state is published for /healthz."""
 import io
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal as D
 
@@ -16,7 +17,7 @@ from exchanges.books import KALSHI, NO, POLYMARKET, YES
 from exchanges.double import ExchangeDouble, KalshiMarket, Scenario
 from exchanges.fees import kalshi_taker_schedule, polymarket_taker_schedule
 from exchanges.results import MarketStatus
-from exchanges.streams import DETERMINED, LifecycleEvent
+from exchanges.streams import ACTIVATED, CLOSE_TIME_CHANGED, CLOSED, DETERMINED, LifecycleEvent
 from exchanges.streams.connection import StreamSettings
 from exchanges.testing import kalshi_key_pair
 from ingest.detector import PairSpec
@@ -26,7 +27,7 @@ from ingest.recording import read_recording, to_book, token_sides
 from ingest.services import IngestPipeline
 from ingest.sources import LiveHosts
 from ingest.stream_books import StreamedStatus, fresh_legs, publish_books
-from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource
+from ingest.streams import NO_KALSHI_KEY, PENDING_LIMIT, KalshiStreamKey, StreamSource, status_after
 
 KEY_ID = "ingest-stream-key"
 TICKER = "FED-25DEC-T4.00"
@@ -322,6 +323,68 @@ def test_market_statuses_follow_the_feeds_and_are_forgotten_while_a_feed_is_down
         updates.close()
 
 
+@pytest.mark.django_db
+def test_a_polymarket_status_goes_stale_once_the_venue_sends_nothing_of_its_book(double, pair):
+    """Restating a book the venue may have dropped does not vouch for its market trading: once
+    the venue's last data of the book is older than the max age, decisions ask the venue (the
+    book itself is still restated and used)."""
+    later_ms = 0  # the clock jumps ahead, as if the venue had sent nothing for that long
+    source = stream_source(
+        double, [pair], restate_every_s=0.05, wall_clock_ms=lambda: time.time_ns() // 1_000_000 + later_ms
+    )
+    updates = iter(source)
+    token = pair.poly_no_token
+    try:
+        run_until(updates, lambda u: shared_status(POLYMARKET, token, NO), "the token's status shared")
+        later_ms = 10_000
+        jumped_ms = time.time_ns() // 1_000_000 + later_ms
+        run_until(
+            updates,
+            lambda u: any(b.instrument_id == token and b.received_ts_ms >= jumped_ms for b in u.books),
+            "the quiet book restated",
+        )
+        leg = (POLYMARKET, token, NO)
+        book, status = fresh_legs([leg], now_ms=time.time_ns() // 1_000_000 + later_ms)[leg]
+        assert book is not None and status is None
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
+def test_kalshi_statuses_are_asked_again_when_its_lifecycle_subscription_was_renewed(double, pair):
+    """Events sent while the venue had ended the lifecycle subscription are lost, although the
+    socket stayed up: what the connection knew is asked of the venue again."""
+    source = stream_source(double, [pair], restate_every_s=0.05)
+    updates = iter(source)
+    markets_call = (KALSHI, "/trade-api/v2/markets")
+    try:
+        run_until(updates, lambda u: source.market_status(KALSHI, TICKER), "the status known")
+        assert double.call_counts[markets_call] == 1
+        double.stream_fault(KALSHI, "slow_consumer")  # error 25 ends every subscription
+        run_until(updates, lambda u: double.call_counts[markets_call] == 2, "the status asked again")
+        assert source.clients[KALSHI].counters["reconnects"] == 0
+    finally:
+        source.stop()
+        updates.close()
+
+
+@pytest.mark.django_db
+def test_a_kalshi_ticker_the_venue_does_not_know_is_asked_of_it_once_per_connection(double, pair):
+    unknown = replace(pair, opportunity_key="GONE", kalshi_ticker="GONE-25DEC-T1")
+    source = stream_source(double, [pair, unknown], stale_rest_after_s=0.0)
+    updates = iter(source)
+    kalshi_rest = source._rest[KALSHI]
+    try:
+        run_until(updates, lambda u: source.market_status(KALSHI, TICKER), "the known ticker's status")
+        rounds = kalshi_rest.rounds
+        run_until(updates, lambda u: kalshi_rest.rounds >= rounds + 3, "three more REST loops")
+        assert double.call_counts[(KALSHI, "/trade-api/v2/markets")] == 1
+    finally:
+        source.stop()
+        updates.close()
+
+
 def test_a_streamed_status_is_not_taken_past_its_market_close_time():
     """Kalshi's feed sends no event when a market reaches its close time: from then on the
     venue is asked (a closed or resolved status still counts)."""
@@ -339,6 +402,22 @@ def test_a_streamed_status_is_not_taken_past_its_market_close_time():
     assert shared(60).tradeable
     assert shared(-1) is None
     assert shared(-1, tradeable=False).venue_status == "closed"
+
+
+def test_a_kalshi_close_time_follows_its_events_and_an_early_activation_leaves_it_to_rest():
+    closes = datetime(2026, 12, 1, tzinfo=UTC)
+    moved = datetime(2026, 12, 3, tzinfo=UTC)
+    known = MarketStatus(TICKER, "active", True, False, None, closes, KALSHI)
+
+    after = status_after(LifecycleEvent(KALSHI, TICKER, CLOSE_TIME_CHANGED, None, close_time=moved), known)
+    assert (after.close_time, after.tradeable) == (moved, True)
+    closed = status_after(LifecycleEvent(KALSHI, TICKER, CLOSED, None), after)
+    assert (closed.close_time, closed.tradeable) == (moved, False)
+    # Not known on this connection yet: the connection's REST batch call tells it (close time too).
+    assert (
+        status_after(LifecycleEvent(KALSHI, TICKER, CLOSE_TIME_CHANGED, None, close_time=moved), None) is None
+    )
+    assert status_after(LifecycleEvent(KALSHI, TICKER, ACTIVATED, None), None) is None
 
 
 @pytest.mark.django_db

@@ -398,6 +398,21 @@ def test_a_streamed_book_older_than_the_max_age_is_not_used(scene, validator, do
     assert _orderbook_reads(double, "kalshi") == 1
 
 
+def test_with_the_shared_cache_down_validation_and_arrival_ask_the_venues(scene, validator, double, settings):
+    """Redis unreachable: no streamed book or status is read, the decision trades on the venues'
+    REST answers instead of failing."""
+    dead_port = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": dead_port}
+    }
+    decision = decide(scene, validator)
+    assert decision.outcome == "traded", decision.reason
+    reads_at_decision = _orderbook_reads(double, "kalshi")
+    assert reads_at_decision > 0
+    arrive_in_order(in_flight_steps(decision))
+    assert _orderbook_reads(double, "kalshi") > reads_at_decision  # the arrival asked the venue too
+
+
 def test_each_order_meeting_its_venue_at_arrival_counts_in_the_lateness_metric(scene, validator):
     """/metrics' arrival lateness is fed by the live path's arrivals, one observation per order."""
     decision = decide(scene, validator)
