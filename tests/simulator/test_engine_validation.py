@@ -21,7 +21,7 @@ from ingest.sources import LiveHosts
 from ingest.stream_books import fresh_legs, publish_books
 from ingest.streams import KalshiStreamKey, StreamSource
 from simulator.core import IntentLeg
-from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
+from simulator.engine import arrive_in_order, arrive_step, decide_intent, in_flight_steps
 from simulator.engine.inputs import core_intent
 from simulator.engine.validation import ExchangeValidator
 from simulator.models import SimulatorRun, SimulatorTrade
@@ -410,6 +410,20 @@ def test_each_order_meeting_its_venue_at_arrival_counts_in_the_lateness_metric(s
     )
     assert orders_arrived >= 2
     assert telemetry.arrival_lateness()[0][-1][1] == observed_before + orders_arrived
+
+
+def test_a_redelivered_or_resent_arrival_step_is_not_observed_again_in_the_lateness_metric(scene, validator):
+    """A step found done (a redelivery, the sweep's late re-send) met no book: only the delivery
+    that did it counts, or the re-sends' lateness would skew the histogram ops alert on."""
+    decision = decide(scene, validator)
+    assert decision.outcome == "traded", decision.reason
+    steps = in_flight_steps(decision)
+    arrive_in_order(steps)
+    observed = telemetry.arrival_lateness()[0][-1][1]
+    for step in steps:
+        arrived = arrive_step(step)
+        assert arrived is not None and not arrived.done_now
+    assert telemetry.arrival_lateness()[0][-1][1] == observed
 
 
 def _pair_spec() -> PairSpec:
