@@ -260,6 +260,24 @@ def test_a_balance_half_its_ttl_old_is_asked_again_in_the_background(double, sce
         time.sleep(0.02)
 
 
+def test_with_no_balance_ttl_each_decision_asks_each_venue_its_balance_once(double, scene):
+    """SIMULATOR_BALANCE_TTL_S=0: the balance is asked as the decision is made, and not a second
+    time in the background (which would spend twice the venue's rate limit): a zero-TTL answer is
+    not kept, so there is nothing to refresh."""
+    run, intent = scene
+    validator = ExchangeValidator(
+        timeout_s=TIMEOUT_S,
+        cache=BookCache(ttl_s=0),
+        balances=BookCache(ttl_s=0),
+        rate_limiter=LocalRateLimiter(),
+    )
+    legs = core_intent(intent).legs
+    for _ in range(3):
+        assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    validator._pool.shutdown(wait=True)  # any refresh sent to the background has been made
+    assert double.call_counts[(KALSHI, "/trade-api/v2/portfolio/balance")] == 3
+
+
 @pytest.fixture
 def polymarket_book_restored(double):
     book = double.state.polymarket_book(NO_TOKEN)
