@@ -26,13 +26,12 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
-from django.utils import timezone
 
 from simulator import engine
 
@@ -99,7 +98,7 @@ def serving(client: redis.Redis | None = None) -> bool:
 def _warm_up() -> None:
     """The first statement a step runs (`arrive_step`'s locked read), prepared on this thread's
     connection: no such trade, so nothing is asked of a venue and the transaction rolls back."""
-    engine.arrive_step(engine.Step(0, "leg:0", timezone.now(), 0, "kalshi", "", "yes"), _no_book)
+    engine.arrive_step(engine.Step(0, "leg:0", datetime.now(UTC), 0, "kalshi", "", "yes"), _no_book)
 
 
 def _no_book(user_id: int, order: engine.Step, at: datetime) -> tuple[None, str]:
