@@ -12,7 +12,7 @@ What it holds lives in its memory only. Stopped (SIGINT/SIGTERM), it finishes th
 and puts the ones still waiting back on the list for the next scheduler. SIGKILLed, it loses
 them, and beat's overdue-arrivals sweep (`intake.redispatch_overdue_arrivals`, every 10 s) sends
 them again once they are 10 s overdue. Every step runs once whatever the deliveries: the engine
-finds a step already done (`engine.arrive`). A database that goes away fails the steps in hand;
+finds a step already done (`engine.arrive_step`). A database that goes away fails the steps in hand;
 each is tried again with a growing pause on a new connection, then left to the sweep.
 """
 
@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import orjson
 import redis
@@ -94,6 +95,16 @@ def serving(client: redis.Redis | None = None) -> bool:
     return bool((client or redis_client()).exists(ALIVE_KEY))
 
 
+def _warm_up() -> None:
+    """The first statement a step runs (`arrive_step`'s locked read), prepared on this thread's
+    connection: no such trade, so nothing is asked of a venue and the transaction rolls back."""
+    engine.arrive_step(engine.Step(0, "leg:0", datetime.now(UTC), 0, "kalshi", "", "yes"), _no_book)
+
+
+def _no_book(user_id: int, order: engine.Step, at: datetime) -> tuple[None, str]:
+    return None, ""
+
+
 class ArrivalScheduler:
     """Steps on a heap, fired at their time by one timer thread onto `runners` runner threads."""
 
@@ -150,7 +161,7 @@ class ArrivalScheduler:
         def connect() -> None:
             try:
                 connection.ensure_connection()
-                engine.arrive(trade_id=0, step="leg:0")  # no such trade: the engine's first read, warm
+                _warm_up()
             except (OperationalError, InterfaceError) as error:  # the first step connects then
                 logger.warning("event=arrival_runner_not_connected error=%s", error)
             with contextlib.suppress(threading.BrokenBarrierError):

@@ -10,15 +10,17 @@ leg's unhedged excess). `arrive_step(step)` runs one, in two round trips to the 
    time): a slow venue never holds a lock.
 2. One transaction: BEGIN with the run's row and the trade's row locked and read (one round trip;
    the run holds the money and the liquidity ledger, and it orders every worker of the run); a
-   step already done is returned as it is (a redelivered task, a duplicate sent by the sweep).
+   step already done is returned as it is (a redelivered task, a duplicate sent by the sweep, a
+   retry whose COMMIT reply was lost) with the trade's steps still pending, to send again.
 3. The pure core fills the order (`simulator.core.execution`), sends a waiting leg sized to the
    first fill, hedges once every leg is in (unwind or carry), and when nothing is left on its way
    settles the trade's figures and releases the held money less what the orders cost. While
    another leg's order is still on its way only this leg changes: it alone is decoded and
    patched in the stored legs. The trade, the run's money and (for a missed trade) the
    decision's reason are written in one statement with the COMMIT (one round trip).
-4. After commit: the trade's next steps are returned to the caller to schedule, and a completed
-   trade is broadcast.
+4. After commit: the trade's next steps are returned to the caller to schedule, a completed
+   trade is broadcast, and on the live path the step's lateness (when its book was asked) goes
+   to /metrics: once per order, never for a step found done.
 
 `arrive(trade_id=..., step=...)` runs a step known by its name only (a task sent before steps
 carried their order, a tool, a test): the trade's orders are read first, one round trip more.
@@ -130,8 +132,8 @@ FIGURE_FIELDS = (  # the trade's, once its orders are done
 def venue_books(user_id: int, order: Step, at: datetime) -> tuple[Book | None, str]:
     """The live path (and the demo's, whose venue is the exchange double fed by the replay): a
     read-only book call made now, at the arrival time, with the user's keys. Its lateness goes to
-    /metrics (a replay's books are on the recording's clock: not observed)."""
-    telemetry.observe_arrival_lateness(at, datetime.now(UTC))
+    /metrics once the step is done (`arrive_step`; a replay's books are on the recording's clock:
+    not observed)."""
     result = arrival_book(user_id, order.venue, order.instrument_id, order.side)
     if not result.ok:
         return None, f"no book at arrival: {result.kind.replace('_', ' ')}: {result.detail}"
@@ -195,14 +197,16 @@ def arrive(*, trade_id: int, step: str, books: ArrivalBooks | None = None) -> Ar
     if trade is None:
         return None
     due = [found for found in steps_of(trade) if found.step == step]
-    if not due:  # done already, or not sent
-        return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=[])
+    if not due:  # done already, or not sent: the steps still pending, as for a found-done step
+        return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=steps_of(trade))
     return arrive_step(due[0], books)
 
 
 def arrive_step(step: Step, books: ArrivalBooks | None = None) -> Arrived | None:
     """Run one arrival step once. None when its trade does not exist."""
     kind, index = _parse(step.step)
+    live = books is None or books is venue_books
+    asked_at = datetime.now(UTC)
     book, unavailable = (books or venue_books)(step.user_id, step, step.at)
     written = None
     with step_transaction() as store:
@@ -213,7 +217,9 @@ def arrive_step(step: Step, books: ArrivalBooks | None = None) -> Arrived | None
         legs: list[dict[str, Any]] = trade.legs
         order = LegOrder.from_json(legs[index]) if index < len(legs) else None
         if order is None or _due(order, kind) is None:  # done by another delivery
-            return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=[])
+            # Maybe by this step's own earlier try whose COMMIT reply was lost: the steps it made
+            # due are sent again here, not left to the overdue sweep (each runs once anyway).
+            return Arrived(outcome=trade.arrival_outcome, done_now=False, next_steps=steps_of(trade))
         if (order.venue, order.instrument_id, order.side) != (step.venue, step.instrument_id, step.side):
             raise ValueError(f"trade {step.trade_id} {step.step}: its order is not the one the step carries")
         schedule = fee_schedules(trade.intent.pair)[(order.venue, order.instrument_id)]
@@ -258,6 +264,8 @@ def arrive_step(step: Step, books: ArrivalBooks | None = None) -> Arrived | None
                 trade, trade_fields, run, run_fields, leg=leg, missed=missed, returning=returning
             )
             outcome = trade.arrival_outcome
+    if live:  # once per order: a redelivery or a sweep's re-send found done above is not observed
+        telemetry.observe_arrival_lateness(step.at, asked_at)
     if written is not None:
         # The steps in between are milliseconds apart (the API shows them).
         transaction.on_commit(partial(broadcast_decision, written[1], written[0]))

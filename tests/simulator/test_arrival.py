@@ -188,6 +188,26 @@ def test_one_venue_first_sends_the_other_leg_at_its_fill_sized_to_it(trading_use
     money_is_exact(run.pk)
 
 
+def test_a_retried_step_whose_commit_reply_was_lost_sends_the_leg_it_made_due(trading_user, book_validator):
+    """The COMMIT went through but its reply was lost: the retry finds the step done and still
+    hands back the waiting leg it sent, which otherwise would wait for the overdue sweep."""
+    run = start(trading_user, sequencing="kalshi_first")
+    intent = ExecutionIntentFactory(user=trading_user)
+    decision = decide_intent(run_id=run.pk, intent_id=intent.pk, now=NOW, validator=book_validator)
+    (first,) = in_flight_steps(decision)
+    books = ArrivalBooks(**UNCHANGED)
+    sent = arrive_step(first, books).next_steps
+    assert [step.step for step in sent] == ["leg:1"]
+    retried = arrive_step(first, books)  # the retry after the lost reply
+    assert not retried.done_now and retried.next_steps == sent
+    by_name = arrive(trade_id=first.trade_id, step=first.step, books=books)
+    assert not by_name.done_now and by_name.next_steps == sent
+    assert arrive_in_order(retried.next_steps, books=books) == 1
+    assert arrive_step(first, books).next_steps == []  # nothing left on its way
+    assert SimulatorTrade.objects.get(pk=first.trade_id).arrival_outcome == "full"
+    money_is_exact(run.pk)
+
+
 def test_each_step_happens_once_whatever_the_deliveries(trading_user, book_validator):
     run = start(trading_user)
     intent = ExecutionIntentFactory(user=trading_user)

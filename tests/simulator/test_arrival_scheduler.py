@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from monitoring.health import check_arrivals
 from simulator import arrival_scheduler, sweeps
-from simulator.engine import steps_of
+from simulator.engine import arrival_store, steps_of, wire
 from simulator.intake import redispatch_overdue_arrivals
 from simulator.models import SimulatorRun, SimulatorTrade
 from simulator.services import start_run
@@ -142,6 +142,25 @@ def each_step_done_once(run: SimulatorRun, schedulers: list[Scheduler]) -> None:
     run.refresh_from_db()
     assert run.reserved_usd == 0
     assert run.balance_usd == D("1000") - sum(trade.cost_usd for trade in trades)
+
+
+def test_each_runner_starts_with_a_steps_first_statement_prepared_on_its_connection():
+    """Prepared as the runner starts, the locked read costs the first real step no PREPARE (a
+    round trip more, at the arrival time)."""
+    scheduler = arrival_scheduler.ArrivalScheduler(arrival_scheduler.redis_client(), runners=1)
+    scheduler._connect_runners()
+
+    def prepared() -> set[str]:
+        try:
+            return set(wire._session(connection.connection).names)
+        finally:
+            connection.close()
+
+    try:
+        statements = scheduler._runners.submit(prepared).result()
+    finally:
+        scheduler._runners.shutdown(wait=True)
+    assert arrival_store._lock_sql() in statements
 
 
 def test_each_order_arrives_once_whatever_the_deliveries(scene):

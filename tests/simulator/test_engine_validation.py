@@ -21,7 +21,7 @@ from ingest.sources import LiveHosts
 from ingest.stream_books import fresh_legs, publish_books
 from ingest.streams import KalshiStreamKey, StreamSource
 from simulator.core import IntentLeg
-from simulator.engine import arrive_in_order, decide_intent, in_flight_steps
+from simulator.engine import arrive_in_order, arrive_step, decide_intent, in_flight_steps
 from simulator.engine.inputs import core_intent
 from simulator.engine.validation import ExchangeValidator
 from simulator.models import SimulatorRun, SimulatorTrade
@@ -260,6 +260,24 @@ def test_a_balance_half_its_ttl_old_is_asked_again_in_the_background(double, sce
         time.sleep(0.02)
 
 
+def test_with_no_balance_ttl_each_decision_asks_each_venue_its_balance_once(double, scene):
+    """SIMULATOR_BALANCE_TTL_S=0: the balance is asked as the decision is made, and not a second
+    time in the background (which would spend twice the venue's rate limit): a zero-TTL answer is
+    not kept, so there is nothing to refresh."""
+    run, intent = scene
+    validator = ExchangeValidator(
+        timeout_s=TIMEOUT_S,
+        cache=BookCache(ttl_s=0),
+        balances=BookCache(ttl_s=0),
+        rate_limiter=LocalRateLimiter(),
+    )
+    legs = core_intent(intent).legs
+    for _ in range(3):
+        assert validator.validate(run.user_id, legs, NOW).balances_usd[KALSHI] == D(500)
+    validator._pool.shutdown(wait=True)  # any refresh sent to the background has been made
+    assert double.call_counts[(KALSHI, "/trade-api/v2/portfolio/balance")] == 3
+
+
 @pytest.fixture
 def polymarket_book_restored(double):
     book = double.state.polymarket_book(NO_TOKEN)
@@ -425,6 +443,20 @@ def test_each_order_meeting_its_venue_at_arrival_counts_in_the_lateness_metric(s
     )
     assert orders_arrived >= 2
     assert telemetry.arrival_lateness()[0][-1][1] == observed_before + orders_arrived
+
+
+def test_a_redelivered_or_resent_arrival_step_is_not_observed_again_in_the_lateness_metric(scene, validator):
+    """A step found done (a redelivery, the sweep's late re-send) met no book: only the delivery
+    that did it counts, or the re-sends' lateness would skew the histogram ops alert on."""
+    decision = decide(scene, validator)
+    assert decision.outcome == "traded", decision.reason
+    steps = in_flight_steps(decision)
+    arrive_in_order(steps)
+    observed = telemetry.arrival_lateness()[0][-1][1]
+    for step in steps:
+        arrived = arrive_step(step)
+        assert arrived is not None and not arrived.done_now
+    assert telemetry.arrival_lateness()[0][-1][1] == observed
 
 
 def _pair_spec() -> PairSpec:
